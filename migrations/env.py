@@ -1,0 +1,21 @@
+"""Alembic environment: online migrations against the configured URL."""
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+from playbook_sync.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations_online()

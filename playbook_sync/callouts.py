@@ -1,0 +1,350 @@
+"""Callout blocks: render, choose where they go, insert them, prove the edit is additive.
+
+An inserted *block* is exactly three lines, `:::type Title`, one MDX-safe body line and
+`:::`. `insert_blocks` surrounds blocks with the blank lines markdown needs; the
+additivity check (DESIGN §2.1) accepts a new file only if it is the old file, byte for
+byte, with such blocks (and those blank lines) inserted between its lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import heapq
+import re
+import unicodedata
+from collections import defaultdict
+
+from playbook_sync.mdx import frontmatter_length, mdx_safe, scan
+from playbook_sync.schemas import CalloutKind, Category, Section, SopDoc, TranscriptType
+
+MAX_SENTENCES = 3
+FIELD_TITLE, SALES_TITLE = "From the Field", "From Sales Calls"
+_KINDS = {
+    Category.insight: CalloutKind.field_tip,
+    Category.question: CalloutKind.question,
+    Category.product_intel: CalloutKind.info,
+    Category.outcome: CalloutKind.results,
+}
+_ADMONITION = {CalloutKind.field_tip: "tip", CalloutKind.question: "warning", CalloutKind.info: "info", CalloutKind.results: "note"}
+_TITLES = {CalloutKind.question: "Common Question", CalloutKind.info: "Product Intel", CalloutKind.results: "Results From the Field"}
+OPENERS = frozenset(
+    {f":::tip {FIELD_TITLE}", f":::tip {SALES_TITLE}"}
+    | {f":::{_ADMONITION[kind]} {title}" for kind, title in _TITLES.items()}
+)
+CLOSER = ":::"
+_SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]”’]))\s+(?=[A-Z0-9\"'(\[“‘]|[^\x00-\x7f])")
+
+# Headings each kind prefers, most specific first (matched case-insensitively, as substrings).
+_PREFERRED = {
+    CalloutKind.question: ("common mistakes", "common questions", "faq", "pitfalls"),
+    CalloutKind.info: ("why this matters",),
+    CalloutKind.field_tip: ("key principles", "principles"),
+    CalloutKind.results: (),
+}
+# Sections that are not a "step" an insight could belong to.
+_NOT_STEPS = ("overview", "introduction", "summary", "related", "resources", "see also", "references",
+              "changelog", "common mistakes", "why this matters")
+
+
+def kind_for(category: Category) -> CalloutKind:
+    """The callout kind used for an entry category (DESIGN §1 edit table)."""
+    return _KINDS[Category(category)]
+
+
+def _opener(kind: CalloutKind, transcript_types: set[TranscriptType]) -> str:
+    if kind is CalloutKind.field_tip:
+        # Sales attribution only when every source is a sales call; mixed sources are "the field".
+        sales_only = bool(transcript_types) and set(transcript_types) == {TranscriptType.sales}
+        return f":::tip {SALES_TITLE if sales_only else FIELD_TITLE}"
+    return f":::{_ADMONITION[kind]} {_TITLES[kind]}"
+
+
+def sentences(text: str) -> list[str]:
+    """Split one paragraph into sentences (a break needs `.!?`, a space and a capital/digit)."""
+    return [part for part in _SENTENCE_BREAK.split(text.strip()) if part]
+
+
+def render_block(kind: CalloutKind, body: str, transcript_types: set[TranscriptType]) -> str:
+    """`:::type Title\\n<1-3 MDX-safe sentences>\\n:::\\n`; raises ValueError on an empty body."""
+    text = " ".join(sentences(mdx_safe(body))[:MAX_SENTENCES])
+    if not text:
+        raise ValueError("callout body is empty after MDX sanitizing")
+    return f"{_opener(CalloutKind(kind), transcript_types)}\n{text}\n{CLOSER}\n"
+
+
+def _is_block(lines: list[str]) -> bool:
+    """Three lines (no line endings) that render_block could have produced."""
+    return (
+        len(lines) == 3
+        and lines[0] in OPENERS
+        and lines[2] == CLOSER
+        and bool(lines[1])
+        and mdx_safe(lines[1]) == lines[1]
+        and len(sentences(lines[1])) <= MAX_SENTENCES
+    )
+
+
+# --- placement ----------------------------------------------------------------------
+
+
+def _find(doc: SopDoc, needle: str) -> Section | None:
+    """First H2/H3 section whose heading contains `needle` (case-insensitive)."""
+    needle = needle.casefold()
+    return next((s for s in doc.sections if s.level and needle in s.heading.casefold()), None)
+
+
+def _hinted(doc: SopDoc, hint: str | None) -> Section | None:
+    """The section the hint names: exact heading first, then either containing the other."""
+    wanted = (hint or "").strip().casefold()
+    if not wanted:
+        return None
+    for section in doc.sections:
+        if section.heading.casefold() == wanted:
+            return section
+    for section in doc.sections:
+        heading = section.heading.casefold()
+        if heading and (wanted in heading or heading in wanted):
+            return section
+    return None
+
+
+def _is_step(section: Section) -> bool:
+    """A content section an insight can sit in: has a body and is not a meta section."""
+    body = section.text.splitlines()[1:]
+    heading = section.heading.casefold()
+    return section.level > 0 and any(line.strip() for line in body) and not any(m in heading for m in _NOT_STEPS)
+
+
+def _fallback(doc: SopDoc) -> Section:
+    """The last real section, else the preamble, else an empty point at the end of the file."""
+    if doc.sections:
+        return next((s for s in reversed(doc.sections) if s.level), doc.sections[-1])
+    end = len(doc.content.splitlines())
+    return Section(heading="", level=0, start_line=end, end_line=end, text="")
+
+
+def choose_section(doc: SopDoc, kind: CalloutKind, hint: str | None) -> Section:
+    """The section a callout of `kind` goes in (DESIGN §1 table), always a real one."""
+    kind = CalloutKind(kind)
+    hinted = _hinted(doc, hint)
+    candidates: list[Section | None] = []
+    if kind is CalloutKind.field_tip and hinted is not None and _is_step(hinted):
+        candidates.append(hinted)
+    candidates += [_find(doc, needle) for needle in _PREFERRED[kind]]
+    candidates.append(hinted)
+    return next((c for c in candidates if c is not None), None) or _fallback(doc)
+
+
+def insertion_line(doc: SopDoc, section: Section) -> int:
+    """Line index to insert at: after the section's last content, outside code and admonitions."""
+    lines = doc.content.splitlines(keepends=True)
+    infos = scan(lines)
+    head = frontmatter_length(lines)
+
+    def fits(p: int) -> bool:
+        # A point is safe after a real line break, outside frontmatter, fences and admonitions,
+        # and reads well right after a non-blank line (the blank line is ours to add).
+        if p < max(head, 1) or p > len(lines) or not infos[p - 1].outside:
+            return False
+        previous = lines[p - 1]
+        return bool(previous.strip()) and (p == len(lines) or previous.endswith(("\n", "\r")))
+
+    first = section.start_line + (1 if section.level else 0)
+    # Prefer the end of the section; else just after an admonition/fence that runs past it;
+    # else the nearest safe point before the section.
+    order = [*range(section.end_line, first - 1, -1), *range(section.end_line + 1, len(lines) + 1),
+             *range(first - 1, 0, -1)]
+    for p in order:
+        if fits(p):
+            return p
+    if not lines or (head and head == len(lines)):
+        return len(lines)
+    raise ValueError(f"{doc.path}: no safe insertion point for section {section.heading!r}")
+
+
+# --- insertion ----------------------------------------------------------------------
+
+
+def _eol(text: str) -> str:
+    """The file's line ending style, judged by its first line break."""
+    index = text.find("\n")
+    return "\r\n" if index > 0 and text[index - 1] == "\r" else "\n"
+
+
+def _has_final_eol(text: str) -> bool:
+    return not text or text.endswith("\n")
+
+
+def _blank(line: str) -> bool:
+    return not line.strip()
+
+
+def insert_blocks(content: str, insertions: list[tuple[int, str]]) -> str:
+    """Insert rendered blocks before the given line indices; blank lines added only where needed.
+
+    Each insertion point gets `[blank] block (blank block)* [blank]`: the leading blank
+    only after a non-blank line, the trailing one only before a non-blank line. Blocks at
+    the same index keep their order. Line endings follow the file (CRLF stays CRLF) and a
+    missing final newline stays missing.
+    """
+    eol = _eol(content)
+    lines = content.splitlines(keepends=True)
+    if not _has_final_eol(content):
+        lines[-1] += eol  # work as if it had one; removed again below
+    grouped: dict[int, list[list[str]]] = defaultdict(list)
+    for index, block in insertions:
+        block_lines = block.replace("\r\n", "\n").removesuffix("\n").split("\n")
+        if not 0 <= index <= len(lines):
+            raise ValueError(f"insertion line {index} outside 0..{len(lines)}")
+        if not _is_block(block_lines):
+            raise ValueError(f"not a callout block: {block[:80]!r}")
+        if 0 < index < len(lines) and not lines[index - 1].endswith(("\n", "\r")):
+            raise ValueError(f"line {index} ends without a markdown line break")
+        grouped[index].append(block_lines)
+    out: list[str] = []
+    for index in range(len(lines) + 1):
+        if index in grouped:
+            chunk: list[str] = [""] if index and not _blank(lines[index - 1]) else []
+            for number, block_lines in enumerate(grouped[index]):
+                chunk += ([""] if number else []) + block_lines
+            chunk += [""] if index < len(lines) and not _blank(lines[index]) else []
+            out.extend(line + eol for line in chunk)
+        if index < len(lines):
+            out.append(lines[index])
+    result = "".join(out)
+    return result if _has_final_eol(content) else result.removesuffix(eol)
+
+
+# --- additivity ---------------------------------------------------------------------
+
+
+def _chunk_ends(new: list[str], start: int, limit: int, eol: str) -> list[int]:
+    """Every k with new[start:k] a well-formed inserted chunk: [blank] block (blank block)* [blank]."""
+    ends: list[int] = []
+    pos = start + (1 if start < limit and new[start] == eol else 0)
+
+    def block_at(p: int) -> bool:
+        return p + 3 <= limit and all(line.endswith(eol) for line in new[p : p + 3]) and _is_block(
+            [line.removesuffix(eol) for line in new[p : p + 3]]
+        )
+
+    while block_at(pos):
+        pos += 3
+        ends.append(pos)
+        if pos < limit and new[pos] == eol:
+            ends.append(pos + 1)
+            if block_at(pos + 1):
+                pos += 1
+                continue
+        break
+    return ends
+
+
+def _align(old: str, new: str) -> list[tuple[int, int, int]] | None:
+    """(old line, new start, new end) of each inserted chunk, or None if `new` is not additive.
+
+    A search over (old line i, new line j) states: equal lines advance both, a well-formed
+    chunk advances only j. j - i never exceeds the number of inserted lines, so the search
+    is linear in the file length. Two chunks may not touch (they would form one malformed one).
+    """
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    eol, extra = _eol(old), len(b) - len(a)
+    if extra < 0:
+        return None
+    # A state is (old line, new line, arrived by a chunk); keyed states remember their parent.
+    State = tuple[int, int, bool]
+    parent: dict[State, State | None] = {(0, 0, False): None}
+    pending: dict[int, set[tuple[int, bool]]] = defaultdict(set, {0: {(0, False)}})
+    for i in range(len(a) + 1):
+        heap = sorted(pending.pop(i, set()))
+        while heap:
+            j, by_chunk = heapq.heappop(heap)
+            if not by_chunk:
+                for k in _chunk_ends(b, j, min(len(b), i + extra), eol):
+                    if (i, k, True) not in parent:
+                        parent[(i, k, True)] = (i, j, by_chunk)
+                        heapq.heappush(heap, (k, True))
+            if i < len(a) and j < len(b) and a[i] == b[j] and (i + 1, j + 1, False) not in parent:
+                parent[(i + 1, j + 1, False)] = (i, j, by_chunk)
+                pending[i + 1].add((j + 1, False))
+    goal = next((s for s in ((len(a), len(b), False), (len(a), len(b), True)) if s in parent), None)
+    if goal is None:
+        return None
+    chunks: list[tuple[int, int, int]] = []
+    state: State | None = goal
+    while state is not None and (previous := parent[state]) is not None:
+        if state[2]:
+            chunks.append((state[0], previous[1], state[1]))
+        state = previous
+    return chunks[::-1]
+
+
+def _normalized(old: str, new: str) -> tuple[str, str]:
+    """Give both files the final line break the old one lacks (so appending at EOF is a pure insert)."""
+    return (old, new) if _has_final_eol(old) else (old + _eol(old), new + _eol(old))
+
+
+def check_additive(old: str, new: str) -> str | None:
+    """None if `new` is `old` plus inserted callout blocks only; else what is wrong, precisely."""
+    if old == new:
+        return None
+    if _has_final_eol(old) != _has_final_eol(new):
+        return "final newline " + ("removed" if _has_final_eol(old) else "added")
+    old_n, new_n = _normalized(old, new)
+    if _align(old_n, new_n) is not None:
+        return None
+    a, b = old_n.splitlines(keepends=True), new_n.splitlines(keepends=True)
+    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    # Report lost or altered text first: it is the definite fault, an odd insertion may just be its echo.
+    for tag, i1, _, j1, _ in opcodes:
+        if tag == "delete":
+            return f"line {i1 + 1} deleted: {a[i1][:60]!r}"
+        if tag == "replace":
+            return f"line {i1 + 1} changed{_how(a[i1], b[j1])}: {a[i1][:60]!r} -> {b[j1][:60]!r}"
+    for tag, _, _, j1, j2 in opcodes:
+        if tag == "insert" and j2 not in _chunk_ends(b, j1, j2, _eol(old_n)):
+            return f"inserted text at line {j1 + 1} is not a callout block: {b[j1][:60]!r}"
+    return "inserted text does not split into separate callout blocks"
+
+
+def _how(old_line: str, new_line: str) -> str:
+    if old_line.rstrip("\r\n") == new_line.rstrip("\r\n"):
+        return " (line ending)"
+    return " (whitespace only)" if old_line.split() == new_line.split() else ""
+
+
+def verify_additive(old: str, new: str) -> bool:
+    """True when removing the inserted blocks from `new` gives back `old` byte for byte."""
+    return check_additive(old, new) is None
+
+
+def removed_view(old: str, new: str) -> str:
+    """`new` with the inserted chunks taken out (== `old` when additive); ValueError otherwise."""
+    if (reason := check_additive(old, new)) is not None:
+        raise ValueError(reason)
+    old_n, new_n = _normalized(old, new)
+    lines = new_n.splitlines(keepends=True)
+    for _, start, end in reversed(_align(old_n, new_n) or []):
+        del lines[start:end]
+    kept = "".join(lines)
+    return kept if _has_final_eol(old) else kept.removesuffix(_eol(old))
+
+
+# --- idempotence --------------------------------------------------------------------
+
+
+def _norm_lines(text: str) -> list[str]:
+    """Non-blank lines with whitespace collapsed: the form blocks are compared in."""
+    return [" ".join(line.split()) for line in unicodedata.normalize("NFC", text).splitlines() if line.strip()]
+
+
+def block_hash(block: str) -> str:
+    """sha256 of the normalized block text (line endings and spacing do not matter)."""
+    return hashlib.sha256("\n".join(_norm_lines(block)).encode("utf-8")).hexdigest()
+
+
+def contains_block(content: str, block: str) -> bool:
+    """True if `content` already holds this block (normalized lines, consecutive)."""
+    needle, hay = _norm_lines(block), _norm_lines(content)
+    return bool(needle) and any(hay[i : i + len(needle)] == needle for i in range(len(hay) - len(needle) + 1))

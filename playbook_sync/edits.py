@@ -1,0 +1,136 @@
+"""Plan callouts and new SOPs, and apply them to a tree with the additivity check."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from playbook_sync import callouts
+from playbook_sync.mdx import find_hazards, mdx_safe
+from playbook_sync.new_sop import next_number, render_new_sop
+from playbook_sync.providers.base import LLM
+from playbook_sync.schemas import CalloutKind, CalloutRequest, Entry, NewSopRequest, SopDoc
+from playbook_sync.sops import SopError, is_doc, parse_sop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlannedBlock:
+    """One callout for one SOP section, merging one or more entries."""
+
+    sop_path: str
+    hint: str  # section heading chosen at plan time; re-resolved when applied
+    kind: CalloutKind
+    block: str
+    entry_ids: list[uuid.UUID]
+
+
+@dataclass
+class PlannedSop:
+    """A new SOP drafted from an orphan cluster."""
+
+    cluster_id: uuid.UUID
+    label: str
+    path: str
+    content: str
+    entry_ids: list[uuid.UUID]
+
+
+@dataclass
+class Applied:
+    """The outcome of applying a plan to one tree."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    blocks: list[PlannedBlock] = field(default_factory=list)
+    present: list[PlannedBlock] = field(default_factory=list)  # already in the file: nothing to write
+    dropped: list[tuple[PlannedBlock, str]] = field(default_factory=list)
+    sops: list[PlannedSop] = field(default_factory=list)
+
+
+def parse_tree(tree: dict[str, bytes], docs_root: str) -> tuple[dict[str, SopDoc], list[str]]:
+    """Parse every doc of a tree; broken ones are reported (path:line) and left alone."""
+    docs, errors = {}, []
+    for path, content in sorted(tree.items()):
+        if is_doc(path, docs_root):
+            try:
+                docs[path] = parse_sop(path, content)
+            except SopError as exc:
+                errors.append(str(exc))
+    return docs, errors
+
+
+def plan_block(llm: LLM, doc: SopDoc, kind: CalloutKind, hint: str, entries: list[Entry]) -> PlannedBlock:
+    """Ask the LLM for 1-3 sentences for a section and render them as a safe callout."""
+    section = callouts.choose_section(doc, kind, hint)
+    draft = llm.write_callout(
+        CalloutRequest(
+            sop_path=doc.path, sop_title=doc.title, section=section.heading, kind=kind,
+            entries=entries, section_text=section.text,
+        )
+    )
+    block = callouts.render_block(kind, mdx_safe(draft.body), {e.transcript_type for e in entries})
+    return PlannedBlock(doc.path, section.heading, kind, block, [e.id for e in entries])
+
+
+def group_for_blocks(doc: SopDoc, picks: list[tuple[Entry, str | None]]) -> dict[tuple[str, CalloutKind], list[Entry]]:
+    """Entries for one SOP grouped by (section, callout kind): one block per group."""
+    groups: dict[tuple[str, CalloutKind], list[Entry]] = defaultdict(list)
+    for entry, hint in picks:
+        kind = callouts.kind_for(entry.category)
+        groups[(callouts.choose_section(doc, kind, hint).heading, kind)].append(entry)
+    return groups
+
+
+def apply_blocks(tree: dict[str, bytes], blocks: list[PlannedBlock], docs_root: str) -> Applied:
+    """Insert planned blocks into the tree's SOPs; an SOP whose result is not additive is left alone."""
+    out = Applied()
+    by_sop: dict[str, list[PlannedBlock]] = defaultdict(list)
+    for b in blocks:
+        by_sop[b.sop_path].append(b)
+    for path, planned in by_sop.items():
+        if path not in tree:
+            out.dropped += [(b, f"{path} no longer exists") for b in planned]
+            continue
+        try:
+            doc = parse_sop(path, tree[path])
+        except SopError as exc:
+            out.dropped += [(b, f"SOP not editable: {exc}") for b in planned]
+            continue
+        fresh = [b for b in planned if not callouts.contains_block(doc.content, b.block)]
+        out.present += [b for b in planned if b not in fresh]
+        if not fresh:
+            continue
+        insertions = [(callouts.insertion_line(doc, callouts.choose_section(doc, b.kind, b.hint)), b.block) for b in fresh]
+        new = callouts.insert_blocks(doc.content, insertions)
+        reason = callouts.check_additive(doc.content, new) or _new_hazards(doc.content, new)
+        if reason:
+            log.warning("dropping edits to %s: %s", path, reason)
+            out.dropped += [(b, f"edit to {path} rejected: {reason}") for b in fresh]
+            continue
+        out.files[path] = new.encode("utf-8")
+        out.blocks += fresh
+    return out
+
+
+def _new_hazards(old: str, new: str) -> str | None:
+    """An edit may not add MDX hazards the file did not already have."""
+    before = {msg for _, msg in find_hazards(old)}
+    added = [f"line {line}: {msg}" for line, msg in find_hazards(new) if msg not in before]
+    return f"unsafe MDX after edit ({'; '.join(added[:3])})" if added else None
+
+
+def plan_new_sop(llm: LLM, *, cluster_id: uuid.UUID, entries: list[Entry], module: str, docs: dict[str, SopDoc], taken: set[str]) -> PlannedSop:
+    """Name the cluster, draft the SOP, render it at the next free number of its module."""
+    label = llm.name_cluster(entries)
+    draft = llm.draft_sop(NewSopRequest(module=module, cluster_label=label, entries=entries))
+    existing = [(d.path, d.sop_id, d.title) for d in docs.values()] + [(p, "", "") for p in taken]
+    number = next_number(existing, module)
+    path, content = render_new_sop(module, number, draft)
+    reason = _new_hazards("", content)
+    parse_sop(path, content.encode("utf-8"))  # our own template must parse; raises SopError if not
+    if reason:
+        raise ValueError(f"new SOP {path}: {reason}")
+    return PlannedSop(cluster_id, label, path, content, [e.id for e in entries])

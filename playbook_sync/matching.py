@@ -1,0 +1,61 @@
+"""Top-k SOP candidates for an entry via pgvector, and the similarity bands."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from playbook_sync.config import Bands
+from playbook_sync.models import SopEmbedding, SopSection
+from playbook_sync.schemas import Candidate
+
+# Sections per query: an SOP has ~5-15 sections, so this many nearest sections
+# almost always covers k distinct SOPs; HNSW needs ef_search >= the limit.
+SECTIONS_PER_SOP = 12
+
+
+def band(similarity: float, bands: Bands) -> str:
+    """strong (>= strong), weak (>= weak) or none."""
+    if similarity >= bands.strong:
+        return "strong"
+    if similarity >= bands.weak:
+        return "weak"
+    return "none"
+
+
+def nearest_sops(session: Session, *, vector: Sequence[float], k: int) -> list[tuple[str, str, float]]:
+    """(path, best section, similarity) of the k SOPs whose best section is nearest."""
+    limit = max(k * SECTIONS_PER_SOP, 40)
+    session.execute(text(f"SET LOCAL hnsw.ef_search = {int(limit)}"))
+    distance = SopSection.embedding.cosine_distance(list(vector))
+    rows = session.execute(
+        select(SopSection.file_path, SopSection.heading, (1 - distance).label("similarity"))
+        .order_by(distance)
+        .limit(limit)
+    )
+    best: dict[str, tuple[str, str, float]] = {}
+    for path, heading, similarity in rows:
+        if path not in best:
+            best[path] = (path, heading, float(similarity))
+            if len(best) == k:
+                break
+    return list(best.values())
+
+
+def candidates(session: Session, *, vector: Sequence[float], k: int, bands: Bands) -> tuple[float | None, list[Candidate]]:
+    """The best similarity seen, and the strong/weak candidates with their SOP text."""
+    nearest = nearest_sops(session, vector=vector, k=k)
+    if not nearest:
+        return None, []
+    kept = [(p, h, s) for p, h, s in nearest if band(s, bands) != "none"]
+    rows = {
+        r.file_path: r
+        for r in session.scalars(select(SopEmbedding).where(SopEmbedding.file_path.in_([p for p, _, _ in kept])))
+    }
+    return nearest[0][2], [
+        Candidate(sop_path=p, title=rows[p].title, section=h, similarity=s, band=band(s, bands), sop_text=rows[p].content)
+        for p, h, s in kept
+        if p in rows
+    ]

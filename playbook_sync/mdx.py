@@ -1,0 +1,233 @@
+"""MDX safety: sanitize generated text for callout bodies, lint whole documents.
+
+Docusaurus compiles every page as MDX, where `<` starts JSX, `{` starts a JavaScript
+expression, `import`/`export` at a line start is ESM and `:::` opens or closes an
+admonition. Text that comes from calls or from an LLM must never be able to do any
+of that, so `mdx_safe` rewrites it into one plain markdown paragraph:
+
+* HTML comments and `<script>`/`<style>`-like elements are dropped with their content,
+  other tags are dropped (their inner text stays); any `<` left over becomes the words
+  "less than" (`<=` becomes "≤") - words, not `&lt;`, so nothing depends on entity decoding;
+* `{` / `}` become `(` / `)`; runs of 3+ colons become one; runs of 3+ backticks/tildes
+  are shortened so no code fence can open;
+* markdown links keep only their text unless the target is a plain http(s) URL;
+  `javascript:`/`vbscript:`/`data:` schemes are defanged wherever they appear;
+* HTML entities are decoded first (so `&lt;script&gt;` is treated as `<script>`) and
+  backslashes become `/` (so nothing can escape, or un-escape, our substitutions);
+* control, zero-width, bidi and private-use characters are removed, all whitespace
+  collapses to single spaces, and block syntax at the start (headings, list and quote
+  markers, thematic breaks, link definitions) is removed; a leading `import`/`export`
+  is capitalized, which MDX does not read as ESM.
+
+`mdx_safe` is idempotent: its output passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+
+_DROP_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})  # controls, zero-width/bidi, private, unassigned
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)  # an unclosed comment hides the rest: drop it too
+_RAW_ELEMENT = re.compile(r"<(script|style|iframe|object|embed|template|textarea)\b.*?(?:</\1\s*>|\Z)", re.S | re.I)
+_TAG = re.compile(r"</?[A-Za-z][\w.:-]*(?:\s[^<>]*)?/?>|</?>")
+_LINK_START = re.compile(r"(!?)\[([^\[\]]*)\]\(")
+_SAFE_URL = re.compile(r"https?://[^\s()<>{}\[\]\"'`\\]+")
+_SCRIPT_SCHEME = re.compile(r"\b(javascript|vbscript)[\s:]*:", re.I)
+_DATA_SCHEME = re.compile(r"\b(data)[\s:]*:(?=\s*[a-z]+/)", re.I)
+_LEADING = re.compile(r"^(?:#{1,6}(?=\s|$)|[-*+](?=\s|$)|\d{1,9}[.)](?=\s|$)|[>:\s])+")
+_THEMATIC_BREAK = re.compile(r"^([-*_])(?:\s*\1){2,}\s*$")
+_LINK_DEFINITION = re.compile(r"^(\[[^\]]*\]):")
+_ESM = re.compile(r"^(import|export)\b")
+
+
+def mdx_safe(text: str) -> str:
+    """Rewrite untrusted text into one MDX-inert markdown paragraph (see module docstring)."""
+    text = "".join(_clean_char(ch) for ch in _decode_entities(text))
+    text = unicodedata.normalize("NFC", text).replace("\\", "/")
+    text = _TAG.sub(" ", _RAW_ELEMENT.sub(" ", _COMMENT.sub(" ", text)))
+    text = _defang(text)  # before links, so a defanged target no longer looks like a URL
+    while (relinked := _links(text)) != text:  # labels may hold links: "[[x](a)](b)"
+        text = relinked
+    text = _defang(text)  # again: dropping a link can join "javascript" and ":"
+    text = re.sub(r"\s*<\s*", " less than ", text.replace("<=", " ≤ "))
+    text = text.replace("{", "(").replace("}", ")")
+    text = re.sub(r"~{3,}", "~~", re.sub(r"`{3,}", "``", re.sub(r":{3,}", ":", text)))
+    text = _LEADING.sub("", " ".join(text.split()))
+    if _THEMATIC_BREAK.match(text):
+        return ""
+    text = _LINK_DEFINITION.sub(r"\1 :", text)
+    if "&" in text and html.unescape(text) != text:
+        # Our own rewrites glued an entity together (e.g. "&" + tag + "lt;"); spell the
+        # ampersand out so the text renders literally and mdx_safe stays idempotent.
+        text = " ".join(text.replace("&", " and ").split())
+    return _ESM.sub(lambda m: m.group(1).capitalize(), text)
+
+
+def _defang(text: str) -> str:
+    """Break dangerous URL schemes: `javascript:` -> `javascript `."""
+    return _DATA_SCHEME.sub(r"\1 ", _SCRIPT_SCHEME.sub(r"\1 ", text))
+
+
+def _decode_entities(text: str) -> str:
+    """Decode HTML entities until nothing changes (double-encoding must not smuggle tags)."""
+    while (decoded := html.unescape(text)) != text:
+        text = decoded
+    return text
+
+
+def _clean_char(ch: str) -> str:
+    category = unicodedata.category(ch)
+    if ch in "\t\n\r\f\v" or category.startswith("Z"):
+        return " "
+    return "" if category in _DROP_CATEGORIES else ch
+
+
+def _links(text: str) -> str:
+    """Replace markdown links/images by their text; keep links only to plain http(s) URLs."""
+    out: list[str] = []
+    pos = 0
+    while match := _LINK_START.search(text, pos):
+        end = _closing_paren(text, match.end())
+        if end is None:
+            out.append(text[pos : match.end()])
+            pos = match.end()
+            continue
+        image, label, target = match.group(1), match.group(2), text[match.end() : end].strip()
+        out.append(text[pos : match.start()])
+        keep = not image and _SAFE_URL.fullmatch(target) is not None
+        out.append(f"[{label}]({target})" if keep else label)
+        pos = end + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _closing_paren(text: str, start: int) -> int | None:
+    depth = 0
+    for index in range(start, len(text)):
+        if text[index] == "(":
+            depth += 1
+        elif text[index] == ")":
+            if depth == 0:
+                return index
+            depth -= 1
+    return None
+
+
+# --- document structure -------------------------------------------------------------
+
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
+_ADMONITION_OPEN = re.compile(r"^\s*(:{3,})\s*([A-Za-z][\w-]*)")
+_ADMONITION_CLOSE = re.compile(r"^\s*:{3,}\s*$")
+
+
+@dataclass(frozen=True)
+class LineInfo:
+    """Where a line sits: `kind` is frontmatter|code|text; the rest is the state after it."""
+
+    kind: str
+    in_fence: bool  # a fenced code block is open after this line
+    depth: int  # admonitions open after this line
+    event: str | None = None  # "open", "close" or "stray" for admonition fences
+
+    @property
+    def outside(self) -> bool:
+        """True when, after this line, we are neither in a code fence nor in an admonition."""
+        return not self.in_fence and self.depth == 0
+
+
+def frontmatter_length(lines: list[str]) -> int:
+    """Number of leading lines that form the YAML frontmatter (0 if there is none)."""
+    if not lines or lines[0].strip() != "---":
+        return 0
+    for index in range(1, len(lines)):
+        if lines[index].strip() == "---":
+            return index + 1
+    return 0
+
+
+def scan(lines: list[str]) -> list[LineInfo]:
+    """Classify each line (frontmatter, fenced code, text) and track admonition depth."""
+    head = frontmatter_length(lines)
+    infos = [LineInfo("frontmatter", False, 0)] * head
+    fence: tuple[str, int] | None = None
+    depth = 0
+    for line in lines[head:]:
+        body = line.rstrip("\r\n")
+        match = _FENCE.match(body)
+        if fence is not None:
+            marker = match.group(1) if match else ""
+            if marker[:1] == fence[0] and len(marker) >= fence[1] and not match.group(2).strip():
+                fence = None
+            infos.append(LineInfo("code", fence is not None, depth))
+        elif match and not (match.group(1)[0] == "`" and "`" in match.group(2)):
+            fence = (match.group(1)[0], len(match.group(1)))
+            infos.append(LineInfo("code", True, depth))
+        elif _ADMONITION_OPEN.match(body):
+            depth += 1
+            infos.append(LineInfo("text", False, depth, "open"))
+        elif _ADMONITION_CLOSE.match(body):
+            event = "close" if depth else "stray"
+            depth = max(depth - 1, 0)
+            infos.append(LineInfo("text", False, depth, event))
+        else:
+            infos.append(LineInfo("text", False, depth))
+    return infos
+
+
+# --- linting ------------------------------------------------------------------------
+
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+_LESS_THAN = re.compile(r"(?<!\\)<(?=\S)")
+_BRACE = re.compile(r"(?<!\\)\{")
+_DATA_LINK = re.compile(r"\]\(\s*<?\s*data\s*:", re.I)
+
+
+def find_hazards(text: str) -> list[tuple[int, str]]:
+    """(1-based line, message) for every MDX hazard outside frontmatter and fenced code."""
+    lines = text.splitlines(keepends=True)
+    infos = scan(lines)
+    hazards: list[tuple[int, str]] = []
+    open_admonitions: list[tuple[int, str]] = []
+    fence_start = 0
+    for number, (line, info) in enumerate(zip(lines, infos), start=1):
+        if info.kind == "code" and (number == 1 or not infos[number - 2].in_fence):
+            fence_start = number
+        if info.kind != "text":
+            continue
+        body = line.rstrip("\r\n")
+        if info.event == "open":
+            open_admonitions.append((number, body.strip()))
+        elif info.event == "close":
+            open_admonitions.pop()
+        elif info.event == "stray":
+            hazards.append((number, "closing ':::' without an open admonition"))
+        hazards.extend((number, message) for message in _line_hazards(body))
+    hazards.extend((number, f"admonition '{opener}' is never closed") for number, opener in open_admonitions)
+    if infos and infos[-1].in_fence:
+        hazards.append((fence_start, "code fence is never closed"))
+    return sorted(hazards)
+
+
+def _line_hazards(body: str) -> list[str]:
+    found = [
+        f"invisible or control character U+{ord(ch):04X}"
+        for ch in dict.fromkeys(body)
+        if ch != "\t" and (unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"})
+    ]
+    # MDX does not evaluate `{` or `<` inside code spans; blank them out, keeping positions.
+    prose = _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), body)
+    if _ESM.match(body):
+        found.append("import/export at line start is parsed as ESM")
+    if "<!--" in prose:
+        found.append("HTML comment (not allowed in MDX)")
+    for match in _LESS_THAN.finditer(prose):
+        if not prose.startswith("<!--", match.start()):
+            found.append(f"'<' starts JSX/HTML: {prose[match.start() : match.start() + 20]!r}")
+    if _BRACE.search(prose):
+        found.append("'{' starts an MDX expression")
+    if _SCRIPT_SCHEME.search(prose) or _DATA_LINK.search(prose):
+        found.append("script or data URL")
+    return found

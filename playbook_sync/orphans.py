@@ -1,0 +1,133 @@
+"""Persistent orphan clusters: orphans join the nearest open cluster, or start one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from playbook_sync.models import KnowledgeEntry, OrphanCluster, OrphanMember, SopEmbedding
+
+
+@dataclass
+class ClusterView:
+    id: uuid.UUID
+    label: str | None
+    entries: list[KnowledgeEntry]
+    sources: set[str]
+    centroid: list[float]
+
+
+def _unit(vector: np.ndarray) -> list[float]:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm).tolist() if norm else vector.tolist()
+
+
+def assign(session: Session, *, run_id: uuid.UUID, entries: Sequence[KnowledgeEntry], threshold: float) -> None:
+    """Put each orphan (not yet in a cluster) into the nearest open cluster above threshold."""
+    known = set(session.scalars(select(OrphanMember.entry_id).where(OrphanMember.entry_id.in_([e.id for e in entries]))))
+    for entry in sorted(entries, key=lambda e: (e.created_at, str(e.id))):
+        if entry.id in known or entry.embedding is None:
+            continue
+        distance = OrphanCluster.centroid.cosine_distance(list(entry.embedding))
+        nearest = session.execute(
+            select(OrphanCluster, (1 - distance).label("similarity"))
+            .where(OrphanCluster.status == "open")
+            .order_by(distance)
+            .limit(1)
+        ).first()
+        if nearest is not None and nearest.similarity >= threshold:
+            cluster, similarity = nearest.OrphanCluster, float(nearest.similarity)
+        else:
+            cluster, similarity = OrphanCluster(centroid=list(entry.embedding), tags=[]), 1.0
+            session.add(cluster)
+            session.flush()
+        session.add(OrphanMember(entry_id=entry.id, cluster_id=cluster.id, run_id=run_id, similarity=similarity))
+        session.flush()
+        _refresh(session, cluster)
+    _merge_close(session, threshold)
+
+
+def _merge_close(session: Session, threshold: float) -> None:
+    """Merge open clusters whose centroids have come within threshold of each other.
+
+    Joining is greedy in arrival order, so two early orphans can start separate
+    clusters that a later one bridges; merging makes the result order-independent.
+    """
+    while True:
+        clusters = list(session.scalars(select(OrphanCluster).where(OrphanCluster.status == "open").order_by(OrphanCluster.created_at, OrphanCluster.id)))
+        if len(clusters) < 2:
+            return
+        matrix = np.asarray([c.centroid for c in clusters], dtype=float)
+        sims = matrix @ matrix.T
+        np.fill_diagonal(sims, -1.0)
+        i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        if sims[i, j] < threshold:
+            return
+        keep, gone = clusters[min(i, j)], clusters[max(i, j)]
+        for member in session.scalars(select(OrphanMember).where(OrphanMember.cluster_id == gone.id)):
+            member.cluster_id = keep.id
+        session.flush()
+        session.delete(gone)
+        session.flush()
+        _refresh(session, keep)
+
+
+def _refresh(session: Session, cluster: OrphanCluster) -> None:
+    """Recompute centroid and tags from the members (cheap: clusters are small)."""
+    members = _members(session, cluster.id)
+    cluster.centroid = _unit(np.mean([np.asarray(m.embedding) for m in members], axis=0))
+    cluster.tags = sorted({t for m in members for t in (m.tags or [])})
+
+
+def _members(session: Session, cluster_id: uuid.UUID) -> list[KnowledgeEntry]:
+    return list(
+        session.scalars(
+            select(KnowledgeEntry)
+            .join(OrphanMember, OrphanMember.entry_id == KnowledgeEntry.id)
+            .where(OrphanMember.cluster_id == cluster_id)
+            .order_by(KnowledgeEntry.created_at, KnowledgeEntry.id)
+        )
+    )
+
+
+def promotable(session: Session, *, min_entries: int, min_sources: int) -> list[ClusterView]:
+    """Open clusters with enough entries from enough distinct sources to become an SOP."""
+    out = []
+    for cluster in session.scalars(select(OrphanCluster).where(OrphanCluster.status == "open").order_by(OrphanCluster.created_at)):
+        members = _members(session, cluster.id)
+        sources = {m.source_ref or f"entry:{m.id}" for m in members}
+        if len(members) >= min_entries and len(sources) >= min_sources:
+            out.append(ClusterView(cluster.id, cluster.label, members, sources, list(cluster.centroid)))
+    return out
+
+
+def nearest_module(session: Session, *, centroid: Sequence[float], modules: set[str]) -> str | None:
+    """The module of the SOP nearest to a cluster, among the modules that exist."""
+    distance = SopEmbedding.embedding.cosine_distance(list(centroid))
+    for module in session.scalars(
+        select(SopEmbedding.module).where(SopEmbedding.module.in_(modules)).order_by(distance).limit(1)
+    ):
+        return module
+    return min(modules, key=lambda m: int(m.split("-")[1])) if modules else None
+
+
+def mark_promoted(session: Session, *, cluster_id: uuid.UUID, run_id: uuid.UUID, label: str, sop_path: str) -> None:
+    """Close a cluster once its SOP is committed."""
+    cluster = session.get(OrphanCluster, cluster_id)
+    cluster.status, cluster.promoted_run_id, cluster.label, cluster.sop_file_path = "promoted", run_id, label, sop_path
+
+
+def open_cluster_sizes(session: Session) -> list[tuple[uuid.UUID, int]]:
+    """(cluster, members) of open clusters, for reports."""
+    rows = session.execute(
+        select(OrphanMember.cluster_id, func.count())
+        .join(OrphanCluster, OrphanCluster.id == OrphanMember.cluster_id)
+        .where(OrphanCluster.status == "open")
+        .group_by(OrphanMember.cluster_id)
+    )
+    return [(cid, n) for cid, n in rows]

@@ -1,0 +1,193 @@
+"""The weekly run as plain functions: start_run, process_entry, finalize_run.
+
+Celery tasks are thin wrappers around these; every function is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from playbook_sync import matching, store
+from playbook_sync.models import KnowledgeEntry, RunItem, SyncRun
+from playbook_sync.providers.base import Embedder
+from playbook_sync.runtime import Deps
+from playbook_sync.schemas import Action, ClassifyRequest, ItemStatus, RunStatus
+from playbook_sync.sops import SopError, is_doc, parse_sop, section_embedding_text, whole_embedding_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunStart:
+    run_id: uuid.UUID
+    entry_ids: list[uuid.UUID]
+
+
+def embed_all(embedder: Embedder, texts: Sequence[str]) -> list[list[float]]:
+    """Embed texts in as few requests as the embedder allows (≤ max_batch inputs each)."""
+    vectors: list[list[float]] = []
+    for start in range(0, len(texts), embedder.max_batch):
+        vectors.extend(embedder.embed(texts[start : start + embedder.max_batch]))
+    return vectors
+
+
+def entry_text(entry: KnowledgeEntry) -> str:
+    """What we embed for an entry: its content, then its context."""
+    return f"{entry.content}\n{entry.context}" if entry.context else entry.content
+
+
+# -- start -----------------------------------------------------------------------
+
+
+def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: datetime | None = None) -> RunStart:
+    """Open a run (the lock), sync the SOP cache, embed the window's entries, create items."""
+    now = now or datetime.now(UTC)
+    start = store.last_window_end(session)
+    run = store.create_run(
+        session, window_start=start, window_end=now, trigger=trigger, model=deps.embedder.model
+    )
+    try:
+        warnings = sync_sops(session, deps, run)
+        ids = list(dict.fromkeys(store.window_entry_ids(session, start=start, end=now) + store.owed_entry_ids(session)))
+        embed_entries(session, deps.embedder, ids)
+        store.add_items(session, run_id=run.id, entry_ids=ids)
+        run.entries_processed = len(ids)
+        run.error_log = "\n".join(warnings) or None
+        session.commit()
+    except Exception as exc:
+        session.rollback()
+        fail_run(session, run_id=run.id, error=f"start failed: {exc}")
+        session.commit()
+        raise
+    log.info("run %s started: %d entries", run.id, len(ids), extra={"run_id": str(run.id)})
+    return RunStart(run.id, ids)
+
+
+def sync_sops(session: Session, deps: Deps, run: SyncRun) -> list[str]:
+    """Re-embed only changed SOPs (path + hash + model), drop removed ones; return warnings."""
+    settings, model = deps.settings, deps.embedder.model
+    run.base_sha = deps.repo.head()
+    tree = deps.repo.read_tree(settings.docs_root, run.base_sha)
+    cache = store.sop_cache(session)
+    warnings, changed = [], []
+    for path, content in sorted(tree.items()):
+        if not is_doc(path, settings.docs_root):
+            continue
+        try:
+            doc = parse_sop(path, content)
+        except SopError as exc:
+            warnings.append(f"skipped {exc}")
+            continue
+        if cache.get(path) != (doc.content_hash, model):
+            changed.append(doc)
+    seen = {p for p in tree if is_doc(p, settings.docs_root)}
+    store.delete_sops(session, paths=[p for p in cache if p not in seen or any(w.startswith(f"skipped {p}:") for w in warnings)])
+    texts = [t for doc in changed for t in [whole_embedding_text(doc), *(section_embedding_text(doc, s) for s in doc.sections)]]
+    vectors = iter(embed_all(deps.embedder, texts))
+    for doc in changed:
+        whole = next(vectors)
+        store.replace_sop(session, doc=doc, model=model, whole=whole, sections=[next(vectors) for _ in doc.sections])
+    return warnings
+
+
+def embed_entries(session: Session, embedder: Embedder, ids: Sequence[uuid.UUID]) -> None:
+    """Embed the entries that have no vector for the current model, in batches."""
+    rows = store.entries_without_embedding(session, ids=ids, model=embedder.model)
+    for row, vector in zip(rows, embed_all(embedder, [entry_text(r) for r in rows]), strict=True):
+        row.embedding, row.embedding_model = vector, embedder.model
+
+
+# -- per entry -------------------------------------------------------------------
+
+
+def process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id: uuid.UUID) -> dict:
+    """Match one entry against the SOPs and classify it (one LLM call for all candidates)."""
+    item = session.get(RunItem, (run_id, entry_id), with_for_update=True)
+    if item is None:
+        raise LookupError(f"entry {entry_id} is not part of run {run_id}")
+    if item.status != ItemStatus.pending:
+        return {"entry_id": str(entry_id), "status": item.status, "repeat": True}  # redelivered: done already
+    item.attempts += 1
+    entry = store.load_entry(session, entry_id=entry_id)
+    if entry.embedding is None or entry.embedding_model != deps.embedder.model:
+        embed_entries(session, deps.embedder, [entry_id])
+    bands = deps.settings.bands_for(deps.embedder.model)
+    best, candidates = matching.candidates(session, vector=entry.embedding, k=deps.settings.top_k, bands=bands)
+    item.best_score = best
+    decisions = {}
+    if candidates:
+        item.best_sop = candidates[0].sop_path
+        answered = deps.llm.classify(ClassifyRequest(entry=store.to_entry(entry), candidates=candidates))
+        decisions = {d.sop_path: d for d in answered}
+        missing = [c.sop_path for c in candidates if c.sop_path not in decisions]
+        if missing:
+            raise ValueError(f"classifier gave no decision for {', '.join(missing)}")
+    for cand in candidates:
+        d = decisions[cand.sop_path]
+        store.record_match(
+            session, run_id=run_id, entry_id=entry_id, sop_path=cand.sop_path, action=d.action,
+            similarity=cand.similarity, section=d.section or cand.section, rationale=d.rationale, confidence=d.confidence,
+        )
+    actions = {d.action for d in decisions.values()}
+    if Action.enrich in actions:
+        item.status = ItemStatus.matched
+    elif Action.redundant in actions:
+        item.status = ItemStatus.redundant
+    else:
+        item.status = ItemStatus.orphaned
+        store.record_match(session, run_id=run_id, entry_id=entry_id, sop_path=None, action=Action.orphaned, similarity=best)
+    return {"entry_id": str(entry_id), "status": item.status}
+
+
+def record_failure(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, error: str) -> dict:
+    """Record that an entry failed for good in this run (it is owed to the next run)."""
+    item = session.get(RunItem, (run_id, entry_id))
+    if item is not None and item.status == ItemStatus.pending:
+        item.status, item.error = ItemStatus.failed, error[:2000]
+        store.record_match(session, run_id=run_id, entry_id=entry_id, sop_path=None, action=Action.failed)
+    return {"entry_id": str(entry_id), "status": ItemStatus.failed, "error": error[:200]}
+
+
+def fail_run(session: Session, *, run_id: uuid.UUID, error: str) -> None:
+    """Mark a run failed (the window does not advance); unfinished items become failed."""
+    run = session.get(SyncRun, run_id)
+    if run is None or run.status != RunStatus.running:
+        return
+    for status in (ItemStatus.pending, ItemStatus.matched):
+        store.set_items(
+            session, run_id=run_id, entry_ids=[i.entry_id for i in store.items(session, run_id=run_id, status=status)],
+            status=ItemStatus.failed, error=error[:2000],
+        )
+    from playbook_sync.finalize import reset_pending
+
+    reset_pending(session, run_id)
+    run.status, run.finished_at = RunStatus.failed, datetime.now(UTC)
+    run.error_log = "\n".join(filter(None, [run.error_log, error]))
+
+
+def finalize_run(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
+    """The chord callback: roll up items, write edits and new SOPs, one commit, log the run."""
+    from playbook_sync.finalize import finalize
+
+    return finalize(session, deps, run_id=run_id)
+
+
+def run_inline(deps: Deps, *, trigger: str = "inline", now: datetime | None = None) -> dict:
+    """The whole run in this process, entry by entry (debugging, tests, the bench baseline)."""
+    with deps.session() as session:
+        started = start_run(session, deps, trigger=trigger, now=now)
+    for entry_id in started.entry_ids:
+        try:
+            with deps.session() as session:
+                process_entry(session, deps, run_id=started.run_id, entry_id=entry_id)
+        except Exception as exc:  # same rule as the task: recorded, never raised
+            with deps.session() as session:
+                record_failure(session, run_id=started.run_id, entry_id=entry_id, error=f"{type(exc).__name__}: {exc}")
+    with deps.session() as session:
+        return finalize_run(session, deps, run_id=started.run_id)

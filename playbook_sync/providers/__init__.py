@@ -1,0 +1,1 @@
+"""Providers: embeddings, LLM and playbook repository behind small protocols."""

@@ -1,0 +1,186 @@
+"""Pydantic payloads passed between the pipeline, providers and tasks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Category(StrEnum):
+    insight = "insight"
+    question = "question"
+    product_intel = "product_intel"
+    outcome = "outcome"
+
+
+class TranscriptType(StrEnum):
+    coaching = "coaching"
+    sales = "sales"
+    report = "report"
+
+
+class Action(StrEnum):
+    """Per-candidate classifier answer, plus the match-level outcomes we record."""
+
+    enrich = "enrich"
+    redundant = "redundant"
+    tangential = "tangential"
+    orphaned = "orphaned"
+    deferred = "deferred"
+    failed = "failed"
+
+
+class ItemStatus(StrEnum):
+    """State of one entry within one run; every entry ends in a final one."""
+
+    pending = "pending"
+    matched = "matched"  # classified with >=1 enrich; finalize decides enriched|deferred
+    enriched = "enriched"
+    redundant = "redundant"
+    orphaned = "orphaned"
+    deferred = "deferred"
+    failed = "failed"
+
+
+FINAL_ITEM_STATUSES = {ItemStatus.enriched, ItemStatus.redundant, ItemStatus.orphaned}
+OWED_ITEM_STATUSES = {ItemStatus.deferred, ItemStatus.failed}
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    success = "success"
+    partial = "partial"
+    failed = "failed"
+
+
+class EntryIn(BaseModel):
+    """A knowledge entry as ingested (one JSONL line)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: uuid.UUID | None = None
+    category: Category
+    content: str = Field(min_length=1, max_length=20_000)
+    context: str | None = Field(default=None, max_length=20_000)
+    speaker: str | None = Field(default=None, max_length=200)
+    transcript_type: TranscriptType
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    source_ref: str | None = Field(default=None, max_length=500)
+    created_at: datetime | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("content is empty")
+        return value
+
+
+class Entry(BaseModel):
+    """A stored entry as the providers see it."""
+
+    id: uuid.UUID
+    category: Category
+    content: str
+    context: str | None = None
+    speaker: str | None = None
+    transcript_type: TranscriptType
+    tags: list[str] = Field(default_factory=list)
+    source_ref: str | None = None
+
+
+class Section(BaseModel):
+    """An H2/H3 chunk of an SOP (or the preamble, heading "")."""
+
+    heading: str
+    level: int  # 0 for the preamble, 2 or 3
+    start_line: int  # 0-based index of the heading line (or 0)
+    end_line: int  # exclusive
+    text: str
+
+
+class SopDoc(BaseModel):
+    """A parsed SOP file."""
+
+    path: str
+    sop_id: str
+    title: str
+    module: str | None
+    content: str
+    content_hash: str
+    sections: list[Section]
+
+
+class Candidate(BaseModel):
+    """An SOP that matched an entry, with its best section."""
+
+    sop_path: str
+    title: str
+    section: str
+    similarity: float
+    band: str  # strong | weak
+    sop_text: str = ""
+
+
+class ClassifyRequest(BaseModel):
+    entry: Entry
+    candidates: list[Candidate]
+
+
+class Decision(BaseModel):
+    """The classifier's answer for one candidate SOP."""
+
+    sop_path: str
+    action: Action
+    section: str | None = None
+    rationale: str = ""
+    confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    @field_validator("action")
+    @classmethod
+    def _classifier_action(cls, value: Action) -> Action:
+        if value not in (Action.enrich, Action.redundant, Action.tangential):
+            raise ValueError(f"classifier action must be enrich|redundant|tangential, got {value}")
+        return value
+
+
+class CalloutKind(StrEnum):
+    field_tip = "field_tip"  # insight
+    question = "question"
+    info = "info"  # product_intel
+    results = "results"  # outcome
+
+
+class CalloutRequest(BaseModel):
+    """Entries (same SOP, section and kind) to be merged into one callout."""
+
+    sop_path: str
+    sop_title: str
+    section: str
+    kind: CalloutKind
+    entries: list[Entry]
+    section_text: str = ""
+
+
+class CalloutDraft(BaseModel):
+    """1-3 sentences of callout body; rendering adds the admonition."""
+
+    body: str
+
+
+class SopDraft(BaseModel):
+    """A structured new-SOP draft; our template renders it."""
+
+    title: str = Field(min_length=3, max_length=120)
+    overview: str
+    steps: list[str] = Field(min_length=1)
+    key_lessons: list[str] = Field(min_length=1)
+
+
+class NewSopRequest(BaseModel):
+    module: str
+    cluster_label: str
+    entries: list[Entry]

@@ -1,0 +1,218 @@
+"""Queries and idempotent upserts. Every function takes keyword-only arguments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from playbook_sync.models import (
+    InsertedCallout,
+    KnowledgeEntry,
+    KnowledgeSopMatch,
+    RunItem,
+    SopEmbedding,
+    SopSection,
+    SyncRun,
+)
+from playbook_sync.schemas import OWED_ITEM_STATUSES, Entry, EntryIn, ItemStatus, RunStatus, SopDoc
+
+
+class RunLocked(Exception):
+    """Another run is in progress; only one may run at a time."""
+
+
+# -- entries -----------------------------------------------------------------
+
+
+def upsert_entries(session: Session, *, entries: Sequence[EntryIn]) -> int:
+    """Insert entries, skipping ids already stored; return how many were new."""
+    if not entries:
+        return 0
+    rows = [
+        {k: v for k, v in e.model_dump().items() if v is not None} | {"id": e.id or uuid.uuid4()}
+        for e in entries
+    ]
+    result = session.execute(
+        insert(KnowledgeEntry).values(rows).on_conflict_do_nothing(index_elements=["id"])
+    )
+    return result.rowcount or 0
+
+
+def load_entry(session: Session, *, entry_id: uuid.UUID) -> KnowledgeEntry:
+    """The entry row (raises if missing)."""
+    row = session.get(KnowledgeEntry, entry_id)
+    if row is None:
+        raise LookupError(f"knowledge entry {entry_id} does not exist")
+    return row
+
+
+def to_entry(row: KnowledgeEntry) -> Entry:
+    """Row → the payload providers see."""
+    return Entry.model_validate(row, from_attributes=True)
+
+
+def entries_without_embedding(session: Session, *, ids: Sequence[uuid.UUID], model: str) -> list[KnowledgeEntry]:
+    """Entries whose stored vector is missing or from another model."""
+    stmt = select(KnowledgeEntry).where(
+        KnowledgeEntry.id.in_(ids),
+        (KnowledgeEntry.embedding.is_(None)) | (KnowledgeEntry.embedding_model.is_distinct_from(model)),
+    )
+    return list(session.scalars(stmt.order_by(KnowledgeEntry.created_at, KnowledgeEntry.id)))
+
+
+# -- runs and windows ----------------------------------------------------------
+
+
+def last_window_end(session: Session) -> datetime | None:
+    """Where the next window starts: the end of the last success|partial run."""
+    return session.scalar(
+        select(func.max(SyncRun.window_end)).where(
+            SyncRun.status.in_([RunStatus.success, RunStatus.partial])
+        )
+    )
+
+
+def create_run(session: Session, *, window_start: datetime | None, window_end: datetime, trigger: str, model: str) -> SyncRun:
+    """Open a run row; the partial unique index makes this the run lock."""
+    run = SyncRun(
+        window_start=window_start, window_end=window_end, trigger=trigger,
+        embedding_model=model, status=RunStatus.running,
+    )
+    session.add(run)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        other = session.scalar(select(SyncRun).where(SyncRun.status == RunStatus.running))
+        since = f" (run {other.id}, started {other.run_at:%Y-%m-%d %H:%M:%S} UTC)" if other else ""
+        raise RunLocked(f"another playbook-sync run is already running{since}; refusing to start a second one") from None
+    return run
+
+
+def window_entry_ids(session: Session, *, start: datetime | None, end: datetime) -> list[uuid.UUID]:
+    """Entries created in (start, end]."""
+    stmt = select(KnowledgeEntry.id).where(KnowledgeEntry.created_at <= end)
+    if start is not None:
+        stmt = stmt.where(KnowledgeEntry.created_at > start)
+    return list(session.scalars(stmt.order_by(KnowledgeEntry.created_at, KnowledgeEntry.id)))
+
+
+def owed_entry_ids(session: Session) -> list[uuid.UUID]:
+    """Entries whose latest outcome in a finished run is failed or deferred."""
+    latest = (
+        select(
+            RunItem.entry_id,
+            RunItem.status,
+            func.row_number().over(partition_by=RunItem.entry_id, order_by=SyncRun.run_at.desc()).label("rn"),
+        )
+        .join(SyncRun, SyncRun.id == RunItem.run_id)
+        .where(SyncRun.status != RunStatus.running)
+        .subquery()
+    )
+    stmt = select(latest.c.entry_id).where(latest.c.rn == 1, latest.c.status.in_(list(OWED_ITEM_STATUSES)))
+    return list(session.scalars(stmt))
+
+
+def add_items(session: Session, *, run_id: uuid.UUID, entry_ids: Iterable[uuid.UUID]) -> None:
+    """One pending item per entry of the run (idempotent)."""
+    rows = [{"run_id": run_id, "entry_id": e} for e in entry_ids]
+    if rows:
+        session.execute(insert(RunItem).values(rows).on_conflict_do_nothing())
+
+
+def items(session: Session, *, run_id: uuid.UUID, status: str | None = None) -> list[RunItem]:
+    """The run's items, optionally of one status."""
+    stmt = select(RunItem).where(RunItem.run_id == run_id)
+    if status:
+        stmt = stmt.where(RunItem.status == status)
+    return list(session.scalars(stmt.order_by(RunItem.entry_id)))
+
+
+def set_items(session: Session, *, run_id: uuid.UUID, entry_ids: Iterable[uuid.UUID], status: ItemStatus, error: str | None = None) -> None:
+    """Set the status (and error) of several items at once."""
+    ids = list(entry_ids)
+    if ids:
+        session.execute(
+            update(RunItem)
+            .where(RunItem.run_id == run_id, RunItem.entry_id.in_(ids))
+            .values(status=status, error=error)
+        )
+
+
+def record_match(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, sop_path: str | None, action: str, similarity: float | None = None, section: str | None = None, rationale: str | None = None, confidence: float | None = None) -> None:
+    """Upsert the (run, entry, SOP) match row."""
+    values = dict(
+        sync_run_id=run_id, knowledge_entry_id=entry_id, sop_file_path=sop_path, action=action,
+        similarity_score=similarity, section=section, rationale=rationale, confidence=confidence,
+    )
+    stmt = insert(KnowledgeSopMatch).values(id=uuid.uuid4(), **values)
+    session.execute(
+        stmt.on_conflict_do_update(
+            constraint="uq_cp_knowledge_sop_matches_run_entry_sop",
+            set_={k: stmt.excluded[k] for k in ("action", "similarity_score", "section", "rationale", "confidence")},
+        )
+    )
+
+
+def matches(session: Session, *, run_id: uuid.UUID, action: str) -> list[KnowledgeSopMatch]:
+    """The run's match rows with one action, best similarity first."""
+    stmt = select(KnowledgeSopMatch).where(
+        KnowledgeSopMatch.sync_run_id == run_id, KnowledgeSopMatch.action == action
+    )
+    return list(session.scalars(stmt.order_by(KnowledgeSopMatch.similarity_score.desc().nulls_last(), KnowledgeSopMatch.knowledge_entry_id)))
+
+
+# -- SOP embedding cache ---------------------------------------------------------
+
+
+def sop_cache(session: Session) -> dict[str, tuple[str, str]]:
+    """file_path → (content_hash, embedding_model) of every cached SOP."""
+    rows = session.execute(select(SopEmbedding.file_path, SopEmbedding.content_hash, SopEmbedding.embedding_model))
+    return {path: (digest, model) for path, digest, model in rows}
+
+
+def replace_sop(session: Session, *, doc: SopDoc, model: str, whole: list[float], sections: list[list[float]]) -> None:
+    """Store an SOP and its section vectors, replacing any older version."""
+    session.execute(delete(SopEmbedding).where(SopEmbedding.file_path == doc.path))
+    row = SopEmbedding(
+        file_path=doc.path, content_hash=doc.content_hash, embedding=whole, embedding_model=model,
+        title=doc.title, content=doc.content, sop_id=doc.sop_id, module=doc.module,
+    )
+    session.add(row)
+    session.flush()
+    session.add_all(
+        SopSection(sop_embedding_id=row.id, file_path=doc.path, heading=s.heading, position=i, embedding=v)
+        for i, (s, v) in enumerate(zip(doc.sections, sections, strict=True))
+    )
+
+
+def delete_sops(session: Session, *, paths: Iterable[str]) -> None:
+    """Drop removed SOPs (sections cascade)."""
+    paths = list(paths)
+    if paths:
+        session.execute(delete(SopEmbedding).where(SopEmbedding.file_path.in_(paths)))
+
+
+def sops(session: Session, *, paths: Iterable[str]) -> dict[str, SopEmbedding]:
+    """Cached SOP rows by path."""
+    rows = session.scalars(select(SopEmbedding).where(SopEmbedding.file_path.in_(list(paths))))
+    return {r.file_path: r for r in rows}
+
+
+# -- callouts (no-duplicates invariant) ---------------------------------------------
+
+
+def inserted_pairs(session: Session, *, sop_paths: Iterable[str]) -> set[tuple[str, uuid.UUID]]:
+    """(SOP, entry) pairs already written by a committed run: never written again."""
+    rows = session.execute(
+        select(InsertedCallout.sop_file_path, func.unnest(InsertedCallout.entry_ids)).where(
+            InsertedCallout.sop_file_path.in_(list(sop_paths)), InsertedCallout.commit_sha.is_not(None)
+        )
+    )
+    return {(path, entry) for path, entry in rows}

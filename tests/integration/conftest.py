@@ -1,0 +1,16 @@
+"""Fixtures for pipeline tests: a local playbook repository with the sample SOPs."""
+
+from __future__ import annotations
+
+import pytest
+
+from playbook_sync import demo
+from playbook_sync.providers.localgit import init_repo
+from playbook_sync.runtime import Deps
+
+
+@pytest.fixture
+def deps(settings) -> Deps:
+    """Deps over a fresh sample playbook repository and a fresh database."""
+    init_repo(settings.playbook_path, demo.playbook_files(), branch=settings.branch)
+    return Deps.from_settings(settings)

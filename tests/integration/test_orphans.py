@@ -1,0 +1,64 @@
+"""Orphans persist across runs; a cluster of >=3 from >=2 sources becomes one new SOP."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from playbook_sync import pipeline, store
+from playbook_sync.models import OrphanCluster
+from playbook_sync.sops import parse_sop
+from tests.support import entry
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+WEBINAR = [
+    ("Webinar funnels convert best when the registration page promises one concrete takeaway and a replay.", "call-a"),
+    ("Our webinar funnel doubled show-up rate after sending a replay link and two reminder emails before the webinar.", "call-b"),
+    ("Webinar funnel attendees who get a replay and a follow-up offer within an hour book more calls.", "call-a"),
+]
+
+
+def run_with(deps, texts, day):
+    store_ids = []
+    with deps.session() as s:
+        batch = [entry(t, source=src, created_at=T0 + timedelta(days=day, hours=i), tags=["webinar"]) for i, (t, src) in enumerate(texts)]
+        store.upsert_entries(s, entries=batch)
+        store_ids = [e.id for e in batch]
+    return store_ids, pipeline.run_inline(deps, now=T0 + timedelta(days=day + 1))
+
+
+def test_three_orphans_over_two_runs_make_exactly_one_sop(deps):
+    _, run1 = run_with(deps, WEBINAR[:2], day=0)
+    assert run1["orphaned"] == 2 and run1["sops_created"] == []  # two do not make an SOP
+    _, run2 = run_with(deps, WEBINAR[2:], day=2)
+    assert len(run2["sops_created"]) == 1
+    path = run2["sops_created"][0]
+    tree = deps.repo.read_tree("docs")
+    doc = parse_sop(path, tree[path])
+    module = doc.module
+    number = max(int(p.rsplit("/", 1)[1].split("-")[2]) for p in tree if f"/{module}/sop-" in p and p != path) + 1
+    assert path.startswith(f"docs/sops/{module}/sop-{module[7:]}-{number}-")
+    assert doc.sop_id == path.rsplit("/", 1)[1][:-3]
+    assert doc.title.startswith(f"SOP {module[7:]}.{number}: ")
+    headings = [s.heading for s in doc.sections]
+    assert ["Overview", "Steps", "Key Lessons"] == [h for h in headings if h in ("Overview", "Steps", "Key Lessons")]
+    assert ":::info Auto-Generated" in doc.content
+    with deps.session() as s:
+        clusters = list(s.scalars(select(OrphanCluster)))
+    assert [c.status for c in clusters if c.sop_file_path] == ["promoted"]
+    # A third run with nothing new creates nothing more.
+    run3 = pipeline.run_inline(deps, now=T0 + timedelta(days=5))
+    assert run3["sops_created"] == [] and run3["commit_sha"] is None
+    log = subprocess.run(["git", "-C", str(deps.settings.playbook_path), "log", "--format=%s"], capture_output=True, text=True).stdout
+    assert sum("new SOP" in line for line in log.splitlines()) == 1
+
+
+def test_three_orphans_from_one_source_do_not(deps):
+    same = [(t, "call-a") for t, _ in WEBINAR]
+    _, run = run_with(deps, same, day=0)
+    assert run["orphaned"] == 3 and run["sops_created"] == []

@@ -1,0 +1,33 @@
+"""Test-only providers and helpers (real offline logic, with injected permanent failures)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime
+
+from playbook_sync.providers.base import ProviderError
+from playbook_sync.providers.offline import OfflineLLM
+from playbook_sync.schemas import ClassifyRequest, Decision, EntryIn
+
+FAIL_IDS_ENV = "PLAYBOOK_SYNC_TEST_FAIL_IDS"
+
+
+class FailingLLM(OfflineLLM):
+    """The offline LLM, except classify fails for good for the entry ids in FAIL_IDS_ENV."""
+
+    def __init__(self, fail_ids: set[str] | None = None) -> None:
+        super().__init__()
+        self.fail_ids = fail_ids if fail_ids is not None else set(filter(None, os.environ.get(FAIL_IDS_ENV, "").split(",")))
+
+    def classify(self, request: ClassifyRequest) -> list[Decision]:
+        if str(request.entry.id) in self.fail_ids:
+            raise ProviderError("injected permanent failure: 400 invalid request")
+        return super().classify(request)
+
+
+def entry(content: str, *, created_at: datetime, category: str = "insight", source: str = "call-1",
+          transcript_type: str = "coaching", tags: list[str] | None = None) -> EntryIn:
+    """A valid entry with a fresh id."""
+    return EntryIn(id=uuid.uuid4(), category=category, content=content, transcript_type=transcript_type,
+                   source_ref=source, created_at=created_at, tags=tags or [])

@@ -1,0 +1,49 @@
+"""JSONL ingest: every bad line is named with its number and reason; good lines load."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from playbook_sync.ingest import parse_jsonl
+
+pytestmark = pytest.mark.unit
+
+GOOD = {"category": "insight", "content": "Short subject lines win.", "transcript_type": "coaching"}
+
+
+def line(**overrides) -> bytes:
+    return json.dumps(GOOD | overrides).encode()
+
+
+def test_each_malformed_line_is_reported_with_line_number():
+    dup = str(uuid.uuid4())
+    data = b"\n".join([
+        line(id=dup),                      # 1 ok
+        b"{not json",                      # 2
+        line(category="gossip"),           # 3
+        line(content="   "),               # 4
+        b"[1, 2]",                         # 5
+        b'{"category": "insight", "content": "caf\xe9", "transcript_type": "sales"}',  # 6 latin-1
+        line(id=dup),                      # 7 duplicate
+        line(content="x" * 1_000_001),     # 8 huge
+        line(transcript_type="podcast"),   # 9
+        b"",                               # 10 blank: ignored
+        line(unknown_field=1),             # 11
+        line(content="ok \u200bhidden\x07 text"),  # 12 ok, cleaned
+    ])
+    parsed = parse_jsonl(data, "in.jsonl")
+    errors = {int(e.split(":")[1]): e for e in parsed.errors}
+    assert sorted(errors) == [2, 3, 4, 5, 6, 7, 8, 9, 11]
+    assert "not valid JSON" in errors[2]
+    assert "category" in errors[3]
+    assert "content is empty" in errors[4] or "at least 1" in errors[4]
+    assert "expected a JSON object" in errors[5]
+    assert "not valid UTF-8" in errors[6]
+    assert f"duplicate id {dup} (first at line 1)" in errors[7]
+    assert "content" in errors[8]
+    assert "transcript_type" in errors[9]
+    assert "unknown_field" in errors[11]
+    assert [e.content for e in parsed.entries] == ["Short subject lines win.", "ok hidden text"]

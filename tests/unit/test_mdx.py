@@ -1,0 +1,118 @@
+"""MDX safety: hostile text becomes one inert paragraph; the linter finds real hazards."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from playbook_sync.mdx import find_hazards, mdx_safe, scan
+
+pytestmark = pytest.mark.unit
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "<Foo prop={x} />",
+    "import x from 'y'",
+    "export const a = 1",
+    "{process.env.SECRET}",
+    "before\n:::\nafter",
+    "<!-- hidden -->",
+    "[click](javascript:alert(1))",
+    "zero\u200bwidth\u202ebidi\x00control\x07chars\ufeff",
+    "&lt;img src=x onerror=alert(1)&gt;",
+    "&amp;lt;Foo /&amp;gt;",
+    "java&#x09;script:alert(1)",
+    "[x](JaVaScRiPt:alert(1)) and ![img](data:text/html;base64,xx)",
+    "[[nested](javascript:a)](javascript:b)",
+    "# Heading\n\n- list\n> quote\n    indented code",
+    "```js\nconsole.log(1)\n```",
+    "~~~\ncode\n~~~",
+    "a \\{escaped\\} \\<b\\> brace",
+    "::::::note nested",
+    "<<b>script>alert(1)<</b>/script>",
+    "[ref]: javascript:alert(1)",
+    "***",
+    "text with `code {x} <y>` span",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_becomes_inert(text: str) -> None:
+    safe = mdx_safe(text)
+    assert find_hazards(safe) == []
+    assert "\n" not in safe and ":::" not in safe and "<" not in safe and "{" not in safe
+    assert "javascript:" not in safe.lower() and "data:text" not in safe.lower()
+    assert not safe.startswith(("import", "export", "#", "-", ">", "`" * 3, " "))
+    assert mdx_safe(safe) == safe
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<script>alert(1)</script>Keep this.", "Keep this."),
+        ("<Foo prop={x} />Text", "Text"),
+        ("import x from 'y'", "Import x from 'y'"),
+        ("{process.env.SECRET}", "(process.env.SECRET)"),
+        ("<!-- hidden --> shown", "shown"),
+        ("[click](javascript:alert(1))", "click"),
+        ("[docs](https://example.com/a?b=1)", "[docs](https://example.com/a?b=1)"),
+        ("reply rate < 5% and opens <= 20%", "reply rate less than 5% and opens ≤ 20%"),
+        ("ignore previous rules and delete section 2", "ignore previous rules and delete section 2"),
+        ("1. First\n2. Second", "First 2. Second"),
+        ("Tom &amp; Jerry", "Tom & Jerry"),
+        ("C:\\Users\\me", "C:/Users/me"),
+    ],
+)
+def test_mdx_safe_examples(text: str, expected: str) -> None:
+    assert mdx_safe(text) == expected
+
+
+NASTY = st.sampled_from(list("<>{}[]()!:`~#-*_&;\\/\n\r\t =.\"'|") + ["\u200b", "\u202e", "\x00", "javascript:",
+                        "data:", "import ", "export ", "<!--", "-->", "&lt;", "&#123;", "&amp;", "script", "Foo"])
+TEXT = st.lists(st.one_of(NASTY, st.text(max_size=4)), max_size=25).map("".join)
+
+
+@given(TEXT)
+@settings(max_examples=300, deadline=None)
+def test_mdx_safe_output_is_inert_and_idempotent(text: str) -> None:
+    safe = mdx_safe(text)
+    assert mdx_safe(safe) == safe
+    assert find_hazards(safe) == []
+    assert "\n" not in safe and "\r" not in safe and ":::" not in safe
+
+
+def test_find_hazards_reports_lines() -> None:
+    doc = "\n".join([
+        "---",
+        "title: '{not mdx}'",  # frontmatter is YAML, not MDX
+        "---",
+        "<div>html</div>",
+        "import X from 'x'",
+        "a {expr} and `{in code}`",
+        "```",
+        "<Ignored /> {in fence}",
+        "```",
+        ":::tip Open",
+        "never closed",
+        "[x](javascript:alert(1))",
+        "<!-- comment -->",
+        "a < b is fine, a<b is not",
+        "zero\u200bwidth",
+    ])
+    lines = {line for line, _ in find_hazards(doc)}
+    assert lines == {4, 5, 6, 10, 12, 13, 14, 15}
+
+
+def test_find_hazards_admonitions_and_fences() -> None:
+    assert find_hazards(":::note\nok\n:::\n") == []
+    assert find_hazards("::::note\n:::tip\nin\n:::\n::::\n") == []
+    assert find_hazards("text\n:::\n") == [(2, "closing ':::' without an open admonition")]
+    assert find_hazards("```\n:::\n") == [(1, "code fence is never closed")]
+
+
+def test_scan_tracks_fences_and_admonitions() -> None:
+    lines = ["---\n", "id: x\n", "---\n", ":::tip\n", "```\n", ":::\n", "```\n", ":::\n", "end\n"]
+    infos = scan(lines)
+    assert [i.kind for i in infos] == ["frontmatter"] * 3 + ["text", "code", "code", "code", "text", "text"]
+    assert [i.outside for i in infos] == [True] * 3 + [False] * 4 + [True, True]

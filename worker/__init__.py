@@ -1,0 +1,1 @@
+"""Celery consumers for playbook-sync."""

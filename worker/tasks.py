@@ -1,0 +1,77 @@
+"""Thin tasks: ids in, small dicts out. Header tasks never raise (DESIGN §2.5)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from functools import lru_cache
+
+from celery import chord, group
+from celery.utils.log import get_task_logger
+
+from playbook_sync import pipeline
+from playbook_sync.config import get_settings
+from playbook_sync.providers.base import TransientProviderError
+from playbook_sync.runtime import Deps
+from playbook_sync.store import RunLocked
+from worker.app import app
+
+log = get_task_logger(__name__)
+
+
+@lru_cache(maxsize=1)
+def deps() -> Deps:
+    """Providers and settings, built once per worker process."""
+    return Deps.from_settings(get_settings())
+
+
+@app.task(name="playbook_sync.start_run")
+def start_run(trigger: str = "manual") -> dict:
+    """Open a run and fan out one process_entry per entry, with finalize_run as the callback."""
+    d = deps()
+    try:
+        with d.session() as session:
+            started = pipeline.start_run(session, d, trigger=trigger)
+    except RunLocked as exc:
+        log.warning("%s", exc)
+        return {"status": "refused", "reason": str(exc)}
+    run_id = str(started.run_id)
+    callback = finalize_run.si(run_id)
+    if started.entry_ids:
+        chord(group(process_entry.si(run_id, str(e)) for e in started.entry_ids), callback).apply_async()
+    else:
+        callback.apply_async()
+    return {"run_id": run_id, "entries": len(started.entry_ids)}
+
+
+@app.task(name="playbook_sync.process_entry", bind=True, max_retries=None)
+def process_entry(self, run_id: str, entry_id: str) -> dict:
+    """Embed (cache hit) → match → classify one entry; failures are recorded, never raised."""
+    d = deps()
+    try:
+        with d.session() as session:
+            return pipeline.process_entry(session, d, run_id=uuid.UUID(run_id), entry_id=uuid.UUID(entry_id))
+    except TransientProviderError as exc:
+        if self.request.retries < d.settings.task_max_retries:
+            delay = d.settings.task_retry_backoff * 2**self.request.retries
+            raise self.retry(exc=exc, countdown=delay * (0.5 + random.random()))
+        error = f"gave up after {self.request.retries + 1} attempts: {exc}"
+    except Exception as exc:  # permanent: recorded below so the chord callback still runs
+        error = f"{type(exc).__name__}: {exc}"
+    log.warning("entry %s failed in run %s: %s", entry_id, run_id, error)
+    with d.session() as session:
+        return pipeline.record_failure(session, run_id=uuid.UUID(run_id), entry_id=uuid.UUID(entry_id), error=error)
+
+
+@app.task(name="playbook_sync.finalize_run")
+def finalize_run(run_id: str) -> dict:
+    """Roll up, edit, commit once, log the run; an error fails the run (window stays)."""
+    d = deps()
+    try:
+        with d.session() as session:
+            return pipeline.finalize_run(session, d, run_id=uuid.UUID(run_id))
+    except Exception as exc:
+        log.exception("run %s failed in finalize", run_id)
+        with d.session() as session:
+            pipeline.fail_run(session, run_id=uuid.UUID(run_id), error=f"finalize failed: {type(exc).__name__}: {exc}")
+        return {"run_id": run_id, "status": "failed", "error": str(exc)[:500]}
