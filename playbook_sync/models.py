@@ -121,6 +121,12 @@ class SyncRun(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="running")
     error_log: Mapped[str | None] = mapped_column(Text)
     score_histogram: Mapped[dict | None] = mapped_column(JSONB)
+    # Cost accounting (tokens per step, dollars) and the optional batch / pull request.
+    cost_usd: Mapped[float] = mapped_column(Float, server_default="0")
+    usage: Mapped[dict | None] = mapped_column(JSONB)
+    batch_id: Mapped[str | None] = mapped_column(Text)
+    batch_status: Mapped[str | None] = mapped_column(Text)
+    pull_request_url: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # The run lock: at most one row may be 'running' at any time, enforced by
@@ -182,6 +188,7 @@ class RunItem(Base):
     error: Mapped[str | None] = mapped_column(Text)
     best_score: Mapped[float | None] = mapped_column(Float)
     best_sop: Mapped[str | None] = mapped_column(Text)
+    prepared: Mapped[dict | None] = mapped_column(JSONB)  # a classify request awaiting a batch
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
@@ -245,4 +252,26 @@ class OrphanMember(Base):
         ForeignKey("cp_playbook_sync_runs.id", ondelete="SET NULL")
     )
     similarity: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _now()
+
+
+class LlmCall(Base):
+    """One provider call: tokens and dollars, attributed to a run, an entry and a step."""
+
+    __tablename__ = "cp_llm_calls"
+
+    id: Mapped[uuid.UUID] = _pk()
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("cp_playbook_sync_runs.id", ondelete="CASCADE"), index=True
+    )
+    entry_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    step: Mapped[str] = mapped_column(String(32))  # embed | classify | edit | cluster | new_sop
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    cost_usd: Mapped[float] = mapped_column(Float, server_default="0")
+    batch: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[datetime] = _now()

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 TABLES = {
     "cp_knowledge_entries", "cp_sop_embeddings", "cp_sop_sections", "cp_playbook_sync_runs",
     "cp_knowledge_sop_matches", "cp_sync_run_items", "cp_inserted_callouts", "cp_orphan_clusters",
-    "cp_orphan_members",
+    "cp_orphan_members", "cp_llm_calls",
 }
 
 
@@ -49,3 +49,13 @@ def test_one_running_run_is_enforced_by_the_database(database_url):
         conn.execute(insert, {"s": "success"})
     with pytest.raises(Exception, match="uq_cp_playbook_sync_runs_one_running"), engine.begin() as conn:
         conn.execute(insert, {"s": "running"})
+
+
+def test_models_and_migrations_agree(database_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from playbook_sync.models import Base
+
+    with db.get_engine(database_url).connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []

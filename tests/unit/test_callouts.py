@@ -313,7 +313,7 @@ def provably_not_additive(old: str, new: str) -> bool:
     return not any(line.rstrip("\r\n") in OPENERS for line in added)  # inserted text holds no block
 
 
-PROPERTY = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                              HealthCheck.filter_too_much])
 
 
