@@ -8,7 +8,6 @@ byte, with such blocks (and those blank lines) inserted between its lines.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import heapq
 import re
@@ -26,14 +25,19 @@ _KINDS = {
     Category.product_intel: CalloutKind.info,
     Category.outcome: CalloutKind.results,
 }
-_ADMONITION = {CalloutKind.field_tip: "tip", CalloutKind.question: "warning", CalloutKind.info: "info", CalloutKind.results: "note"}
-_TITLES = {CalloutKind.question: "Common Question", CalloutKind.info: "Product Intel", CalloutKind.results: "Results From the Field"}
-OPENERS = frozenset(
-    {f":::tip {FIELD_TITLE}", f":::tip {SALES_TITLE}"}
-    | {f":::{_ADMONITION[kind]} {title}" for kind, title in _TITLES.items()}
-)
+# (admonition type, title) per kind; a field tip from sales calls only is titled SALES_TITLE.
+_HEADER = {
+    CalloutKind.field_tip: ("tip", FIELD_TITLE),
+    CalloutKind.question: ("warning", "Common Question"),
+    CalloutKind.info: ("info", "Product Intel"),
+    CalloutKind.results: ("note", "Results From the Field"),
+}
+OPENERS = frozenset({f":::tip {SALES_TITLE}"} | {f":::{kind} {title}" for kind, title in _HEADER.values()})
 CLOSER = ":::"
-_SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]”’]))\s+(?=[A-Z0-9\"'(\[“‘]|[^\x00-\x7f])")
+# A sentence ends at .!? (maybe followed by a closing quote or bracket), then space and a capital.
+_SENTENCE_BREAK = re.compile(
+    r"(?:(?<=[.!?])|(?<=[.!?][\"')\]\u201d\u2019]))\s+(?=[A-Z0-9\"'(\[\u201c\u2018]|[^\x00-\x7f])"
+)
 
 # Headings each kind prefers, most specific first (matched case-insensitively, as substrings).
 _PREFERRED = {
@@ -53,11 +57,11 @@ def kind_for(category: Category) -> CalloutKind:
 
 
 def _opener(kind: CalloutKind, transcript_types: set[TranscriptType]) -> str:
-    if kind is CalloutKind.field_tip:
-        # Sales attribution only when every source is a sales call; mixed sources are "the field".
-        sales_only = bool(transcript_types) and set(transcript_types) == {TranscriptType.sales}
-        return f":::tip {SALES_TITLE if sales_only else FIELD_TITLE}"
-    return f":::{_ADMONITION[kind]} {_TITLES[kind]}"
+    admonition, title = _HEADER[kind]
+    # Sales attribution only when every source is a sales call; mixed sources are "the field".
+    if kind is CalloutKind.field_tip and transcript_types and set(transcript_types) == {TranscriptType.sales}:
+        title = SALES_TITLE
+    return f":::{admonition} {title}"
 
 
 def sentences(text: str) -> list[str]:
@@ -95,17 +99,14 @@ def _find(doc: SopDoc, needle: str) -> Section | None:
 
 
 def _hinted(doc: SopDoc, hint: str | None) -> Section | None:
-    """The section the hint names: exact heading first, then either containing the other."""
+    """The section the hint names: exact heading, else one containing the hint, else one inside it."""
     wanted = (hint or "").strip().casefold()
     if not wanted:
         return None
-    for section in doc.sections:
-        if section.heading.casefold() == wanted:
-            return section
-    for section in doc.sections:
-        heading = section.heading.casefold()
-        if heading and (wanted in heading or heading in wanted):
-            return section
+    headed = [(s.heading.casefold(), s) for s in doc.sections if s.heading]
+    for matches in (lambda h: h == wanted, lambda h: wanted in h, lambda h: h in wanted):
+        if (found := next((s for h, s in headed if matches(h)), None)) is not None:
+            return found
     return None
 
 
@@ -158,8 +159,8 @@ def insertion_line(doc: SopDoc, section: Section) -> int:
     for p in order:
         if fits(p):
             return p
-    if not lines or (head and head == len(lines)):
-        return len(lines)
+    if not lines:
+        return 0
     raise ValueError(f"{doc.path}: no safe insertion point for section {section.heading!r}")
 
 
@@ -241,25 +242,25 @@ def _chunk_ends(new: list[str], start: int, limit: int, eol: str) -> list[int]:
     return ends
 
 
-def _align(old: str, new: str) -> list[tuple[int, int, int]] | None:
-    """(old line, new start, new end) of each inserted chunk, or None if `new` is not additive.
+def _align(a: list[str], b: list[str], eol: str) -> tuple[list[tuple[int, int, int]] | None, tuple[int, int]]:
+    """Inserted chunks as (old line, new start, new end), or None if `b` is not `a` plus chunks.
 
     A search over (old line i, new line j) states: equal lines advance both, a well-formed
-    chunk advances only j. j - i never exceeds the number of inserted lines, so the search
-    is linear in the file length. Two chunks may not touch (they would form one malformed one).
+    chunk advances only j; two chunks may not touch (together they would be malformed).
+    j - i never exceeds the number of inserted lines, so the search is linear in the file
+    length, and exact where a line diff (difflib) can misalign repeated lines. Also returns
+    the furthest state reached, where the first fault is.
     """
-    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
-    eol, extra = _eol(old), len(b) - len(a)
-    if extra < 0:
-        return None
-    # A state is (old line, new line, arrived by a chunk); keyed states remember their parent.
-    State = tuple[int, int, bool]
+    extra = max(len(b) - len(a), 0)
+    State = tuple[int, int, bool]  # (old line, new line, arrived by a chunk)
     parent: dict[State, State | None] = {(0, 0, False): None}
     pending: dict[int, set[tuple[int, bool]]] = defaultdict(set, {0: {(0, False)}})
+    frontier = (0, 0)
     for i in range(len(a) + 1):
         heap = sorted(pending.pop(i, set()))
         while heap:
             j, by_chunk = heapq.heappop(heap)
+            frontier = max(frontier, (i, j))
             if not by_chunk:
                 for k in _chunk_ends(b, j, min(len(b), i + extra), eol):
                     if (i, k, True) not in parent:
@@ -268,21 +269,23 @@ def _align(old: str, new: str) -> list[tuple[int, int, int]] | None:
             if i < len(a) and j < len(b) and a[i] == b[j] and (i + 1, j + 1, False) not in parent:
                 parent[(i + 1, j + 1, False)] = (i, j, by_chunk)
                 pending[i + 1].add((j + 1, False))
-    goal = next((s for s in ((len(a), len(b), False), (len(a), len(b), True)) if s in parent), None)
-    if goal is None:
-        return None
+    state = next((s for s in ((len(a), len(b), False), (len(a), len(b), True)) if s in parent), None)
+    if state is None:
+        return None, frontier
     chunks: list[tuple[int, int, int]] = []
-    state: State | None = goal
-    while state is not None and (previous := parent[state]) is not None:
+    while (previous := parent[state]) is not None:
         if state[2]:
             chunks.append((state[0], previous[1], state[1]))
         state = previous
-    return chunks[::-1]
+    return chunks[::-1], frontier
 
 
-def _normalized(old: str, new: str) -> tuple[str, str]:
-    """Give both files the final line break the old one lacks (so appending at EOF is a pure insert)."""
-    return (old, new) if _has_final_eol(old) else (old + _eol(old), new + _eol(old))
+def _lines(old: str, new: str) -> tuple[list[str], list[str], str]:
+    """Both files as lines, given the final line break the old one lacks (so EOF appends are inserts)."""
+    eol = _eol(old)
+    if not _has_final_eol(old):
+        old, new = old + eol, new + eol
+    return old.splitlines(keepends=True), new.splitlines(keepends=True), eol
 
 
 def check_additive(old: str, new: str) -> str | None:
@@ -291,21 +294,16 @@ def check_additive(old: str, new: str) -> str | None:
         return None
     if _has_final_eol(old) != _has_final_eol(new):
         return "final newline " + ("removed" if _has_final_eol(old) else "added")
-    old_n, new_n = _normalized(old, new)
-    if _align(old_n, new_n) is not None:
+    a, b, eol = _lines(old, new)
+    chunks, (i, j) = _align(a, b, eol)
+    if chunks is not None:
         return None
-    a, b = old_n.splitlines(keepends=True), new_n.splitlines(keepends=True)
-    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
-    # Report lost or altered text first: it is the definite fault, an odd insertion may just be its echo.
-    for tag, i1, _, j1, _ in opcodes:
-        if tag == "delete":
-            return f"line {i1 + 1} deleted: {a[i1][:60]!r}"
-        if tag == "replace":
-            return f"line {i1 + 1} changed{_how(a[i1], b[j1])}: {a[i1][:60]!r} -> {b[j1][:60]!r}"
-    for tag, _, _, j1, j2 in opcodes:
-        if tag == "insert" and j2 not in _chunk_ends(b, j1, j2, _eol(old_n)):
-            return f"inserted text at line {j1 + 1} is not a callout block: {b[j1][:60]!r}"
-    return "inserted text does not split into separate callout blocks"
+    # Old line i is the first that no alignment could place at new line j: say why.
+    if i == len(a) or (j < len(b) and a[i] in b[j + 1 : j + 1 + len(b) - len(a)]):
+        return f"inserted text at line {j + 1} is not a callout block: {b[j][:60]!r}"
+    if j == len(b) or (i + 1 < len(a) and b[j] == a[i + 1]):
+        return f"line {i + 1} deleted: {a[i][:60]!r}"
+    return f"line {i + 1} changed{_how(a[i], b[j])}: {a[i][:60]!r} -> {b[j][:60]!r}"
 
 
 def _how(old_line: str, new_line: str) -> str:
@@ -323,12 +321,11 @@ def removed_view(old: str, new: str) -> str:
     """`new` with the inserted chunks taken out (== `old` when additive); ValueError otherwise."""
     if (reason := check_additive(old, new)) is not None:
         raise ValueError(reason)
-    old_n, new_n = _normalized(old, new)
-    lines = new_n.splitlines(keepends=True)
-    for _, start, end in reversed(_align(old_n, new_n) or []):
-        del lines[start:end]
-    kept = "".join(lines)
-    return kept if _has_final_eol(old) else kept.removesuffix(_eol(old))
+    a, b, eol = _lines(old, new)
+    for _, start, end in reversed(_align(a, b, eol)[0] or []):
+        del b[start:end]
+    kept = "".join(b)
+    return kept if _has_final_eol(old) else kept.removesuffix(eol)
 
 
 # --- idempotence --------------------------------------------------------------------

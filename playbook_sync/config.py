@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     task_retry_backoff: float = 2.0
     schedule_cron: str = "0 0 * * 0"  # minute hour day-of-month month day-of-week (UTC)
     schedule_expires_seconds: int = 6 * 3600
+    # Redis re-delivers an unacknowledged message after this long; it must exceed the
+    # longest task, or a slow task would run twice (harmless here, but wasted calls).
+    visibility_timeout: int = 6 * 3600
+    # The watchdog fails runs still 'running' after this long (the window stays put);
+    # above the 24 h an Anthropic Message Batch may take, below the weekly period.
+    run_deadline_seconds: int = 26 * 3600
+    watchdog_interval_seconds: int = 15 * 60
 
     def bands_for(self, model: str | None = None) -> Bands:
         """Bands for an embedding model, falling back to the spec's defaults."""

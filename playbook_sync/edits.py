@@ -15,6 +15,7 @@ from playbook_sync.schemas import CalloutKind, CalloutRequest, Entry, NewSopRequ
 from playbook_sync.sops import SopError, is_doc, parse_sop
 
 log = logging.getLogger(__name__)
+_STRUCTURAL = "is never closed"
 
 
 @dataclass
@@ -56,9 +57,24 @@ def parse_tree(tree: dict[str, bytes], docs_root: str) -> tuple[dict[str, SopDoc
     for path, content in sorted(tree.items()):
         if is_doc(path, docs_root):
             try:
-                docs[path] = parse_sop(path, content)
+                doc = parse_sop(path, content)
             except SopError as exc:
-                errors.append(str(exc))
+                errors.append(f"{exc}; not edited until fixed")
+                continue
+            # An unclosed admonition or code fence would swallow anything inserted after it.
+            broken = [(line, msg) for line, msg in find_hazards(doc.content) if _STRUCTURAL in msg or "without an open" in msg]
+            if broken:
+                errors.append(f"{path}:{broken[0][0]}: {broken[0][1]}; not edited until fixed")
+                continue
+            docs[path] = doc
+    by_id: dict[str, list[str]] = defaultdict(list)
+    for doc in docs.values():
+        by_id[doc.sop_id].append(doc.path)
+    for sop_id, paths in by_id.items():
+        if len(paths) > 1:  # Docusaurus refuses duplicate ids; which file is right is a human call
+            for path in paths:
+                errors.append(f"{path}:1: duplicate id '{sop_id}' (also in {', '.join(p for p in paths if p != path)}); not edited until fixed")
+                del docs[path]
     return docs, errors
 
 

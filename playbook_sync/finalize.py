@@ -44,7 +44,7 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
 
     head = deps.repo.head()
     docs, errors = parse_tree(deps.repo.read_tree(deps.settings.docs_root, head), deps.settings.docs_root)
-    blocks, deferred = _plan_enrichments(session, deps, run_id, docs)
+    blocks, deferred = _plan_enrichments(session, deps, run_id, docs, errors)
     new_sops = _plan_new_sops(session, deps, docs, errors)
     applied = _commit(session, deps, run, blocks, new_sops)
     _settle_items(session, run_id, blocks, applied, deferred)
@@ -56,7 +56,7 @@ def _entries(session: Session, ids: list[uuid.UUID]) -> list[KnowledgeEntry]:
     return list(session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.id.in_(ids)))) if ids else []
 
 
-def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs) -> tuple[list[PlannedBlock], dict[uuid.UUID, str]]:
+def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs, errors: list[str]) -> tuple[list[PlannedBlock], dict[uuid.UUID, str]]:
     """Blocks for this run's enrich decisions: cap per SOP, skip pairs written before."""
     matched = {i.entry_id for i in store.items(session, run_id=run_id, status=ItemStatus.matched)}
     rows = [m for m in store.matches(session, run_id=run_id, action=Action.enrich) if m.knowledge_entry_id in matched]
@@ -72,7 +72,8 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs) -> 
     for path, ms in sorted(per_sop.items()):
         doc = docs.get(path)
         if doc is None:
-            deferred.update({m.knowledge_entry_id: f"{path} is missing or not editable" for m in ms})
+            why = next((e for e in errors if e.startswith(f"{path}:")), f"{path}: no longer in the playbook")
+            deferred.update({m.knowledge_entry_id: f"SOP not editable: {why}" for m in ms})
             continue
         for m in ms[cap:]:
             m.action = Action.deferred

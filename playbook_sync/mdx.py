@@ -29,6 +29,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+_MAX_ROUNDS = 8
+_MAX_TARGET = 512
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})  # controls, zero-width/bidi, private, unassigned
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)  # an unclosed comment hides the rest: drop it too
 _RAW_ELEMENT = re.compile(r"<(script|style|iframe|object|embed|template|textarea)\b.*?(?:</\1\s*>|\Z)", re.S | re.I)
@@ -49,7 +51,8 @@ def mdx_safe(text: str) -> str:
     text = unicodedata.normalize("NFC", text).replace("\\", "/")
     text = _TAG.sub(" ", _RAW_ELEMENT.sub(" ", _COMMENT.sub(" ", text)))
     text = _defang(text)  # before links, so a defanged target no longer looks like a URL
-    while (relinked := _links(text)) != text:  # labels may hold links: "[[x](a)](b)"
+    # Labels may hold links ("[[x](a)](b)"): unwrap innermost first; each round drops a "](".
+    while (relinked := _links(text)) != text:
         text = relinked
     text = _defang(text)  # again: dropping a link can join "javascript" and ":"
     text = re.sub(r"\s*<\s*", " less than ", text.replace("<=", " ≤ "))
@@ -72,8 +75,10 @@ def _defang(text: str) -> str:
 
 
 def _decode_entities(text: str) -> str:
-    """Decode HTML entities until nothing changes (double-encoding must not smuggle tags)."""
-    while (decoded := html.unescape(text)) != text:
+    """Decode HTML entities repeatedly, so double-encoding cannot smuggle tags past us."""
+    for _ in range(_MAX_ROUNDS):  # bounded: deeper nesting is neutralized at the end of mdx_safe
+        if (decoded := html.unescape(text)) == text:
+            break
         text = decoded
     return text
 
@@ -106,7 +111,8 @@ def _links(text: str) -> str:
 
 def _closing_paren(text: str, start: int) -> int | None:
     depth = 0
-    for index in range(start, len(text)):
+    # Bounded so hostile "[a](((..." stays linear; an unconverted, defanged target is inert anyway.
+    for index in range(start, min(len(text), start + _MAX_TARGET)):
         if text[index] == "(":
             depth += 1
         elif text[index] == ")":
@@ -192,7 +198,7 @@ def find_hazards(text: str) -> list[tuple[int, str]]:
     hazards: list[tuple[int, str]] = []
     open_admonitions: list[tuple[int, str]] = []
     fence_start = 0
-    for number, (line, info) in enumerate(zip(lines, infos), start=1):
+    for number, (line, info) in enumerate(zip(lines, infos, strict=True), start=1):
         if info.kind == "code" and (number == 1 or not infos[number - 2].in_fence):
             fence_start = number
         if info.kind != "text":

@@ -9,8 +9,9 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from playbook_sync import matching, store
@@ -171,11 +172,37 @@ def fail_run(session: Session, *, run_id: uuid.UUID, error: str) -> None:
     run.error_log = "\n".join(filter(None, [run.error_log, error]))
 
 
+def reap_stuck_runs(session: Session, *, deadline_seconds: int, now: datetime | None = None) -> list[uuid.UUID]:
+    """Fail runs still 'running' past the deadline (lost chord, dead broker); the window stays."""
+    now = now or datetime.now(UTC)
+    stuck = session.scalars(
+        select(SyncRun.id).where(SyncRun.status == RunStatus.running,
+                                 SyncRun.run_at < now - timedelta(seconds=deadline_seconds))
+    ).all()
+    for run_id in stuck:
+        fail_run(session, run_id=run_id, error=f"watchdog: still running after {deadline_seconds}s; "
+                                                "marked failed so the next run picks its entries up")
+        log.warning("watchdog failed stuck run %s", run_id, extra={"run_id": str(run_id)})
+    return list(stuck)
+
+
 def finalize_run(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     """The chord callback: roll up items, write edits and new SOPs, one commit, log the run."""
     from playbook_sync.finalize import finalize
 
     return finalize(session, deps, run_id=run_id)
+
+
+def finalize_or_fail(deps: Deps, *, run_id: uuid.UUID) -> dict:
+    """Finalize; any error fails the run (window stays, entries owed) instead of raising."""
+    try:
+        with deps.session() as session:
+            return finalize_run(session, deps, run_id=run_id)
+    except Exception as exc:
+        log.exception("run %s failed in finalize", run_id, extra={"run_id": str(run_id)})
+        with deps.session() as session:
+            fail_run(session, run_id=run_id, error=f"finalize failed: {type(exc).__name__}: {exc}")
+        return {"run_id": str(run_id), "status": "failed", "error": str(exc)[:500]}
 
 
 def run_inline(deps: Deps, *, trigger: str = "inline", now: datetime | None = None) -> dict:
@@ -189,5 +216,4 @@ def run_inline(deps: Deps, *, trigger: str = "inline", now: datetime | None = No
         except Exception as exc:  # same rule as the task: recorded, never raised
             with deps.session() as session:
                 record_failure(session, run_id=started.run_id, entry_id=entry_id, error=f"{type(exc).__name__}: {exc}")
-    with deps.session() as session:
-        return finalize_run(session, deps, run_id=started.run_id)
+    return finalize_or_fail(deps, run_id=started.run_id)

@@ -31,3 +31,24 @@ def entry(content: str, *, created_at: datetime, category: str = "insight", sour
     """A valid entry with a fresh id."""
     return EntryIn(id=uuid.uuid4(), category=category, content=content, transcript_type=transcript_type,
                    source_ref=source, created_at=created_at, tags=tags or [])
+
+
+SLOW_ENV = "PLAYBOOK_SYNC_TEST_SLOW_SECONDS"
+
+
+class SlowLLM(OfflineLLM):
+    """The offline LLM with a fixed latency per classify call (to kill a worker mid-chord)."""
+
+    def classify(self, request: ClassifyRequest) -> list[Decision]:
+        import time
+
+        time.sleep(float(os.environ.get(SLOW_ENV, "0.05")))
+        return super().classify(request)
+
+
+def variants(entries: list[EntryIn], n: int, now: datetime) -> list[EntryIn]:
+    """n distinct entries reworded from the given ones (fresh ids, same topics)."""
+    return [
+        e.model_copy(update={"id": uuid.uuid4(), "content": f"{e.content} Seen again on call {i}.", "created_at": now})
+        for i, e in zip(range(n), entries * (n // max(1, len(entries)) + 1))
+    ]

@@ -7,11 +7,6 @@ from celery import Celery
 from playbook_sync.config import Settings, get_settings
 from worker.schedule import beat_schedule
 
-# Longest task (a finalize with many LLM edit calls) must finish well within this,
-# or Redis would hand the unacknowledged message to a second worker.
-VISIBILITY_TIMEOUT = 6 * 3600
-
-
 def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app configured from settings (broker and backend are the same Redis)."""
     settings = settings or get_settings()
@@ -28,8 +23,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
-        result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        # Above the longest task (settings), or Redis hands a running task to a second worker.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
         result_expires=7 * 24 * 3600,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

@@ -17,5 +17,10 @@ def beat_schedule(settings: Settings) -> dict:
                                 month_of_year=month, day_of_week=day_of_week),
             "kwargs": {"trigger": "schedule"},
             "options": {"expires": settings.schedule_expires_seconds},
-        }
+        },
+        "watchdog": {
+            "task": "playbook_sync.watchdog",
+            "schedule": float(settings.watchdog_interval_seconds),
+            "options": {"expires": settings.watchdog_interval_seconds},
+        },
     }

@@ -66,12 +66,13 @@ def process_entry(self, run_id: str, entry_id: str) -> dict:
 @app.task(name="playbook_sync.finalize_run")
 def finalize_run(run_id: str) -> dict:
     """Roll up, edit, commit once, log the run; an error fails the run (window stays)."""
+    return pipeline.finalize_or_fail(deps(), run_id=uuid.UUID(run_id))
+
+
+@app.task(name="playbook_sync.watchdog")
+def watchdog() -> dict:
+    """Fail runs stuck in 'running' past the deadline, so the next run takes their entries."""
     d = deps()
-    try:
-        with d.session() as session:
-            return pipeline.finalize_run(session, d, run_id=uuid.UUID(run_id))
-    except Exception as exc:
-        log.exception("run %s failed in finalize", run_id)
-        with d.session() as session:
-            pipeline.fail_run(session, run_id=uuid.UUID(run_id), error=f"finalize failed: {type(exc).__name__}: {exc}")
-        return {"run_id": run_id, "status": "failed", "error": str(exc)[:500]}
+    with d.session() as session:
+        stuck = pipeline.reap_stuck_runs(session, deadline_seconds=d.settings.run_deadline_seconds)
+    return {"failed_runs": [str(r) for r in stuck]}

@@ -108,7 +108,8 @@ def test_render_block_titles(kind: CalloutKind, types: set[TranscriptType], open
 
 def test_render_block_keeps_three_sentences_on_one_line() -> None:
     body = "One is short.\nTwo is e.g. longer. Three!  Four? Five."
-    assert render_block(CalloutKind.question, body, {SALES}).splitlines()[1] == "One is short. Two is e.g. longer. Three!"
+    rendered = render_block(CalloutKind.question, body, {SALES})
+    assert rendered.splitlines()[1] == "One is short. Two is e.g. longer. Three!"
 
 
 def test_render_block_rejects_empty_body() -> None:
@@ -171,6 +172,17 @@ def test_full_edit_reads_well_and_is_additive() -> None:
     assert "\n\n\n" not in new
     assert find_hazards(new) == find_hazards(doc.content) == []
     assert [s.heading for s in _doc(new).sections] == [s.heading for s in doc.sections]
+
+
+def test_crlf_sop_gets_crlf_callouts() -> None:
+    crlf = SOP.replace("\n", "\r\n")
+    doc = _doc(crlf)
+    section = choose_section(doc, CalloutKind.question, None)
+    assert insertion_line(doc, section) == insertion_line(_doc(), section)
+    new = insert_blocks(crlf, [(insertion_line(doc, section), _block(CalloutKind.question))])
+    assert "\n" not in new.replace("\r\n", "") and new.endswith("2. Too generic.\r\n\r\n:::warning Common Question\r\n"
+                                                               "Open with their last post.\r\n:::\r\n")
+    assert check_additive(crlf, new) is None and check_additive(SOP, new) is not None
 
 
 def test_hostile_entry_text_placed_in_sop_is_inert() -> None:

