@@ -200,9 +200,11 @@ def finalize_or_fail(deps: Deps, *, run_id: uuid.UUID) -> dict:
             return finalize_run(session, deps, run_id=run_id)
     except Exception as exc:
         log.exception("run %s failed in finalize", run_id, extra={"run_id": str(run_id)})
+        from playbook_sync.finalize import summary
+
         with deps.session() as session:
             fail_run(session, run_id=run_id, error=f"finalize failed: {type(exc).__name__}: {exc}")
-        return {"run_id": str(run_id), "status": "failed", "error": str(exc)[:500]}
+            return summary(session.get(SyncRun, run_id)) | {"error": str(exc)[:500]}
 
 
 def run_inline(deps: Deps, *, trigger: str = "inline", now: datetime | None = None) -> dict:

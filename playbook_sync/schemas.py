@@ -63,7 +63,7 @@ class EntryIn(BaseModel):
 
     id: uuid.UUID | None = None
     category: Category
-    content: str = Field(min_length=1, max_length=20_000)
+    content: str = Field(max_length=20_000)
     context: str | None = Field(default=None, max_length=20_000)
     speaker: str | None = Field(default=None, max_length=200)
     transcript_type: TranscriptType
