@@ -15,7 +15,7 @@ from rich.table import Table
 from playbook_sync import db, store
 from playbook_sync.config import Settings, get_settings
 from playbook_sync.embedded import local_services
-from playbook_sync.ingest import parse_jsonl
+from playbook_sync.ingest import parse_jsonl, write_rejects
 
 app = typer.Typer(help="Keep a Docusaurus playbook alive from captured call knowledge.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -58,6 +58,9 @@ def ingest(file: Path) -> None:
     for error in parsed.errors:
         console.print(f"[red]rejected[/red] {error}", highlight=False)
     console.print(f"{added} new entries, {len(parsed.entries) - added} already present, {len(parsed.errors)} rejected")
+    kept = write_rejects(parsed, settings.data_dir / "rejected", str(file))
+    if kept:
+        console.print(f"rejected lines kept with their reasons in {kept}")
     if parsed.errors:
         raise typer.Exit(1)
 

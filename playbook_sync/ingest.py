@@ -6,6 +6,8 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -20,7 +22,25 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 @dataclass
 class Parsed:
     entries: list[EntryIn] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # "line N: reason"
+    errors: list[str] = field(default_factory=list)  # "source:N: reason"
+    rejected: list[tuple[int, bytes]] = field(default_factory=list)  # (line, raw bytes), kept so nothing is lost
+
+    def reject(self, source: str, number: int, raw: bytes, reason: str) -> None:
+        """Record a rejected line with its reason."""
+        self.errors.append(f"{source}:{number}: {reason}")
+        self.rejected.append((number, raw))
+
+
+def write_rejects(parsed: Parsed, directory: Path, source: str) -> Path | None:
+    """Keep rejected lines (raw, with their reasons) in a JSONL file for the operator to fix."""
+    if not parsed.rejected:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{Path(source).name}.rejected.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for (number, raw), error in zip(parsed.rejected, parsed.errors, strict=True):
+            out.write(json.dumps({"line": number, "reason": error, "raw": raw.decode("utf-8", "backslashreplace")}) + "\n")
+    return path
 
 
 def clean(text: str) -> str:
@@ -38,15 +58,15 @@ def parse_jsonl(data: bytes, source: str = "<input>") -> Parsed:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            out.errors.append(f"{source}:{number}: not valid UTF-8 (byte {exc.start})")
+            out.reject(source, number, raw, f"not valid UTF-8 (byte {exc.start})")
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            out.errors.append(f"{source}:{number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            out.reject(source, number, raw, f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         if not isinstance(obj, dict):
-            out.errors.append(f"{source}:{number}: expected a JSON object, got {type(obj).__name__}")
+            out.reject(source, number, raw, f"expected a JSON object, got {type(obj).__name__}")
             continue
         for key in ("content", "context", "speaker"):
             if isinstance(obj.get(key), str):
@@ -55,12 +75,12 @@ def parse_jsonl(data: bytes, source: str = "<input>") -> Parsed:
             entry = EntryIn.model_validate(obj)
         except ValidationError as exc:
             reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in exc.errors())
-            out.errors.append(f"{source}:{number}: {reasons}")
+            out.reject(source, number, raw, reasons)
             continue
         if entry.id is not None:
             key = str(entry.id)
             if key in first_line:
-                out.errors.append(f"{source}:{number}: duplicate id {key} (first at line {first_line[key]})")
+                out.reject(source, number, raw, f"duplicate id {key} (first at line {first_line[key]})")
                 continue
             first_line[key] = number
         out.entries.append(entry)

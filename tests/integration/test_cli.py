@@ -50,6 +50,7 @@ def test_demo_commits_once_then_processes_nothing_twice(tmp_path):
 def test_ingest_rejects_bad_lines_with_line_numbers(settings, monkeypatch, tmp_path):
     monkeypatch.setenv("PLAYBOOK_SYNC_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("PLAYBOOK_SYNC_BROKER_URL", settings.broker_url or "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("PLAYBOOK_SYNC_DATA_DIR", str(settings.data_dir))
     get_settings.cache_clear()
     good = {"category": "question", "content": "How long should a proposal be?", "transcript_type": "sales"}
     path = tmp_path / "entries.jsonl"
@@ -61,5 +62,9 @@ def test_ingest_rejects_bad_lines_with_line_numbers(settings, monkeypatch, tmp_p
     assert result.exit_code == 1
     assert f"{path}:2: not valid JSON" in result.output and f"{path}:3: category" in result.output
     assert "1 new entries" in result.output
+    kept = list((settings.data_dir / "rejected").glob("*.rejected.jsonl"))
+    assert len(kept) == 1
+    rows = [json.loads(line) for line in kept[0].read_text().splitlines()]
+    assert [r["line"] for r in rows] == [2, 3] and rows[0]["raw"] == "{oops"
     with db.session_scope(settings.database_url) as s:
         assert s.scalar(select(func.count()).select_from(KnowledgeEntry)) == 1

@@ -105,7 +105,6 @@ def test_hostile_corpus_through_a_full_run(settings):
     for path in expected_errors:
         assert after[path] == before[path]  # broken SOPs are never touched
     crlf = "docs/sops/module-1/sop-1-1-define-your-ideal-client.md"
-    if crlf in changed:
-        assert b"\n" not in after[crlf].replace(b"\r\n", b"")  # CRLF stays CRLF
+    assert crlf in changed and b"\n" not in after[crlf].replace(b"\r\n", b"")  # edited, and CRLF stays CRLF
     created = [p for p in changed if p not in before]
     assert len(created) == 1 and re.fullmatch(r"docs/sops/module-1/sop-1-4-[a-z0-9-]+\.md", created[0]), created

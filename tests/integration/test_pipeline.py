@@ -137,3 +137,20 @@ def test_finalize_again_adds_no_commit_and_no_block(deps):
     assert again["commit_sha"] == first["commit_sha"] and commits(deps) == before + 1
     with deps.session() as s:
         assert all(c.commit_sha == first["commit_sha"] for c in s.scalars(select(InsertedCallout)))
+
+
+def test_redelivered_process_entry_repeats_no_call_and_no_row(deps):
+    from playbook_sync.models import KnowledgeSopMatch
+
+    add(deps, entry(COLD_EMAIL, created_at=T0))
+    with deps.session() as s:
+        started = pipeline.start_run(s, deps, now=T0 + timedelta(days=1))
+    before = deps.llm.calls["classify"]
+    for _ in range(3):  # the broker hands the same message over again
+        with deps.session() as s:
+            pipeline.process_entry(s, deps, run_id=started.run_id, entry_id=started.entry_ids[0])
+    assert deps.llm.calls["classify"] - before == 1
+    with deps.session() as s:
+        rows = s.scalars(select(KnowledgeSopMatch).where(KnowledgeSopMatch.sync_run_id == started.run_id)).all()
+        item = s.get(RunItem, (started.run_id, started.entry_ids[0]))
+    assert len(rows) == len({r.sop_file_path for r in rows}) >= 1 and item.attempts == 1
