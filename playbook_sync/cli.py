@@ -66,8 +66,13 @@ def ingest(file: Path) -> None:
 
 
 @app.command()
-def run(wait: bool = typer.Option(False, help="Wait for the run to finish (always, on the embedded profile).")) -> None:
+def run(wait: bool = typer.Option(False, help="Wait for the run, with a progress bar (always, on the embedded profile)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Run every step, commit nothing, keep no run state; "
+                                     "print the diff of every SOP it would change or create.")) -> None:
     """Enqueue a run; on the embedded profile a local worker runs it."""
+    if dry_run:
+        _dry_run()
+        return
     embedded = not get_settings().broker_url
     with services() as settings:
         from worker.app import app as celery_app
@@ -77,10 +82,44 @@ def run(wait: bool = typer.Option(False, help="Wait for the run to finish (alway
             result = start_run.delay(trigger="manual")
             console.print(f"enqueued start_run (task {result.id})")
             return
-        from worker.local import start_and_wait
+        from playbook_sync.cli_ops import start_and_follow
 
         with _maybe_worker(celery_app, embedded, settings):
-            _print_summary(start_and_wait(settings.database_url), settings)
+            outcome = start_and_follow(settings, trigger="manual")
+        _print_summary(outcome, settings)
+        _print_report_path(outcome, settings)
+
+
+def _dry_run() -> None:
+    from playbook_sync.dryrun import dry_run
+    from playbook_sync.store import RunLocked
+
+    with services() as settings:
+        try:
+            result = dry_run(settings)
+        except RunLocked as exc:
+            console.print(f"[yellow]dry run refused:[/yellow] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+    styles = {"+": "green", "-": "red", "@": "cyan"}
+    for path, diff in result.diffs.items():
+        for line in diff.splitlines():
+            style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1])
+            console.print(line, style=style, markup=False, highlight=False)
+        console.print()
+    console.print(f"[bold]dry run[/bold]: {len(result.diffs)} file(s) would change; nothing was committed or recorded")
+    _print_summary(result.summary | {"commit_sha": None}, settings)
+    _print_report_path(result.summary, settings)
+    if result.summary.get("status") == "failed":
+        raise typer.Exit(1)
+
+
+def _print_report_path(outcome: dict, settings: Settings) -> None:
+    from playbook_sync.report import paths_for
+
+    if "run_id" in outcome:
+        html = paths_for(settings, outcome["run_id"])[1]
+        if html.exists():
+            console.print(f"report: {html}", highlight=False)
 
 
 @contextmanager
@@ -111,12 +150,13 @@ def demo() -> None:
         with db.session_scope(settings.database_url) as session:
             added = store.upsert_entries(session, entries=sample.entries(datetime.now(UTC)))
         console.print(f"ingested {added} new sample knowledge entries")
+        from playbook_sync.cli_ops import start_and_follow
         from worker.app import app as celery_app
-        from worker.local import start_and_wait
 
         with _maybe_worker(celery_app, True, settings):
-            outcome = start_and_wait(settings.database_url, trigger="demo")
+            outcome = start_and_follow(settings, trigger="demo")
         _print_summary(outcome, settings)
+        _print_report_path(outcome, settings)
         console.print(f"playbook repository: {repo_path.resolve()}")
         console.print(f"look at it with: git -C {repo_path} log --stat")
         if outcome.get("status") not in ("success", "partial"):
@@ -137,21 +177,14 @@ def _print_summary(outcome: dict, settings: Settings) -> None:
     for path in outcome["sops_created"]:
         console.print(f"  created  {path}")
     console.print(f"commit: {outcome['commit_sha'] or 'none (nothing to change)'}")
+    from playbook_sync.costs import summarize
+
+    console.print(f"cost: {summarize(outcome.get('usage'))}", highlight=False)
 
 
-@app.command()
-def runs(limit: int = 10) -> None:
-    """Recent runs."""
-    from sqlalchemy import select
+from playbook_sync import cli_ops  # noqa: E402  (operator commands; imports this module lazily)
 
-    from playbook_sync.models import SyncRun
-
-    with services() as settings, db.session_scope(settings.database_url) as session:
-        table = Table("run", "started", "window end", "status", "entries", "enriched", "failed", "commit")
-        for r in session.scalars(select(SyncRun).order_by(SyncRun.run_at.desc()).limit(limit)):
-            table.add_row(str(r.id)[:8], f"{r.run_at:%Y-%m-%d %H:%M}", f"{r.window_end:%Y-%m-%d %H:%M}", r.status,
-                          str(r.entries_processed), str(r.entries_enriched), str(r.entries_failed), (r.commit_sha or "")[:10])
-        console.print(table)
+cli_ops.register(app)
 
 
 def main() -> None:

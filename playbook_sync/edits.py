@@ -8,10 +8,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from playbook_sync import callouts
-from playbook_sync.mdx import find_hazards, mdx_safe
+from playbook_sync.mdx import find_hazards, frontmatter_length, mdx_safe
 from playbook_sync.new_sop import next_number, render_new_sop
 from playbook_sync.providers.base import LLM
-from playbook_sync.schemas import CalloutKind, CalloutRequest, Entry, NewSopRequest, SopDoc
+from playbook_sync.schemas import CalloutKind, CalloutRequest, Entry, NewSopRequest, Section, SopDoc
 from playbook_sync.sops import SopError, is_doc, parse_sop
 
 log = logging.getLogger(__name__)
@@ -78,15 +78,44 @@ def parse_tree(tree: dict[str, bytes], docs_root: str) -> tuple[dict[str, SopDoc
     return docs, errors
 
 
+class AnchorError(ValueError):
+    """The model's insertion plan names a line that is not in the SOP, even after a retry."""
+
+
+def anchor_section(doc: SopDoc, anchor: str | None) -> tuple[Section | None, str | None]:
+    """The section holding the plan's anchor line, or why the anchor is unusable (None, None: no anchor)."""
+    if anchor is None:
+        return None, None  # the offline provider places by the section rules alone
+    wanted = anchor.strip()
+    lines = doc.content.splitlines()
+    body = range(frontmatter_length(lines), len(lines))
+    found = next((i for i in body if wanted and lines[i].strip() == wanted), None)
+    if found is None:
+        return None, (f"anchor {anchor[:120]!r} is not a line of {doc.path}; copy one non-blank line of the SOP "
+                      "text exactly, character for character")
+    return next((s for s in doc.sections if s.start_line <= found < s.end_line), None), None
+
+
 def plan_block(llm: LLM, doc: SopDoc, kind: CalloutKind, hint: str, entries: list[Entry]) -> PlannedBlock:
-    """Ask the LLM for 1-3 sentences for a section and render them as a safe callout."""
+    """Ask the LLM for an insertion plan (anchor + 1-3 sentences) and render it as a safe callout.
+
+    A plan whose anchor is not a line of the SOP is asked for once more, with the error;
+    a second miss raises AnchorError, and the caller defers the entries to the next run.
+    """
     section = callouts.choose_section(doc, kind, hint)
-    draft = llm.write_callout(
-        CalloutRequest(
-            sop_path=doc.path, sop_title=doc.title, section=section.heading, kind=kind,
-            entries=entries, section_text=section.text,
-        )
+    request = CalloutRequest(
+        sop_path=doc.path, sop_title=doc.title, section=section.heading, kind=kind,
+        entries=entries, section_text=section.text, sop_text=doc.content,
     )
+    draft = llm.write_callout(request)
+    anchored, problem = anchor_section(doc, draft.anchor)
+    if problem:
+        draft = llm.write_callout(request.model_copy(update={"feedback": problem}))
+        anchored, problem = anchor_section(doc, draft.anchor)
+        if problem:
+            raise AnchorError(f"{problem} (asked twice)")
+    if anchored is not None:  # the anchor's section, still subject to the kind's placement rules
+        section = callouts.choose_section(doc, kind, anchored.heading)
     block = callouts.render_block(kind, mdx_safe(draft.body), {e.transcript_type for e in entries})
     return PlannedBlock(doc.path, section.heading, kind, block, [e.id for e in entries])
 

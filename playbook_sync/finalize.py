@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from playbook_sync import callouts, orphans, store
+from playbook_sync import batch, callouts, costs, orphans, publish, report, store, validate
 from playbook_sync.changelog import commit_message, trailer
 from playbook_sync.edits import Applied, PlannedBlock, PlannedSop, apply_blocks, group_for_blocks, parse_tree, plan_block, plan_new_sop
 from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, RunItem, SyncRun
@@ -29,6 +29,8 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
         raise LookupError(f"run {run_id} does not exist")
     if run.status != RunStatus.running:
         return summary(run)
+    if batch.waiting(session, deps, run):  # batch mode: poll_batches applies the results, then calls us again
+        return summary(run)
     # Header tasks are all done when the callback runs; a pending item lost its task.
     lost = store.items(session, run_id=run_id, status=ItemStatus.pending)
     store.set_items(session, run_id=run_id, entry_ids=[i.entry_id for i in lost], status=ItemStatus.failed,
@@ -36,7 +38,7 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     landed = deps.repo.find_commit_with_trailer(trailer(run_id))
     if landed:
         _adopt(session, run, landed)  # an earlier finalize committed, then died before logging
-        return _close(session, run, deps.settings)
+        return _finish(session, deps, run)
     reset_pending(session, run_id)
     orphans.assign(session, run_id=run_id, threshold=deps.settings.cluster_similarity,
                    entries=_entries(session, [i.entry_id for i in store.items(session, run_id=run_id, status=ItemStatus.orphaned)]))
@@ -44,12 +46,14 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
 
     head = deps.repo.head()
     docs, errors = parse_tree(deps.repo.read_tree(deps.settings.docs_root, head), deps.settings.docs_root)
-    blocks, deferred = _plan_enrichments(session, deps, run_id, docs, errors)
-    new_sops = _plan_new_sops(session, deps, docs, errors)
+    # Edit, cluster-name and new-SOP calls; stored apart, since a failed commit rolls this session back.
+    with costs.metered(session, deps, run_id=run_id, apart=True):
+        blocks, deferred = _plan_enrichments(session, deps, run_id, docs, errors)
+        new_sops = _plan_new_sops(session, deps, docs, errors)
     applied = _commit(session, deps, run, blocks, new_sops)
     _settle_items(session, run_id, blocks, applied, deferred)
     run.error_log = "\n".join(filter(None, [run.error_log, *errors]))
-    return _close(session, run, deps.settings)
+    return _finish(session, deps, run)
 
 
 def _entries(session: Session, ids: list[uuid.UUID]) -> list[KnowledgeEntry]:
@@ -111,6 +115,8 @@ def _commit(session: Session, deps: Deps, run: SyncRun, blocks: list[PlannedBloc
         applied = apply_blocks(tree, blocks, deps.settings.docs_root)
         applied.sops = [s for s in new_sops if s.path not in tree]
         applied.files.update({s.path: s.content.encode("utf-8") for s in applied.sops})
+        refused = [r for r in validate.gate(applied, tree, deps.settings.docs_root) if r not in (run.error_log or "")]
+        run.error_log = "\n".join(filter(None, [run.error_log, *refused]))  # files failing the lint stay out
         if not applied.files:
             return applied
         _record_pending(session, run.id, applied)
@@ -176,6 +182,14 @@ def _settle_items(session: Session, run_id: uuid.UUID, blocks: list[PlannedBlock
             item.status = ItemStatus.enriched
 
 
+def _finish(session: Session, deps: Deps, run: SyncRun) -> dict:
+    """Close the run, then open/update its pull request, POST the webhook, write its report (none can fail it)."""
+    _close(session, run, deps.settings)
+    publish.after_commit(session, deps, run)
+    report.write_quietly(session, deps, run)
+    return summary(run)
+
+
 def _close(session: Session, run: SyncRun, settings) -> dict:
     """Count outcomes from the DB, set success|partial and the histogram."""
     items = store.items(session, run_id=run.id)
@@ -191,6 +205,7 @@ def _close(session: Session, run: SyncRun, settings) -> dict:
     run.score_histogram = histogram([i.best_score for i in items if i.best_score is not None]) | {
         "strong": bands.strong, "weak": bands.weak}
     run.status = RunStatus.partial if run.entries_failed else RunStatus.success
+    costs.close_run(session, run)
     run.finished_at = datetime.now(UTC)
     log.info("run %s %s", run.id, run.status, extra={"run_id": str(run.id)})
     return summary(run)
@@ -212,4 +227,6 @@ def summary(run: SyncRun) -> dict:
         "entries": run.entries_processed, "enriched": run.entries_enriched, "redundant": run.entries_redundant,
         "orphaned": run.entries_orphaned, "deferred": run.entries_deferred, "failed": run.entries_failed,
         "sops_enriched": list(run.sops_enriched or []), "sops_created": list(run.sops_created or []),
+        "pull_request_url": run.pull_request_url,
+        "cost_usd": round(run.cost_usd or 0.0, 6), "usage": run.usage, "batch_id": run.batch_id,
     }

@@ -14,6 +14,9 @@ from playbook_sync.schemas import Candidate
 # Sections per query: an SOP has ~5-15 sections, so this many nearest sections
 # almost always covers k distinct SOPs; HNSW needs ef_search >= the limit.
 SECTIONS_PER_SOP = 12
+# HNSW candidate list per query (pgvector's hnsw.ef_search, never below the LIMIT);
+# bench/matching.py measures top-3 recall against exact search for this value.
+EF_SEARCH = 40
 
 
 def band(similarity: float, bands: Bands) -> str:
@@ -28,7 +31,7 @@ def band(similarity: float, bands: Bands) -> str:
 def nearest_sops(session: Session, *, vector: Sequence[float], k: int) -> list[tuple[str, str, float]]:
     """(path, best section, similarity) of the k SOPs whose best section is nearest."""
     limit = max(k * SECTIONS_PER_SOP, 40)
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {int(limit)}"))
+    session.execute(text(f"SET LOCAL hnsw.ef_search = {int(max(limit, EF_SEARCH))}"))
     distance = SopSection.embedding.cosine_distance(list(vector))
     rows = session.execute(
         select(SopSection.file_path, SopSection.heading, (1 - distance).label("similarity"))

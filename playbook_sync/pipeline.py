@@ -11,14 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from playbook_sync import matching, store
+from playbook_sync import adhoc, matching, store
 from playbook_sync.models import KnowledgeEntry, RunItem, SyncRun
+from playbook_sync import costs
+from playbook_sync.providers import chunking
 from playbook_sync.providers.base import Embedder
 from playbook_sync.runtime import Deps
-from playbook_sync.schemas import Action, ClassifyRequest, ItemStatus, RunStatus
+from playbook_sync.schemas import Action, Candidate, ClassifyRequest, Decision, ItemStatus, RunStatus
 from playbook_sync.sops import SopError, is_doc, parse_sop, section_embedding_text, whole_embedding_text
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,13 @@ class RunStart:
 
 
 def embed_all(embedder: Embedder, texts: Sequence[str]) -> list[list[float]]:
-    """Embed texts in as few requests as the embedder allows (≤ max_batch inputs each)."""
+    """Embed texts in as few requests as the embedder allows: ≤ max_batch inputs and, when the
+    embedder has a token budget (count_tokens + max_batch_tokens), ≤ that many tokens each."""
+    count, budget = getattr(embedder, "count_tokens", None), getattr(embedder, "max_batch_tokens", None)
+    sizes = [count(t) for t in texts] if count and budget else [0] * len(texts)
     vectors: list[list[float]] = []
-    for start in range(0, len(texts), embedder.max_batch):
-        vectors.extend(embedder.embed(texts[start : start + embedder.max_batch]))
+    for start, end in chunking.spans(sizes, max_items=embedder.max_batch, max_total=budget):
+        vectors.extend(embedder.embed(texts[start:end]))
     return vectors
 
 
@@ -46,17 +51,30 @@ def entry_text(entry: KnowledgeEntry) -> str:
 # -- start -----------------------------------------------------------------------
 
 
-def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: datetime | None = None) -> RunStart:
-    """Open a run (the lock), sync the SOP cache, embed the window's entries, create items."""
+def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: datetime | None = None,
+              scope: "adhoc.Scope | None" = None) -> RunStart:
+    """Open a run (the lock), sync the SOP cache, embed the window's entries, create items.
+
+    With a scope (an ad-hoc enqueue) the run processes exactly the scope's entries and moves
+    the window only by adhoc.py's rule.
+    """
     now = now or datetime.now(UTC)
     start = store.last_window_end(session)
+    planned = adhoc.plan(session, scope, watermark=start, now=now) if scope is not None else None
+    if planned is not None:
+        start, now, trigger = planned.window_start, planned.window_end, planned.trigger
     run = store.create_run(
         session, window_start=start, window_end=now, trigger=trigger, model=deps.embedder.model
     )
     try:
-        warnings = sync_sops(session, deps, run)
-        ids = list(dict.fromkeys(store.window_entry_ids(session, start=start, end=now) + store.owed_entry_ids(session)))
-        embed_entries(session, deps.embedder, ids)
+        # Embedding calls of the start; stored apart: they were paid for even if the start fails.
+        with costs.metered(session, deps, run_id=run.id, apart=True) as meter:
+            warnings = sync_sops(session, deps, run)
+        ids = planned.entry_ids if planned is not None else list(
+            dict.fromkeys(store.window_entry_ids(session, start=start, end=now) + store.owed_entry_ids(session)))
+        with costs.metered(session, deps, run_id=run.id, apart=True) as entries_meter:
+            embed_entries(session, deps.embedder, ids)
+        warnings += meter.warnings + entries_meter.warnings  # e.g. inputs truncated to the model's limit
         store.add_items(session, run_id=run.id, entry_ids=ids)
         run.entries_processed = len(ids)
         run.error_log = "\n".join(warnings) or None
@@ -117,32 +135,46 @@ def process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id: 
     item.attempts += 1
     entry = store.load_entry(session, entry_id=entry_id)
     if entry.embedding is None or entry.embedding_model != deps.embedder.model:
-        embed_entries(session, deps.embedder, [entry_id])
+        with costs.metered(session, deps, run_id=run_id, entry_id=entry_id):
+            embed_entries(session, deps.embedder, [entry_id])
     bands = deps.settings.bands_for(deps.embedder.model)
     best, candidates = matching.candidates(session, vector=entry.embedding, k=deps.settings.top_k, bands=bands)
     item.best_score = best
-    decisions = {}
+    answered: list[Decision] = []
     if candidates:
         item.best_sop = candidates[0].sop_path
-        answered = deps.llm.classify(ClassifyRequest(entry=store.to_entry(entry), candidates=candidates))
-        decisions = {d.sop_path: d for d in answered}
-        missing = [c.sop_path for c in candidates if c.sop_path not in decisions]
-        if missing:
-            raise ValueError(f"classifier gave no decision for {', '.join(missing)}")
+        request = ClassifyRequest(entry=store.to_entry(entry), candidates=candidates)
+        if deps.settings.llm_batch:  # classified later with the run's other entries, in one Message Batch (batch.py)
+            item.prepared = request.model_dump(mode="json", exclude={"candidates": {"__all__": {"sop_text"}}})
+            return {"entry_id": str(entry_id), "status": "prepared"}
+        with costs.metered(session, deps, run_id=run_id, entry_id=entry_id):
+            answered = deps.llm.classify(request)
+    return record_decisions(session, item, candidates, answered)
+
+
+def record_decisions(session: Session, item: RunItem, candidates: Sequence[Candidate], answered: Sequence[Decision]) -> dict:
+    """Log the classifier's decision per candidate and settle the item (matched|redundant|orphaned)."""
+    run_id, entry_id = item.run_id, item.entry_id
+    decisions = {d.sop_path: d for d in answered}
+    missing = [c.sop_path for c in candidates if c.sop_path not in decisions]
+    if missing:
+        raise ValueError(f"classifier gave no decision for {', '.join(missing)}")
     for cand in candidates:
         d = decisions[cand.sop_path]
         store.record_match(
             session, run_id=run_id, entry_id=entry_id, sop_path=cand.sop_path, action=d.action,
             similarity=cand.similarity, section=d.section or cand.section, rationale=d.rationale, confidence=d.confidence,
         )
-    actions = {d.action for d in decisions.values()}
+    actions = {decisions[c.sop_path].action for c in candidates}
+    item.prepared = None
     if Action.enrich in actions:
         item.status = ItemStatus.matched
     elif Action.redundant in actions:
         item.status = ItemStatus.redundant
     else:
         item.status = ItemStatus.orphaned
-        store.record_match(session, run_id=run_id, entry_id=entry_id, sop_path=None, action=Action.orphaned, similarity=best)
+        store.record_match(session, run_id=run_id, entry_id=entry_id, sop_path=None, action=Action.orphaned,
+                           similarity=item.best_score)
     return {"entry_id": str(entry_id), "status": item.status}
 
 
@@ -168,6 +200,7 @@ def fail_run(session: Session, *, run_id: uuid.UUID, error: str) -> None:
     from playbook_sync.finalize import reset_pending
 
     reset_pending(session, run_id)
+    costs.close_run(session, run)  # what the failed run spent is still recorded
     run.status, run.finished_at = RunStatus.failed, datetime.now(UTC)
     run.error_log = "\n".join(filter(None, [run.error_log, error]))
 
@@ -190,7 +223,17 @@ def finalize_run(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     """The chord callback: roll up items, write edits and new SOPs, one commit, log the run."""
     from playbook_sync.finalize import finalize
 
-    return finalize(session, deps, run_id=run_id)
+    # One finalize per run at a time, across workers. The run row lock ends at finalize's
+    # first intermediate commit, so a session-level advisory lock is held on a connection
+    # of its own for the whole step (a dead worker's connection drops it automatically).
+    key = run_id.int & 0x7FFF_FFFF_FFFF_FFFF
+    with session.get_bind().connect() as lock:
+        if not lock.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
+            return {"run_id": str(run_id), "status": RunStatus.running, "busy": "another finalize is working on this run"}
+        try:
+            return finalize(session, deps, run_id=run_id)
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
 def finalize_or_fail(deps: Deps, *, run_id: uuid.UUID) -> dict:
@@ -201,10 +244,13 @@ def finalize_or_fail(deps: Deps, *, run_id: uuid.UUID) -> dict:
     except Exception as exc:
         log.exception("run %s failed in finalize", run_id, extra={"run_id": str(run_id)})
         from playbook_sync.finalize import summary
+        from playbook_sync.report import write_quietly
 
         with deps.session() as session:
             fail_run(session, run_id=run_id, error=f"finalize failed: {type(exc).__name__}: {exc}")
-            return summary(session.get(SyncRun, run_id)) | {"error": str(exc)[:500]}
+            run = session.get(SyncRun, run_id)
+            write_quietly(session, deps, run)  # a failed run gets its report too (what failed, and why)
+            return summary(run) | {"error": str(exc)[:500]}
 
 
 def run_inline(deps: Deps, *, trigger: str = "inline", now: datetime | None = None) -> dict:

@@ -21,26 +21,63 @@ def _custom(spec: str, settings: Settings):
     return cls.from_settings(settings) if hasattr(cls, "from_settings") else cls()
 
 
+def _has(key) -> bool:
+    return key is not None and bool(key.get_secret_value().strip())
+
+
+def embedder_name(settings: Settings) -> str:
+    """settings.embedder, with "auto" resolved: openai when an OpenAI key is set, else offline."""
+    if settings.embedder == "auto":
+        return "openai" if _has(settings.openai_api_key) else "offline"
+    return settings.embedder
+
+
+def llm_name(settings: Settings) -> str:
+    """settings.llm, with "auto" resolved: anthropic, else openai (by key), else offline."""
+    if settings.llm == "auto":
+        return "anthropic" if _has(settings.anthropic_api_key) else "openai" if _has(settings.openai_api_key) else "offline"
+    return settings.llm
+
+
+# The default stays "offline" (not "auto"): a key exported for another tool must not make
+# the demo or the tests spend money; real providers are chosen by name or by "auto".
 def build_embedder(settings: Settings) -> Embedder:
-    """The embedder named by settings.embedder."""
-    if settings.embedder == "offline":
+    """The embedder named by settings.embedder (offline | openai | auto | module:Class)."""
+    name = embedder_name(settings)
+    if name == "offline":
         from playbook_sync.providers.offline import OfflineEmbedder
 
         return OfflineEmbedder(dimensions=settings.embedding_dimensions, max_batch=settings.embedding_batch_size)
-    if ":" in settings.embedder:
-        return _custom(settings.embedder, settings)
-    raise ValueError(f"unknown embedder {settings.embedder!r}; set PLAYBOOK_SYNC_EMBEDDER to offline or module:Class")
+    if name == "openai":
+        from playbook_sync.providers.openai import OpenAIEmbedder
+
+        return OpenAIEmbedder(settings)
+    if ":" in name:
+        return _custom(name, settings)
+    raise ValueError(f"unknown embedder {name!r}; set PLAYBOOK_SYNC_EMBEDDER to offline, openai, auto or module:Class")
 
 
 def build_llm(settings: Settings) -> LLM:
-    """The LLM named by settings.llm."""
-    if settings.llm == "offline":
+    """The LLM named by settings.llm (offline | anthropic | openai | auto | module:Class)."""
+    name = llm_name(settings)
+    if settings.llm_batch and name != "anthropic" and ":" not in name:
+        raise ValueError("PLAYBOOK_SYNC_LLM_BATCH needs PLAYBOOK_SYNC_LLM=anthropic (Message Batches)")
+    if name == "offline":
         from playbook_sync.providers.offline import OfflineLLM
 
         return OfflineLLM()
-    if ":" in settings.llm:
-        return _custom(settings.llm, settings)
-    raise ValueError(f"unknown LLM provider {settings.llm!r}; set PLAYBOOK_SYNC_LLM to offline or module:Class")
+    if name == "anthropic":
+        from playbook_sync.providers.anthropic import AnthropicLLM
+
+        return AnthropicLLM(settings)
+    if name == "openai":
+        from playbook_sync.providers.openai import OpenAILLM
+
+        return OpenAILLM(settings)
+    if ":" in name:
+        return _custom(name, settings)
+    raise ValueError(f"unknown LLM provider {name!r}; set PLAYBOOK_SYNC_LLM to offline, anthropic, openai, auto "
+                     "or module:Class")
 
 
 def build_repo(settings: Settings) -> PlaybookRepo:
@@ -76,7 +113,9 @@ class Deps:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Deps":
-        return cls(settings, build_embedder(settings), build_llm(settings), build_repo(settings))
+        from playbook_sync.publish import wrap_repo
+
+        return cls(settings, build_embedder(settings), build_llm(settings), wrap_repo(build_repo(settings), settings))
 
     @contextmanager
     def session(self) -> Iterator[Session]:

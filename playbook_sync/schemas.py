@@ -163,12 +163,19 @@ class CalloutRequest(BaseModel):
     kind: CalloutKind
     entries: list[Entry]
     section_text: str = ""
+    sop_text: str = ""  # the whole SOP, so a model can copy an anchor line from it
+    feedback: str | None = None  # why the previous answer was refused (asked again once)
 
 
 class CalloutDraft(BaseModel):
     """1-3 sentences of callout body; rendering adds the admonition."""
 
     body: str
+    # An insertion plan from a real model: a line copied from the SOP, the admonition type
+    # and title it used. None from the offline provider (it places by section rules only).
+    anchor: str | None = None
+    callout_type: str | None = None
+    title: str | None = None
 
 
 class SopDraft(BaseModel):

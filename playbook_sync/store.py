@@ -70,10 +70,15 @@ def entries_without_embedding(session: Session, *, ids: Sequence[uuid.UUID], mod
 
 
 def last_window_end(session: Session) -> datetime | None:
-    """Where the next window starts: the end of the last success|partial run."""
+    """Where the next window starts: the end of the last success|partial run.
+
+    Ad-hoc runs that did not cover the window's start (trigger `adhoc:…`) do not count:
+    they must not move the window past entries they never processed (see adhoc.py).
+    """
     return session.scalar(
         select(func.max(SyncRun.window_end)).where(
-            SyncRun.status.in_([RunStatus.success, RunStatus.partial])
+            SyncRun.status.in_([RunStatus.success, RunStatus.partial]),
+            SyncRun.trigger.not_like("adhoc:%"),
         )
     )
 

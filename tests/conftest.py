@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -27,13 +29,17 @@ def _admin_sql(socket_dir: str, sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_socket(tmp_path_factory) -> str:
+def pg_socket() -> str:
     """One embedded PostgreSQL for the session, with a migrated template database."""
-    server, url = start_postgres(tmp_path_factory.mktemp("pg"), database=TEMPLATE)
+    # Not under pytest's tmp dirs: pytest prunes old ones while a server may still be stopping.
+    data_dir = Path(tempfile.mkdtemp(prefix="playbook-sync-pg-"))
+    server, url = start_postgres(data_dir, database=TEMPLATE)
     socket_dir = str(server.get_postmaster_info().socket_dir)
     db.upgrade(url)
     db.get_engine(url).dispose()
-    return socket_dir
+    yield socket_dir
+    server._cleanup()  # stop it now rather than at interpreter exit
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from celery import Celery
 
+from kombu import Exchange, Queue
+
+import worker.signals  # noqa: F401  (structured logs with run_id/entry_id)
 from playbook_sync.config import Settings, get_settings
 from worker.schedule import beat_schedule
+
+# Tasks that call the LLM: routed to settings.llm_queue (stable names: Flower, routes, beat).
+LLM_TASKS = ("playbook_sync.process_entry", "playbook_sync.finalize_run")
+
 
 def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app configured from settings (broker and backend are the same Redis)."""
@@ -30,6 +37,15 @@ def create_app(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         beat_schedule=beat_schedule(settings),
+        # LLM-bound tasks get their own queue: their own workers (threads pool) and rate limit.
+        task_default_queue=settings.queue,
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (settings.queue, settings.llm_queue)],
+        # (a worker started without -Q consumes both queues)
+        task_routes={name: {"queue": settings.llm_queue} for name in LLM_TASKS},
+        task_annotations={"playbook_sync.process_entry": {"rate_limit": settings.llm_rate_limit}} if settings.llm_rate_limit else None,
+        # Task events let Flower show every task (and `celery events` follow a run).
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     return app
 

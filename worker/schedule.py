@@ -23,4 +23,12 @@ def beat_schedule(settings: Settings) -> dict:
             "schedule": float(settings.watchdog_interval_seconds),
             "options": {"expires": settings.watchdog_interval_seconds},
         },
-    }
+    } | ({
+        # Batch mode: resumes runs whose Message Batch ended (state is in the DB, so this
+        # also picks up batches submitted before a worker or beat restart).
+        "poll-batches": {
+            "task": "playbook_sync.poll_batches",
+            "schedule": float(settings.batch_poll_seconds),
+            "options": {"expires": settings.batch_poll_seconds},
+        },
+    } if settings.llm_batch else {})

@@ -9,7 +9,7 @@ from functools import lru_cache
 from celery import chord, group
 from celery.utils.log import get_task_logger
 
-from playbook_sync import pipeline
+from playbook_sync import adhoc, batch, pipeline
 from playbook_sync.config import get_settings
 from playbook_sync.providers.base import TransientProviderError
 from playbook_sync.runtime import Deps
@@ -26,13 +26,17 @@ def deps() -> Deps:
 
 
 @app.task(name="playbook_sync.start_run")
-def start_run(trigger: str = "manual") -> dict:
-    """Open a run and fan out one process_entry per entry, with finalize_run as the callback."""
+def start_run(trigger: str = "manual", scope: dict | None = None) -> dict:
+    """Open a run and fan out one process_entry per entry, with finalize_run as the callback.
+
+    scope (adhoc.Scope.to_dict()) makes it an ad-hoc run over exactly the named entries.
+    """
     d = deps()
     try:
         with d.session() as session:
-            started = pipeline.start_run(session, d, trigger=trigger)
-    except RunLocked as exc:
+            started = pipeline.start_run(session, d, trigger=trigger,
+                                         scope=adhoc.Scope.from_dict(scope) if scope else None)
+    except (RunLocked, adhoc.ScopeError) as exc:  # refused: nothing was opened
         log.warning("%s", exc)
         return {"status": "refused", "reason": str(exc)}
     run_id = str(started.run_id)
@@ -67,6 +71,17 @@ def process_entry(self, run_id: str, entry_id: str) -> dict:
 def finalize_run(run_id: str) -> dict:
     """Roll up, edit, commit once, log the run; an error fails the run (window stays)."""
     return pipeline.finalize_or_fail(deps(), run_id=uuid.UUID(run_id))
+
+
+@app.task(name="playbook_sync.poll_batches")
+def poll_batches() -> dict:
+    """Poll running runs' Message Batches; apply ended ones, then finalize those runs (batch mode)."""
+    d = deps()
+    with d.session() as session:
+        ready = batch.poll(session, d)
+    for run_id in ready:  # after the commit above, so finalize sees the applied results
+        finalize_run.delay(str(run_id))
+    return {"finalizing": [str(r) for r in ready]}
 
 
 @app.task(name="playbook_sync.watchdog")

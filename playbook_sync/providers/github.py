@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 
 import requests
-from github import Auth, Github, GithubException, InputGitAuthor, InputGitTreeElement
+from github import Auth, Github, GithubException, InputGitAuthor, InputGitTreeElement, UnknownObjectException
 from github.GitRef import GitRef
 from github.Repository import Repository
 
@@ -263,3 +265,80 @@ class GitHubRepo:
             payload, encoding = base64.b64encode(content).decode(), "base64"
         blob = self._call("create blob", lambda: self._repo.create_git_blob(payload, encoding))
         return InputGitTreeElement(path, "100644", "blob", sha=blob.sha)
+
+    # -- branches and pull requests (publish = pull_request) ---------------------
+
+    def for_branch(self, branch: str) -> GitHubRepo:
+        """The same repository and client, reading and committing on another branch."""
+        other = copy.copy(self)  # shares the client, the repo object and the blob cache
+        other.branch = branch
+        return other
+
+    def branch_head(self, branch: str) -> str | None:
+        """The commit sha at refs/heads/branch, or None when the branch does not exist."""
+        def fetch() -> str | None:
+            try:
+                return self._repo.get_git_ref(f"heads/{branch}").object.sha
+            except UnknownObjectException:
+                return None  # a missing branch is an answer here, not an error
+
+        return self._call("get ref", fetch)
+
+    def parent_of(self, sha: str) -> str | None:
+        """The first parent of a commit (None for a root commit)."""
+        parents = self._call("get commit", lambda: self._repo.get_git_commit(sha).parents)
+        return parents[0].sha if parents else None
+
+    def set_branch(self, branch: str, sha: str) -> None:
+        """Point refs/heads/branch at sha, creating it or moving it (forced: the branch is ours)."""
+        safe_repo_path(branch)
+        if self.branch_head(branch) is None:
+            self._call("create ref", lambda: self._repo.create_git_ref(f"refs/heads/{branch}", sha))
+        else:
+            ref = self.for_branch(branch)._ref()
+            self._call("update ref", lambda: ref.edit(sha, force=True))
+
+    def pull_requests(self, head: str, state: str = "open") -> list[PullRequestInfo]:
+        """Pull requests from branch `head` into this branch, newest first."""
+        owner = self.full_name.split("/")[0]
+
+        def fetch() -> list[PullRequestInfo]:
+            pulls = self._repo.get_pulls(state=state, head=f"{owner}:{head}", base=self.branch)
+            return sorted((_pull_info(p) for p in pulls), key=lambda p: -p.number)
+
+        return self._call("list pull requests", fetch)
+
+    def create_pull_request(self, title: str, body: str, head: str) -> PullRequestInfo:
+        """Open a pull request from branch `head` into this branch."""
+        pull = self._call("create pull request",
+                          lambda: self._repo.create_pull(base=self.branch, head=head, title=title, body=body))
+        return _pull_info(pull)
+
+    def edit_pull_request(self, number: int, *, title: str | None = None, body: str | None = None) -> PullRequestInfo:
+        """Change a pull request's title and/or body."""
+        changes = {k: v for k, v in (("title", title), ("body", body)) if v is not None}
+
+        def edit():
+            pull = self._repo.get_pull(number)
+            pull.edit(**changes)
+            return pull
+
+        return _pull_info(self._call("edit pull request", edit))
+
+
+@dataclass(frozen=True)
+class PullRequestInfo:
+    """What the publisher needs to know about a pull request."""
+
+    number: int
+    url: str
+    title: str
+    body: str
+    head_sha: str
+    state: str
+    merged: bool
+
+
+def _pull_info(pull) -> PullRequestInfo:
+    return PullRequestInfo(pull.number, pull.html_url, pull.title or "", pull.body or "", pull.head.sha,
+                           pull.state, bool(pull.merged))

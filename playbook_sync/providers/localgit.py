@@ -193,6 +193,23 @@ class LocalGitRepo:
         self._sync_worktree(parent_sha, new)
         return new
 
+    def for_branch(self, branch: str) -> LocalGitRepo:
+        """The same repository, reading and committing on another branch."""
+        return LocalGitRepo(self.path, branch, self.author_name, self.author_email)
+
+    def branch_head(self, branch: str) -> str | None:
+        """The commit sha at refs/heads/branch, or None when the branch does not exist."""
+        return self._rev(f"refs/heads/{branch}")
+
+    def parent_of(self, sha: str) -> str | None:
+        """The first parent of a commit (None for a root commit)."""
+        return self._rev(f"{sha}^")
+
+    def set_branch(self, branch: str, sha: str) -> None:
+        """Point refs/heads/branch at sha, creating it or moving it."""
+        safe_repo_path(branch)
+        self.git("update-ref", "-m", "playbook-sync", f"refs/heads/{branch}", sha)
+
     def _build_tree(self, files: Mapping[str, bytes | None], parent: str | None) -> str:
         # A private index file: the user's index and work tree are never touched.
         with tempfile.TemporaryDirectory(prefix="playbook-sync-") as tmp:

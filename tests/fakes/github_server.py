@@ -1,8 +1,8 @@
 """A fake GitHub REST server on 127.0.0.1 backed by a real bare git repository.
 
-It serves exactly the Git Data / commits endpoints that GitHubRepo calls through
-PyGithub, writing real git objects, so `git log` on the bare repository shows
-every commit made through the API.
+It serves exactly the Git Data / commits / pulls endpoints that GitHubRepo calls
+through PyGithub, writing real git objects, so `git log` on the bare repository
+shows every commit made through the API. Pull requests live in memory.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class FakeGitHub:
             else init_repo(bare_path, files or {}, branch, bare=True)
         )
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
+        self.pulls: list[dict] = []  # pull requests, in memory (number = index + 1)
         self._faults: list[_Fault] = []
         self._hooks: list[tuple[str, str | None, Callable[[], None]]] = []
         self._lock = threading.Lock()  # one request at a time: ref updates are CAS
@@ -196,6 +197,17 @@ class FakeGitHub:
             return 201, self._create_tree(data), {}
         if method == "POST" and rest == "/git/commits":
             return 201, self._create_commit(data), {}
+        if method == "POST" and rest == "/git/refs":
+            return 201, self._create_ref(data), {}
+        if rest == "/pulls" and method == "GET":
+            return 200, self._list_pulls(query), {}
+        if rest == "/pulls" and method == "POST":
+            return 201, self._create_pull(data), {}
+        if m := re.fullmatch(r"/pulls/(\d+)", rest):
+            if method == "GET":
+                return 200, self._pull_json(self._pull(int(m.group(1)))), {}
+            if method == "PATCH":
+                return 200, self._edit_pull(int(m.group(1)), data), {}
         if method == "GET" and rest == "/commits":
             return self._list_commits(query)
         if method == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})", rest)):
@@ -254,6 +266,75 @@ class FakeGitHub:
             raise ApiError(422, "Update is not a fast forward")
         self.git.git("update-ref", f"refs/heads/{branch}", new, current)
         return self._ref_json(branch)
+
+    def _create_ref(self, data: dict) -> dict:
+        ref, sha = data.get("ref"), self._need(data.get("sha"), "commit")
+        if not isinstance(ref, str) or not ref.startswith("refs/heads/"):
+            raise ApiError(422, "ref must start with refs/heads/")
+        branch = ref[len("refs/heads/"):]
+        if LocalGitRepo(self.git.path, branch).branch_head(branch) is not None:
+            raise ApiError(422, "Reference already exists")
+        self.git.git("update-ref", ref, sha, "0" * 40)
+        return self._ref_json(branch)
+
+    # -- pull requests (in memory; head sha follows the branch while open) -----
+
+    def _pull(self, number: int) -> dict:
+        if not 1 <= number <= len(self.pulls):
+            raise ApiError(404, "Not Found")
+        return self.pulls[number - 1]
+
+    def _create_pull(self, data: dict) -> dict:
+        head, base = data.get("head"), data.get("base")
+        if not isinstance(head, str) or not isinstance(base, str) or not data.get("title"):
+            raise ApiError(422, "head, base and title are required")
+        head = head.split(":", 1)[-1]
+        self._head(base)
+        if LocalGitRepo(self.git.path, head).branch_head(head) is None:
+            raise ApiError(422, f"head branch {head} does not exist")
+        if any(p["head"] == head and p["base"] == base and p["state"] == "open" for p in self.pulls):
+            raise ApiError(422, f"A pull request already exists for {self.full_name.split('/')[0]}:{head}.")
+        pull = {"number": len(self.pulls) + 1, "title": data["title"], "body": data.get("body") or "",
+                "head": head, "base": base, "state": "open", "merged": False, "head_sha": None}
+        self.pulls.append(pull)
+        return self._pull_json(pull)
+
+    def _edit_pull(self, number: int, data: dict) -> dict:
+        pull = self._pull(number)
+        for key in ("title", "body"):
+            if isinstance(data.get(key), str):
+                pull[key] = data[key]
+        if data.get("state") == "closed" and pull["state"] == "open":
+            self.close_pull(number)
+        return self._pull_json(pull)
+
+    def close_pull(self, number: int, *, merge: bool = False) -> None:
+        """Close a pull request (merging fast-forwards its base to its head first)."""
+        pull = self._pull(number)
+        pull["head_sha"] = self._head(pull["head"])
+        if merge:
+            self.git.git("update-ref", f"refs/heads/{pull['base']}", pull["head_sha"])
+        pull["state"], pull["merged"] = "closed", merge
+
+    def _list_pulls(self, query: dict) -> list[dict]:
+        state = query.get("state", "open")
+        head = query.get("head", "").split(":", 1)[-1]
+        return [self._pull_json(p) for p in reversed(self.pulls)
+                if state in ("all", p["state"]) and (not head or p["head"] == head)
+                and query.get("base") in (None, p["base"])]
+
+    def _pull_json(self, pull: dict) -> dict:
+        owner = self.full_name.split("/")[0]
+        head_sha = pull["head_sha"] or LocalGitRepo(self.git.path, pull["head"]).branch_head(pull["head"])
+        number = pull["number"]
+        return {
+            "id": number, "number": number, "state": pull["state"], "title": pull["title"], "body": pull["body"],
+            "url": self._url(f"/pulls/{number}"),
+            "html_url": f"https://github.com/{self.full_name}/pull/{number}",
+            "merged": pull["merged"],
+            "head": {"ref": pull["head"], "sha": head_sha, "label": f"{owner}:{pull['head']}"},
+            "base": {"ref": pull["base"], "sha": self._head(pull["base"]), "label": f"{owner}:{pull['base']}"},
+        }
 
     def _tree_json(self, sha: str, recursive: bool) -> dict:
         kind = self._type(sha)

@@ -20,7 +20,8 @@ from playbook_sync.models import InsertedCallout, RunItem, SyncRun
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import FINAL_ITEM_STATUSES, ItemStatus
 from tests.support import SLOW_ENV, variants
-from worker.app import app
+from playbook_sync.config import Settings
+from worker.app import app, create_app
 from worker.local import task_result, wait_for_run, worker_process
 
 pytestmark = pytest.mark.integration
@@ -81,7 +82,10 @@ def test_worker_killed_mid_chord(deps, settings, redis_url, tmp_path):
     assert 40 <= killed_at < 200  # really mid-chord
     time.sleep(3)  # past the visibility timeout: the new worker restores unacked messages
     with worker_process(app, env=env, name="rescuer", log_file=tmp_path / "b.log"):
-        outcome = wait_for_run(settings.database_url, run_id, timeout=180, poll=0.3, summarize=lambda r: r.status)
+        try:
+            outcome = wait_for_run(settings.database_url, run_id, timeout=90, poll=0.3, summarize=lambda r: r.status)
+        except TimeoutError as exc:
+            raise AssertionError((tmp_path / "b.log").read_text()[-4000:]) from exc
     assert outcome in ("success", "partial"), (tmp_path / "b.log").read_text()[-2000:]
     with deps.session() as s:
         statuses = list(s.scalars(select(RunItem.status).where(RunItem.run_id == run_id)))
@@ -150,13 +154,14 @@ def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
     env = worker_env(settings, PLAYBOOK_SYNC_BROKER_URL=url, PLAYBOOK_SYNC_LLM="tests.support:SlowLLM",
                      PLAYBOOK_SYNC_VISIBILITY_TIMEOUT="2")
     env[SLOW_ENV] = "0.05"
-    old = dict(broker_url=app.conf.broker_url, result_backend=app.conf.result_backend)
-    app.conf.update(broker_url=url, result_backend=url)
+    flaky_app = create_app(Settings(_env_file=None, broker_url=url))  # its own connections to this Redis
     try:
-        with worker_process(app, env=env, name="flaky", log_file=tmp_path / "w.log"):
-            from worker.tasks import start_run
-
-            run_id = uuid.UUID(task_result(start_run.delay(), timeout=60, poll=0.2)["run_id"])
+        with worker_process(flaky_app, env=env, name="flaky", log_file=tmp_path / "w.log"):
+            sent = flaky_app.send_task("playbook_sync.start_run", kwargs={"trigger": "test"})
+            try:
+                run_id = uuid.UUID(task_result(sent, timeout=60, poll=0.2)["run_id"])
+            except TimeoutError as exc:
+                raise AssertionError((tmp_path / "w.log").read_text()[-3000:]) from exc
             while done_items(deps, run_id) < 10:
                 time.sleep(0.05)
             server.stop()  # the broker goes away mid-chord, queued messages with it
@@ -173,7 +178,6 @@ def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
             rerun = pipeline.run_inline(deps)
             assert rerun["status"] in ("success", "partial")
     finally:
-        app.conf.update(**old)
         server.stop()
     with deps.session() as s:
         latest = {}

@@ -154,3 +154,23 @@ def test_redelivered_process_entry_repeats_no_call_and_no_row(deps):
         rows = s.scalars(select(KnowledgeSopMatch).where(KnowledgeSopMatch.sync_run_id == started.run_id)).all()
         item = s.get(RunItem, (started.run_id, started.entry_ids[0]))
     assert len(rows) == len({r.sop_file_path for r in rows}) >= 1 and item.attempts == 1
+
+
+def test_a_second_finalize_of_the_same_run_waits_its_turn(deps):
+    from sqlalchemy import text
+
+    add(deps, entry(COLD_EMAIL, created_at=T0))
+    with deps.session() as s:
+        started = pipeline.start_run(s, deps, now=T0 + timedelta(days=1))
+    with deps.session() as s:
+        pipeline.process_entry(s, deps, run_id=started.run_id, entry_id=started.entry_ids[0])
+    key = {"k": started.run_id.int & 0x7FFF_FFFF_FFFF_FFFF}
+    with deps.session() as other, other.get_bind().connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), key)  # a first finalize is working
+        busy = pipeline.finalize_run(other, deps, run_id=started.run_id)  # a duplicate callback meanwhile
+        holder.execute(text("SELECT pg_advisory_unlock(:k)"), key)
+    assert busy["status"] == "running" and "busy" in busy
+    assert commits(deps) == 1  # the duplicate wrote nothing
+    with deps.session() as s:
+        done = pipeline.finalize_run(s, deps, run_id=started.run_id)
+    assert done["status"] == "success" and commits(deps) == 2

@@ -1,0 +1,330 @@
+"""Operator commands: runs / runs show, report, enqueue, validate, flower (registered on cli.app)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from playbook_sync.config import Settings, get_settings
+
+runs_app = typer.Typer(help="Run history: `runs` lists recent runs, `runs show RUN_ID` one run in detail.",
+                       invoke_without_command=True)
+enqueue_app = typer.Typer(help="Reprocess by hand: named entries, a window, or a failed run's window.", no_args_is_help=True)
+
+
+def _cli():
+    from playbook_sync import cli  # late: cli imports this module to register the commands
+
+    return cli
+
+
+# -- starting and following a run ----------------------------------------------------
+
+
+def start_and_follow(settings: Settings, *, trigger: str, scope: dict | None = None, timeout: float = 3600) -> dict:
+    """Send start_run, then show entries done / total while the chord runs; return the run summary."""
+    from worker.tasks import start_run
+
+    result = start_run.delay(trigger=trigger, scope=scope)
+    backend, deadline = result.backend, time.monotonic() + timeout
+    try:
+        # Read the raw meta, not result.ready(): that would build AsyncResults for the chord's
+        # children, whose __del__ talks to Redis at interpreter exit, after an embedded Redis stopped.
+        while (meta := backend.get_task_meta(result.id))["status"] not in ("SUCCESS", "FAILURE", "REVOKED"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"start_run {result.id} not finished after {timeout:.0f}s")
+            time.sleep(0.2)
+    finally:
+        backend.remove_pending_result(result)  # unsubscribe now, while the broker is up
+    if meta["status"] != "SUCCESS":
+        raise RuntimeError(f"start_run {meta['status'].lower()}: {meta.get('result')}")
+    started = meta["result"]
+    if "run_id" not in started:
+        return started
+    return follow(settings.database_url, uuid.UUID(started["run_id"]), deadline=deadline)
+
+
+def follow(database_url: str, run_id: uuid.UUID, *, deadline: float, poll: float = 0.3) -> dict:
+    """A live progress bar of the run's items until the run leaves 'running'."""
+    from sqlalchemy import func, select
+
+    from playbook_sync.db import session_scope
+    from playbook_sync.finalize import summary
+    from playbook_sync.models import RunItem, SyncRun
+
+    console = _cli().console
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("entries"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
+        task = progress.add_task(f"run {str(run_id)[:8]}", total=None)
+        while True:
+            with session_scope(database_url) as session:
+                run = session.get(SyncRun, run_id)
+                rows = dict(session.execute(select(RunItem.status, func.count()).where(RunItem.run_id == run_id)
+                                            .group_by(RunItem.status)).all())
+                total, pending = sum(rows.values()), rows.get("pending", 0)
+                progress.update(task, total=total, completed=total - pending,
+                                description=f"run {str(run_id)[:8]}" + (" finalizing" if total and not pending else ""))
+                if run.status != "running":
+                    return summary(run)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still running")
+            time.sleep(poll)
+
+
+def _run_or_enqueue(scope: dict, wait: bool) -> None:
+    """Ad-hoc runs go through the same chord; on the embedded profile a local worker runs them."""
+    cli = _cli()
+    embedded = not get_settings().broker_url
+    with cli.services() as settings:
+        from worker.app import app as celery_app
+        from worker.tasks import start_run
+
+        _check_scope(settings, scope)
+        if not embedded and not wait:
+            result = start_run.delay(trigger="enqueue", scope=scope)
+            cli.console.print(f"enqueued start_run (task {result.id})")
+            return
+        with cli._maybe_worker(celery_app, embedded, settings):
+            cli._print_summary(start_and_follow(settings, trigger="enqueue", scope=scope), settings)
+
+
+def _check_scope(settings: Settings, scope: dict) -> None:
+    """Refuse a bad request here, with its reason, before anything is sent."""
+    from playbook_sync import adhoc, store
+    from playbook_sync.db import session_scope
+
+    with session_scope(settings.database_url) as session:
+        try:
+            planned = adhoc.plan(session, adhoc.Scope.from_dict(scope), watermark=store.last_window_end(session),
+                                 now=datetime.now(UTC))
+        except adhoc.ScopeError as exc:
+            _cli().console.print(f"[red]refused:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+    moves = "moves the weekly window" if not planned.trigger.startswith(adhoc.NON_ADVANCING) else "leaves the weekly window alone"
+    _cli().console.print(f"{len(planned.entry_ids)} entries; this run {moves}", highlight=False)
+
+
+@enqueue_app.command("entries")
+def enqueue_entries(entry_ids: list[str] = typer.Argument(..., help="knowledge entry ids"),
+                    wait: bool = typer.Option(False, help="Wait for the run (always, on the embedded profile).")) -> None:
+    """Run exactly these entries through the chord (the weekly window does not move)."""
+    try:
+        ids = [str(uuid.UUID(e)) for e in entry_ids]
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an entry id: {exc}") from None
+    _run_or_enqueue({"kind": "entries", "entry_ids": ids}, wait)
+
+
+@enqueue_app.command("window")
+def enqueue_window(since: str = typer.Option(..., help="start (exclusive), ISO date or date-time, UTC"),
+                   until: str = typer.Option(None, help="end (inclusive); default now"),
+                   wait: bool = typer.Option(False, help="Wait for the run (always, on the embedded profile).")) -> None:
+    """Run the entries created in (SINCE, UNTIL]; moves the weekly window only if SINCE is at or before its start."""
+    from playbook_sync.adhoc import parse_when
+
+    try:
+        start, end = parse_when(since), parse_when(until) if until else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    _run_or_enqueue({"kind": "window", "since": start.isoformat(), "until": end.isoformat() if end else None}, wait)
+
+
+@enqueue_app.command("run")
+def enqueue_run(run_id: str = typer.Argument(..., help="a run id or unique prefix (as `runs` shows)"),
+                wait: bool = typer.Option(False, help="Wait for the run (always, on the embedded profile).")) -> None:
+    """Re-run a (failed) run: its entries and its window's, through the same chord."""
+    from playbook_sync.db import session_scope
+    from playbook_sync.report import find_run
+
+    with _cli().services() as settings, session_scope(settings.database_url) as session:
+        try:
+            full = str(find_run(session, run_id).id)
+        except LookupError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    _run_or_enqueue({"kind": "run", "run_id": full}, wait)
+
+
+# -- history and reports ---------------------------------------------------------------
+
+
+def _window(r) -> str:
+    if r.trigger.startswith("adhoc:entries"):
+        return f"ad hoc: {r.entries_processed} named entries"
+    start = f"{r.window_start:%m-%d %H:%M}" if r.window_start else "start"
+    return f"{start} → {r.window_end:%m-%d %H:%M}"
+
+
+@runs_app.callback()
+def runs(ctx: typer.Context, limit: int = typer.Option(10, help="how many runs")) -> None:
+    """Recent runs: when, window, status, counts, cost, commit."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from sqlalchemy import select
+
+    from playbook_sync.db import session_scope
+    from playbook_sync.models import SyncRun
+
+    cli = _cli()
+    table = Table("run", "started", "trigger", "window", "status", "entries", "enr", "red", "orph", "def", "fail",
+                  "cost", "commit")
+    with cli.services() as settings, session_scope(settings.database_url) as session:
+        for r in session.scalars(select(SyncRun).order_by(SyncRun.run_at.desc()).limit(limit)):
+            color = {"success": "green", "partial": "yellow", "failed": "red"}.get(r.status, "blue")
+            commit = (r.commit_sha or "")[:10] + (" PR" if r.pull_request_url else "")
+            table.add_row(str(r.id)[:8], f"{r.run_at:%Y-%m-%d %H:%M}", r.trigger, _window(r), f"[{color}]{r.status}[/{color}]",
+                          *(str(n) for n in (r.entries_processed, r.entries_enriched, r.entries_redundant,
+                                             r.entries_orphaned, r.entries_deferred, r.entries_failed)),
+                          f"${r.cost_usd or 0:.2f}", commit)
+    cli.console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str = typer.Argument(..., help="a run id or unique prefix")) -> None:
+    """One run: window, counts, SOPs, commit, and every failed or deferred entry with its reason."""
+    from playbook_sync import store
+    from playbook_sync.db import session_scope
+    from playbook_sync.models import KnowledgeEntry
+    from playbook_sync.report import find_run, paths_for
+
+    cli, out = _cli(), _cli().console
+    with cli.services() as settings, session_scope(settings.database_url) as session:
+        try:
+            r = find_run(session, run_id)
+        except LookupError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        out.print(f"[bold]run {r.id}[/bold]  {r.status}  (trigger {r.trigger})", highlight=False)
+        out.print(f"started {r.run_at:%Y-%m-%d %H:%M:%S} UTC, finished "
+                  f"{f'{r.finished_at:%Y-%m-%d %H:%M:%S} UTC' if r.finished_at else '—'}", highlight=False)
+        out.print(f"window  {_window(r)}", highlight=False)
+        out.print(f"entries {r.entries_processed}: {r.entries_enriched} enriched, {r.entries_redundant} redundant, "
+                  f"{r.entries_orphaned} orphaned, {r.entries_deferred} deferred, {r.entries_failed} failed", highlight=False)
+        out.print(f"cost    ${r.cost_usd or 0:.4f}", highlight=False)
+        for path in r.sops_enriched or []:
+            out.print(f"  enriched {path}", highlight=False)
+        for path in r.sops_created or []:
+            out.print(f"  created  {path}", highlight=False)
+        out.print(f"commit  {r.commit_sha or 'none'}", highlight=False)
+        if r.pull_request_url:
+            out.print(f"pull request {r.pull_request_url}", highlight=False)
+        problems = [i for i in store.items(session, run_id=r.id) if i.status in ("failed", "deferred")]
+        if problems:
+            contents = {e.id: e.content for e in session.query(KnowledgeEntry).filter(KnowledgeEntry.id.in_([i.entry_id for i in problems]))}
+            table = Table("entry", "outcome", "reason", "content", title="failed and deferred entries")
+            for i in problems:
+                table.add_row(str(i.entry_id), i.status, i.error or "(no reason recorded)", " ".join(contents.get(i.entry_id, "").split())[:70])
+            out.print(table)
+        for line in (r.error_log or "").splitlines():
+            out.print(f"  log: {line}", highlight=False, markup=False)
+        html = paths_for(settings, str(r.id))[1]
+        out.print(f"report  {html if html.exists() else f'playbook-sync report {str(r.id)[:8]} --html FILE'}", highlight=False)
+
+
+def report(run_id: str = typer.Argument(..., help="a run id or unique prefix (dry runs: their stored report)"),
+           html: Path = typer.Option(None, help="write the HTML page here"),
+           json_file: Path = typer.Option(None, "--json", help="write the JSON here")) -> None:
+    """Build a run's report (HTML page and/or JSON) from the database and the repository."""
+    from playbook_sync import report as reports
+    from playbook_sync.db import session_scope
+    from playbook_sync.runtime import Deps
+
+    cli = _cli()
+    with cli.services() as settings, session_scope(settings.database_url) as session:
+        try:
+            data = reports.build(session, Deps.from_settings(settings), reports.find_run(session, run_id))
+        except LookupError as exc:
+            data = reports.load(settings, run_id)  # a dry run left only its files
+            if data is None:
+                raise typer.BadParameter(str(exc)) from None
+    if json_file:
+        reports.write(data, json_file)
+        cli.console.print(f"wrote {json_file}", highlight=False)
+    if html:
+        from playbook_sync.report_html import render
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render(data), encoding="utf-8")
+        cli.console.print(f"wrote {html}", highlight=False)
+    if not html and not json_file:
+        c = data["counts"]
+        cli.console.print(f"run {data['run']['id']} {data['run']['status']}: " + ", ".join(f"{v} {k}" for k, v in c.items()),
+                          highlight=False)
+
+
+# -- validate and flower -----------------------------------------------------------------
+
+
+def validate(repo: Path = typer.Option(None, help="a checked-out playbook directory (default: the configured playbook)")) -> None:
+    """Lint the playbook: frontmatter, id/title, unique ids, admonitions, MDX hazards; path:line: message."""
+    from playbook_sync.validate import check_tree, read_directory
+
+    settings, out = get_settings(), _cli().console
+    if repo is not None:
+        try:
+            files = read_directory(repo, settings.docs_root)
+        except FileNotFoundError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    else:
+        from playbook_sync.runtime import build_repo
+
+        files = build_repo(settings).read_tree(settings.docs_root)
+    problems = check_tree(files, settings.docs_root)
+    for problem in problems:
+        out.print(str(problem), highlight=False, markup=False)
+    docs = sum(1 for p in files if p.endswith((".md", ".mdx")))
+    out.print(f"{docs} docs checked, {len(problems)} error{'s' if len(problems) != 1 else ''}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+def flower(port: int = typer.Option(5555, help="HTTP port"), address: str = typer.Option("127.0.0.1", help="listen address")) -> None:
+    """Start Flower against the configured broker (embedded profile: with embedded services and a local worker)."""
+    from playbook_sync.db import ROOT
+
+    settings = get_settings()
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "flower", f"--port={port}", f"--address={address}",
+           "--persistent=False", "--purge_offline_workers=300"]
+    if settings.flower_basic_auth:
+        cmd.append(f"--basic-auth={settings.flower_basic_auth.get_secret_value()}")
+    elif address in ("127.0.0.1", "localhost", "::1"):
+        env["FLOWER_UNAUTHENTICATED_API"] = "true"  # loopback only: on a real interface the API needs auth
+    if settings.broker_url:  # production shape: Flower is all this process is
+        os.chdir(ROOT)
+        os.execvpe(cmd[0], cmd, env)
+    cli = _cli()
+    with cli.services() as local:  # embedded: Flower, the services and a worker live as long as this command
+        from worker.app import app as celery_app
+
+        env.update({k: v for k, v in os.environ.items() if k.startswith("PLAYBOOK_SYNC_")})
+        with cli._maybe_worker(celery_app, True, local):
+            cli.console.print("embedded services; point other shells at them with:\n"
+                              f"  export PLAYBOOK_SYNC_BROKER_URL={local.broker_url}\n"
+                              f"  export PLAYBOOK_SYNC_DATABASE_URL='{local.database_url}'", highlight=False)
+            cli.console.print(f"Flower on http://{address}:{port} (Ctrl-C stops it)", highlight=False)
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+            signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # stop Flower with us, then clean up
+            try:
+                code = proc.wait()
+            except KeyboardInterrupt:
+                proc.terminate()
+                code = proc.wait(10)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operator commands to the main app."""
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(enqueue_app, name="enqueue")
+    app.command()(report)
+    app.command()(validate)
+    app.command()(flower)

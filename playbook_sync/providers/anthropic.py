@@ -1,0 +1,153 @@
+"""Anthropic provider: strict tool use, prompt caching, usage metering, Message Batches.
+
+Prompt layout, stable first so entries that match the same SOP reuse the cache:
+tool definition (static) → system rubric [cache_control] → each candidate SOP text
+[cache_control] → the entry. That is at most 4 breakpoints (the API's limit).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import anthropic
+
+from playbook_sync import costs
+from playbook_sync.providers import retry
+from playbook_sync.providers.base import ProviderError
+from playbook_sync.providers.structured import CLASSIFY, InvalidAnswer, PromptParts, Step, StructuredLLM, classify_parts
+from playbook_sync.providers.structured import parse_classification
+from playbook_sync.schemas import ClassifyRequest, Decision
+
+KEY_ENV = "PLAYBOOK_SYNC_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY)"
+DEFAULT_MODELS = {"classify": "claude-opus-4-6", "edit": "claude-opus-4-6", "new_sop": "claude-opus-4-6",
+                  "cluster": "claude-sonnet-4-6"}
+_EPHEMERAL = {"type": "ephemeral"}
+MAX_BREAKPOINTS = 4  # per request, across system and messages
+
+
+def api_key(settings) -> str:
+    """The configured key, or a ProviderError naming the variable to set."""
+    if settings.anthropic_api_key is None or not settings.anthropic_api_key.get_secret_value().strip():
+        raise retry.AuthError(f"no Anthropic API key: set {KEY_ENV}")
+    return settings.anthropic_api_key.get_secret_value().strip()
+
+
+def usage_of(message: anthropic.types.Message) -> costs.Usage:
+    """Input (uncached), output, cache-write and cache-read tokens of one response."""
+    u = message.usage
+    return costs.Usage(u.input_tokens or 0, u.output_tokens or 0, u.cache_creation_input_tokens or 0,
+                       u.cache_read_input_tokens or 0)
+
+
+def tool_input(message: anthropic.types.Message, tool: str) -> object:
+    """The input of the forced tool call, or InvalidAnswer when there is none."""
+    for block in message.content:
+        if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == tool:
+            return block.input
+    kinds = ", ".join(getattr(b, "type", "?") for b in message.content) or "nothing"
+    raise InvalidAnswer(f"response has no {tool!r} tool call (stop_reason {message.stop_reason}; got {kinds})")
+
+
+@dataclass
+class BatchResult:
+    """One entry's outcome in an ended Message Batch."""
+
+    custom_id: str
+    decisions: list[Decision] | None
+    error: str | None
+    usage: costs.Usage | None
+    model: str
+
+
+class AnthropicLLM(StructuredLLM):
+    """The LLM protocol on the Messages API (and the batch hooks batch.py uses)."""
+
+    provider = "anthropic"
+    default_models = DEFAULT_MODELS
+
+    def __init__(self, settings, *, client: anthropic.Anthropic | None = None) -> None:
+        super().__init__(settings)
+        key = api_key(settings)
+        # max_retries=0: ours (retry.py) are the only retries, so the limit is the one configured.
+        self.client = client or anthropic.Anthropic(api_key=key, base_url=settings.anthropic_base_url,
+                                                    timeout=settings.llm_timeout_seconds, max_retries=0)
+        self.service = retry.Service("Anthropic", KEY_ENV, (key,))
+        self.policy = retry.RetryPolicy.from_settings(settings)
+
+    @classmethod
+    def from_settings(cls, settings) -> AnthropicLLM:
+        """Build from settings (also the `module:Class` hook)."""
+        return cls(settings)
+
+    def params(self, step: Step, parts: PromptParts, model: str) -> dict:
+        """Messages API parameters: forced strict tool, cache breakpoints on the stable parts."""
+        breakpoints = MAX_BREAKPOINTS - 1  # one goes on the system block
+        content = [{"type": "text", "text": block, **({"cache_control": _EPHEMERAL} if i < breakpoints else {})}
+                   for i, block in enumerate(parts.blocks)]
+        content.append({"type": "text", "text": parts.task})
+        return {
+            "model": model,
+            "max_tokens": self.max_tokens,
+            "system": [{"type": "text", "text": parts.system, "cache_control": _EPHEMERAL}],
+            "messages": [{"role": "user", "content": content}],
+            "tools": [{"name": step.tool, "description": step.description, "input_schema": dict(step.schema),
+                       "strict": True}],
+            "tool_choice": {"type": "tool", "name": step.tool},
+        }
+
+    def _request(self, step: Step, parts: PromptParts, model: str) -> object:
+        params = self.params(step, parts, model)
+        message = retry.call(lambda: self.client.messages.create(**params), service=self.service, policy=self.policy,
+                             what=f"{step.name} call", settings_hint=f"PLAYBOOK_SYNC_MODEL_{step.name.upper()}, "
+                                                                     "PLAYBOOK_SYNC_LLM_MAX_TOKENS")
+        if not isinstance(message, anthropic.types.Message):
+            raise InvalidAnswer(f"response is not a Messages API message ({type(message).__name__})")
+        costs.report(step.name, self.provider, message.model or model, usage_of(message))
+        return tool_input(message, step.tool)
+
+    # -- Message Batches (used by playbook_sync.batch) -----------------------------------
+
+    def submit_classifications(self, requests: Mapping[str, ClassifyRequest]) -> str:
+        """Submit one Message Batch of classify calls keyed by custom id; return the batch id."""
+        prompt, model = self.prompts[CLASSIFY.prompt], self.models[CLASSIFY.name]
+        payload = [{"custom_id": cid, "params": self.params(CLASSIFY, classify_parts(prompt, r), model)}
+                   for cid, r in requests.items()]
+        batch = retry.call(lambda: self.client.messages.batches.create(requests=payload), service=self.service,
+                           policy=self.policy, what="batch submission")
+        return batch.id
+
+    def batch_status(self, batch_id: str) -> str:
+        """in_progress | canceling | ended."""
+        batch = retry.call(lambda: self.client.messages.batches.retrieve(batch_id), service=self.service,
+                           policy=self.policy, what="batch poll")
+        return batch.processing_status
+
+    def classification_results(self, batch_id: str, requests: Mapping[str, ClassifyRequest]) -> Iterator[BatchResult]:
+        """Every result of an ended batch, parsed; a failed or invalid one carries its error."""
+        results = retry.call(lambda: list(self.client.messages.batches.results(batch_id)), service=self.service,
+                             policy=self.policy, what="batch results")
+        model = self.models[CLASSIFY.name]
+        for item in results:
+            request = requests.get(item.custom_id)
+            if request is None:
+                continue  # not ours (or already applied): results map back by custom id only
+            result = item.result
+            if result.type != "succeeded":
+                detail = getattr(getattr(getattr(result, "error", None), "error", None), "message", None)
+                yield BatchResult(item.custom_id, None, f"batch request {result.type}" + (f": {detail}" if detail else ""),
+                                  None, model)
+                continue
+            message = result.message
+            try:
+                decisions = parse_classification(tool_input(message, CLASSIFY.tool), request)
+                yield BatchResult(item.custom_id, decisions, None, usage_of(message), message.model or model)
+            except (InvalidAnswer, ProviderError) as exc:
+                yield BatchResult(item.custom_id, None, f"invalid batch answer: {exc}", usage_of(message),
+                                  message.model or model)
+
+
+def entry_custom_id(entry_id: uuid.UUID) -> str:
+    """A batch custom id for an entry (^[a-zA-Z0-9_-]{1,64}$)."""
+    return str(entry_id)
