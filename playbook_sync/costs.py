@@ -186,11 +186,10 @@ def totals(session: Session, run_id: uuid.UUID) -> tuple[float, dict]:
     ).all()
     steps: dict[str, dict] = {}
     for step, calls, dollars, *tokens in rows:
-        steps[step] = {"calls": calls, "cost_usd": round(float(dollars or 0), 6)} | {
+        steps[step] = {"calls": calls, "cost_usd": float(dollars or 0)} | {
             f: int(t or 0) for f, t in zip(TOKEN_FIELDS, tokens, strict=True)}
     total = {key: sum(s[key] for s in steps.values()) for key in ("calls", "cost_usd", *TOKEN_FIELDS)}
-    total["cost_usd"] = round(float(sum(float(d or 0) for _, _, d, *_ in rows)), 6)
-    return total["cost_usd"], {"total": total, "steps": steps}
+    return float(total["cost_usd"]), {"total": total, "steps": steps}
 
 
 def close_run(session: Session, run: SyncRun) -> None:

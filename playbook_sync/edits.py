@@ -11,7 +11,7 @@ from playbook_sync import callouts
 from playbook_sync.mdx import find_hazards, frontmatter_length, mdx_safe
 from playbook_sync.new_sop import next_number, render_new_sop
 from playbook_sync.providers.base import LLM
-from playbook_sync.schemas import CalloutKind, CalloutRequest, Entry, NewSopRequest, Section, SopDoc
+from playbook_sync.schemas import CalloutKind, CalloutRequest, Entry, NewSopRequest, Section, SopDoc, SopDraft
 from playbook_sync.sops import SopError, is_doc, parse_sop
 
 log = logging.getLogger(__name__)
@@ -169,8 +169,19 @@ def _new_hazards(old: str, new: str) -> str | None:
 
 def plan_new_sop(llm: LLM, *, cluster_id: uuid.UUID, entries: list[Entry], module: str, docs: dict[str, SopDoc], taken: set[str]) -> PlannedSop:
     """Name the cluster, draft the SOP, render it at the next free number of its module."""
+    label, draft = draft_new_sop(llm, entries=entries, module=module)
+    return place_new_sop(cluster_id=cluster_id, label=label, draft=draft, entries=entries, module=module, docs=docs, taken=taken)
+
+
+def draft_new_sop(llm: LLM, *, entries: list[Entry], module: str) -> tuple[str, SopDraft]:
+    """The model's part of a new SOP: the cluster's label, then the draft (independent of other clusters)."""
     label = llm.name_cluster(entries)
-    draft = llm.draft_sop(NewSopRequest(module=module, cluster_label=label, entries=entries))
+    return label, llm.draft_sop(NewSopRequest(module=module, cluster_label=label, entries=entries))
+
+
+def place_new_sop(*, cluster_id: uuid.UUID, label: str, draft: SopDraft, entries: list[Entry], module: str,
+                  docs: dict[str, SopDoc], taken: set[str]) -> PlannedSop:
+    """Render a draft at the next free number of its module (after `taken`) and check it."""
     existing = [(d.path, d.sop_id, d.title) for d in docs.values()] + [(p, "", "") for p in taken]
     number = next_number(existing, module)
     path, content = render_new_sop(module, number, draft)

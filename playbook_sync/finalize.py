@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from playbook_sync import batch, callouts, costs, orphans, publish, report, store, validate
 from playbook_sync.changelog import commit_message, trailer
-from playbook_sync.edits import Applied, PlannedBlock, PlannedSop, apply_blocks, group_for_blocks, parse_tree, plan_block, plan_new_sop
+from playbook_sync.edits import Applied, PlannedBlock, PlannedSop, apply_blocks, draft_new_sop, group_for_blocks, parse_tree, place_new_sop, plan_block
 from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, RunItem, SyncRun
 from playbook_sync.providers.base import NonFastForward
 from playbook_sync.runtime import Deps
@@ -20,6 +25,7 @@ from playbook_sync.schemas import Action, ItemStatus, RunStatus
 
 log = logging.getLogger(__name__)
 COMMIT_ATTEMPTS = 3  # a concurrent push is rebased this many times before giving up
+T = TypeVar("T")
 
 
 def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
@@ -72,6 +78,7 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs, err
             per_sop[m.sop_file_path].append(m)
     blocks: list[PlannedBlock] = []
     deferred: dict[uuid.UUID, str] = {}
+    jobs: list[tuple] = []  # (path, doc, kind, section, entries): one edit call each
     cap = deps.settings.max_enrichments_per_sop
     for path, ms in sorted(per_sop.items()):
         doc = docs.get(path)
@@ -83,28 +90,54 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs, err
             m.action = Action.deferred
             deferred[m.knowledge_entry_id] = f"{path} reached {cap} enrichments this run"
         groups = group_for_blocks(doc, [(entries[m.knowledge_entry_id], m.section) for m in ms[:cap]])
-        for (section, kind), group in groups.items():
-            try:
-                blocks.append(plan_block(deps.llm, doc, kind, section, group))
-            except Exception as exc:  # one failed edit defers its entries, never the run
-                deferred.update({e.id: f"edit for {path} failed: {exc}" for e in group})
+        jobs += [(path, doc, kind, section, group) for (section, kind), group in groups.items()]
+    # The edit calls are independent: made concurrently, or a big week's callback waits for
+    # them one after another (bench/: this was most of a 1,000-entry run's wall time).
+    outcomes = _concurrently([partial(plan_block, deps.llm, doc, kind, section, group) for _, doc, kind, section, group in jobs],
+                             deps.settings.llm_concurrency)
+    for (path, *_, group), outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, Exception):  # one failed edit defers its entries, never the run
+            deferred.update({e.id: f"edit for {path} failed: {outcome}" for e in group})
+        else:
+            blocks.append(outcome)
     return blocks, deferred
 
 
 def _plan_new_sops(session: Session, deps: Deps, docs, errors: list[str]) -> list[PlannedSop]:
     """Draft a new SOP for each cluster that has enough agreeing orphans."""
     modules = {d.module for d in docs.values() if d.module} or {"module-1"}
+    clusters = [(c, orphans.nearest_module(session, centroid=c.centroid, modules=modules), [store.to_entry(e) for e in c.entries])
+                for c in orphans.promotable(session, min_entries=deps.settings.cluster_min_entries,
+                                            min_sources=deps.settings.cluster_min_sources)]
+    # The model calls concurrently; the numbering in order, each new SOP after those placed before it.
+    drafts = _concurrently([partial(draft_new_sop, deps.llm, entries=entries, module=module) for _, module, entries in clusters],
+                           deps.settings.llm_concurrency)
     planned: list[PlannedSop] = []
-    for cluster in orphans.promotable(session, min_entries=deps.settings.cluster_min_entries,
-                                      min_sources=deps.settings.cluster_min_sources):
-        module = orphans.nearest_module(session, centroid=cluster.centroid, modules=modules)
+    for (cluster, module, entries), drafted in zip(clusters, drafts, strict=True):
         try:
-            planned.append(plan_new_sop(deps.llm, cluster_id=cluster.id, module=module, docs=docs,
-                                        entries=[store.to_entry(e) for e in cluster.entries],
-                                        taken={p.path for p in planned}))
+            if isinstance(drafted, Exception):
+                raise drafted
+            planned.append(place_new_sop(cluster_id=cluster.id, label=drafted[0], draft=drafted[1], entries=entries,
+                                         module=module, docs=docs, taken={p.path for p in planned}))
         except Exception as exc:  # the cluster stays open and is tried again next run
             errors.append(f"new SOP for cluster {cluster.id} not created: {exc}")
     return planned
+
+
+def _concurrently(calls: list[Callable[[], T]], workers: int) -> list[T | Exception]:
+    """Run calls on up to `workers` threads; results in order, an exception in place of its result."""
+    def guarded(call: Callable[[], T]) -> T | Exception:
+        try:
+            return call()
+        except Exception as exc:
+            return exc
+
+    if workers <= 1 or len(calls) <= 1:
+        return [guarded(c) for c in calls]
+    with ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="finalize-llm") as pool:
+        # Each call runs in a copy of this context, so the step's cost meter (a ContextVar) sees it.
+        futures = [pool.submit(contextvars.copy_context().run, guarded, c) for c in calls]
+        return [f.result() for f in futures]
 
 
 def _commit(session: Session, deps: Deps, run: SyncRun, blocks: list[PlannedBlock], new_sops: list[PlannedSop]) -> Applied:

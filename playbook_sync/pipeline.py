@@ -227,7 +227,7 @@ def finalize_run(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     # first intermediate commit, so a session-level advisory lock is held on a connection
     # of its own for the whole step (a dead worker's connection drops it automatically).
     key = run_id.int & 0x7FFF_FFFF_FFFF_FFFF
-    with session.get_bind().connect() as lock:
+    with session.get_bind().engine.connect() as lock:  # .engine: a dry run binds sessions to a Connection
         if not lock.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
             return {"run_id": str(run_id), "status": RunStatus.running, "busy": "another finalize is working on this run"}
         try:

@@ -16,7 +16,8 @@ import anthropic
 from playbook_sync import costs
 from playbook_sync.providers import retry
 from playbook_sync.providers.base import ProviderError
-from playbook_sync.providers.structured import CLASSIFY, InvalidAnswer, PromptParts, Step, StructuredLLM, classify_parts
+from playbook_sync.providers.structured import CLASSIFY, InvalidAnswer, PromptParts, Step, StructuredLLM, answered
+from playbook_sync.providers.structured import classify_parts
 from playbook_sync.providers.structured import parse_classification
 from playbook_sync.schemas import ClassifyRequest, Decision
 
@@ -99,9 +100,9 @@ class AnthropicLLM(StructuredLLM):
 
     def _request(self, step: Step, parts: PromptParts, model: str) -> object:
         params = self.params(step, parts, model)
-        message = retry.call(lambda: self.client.messages.create(**params), service=self.service, policy=self.policy,
-                             what=f"{step.name} call", settings_hint=f"PLAYBOOK_SYNC_MODEL_{step.name.upper()}, "
-                                                                     "PLAYBOOK_SYNC_LLM_MAX_TOKENS")
+        hint = f"PLAYBOOK_SYNC_MODEL_{step.name.upper()}, PLAYBOOK_SYNC_LLM_MAX_TOKENS"
+        message = answered(lambda: retry.call(lambda: self.client.messages.create(**params), service=self.service,
+                                              policy=self.policy, what=f"{step.name} call", settings_hint=hint))
         if not isinstance(message, anthropic.types.Message):
             raise InvalidAnswer(f"response is not a Messages API message ({type(message).__name__})")
         costs.report(step.name, self.provider, message.model or model, usage_of(message))

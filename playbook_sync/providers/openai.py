@@ -12,7 +12,7 @@ import tiktoken
 from playbook_sync import costs
 from playbook_sync.providers import retry
 from playbook_sync.providers.base import ProviderError
-from playbook_sync.providers.structured import InvalidAnswer, PromptParts, Step, StructuredLLM, loads
+from playbook_sync.providers.structured import InvalidAnswer, PromptParts, Step, StructuredLLM, answered, loads
 
 log = logging.getLogger(__name__)
 KEY_ENV = "PLAYBOOK_SYNC_OPENAI_API_KEY (or OPENAI_API_KEY)"
@@ -161,9 +161,10 @@ class OpenAILLM(StructuredLLM):
 
     def _request(self, step: Step, parts: PromptParts, model: str) -> object:
         params = self.params(step, parts, model)
-        completion = retry.call(lambda: self.client.chat.completions.create(**params), service=self.service,
-                                policy=self.policy, what=f"{step.name} call",
-                                settings_hint=f"PLAYBOOK_SYNC_MODEL_{step.name.upper()}, PLAYBOOK_SYNC_LLM_MAX_TOKENS")
+        hint = f"PLAYBOOK_SYNC_MODEL_{step.name.upper()}, PLAYBOOK_SYNC_LLM_MAX_TOKENS"
+        completion = answered(lambda: retry.call(lambda: self.client.chat.completions.create(**params),
+                                                 service=self.service, policy=self.policy, what=f"{step.name} call",
+                                                 settings_hint=hint))
         costs.report(step.name, self.provider, getattr(completion, "model", None) or model, usage_of(completion))
         choices = getattr(completion, "choices", None)
         if not choices:

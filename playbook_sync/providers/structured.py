@@ -246,6 +246,14 @@ def draft_parts(prompt: prompts.Prompt, request: NewSopRequest, error: str = "")
     return PromptParts(prompt.render("system"), (), task)
 
 
+def answered(call: Callable[[], T]) -> T:
+    """Run an SDK request; a 200 whose body is not JSON (a proxy's page) becomes InvalidAnswer."""
+    try:
+        return call()
+    except json.JSONDecodeError as exc:
+        raise InvalidAnswer(f"response body is not JSON ({exc.msg})") from None
+
+
 def loads(text: str) -> object:
     """JSON text from a model, as InvalidAnswer when it is not JSON."""
     try:

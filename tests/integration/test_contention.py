@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 from playbook_sync import demo, pipeline, store
 from playbook_sync.callouts import check_additive
+from playbook_sync.models import SyncRun
 from playbook_sync.providers.github import GitHubRepo
 from playbook_sync.providers.localgit import LocalGitRepo
 from playbook_sync.runtime import Deps
@@ -75,7 +78,8 @@ def test_concurrent_push_is_rebased_onto_github(settings, tmp_path):
         assert_on_top_of_human(gh.git, result["commit_sha"], pushed[0], before)
 
 
-def test_github_5xx_twice_fails_the_run_and_commits_nothing(settings, tmp_path):
+def test_github_5xx_twice_fails_the_run_and_commits_nothing(settings, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)  # PyGithub and urllib3 log requests at DEBUG
     with FakeGitHub(tmp_path / "remote.git", token=TOKEN, files=demo.playbook_files()) as gh:
         deps = Deps.from_settings(settings)
         deps.repo = GitHubRepo(gh.full_name, TOKEN, base_url=gh.base_url, seconds_between_requests=None,
@@ -92,3 +96,6 @@ def test_github_5xx_twice_fails_the_run_and_commits_nothing(settings, tmp_path):
         again = pipeline.run_inline(deps)  # GitHub is back: the next run does the work
         assert again["status"] == "success" and again["entries"] == result["entries"]
         assert gh.git.head() != head
+    with deps.session() as s:
+        stored = " ".join(str(r.error_log) + str(r.commit_message) for r in s.scalars(select(SyncRun)))
+    assert TOKEN not in caplog.text and TOKEN not in stored and len(caplog.records) > 10

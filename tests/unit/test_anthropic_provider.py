@@ -1,0 +1,271 @@
+"""The Anthropic provider through the real SDK against a fake Messages API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from playbook_sync import costs
+from playbook_sync.config import Settings
+from playbook_sync.edits import AnchorError, plan_block
+from playbook_sync.new_sop import render_new_sop
+from playbook_sync.providers import retry
+from playbook_sync.providers.anthropic import AnthropicLLM
+from playbook_sync.providers.base import ProviderError
+from playbook_sync.providers.structured import CLASSIFY, EDIT
+from playbook_sync.runtime import build_llm
+from playbook_sync.schemas import Action, CalloutKind, Candidate, ClassifyRequest, Entry, NewSopRequest
+from playbook_sync.sops import parse_sop
+from tests.fakes import answers
+from tests.fakes.anthropic_server import FakeAnthropic
+
+pytestmark = pytest.mark.unit
+
+SOP_A = """---
+id: sop-2-1-write-cold-email-copy
+title: "SOP 2.1: Write Cold Email Copy"
+---
+
+# SOP 2.1: Write Cold Email Copy
+
+## Why This Matters
+
+Cold email is the cheapest channel we have.
+
+## Steps
+
+### Step 1: Write the subject line
+
+Keep it under six words.
+
+## Common Mistakes
+
+Sending the same template to every segment.
+"""
+SOP_B = SOP_A.replace("2-1-write-cold-email-copy", "2-3-build-a-follow-up-sequence").replace("Write Cold Email Copy",
+                                                                                              "Build a Follow-Up Sequence")
+
+
+def entry(content: str = "Subject lines that name the competitor doubled our open rate. Try it first.", **kw) -> Entry:
+    return Entry(id=uuid.uuid4(), category=kw.get("category", "insight"), content=content,
+                 transcript_type=kw.get("transcript_type", "coaching"), tags=kw.get("tags", ["email"]))
+
+
+def candidates(*texts: str) -> list[Candidate]:
+    paths = ["docs/sops/module-2/sop-2-1.md", "docs/sops/module-2/sop-2-3.md"]
+    return [Candidate(sop_path=paths[i], title=parse_sop(paths[i], t.encode()).title, section="Steps",
+                      similarity=0.8 - i / 10, band="strong", sop_text=t) for i, t in enumerate(texts)]
+
+
+@pytest.fixture
+def fake():
+    with FakeAnthropic() as server:
+        yield server
+
+
+def settings_for(fake: FakeAnthropic, **overrides) -> Settings:
+    values = dict(anthropic_api_key=fake.api_key, anthropic_base_url=fake.base_url, llm="anthropic",
+                  llm_retry_base_seconds=0.01, llm_timeout_seconds=5.0)
+    return Settings(_env_file=None, **(values | overrides))
+
+
+def metered(fn):
+    meter = costs.Meter(Settings(_env_file=None).prices, run_id=None)
+    with costs.using(meter):
+        result = fn()
+    return result, meter
+
+
+# -- classification request and parsing -------------------------------------------------------
+
+
+def test_classification_carries_the_schema_and_caches_the_sop_blocks(fake):
+    llm = build_llm(settings_for(fake))
+    assert isinstance(llm, AnthropicLLM)
+    first = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A, SOP_B))
+    decisions, meter = metered(lambda: llm.classify(first))
+    assert [(d.sop_path, d.action) for d in decisions] == [(c.sop_path, a) for c, a in
+                                                             zip(first.candidates, [Action.enrich, Action.tangential])]
+    assert decisions[0].section == "Steps" and 0 <= decisions[0].confidence <= 1 and decisions[0].rationale
+
+    body = fake.bodies("/v1/messages")[0]
+    assert body["model"] == "claude-opus-4-6"
+    assert body["tools"] == [{"name": "record_classification", "description": CLASSIFY.description,
+                              "input_schema": CLASSIFY.schema, "strict": True}]
+    assert body["tool_choice"] == {"type": "tool", "name": "record_classification"}
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    sop_a, sop_b, task = body["messages"][0]["content"]
+    assert SOP_A in sop_a["text"] and sop_a["cache_control"] == {"type": "ephemeral"}
+    assert SOP_B in sop_b["text"] and sop_b["cache_control"] == {"type": "ephemeral"}
+    assert "cache_control" not in task and first.entry.content in task["text"]  # the varying part comes last
+
+    # A second entry whose best match is the same SOP reuses the cached rubric + SOP prefix.
+    second = ClassifyRequest(entry=entry("Mention a mutual customer in line one."), candidates=candidates(SOP_A))
+    _, meter2 = metered(lambda: llm.classify(second))
+    write, read = meter.calls[0].usage, meter2.calls[0].usage
+    assert write.cache_write_tokens > 0 and write.cache_read_tokens == 0
+    assert read.cache_read_tokens > 0 and read.cache_write_tokens == 0
+    assert read.cache_read_tokens == fake.usages[1]["cache_read_input_tokens"]  # read from the response
+    assert meter2.calls[0].cost_usd < meter.calls[0].cost_usd  # cache reads are billed at a tenth
+
+
+def _tool_message(answer) -> dict:
+    return {"id": "msg_x", "type": "message", "role": "assistant", "model": "claude-opus-4-6",
+            "content": [{"type": "tool_use", "id": "toolu_x", "name": "record_classification", "input": answer}],
+            "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 5}}
+
+
+def _valid(request: ClassifyRequest) -> dict:
+    return {"decisions": [{"sop_path": c.sop_path, "action": "redundant", "section": "", "rationale": "Covered.",
+                           "confidence": 0.9} for c in request.candidates]}
+
+
+BAD_ANSWERS = {
+    "malformed": (_tool_message({"decisions": "enrich"}), "decisions: Input should be a valid list"),
+    "no tool call": ({**_tool_message({}), "content": [{"type": "text", "text": "I think enrich."}],
+                      "stop_reason": "end_turn"}, "no 'record_classification' tool call"),
+    "unknown action": (_tool_message({"decisions": [{"sop_path": "docs/sops/module-2/sop-2-1.md", "action": "merge",
+                                                     "section": "", "rationale": "x", "confidence": 0.5}]}),
+                       "decisions.0.action: Input should be 'enrich', 'redundant' or 'tangential'"),
+    "not json": ("{not json", "response body is not JSON"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ANSWERS))
+def test_a_bad_answer_is_asked_again_then_ends_as_a_clear_error(fake, case):
+    body, expected = BAD_ANSWERS[case]
+    llm = build_llm(settings_for(fake, llm_output_retries=1))
+    request = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A))
+    fake.reply_next("/v1/messages", body, count=2)
+    with pytest.raises(ProviderError) as raised:
+        llm.classify(request)
+    assert fake.count("POST", "/v1/messages") == 2  # the first try and one re-ask
+    assert "classify answer still invalid after 2 attempts" in str(raised.value) and expected in str(raised.value)
+    retried = fake.bodies("/v1/messages")[1]["messages"][0]["content"][-1]["text"]
+    assert "Your previous answer was rejected" in retried  # the re-ask says what was wrong
+
+
+def test_a_bad_answer_then_a_good_one_succeeds(fake):
+    llm = build_llm(settings_for(fake))
+    request = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A))
+    fake.reply_next("/v1/messages", BAD_ANSWERS["unknown action"][0])
+    fake.reply_next("/v1/messages", _tool_message(_valid(request)))
+    assert [d.action for d in llm.classify(request)] == [Action.redundant]
+
+
+def test_decisions_must_cover_exactly_the_candidates(fake):
+    llm = build_llm(settings_for(fake, llm_output_retries=0))
+    request = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A, SOP_B))
+    only_one = {"decisions": _valid(request)["decisions"][:1]}
+    fake.reply_next("/v1/messages", _tool_message(only_one))
+    with pytest.raises(ProviderError, match="no decision for docs/sops/module-2/sop-2-3.md"):
+        llm.classify(request)
+
+
+# -- transport retries -----------------------------------------------------------------------
+
+
+def test_429_with_retry_after_500_and_a_timeout_are_retried_then_succeed(fake):
+    llm = build_llm(settings_for(fake, llm_timeout_seconds=0.5, llm_max_retries=4))
+    request = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A))
+    fake.fail_next("/v1/messages", 429, headers={"retry-after": "1"})
+    fake.fail_next("/v1/messages", 500)
+    fake.delay_next("/v1/messages", 1.5)  # longer than the client timeout
+    started = time.monotonic()
+    assert llm.classify(request)[0].action == Action.enrich
+    assert fake.count("POST", "/v1/messages") == 4
+    assert time.monotonic() - started >= 1.0 + 0.5  # waited what retry-after asked, and the timeout
+
+
+def test_529_overloaded_retries_stop_at_the_configured_limit(fake):
+    llm = build_llm(settings_for(fake, llm_max_retries=2))
+    fake.fail_next("/v1/messages", 529, count=10)
+    with pytest.raises(retry.RetriesExhausted, match=r"failed after 3 attempts: 529 overloaded_error"):
+        llm.classify(ClassifyRequest(entry=entry(), candidates=candidates(SOP_A)))
+    assert fake.count("POST", "/v1/messages") == 3
+
+
+def test_a_retry_after_beyond_the_longest_wait_is_not_slept(fake):
+    llm = build_llm(settings_for(fake, llm_retry_max_seconds=5))
+    fake.fail_next("/v1/messages", 429, headers={"retry-after": "600"})
+    with pytest.raises(retry.RetriesExhausted, match="retry-after 600s exceeds PLAYBOOK_SYNC_LLM_RETRY_MAX_SECONDS"):
+        llm.classify(ClassifyRequest(entry=entry(), candidates=candidates(SOP_A)))
+    assert fake.count("POST", "/v1/messages") == 1
+
+
+def test_401_is_not_retried_and_names_the_key_variable(fake):
+    llm = build_llm(settings_for(fake, anthropic_api_key="sk-ant-api03-wrong-key-0123456789"))
+    with pytest.raises(retry.AuthError) as raised:
+        llm.classify(ClassifyRequest(entry=entry(), candidates=candidates(SOP_A)))
+    assert fake.count("POST", "/v1/messages") == 1
+    assert "PLAYBOOK_SYNC_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY)" in str(raised.value)
+    assert "wrong-key" not in str(raised.value)
+
+
+def test_400_is_not_retried_and_names_the_settings(fake):
+    llm = build_llm(settings_for(fake))
+    fake.fail_next("/v1/messages", 400, body={"type": "error", "error": {"type": "invalid_request_error",
+                                                                          "message": "model: not-a-model not found"}})
+    with pytest.raises(retry.InvalidRequest, match="not-a-model not found.*PLAYBOOK_SYNC_MODEL_CLASSIFY"):
+        llm.classify(ClassifyRequest(entry=entry(), candidates=candidates(SOP_A)))
+    assert fake.count("POST", "/v1/messages") == 1
+
+
+def test_a_missing_key_names_the_variable(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("PLAYBOOK_SYNC_ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(retry.AuthError, match=r"no Anthropic API key: set PLAYBOOK_SYNC_ANTHROPIC_API_KEY"):
+        build_llm(Settings(_env_file=None, llm="anthropic"))
+
+
+# -- edits, cluster names, new SOPs ------------------------------------------------------------
+
+
+def test_edit_plan_anchor_outside_the_sop_is_retried_once_with_the_error(fake):
+    calls = []
+
+    def responder(name, schema, prompt):
+        answer = answers.default_answer(name, schema, prompt)
+        calls.append(prompt)
+        if name == "write_callout" and len(calls) == 1:
+            answer["anchor"] = "## A heading this SOP does not have"
+        return answer
+
+    fake.responder = responder
+    llm = build_llm(settings_for(fake))
+    doc = parse_sop("docs/sops/module-2/sop-2-1.md", SOP_A.encode())
+    items = [entry("Name the competitor in the subject line. It doubled opens."),
+             entry("Short subjects won on every test we ran.", transcript_type="sales")]
+    planned, meter = metered(lambda: plan_block(llm, doc, CalloutKind.field_tip, "Step 1: Write the subject line", items))
+    assert len(calls) == 2 and "is not a line of docs/sops/module-2/sop-2-1.md" in calls[1]
+    assert planned.hint == "Step 1: Write the subject line"
+    assert planned.block.startswith(":::tip From the Field\nName the competitor in the subject line.")
+    assert [c.step for c in meter.calls] == ["edit", "edit"]
+    body = fake.bodies("/v1/messages")[0]
+    assert body["tools"][0]["input_schema"] == EDIT.schema and SOP_A in body["messages"][0]["content"][0]["text"]
+    assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+def test_edit_plan_whose_anchor_misses_twice_raises_for_deferral(fake):
+    fake.responder = lambda n, s, p: {**answers.default_answer(n, s, p), "anchor": "invented line"}
+    llm = build_llm(settings_for(fake))
+    doc = parse_sop("docs/sops/module-2/sop-2-1.md", SOP_A.encode())
+    with pytest.raises(AnchorError, match="asked twice"):
+        plan_block(llm, doc, CalloutKind.question, "", [entry("Should we send on weekends?", category="question")])
+    assert fake.count("POST", "/v1/messages") == 2
+
+
+def test_cluster_names_use_the_cheaper_model_and_drafts_render(fake):
+    llm = build_llm(settings_for(fake))
+    group = [entry("Referral partners send warm leads every month.", tags=["referrals"]),
+             entry("They want a referral fee of ten percent.", tags=["referrals"]),
+             entry("Referral partners need a one-page brief.", tags=["referrals"])]
+    label = llm.name_cluster(group)
+    assert label == "Referral Practices" and fake.bodies("/v1/messages")[0]["model"] == "claude-sonnet-4-6"
+    draft = llm.draft_sop(NewSopRequest(module="module-1", cluster_label=label, entries=group))
+    assert draft.title == "Referral Practices" and draft.steps[0] == "Referral partners send warm leads every month."
+    path, content = render_new_sop("module-1", 4, draft)
+    assert path.startswith("docs/sops/module-1/sop-1-4-") and "## Key Lessons" in content
+    assert fake.bodies("/v1/messages")[1]["model"] == "claude-opus-4-6"
