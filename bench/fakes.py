@@ -27,6 +27,10 @@ class Fakes:
     def __init__(self) -> None:
         self.openai = FakeOpenAI().start()
         self.anthropic = FakeAnthropic().start()
+        for fake in (self.openai, self.anthropic):
+            # The fakes write headers and body separately; with Nagle's algorithm on, each answer
+            # then waits ~40 ms for the client's delayed ACK, a stall real APIs do not have.
+            fake._server.RequestHandlerClass.disable_nagle_algorithm = True
 
     def stop(self) -> None:
         """Stop both servers."""

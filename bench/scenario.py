@@ -132,15 +132,36 @@ def _cleanup(ws: Workspace, name: str, repo: Path) -> None:
 # -- measuring ---------------------------------------------------------------------------
 
 
-def _cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+class CpuProbe:
+    """CPU seconds per process group (workers, PostgreSQL, this process with the fakes, Redis) over a run."""
+
+    def __init__(self, worker_pids: list[int], postmaster_pid: int) -> None:
+        self.workers, self.postmaster = set(worker_pids), postmaster_pid
+        self.start = self._snapshot()
+
+    def _groups(self) -> dict[str, list[psutil.Process]]:
+        me = psutil.Process()
+        pg = psutil.Process(self.postmaster)
+        children = [c for c in me.children(recursive=True) if c.pid not in self.workers]
+        return {"workers": [psutil.Process(p) for p in self.workers], "postgres": [pg, *pg.children(recursive=True)],
+                "driver_and_fakes": [me], "redis_and_other": children}
+
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {}
+        for group, procs in self._groups().items():
+            out[group] = {}
+            for proc in procs:
+                try:
+                    t = proc.cpu_times()
+                    out[group][proc.pid] = t.user + t.system
+                except psutil.NoSuchProcess:
+                    pass
+        return out
+
+    def delta(self) -> dict[str, float]:
+        """CPU seconds used since the probe was made (new processes count in full)."""
+        end = self._snapshot()
+        return {g: round(sum(c - self.start.get(g, {}).get(pid, 0.0) for pid, c in pids.items()), 2) for g, pids in end.items()}
 
 
 def _busy() -> float:
@@ -188,6 +209,7 @@ def derive(m: dict, *, n: int, changed_sops: int, message_latency: float, embedd
         "model_call_bound": n + m["sops_enriched"] + m["sops_created"] + calls("cluster"),
         "embedding_bound": math.ceil(n / 2048) + math.ceil(changed_sops / 2048),
         "latency_sum": latency_sum, "concurrency": concurrency,
+        "cpu_ms_per_entry": {g: round(1000 * c / n, 2) for g, c in m.get("cpu_s", {}).items()},
         "parallel_efficiency": (latency_sum / concurrency) / m["wall"] if latency_sum else None,
         "overhead_ms_per_entry": 1000 * (m["wall"] - latency_sum / concurrency) / n,
     }
@@ -239,14 +261,14 @@ def run_fanout(ws: Workspace, p: Prepared, *, workers: int, message_latency: flo
         with ExitStack() as stack:
             pids = _start_workers(stack, ws, env, workers, logs)
             ws.fakes.reset(message_latency=message_latency, embedding_latency=embedding_latency)
-            cpu0, busy0, t0 = _cpu(pids), _busy(), time.perf_counter()
+            probe, busy0, t0 = CpuProbe(pids, ws.pg.pid()), _busy(), time.perf_counter()
             started = task_result(start_run.delay(trigger="bench"), timeout=timeout, poll=0.01)
             run_id = uuid.UUID(started["run_id"])
             wait_for_run(url, run_id, timeout=timeout, poll=0.02, summarize=lambda r: r.status)
             wall = time.perf_counter() - t0
-            cpu, busy = _cpu(pids) - cpu0, _busy() - busy0
+            cpu, busy = probe.delta(), _busy() - busy0
         counts = ws.fakes.counts()
-        m = collect(url, run_id) | {"wall": wall, "worker_cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()),
+        m = collect(url, run_id) | {"wall": wall, "cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()),
                                     "fake_messages": counts.messages, "fake_embedding_requests": counts.embedding_requests}
     finally:
         get_engine(url).dispose()
@@ -276,14 +298,13 @@ def run_baseline(ws: Workspace, p: Prepared, *, message_latency: float, embeddin
         env = env_for(ws, url, repo, PLAYBOOK_SYNC_EMBEDDING_BATCH_SIZE="1")
         deps = Deps.from_settings(settings_for(env))
         ws.fakes.reset(message_latency=message_latency, embedding_latency=embedding_latency)
-        me = psutil.Process()
-        cpu0, busy0, t0 = sum(me.cpu_times()[:2]), _busy(), time.perf_counter()
+        probe, busy0, t0 = CpuProbe([], ws.pg.pid()), _busy(), time.perf_counter()
         outcome = pipeline.run_inline(deps, trigger="bench-baseline")
         wall = time.perf_counter() - t0
-        cpu, busy = sum(me.cpu_times()[:2]) - cpu0, _busy() - busy0
+        cpu, busy = probe.delta(), _busy() - busy0
         counts = ws.fakes.counts()
         m = collect(url, uuid.UUID(outcome["run_id"])) | {
-            "wall": wall, "worker_cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()),
+            "wall": wall, "cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()),
             "fake_messages": counts.messages, "fake_embedding_requests": counts.embedding_requests}
     finally:
         get_engine(url).dispose()

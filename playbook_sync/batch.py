@@ -82,7 +82,7 @@ def poll(session: Session, deps: Any) -> list[uuid.UUID]:
         select(SyncRun).where(SyncRun.status == RunStatus.running, SyncRun.batch_id.is_not(None),
                               SyncRun.batch_status.is_distinct_from(APPLIED))
         # Two pollers never apply the same batch; NO KEY so call rows can still reference the run.
-        .with_for_update(skip_locked=True, no_key=True)
+        .with_for_update(skip_locked=True, key_share=True)  # FOR NO KEY UPDATE
     ).all()
     ready = []
     for run in runs:

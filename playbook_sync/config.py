@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OFFLINE_EMBEDDING_MODEL = "offline-lexical-v1"
@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     model_edit: str | None = None
     model_new_sop: str | None = None
     model_cluster: str | None = None
-    llm_max_tokens: int = 2048
+    llm_max_tokens: int = 4096  # a cap (billing is per token used); reasoning models need headroom
     llm_timeout_seconds: float = 120.0
     llm_max_retries: int = 4  # 429/5xx/timeout/connection retries per call (ours; the SDKs' are off)
     llm_retry_base_seconds: float = 1.0
@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     llm_rate_limit: str | None = None  # Celery rate limit per worker for process_entry, e.g. "60/m"
     log_format: Literal["json", "text"] = "json"  # worker logs; every line carries run_id/entry_id
     flower_basic_auth: SecretStr | None = None  # user:password for Flower (off on 127.0.0.1 when unset)
+
+    @field_validator("prices", mode="after")
+    @classmethod
+    def _merge_prices(cls, prices: dict[str, Price]) -> dict[str, Price]:
+        # PLAYBOOK_SYNC_PRICES overrides or adds models; the other list prices stay.
+        return DEFAULT_PRICES | prices
 
     def bands_for(self, model: str | None = None) -> Bands:
         """Bands for an embedding model, falling back to the spec's defaults."""

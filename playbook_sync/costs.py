@@ -171,8 +171,12 @@ def _save_apart(new_session: Callable[[], AbstractContextManager[Session]], mete
     try:
         with new_session() as other:
             # Never wait on a lock the failing transaction may still hold (FK to the run row).
-            other.execute(text("SET LOCAL lock_timeout = '5s'"))
+            # Restored after: a dry run's "session" is a savepoint of one long transaction.
+            before = other.execute(text("SELECT current_setting('lock_timeout')")).scalar_one()
+            other.execute(text("SELECT set_config('lock_timeout', '5s', true)"))
             persist(other, meter)
+            other.flush()
+            other.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": before})
     except Exception:  # accounting must not hide the step's own error
         log.exception("could not record %d provider calls of run %s", len(meter.calls), meter.run_id)
 

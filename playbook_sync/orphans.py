@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
-from playbook_sync.models import KnowledgeEntry, OrphanCluster, OrphanMember, SopEmbedding
+from playbook_sync.models import DIMENSIONS, KnowledgeEntry, OrphanCluster, OrphanMember, SopEmbedding
 
 
 @dataclass
@@ -78,16 +79,21 @@ def _merge_close(session: Session, threshold: float) -> None:
 
 
 def _refresh(session: Session, cluster: OrphanCluster) -> None:
-    """Recompute centroid and tags from the members (cheap: clusters are small)."""
-    members = _members(session, cluster.id)
-    cluster.centroid = _unit(np.mean([np.asarray(m.embedding) for m in members], axis=0))
-    cluster.tags = sorted({t for m in members for t in (m.tags or [])})
+    """Recompute centroid (the normalized mean) and tags from the members, aggregated in the database."""
+    # Not by loading every member's vector: a big week's clusters have hundreds of members and
+    # this runs once per joining orphan (bench/: that made it most of a 1,000-entry callback).
+    members = (select(KnowledgeEntry.embedding, KnowledgeEntry.tags)
+               .join(OrphanMember, OrphanMember.entry_id == KnowledgeEntry.id)
+               .where(OrphanMember.cluster_id == cluster.id).subquery())
+    mean = session.scalar(select(func.avg(members.c.embedding, type_=Vector(DIMENSIONS))))
+    cluster.centroid = _unit(np.asarray(mean, dtype=float))
+    cluster.tags = sorted(set(session.scalars(select(func.unnest(members.c.tags)).distinct())))
 
 
 def _members(session: Session, cluster_id: uuid.UUID) -> list[KnowledgeEntry]:
     return list(
         session.scalars(
-            select(KnowledgeEntry)
+            select(KnowledgeEntry).options(defer(KnowledgeEntry.embedding))  # callers read text, not vectors
             .join(OrphanMember, OrphanMember.entry_id == KnowledgeEntry.id)
             .where(OrphanMember.cluster_id == cluster_id)
             .order_by(KnowledgeEntry.created_at, KnowledgeEntry.id)

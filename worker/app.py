@@ -11,7 +11,8 @@ from playbook_sync.config import Settings, get_settings
 from worker.schedule import beat_schedule
 
 # Tasks that call the LLM: routed to settings.llm_queue (stable names: Flower, routes, beat).
-LLM_TASKS = ("playbook_sync.process_entry", "playbook_sync.finalize_run")
+# poll_batches applies ended Message Batches and may classify failed results directly.
+LLM_TASKS = ("playbook_sync.process_entry", "playbook_sync.finalize_run", "playbook_sync.poll_batches")
 
 
 def create_app(settings: Settings | None = None) -> Celery:

@@ -16,9 +16,16 @@ import anthropic
 from playbook_sync import costs
 from playbook_sync.providers import retry
 from playbook_sync.providers.base import ProviderError
-from playbook_sync.providers.structured import CLASSIFY, InvalidAnswer, PromptParts, Step, StructuredLLM, answered
-from playbook_sync.providers.structured import classify_parts
-from playbook_sync.providers.structured import parse_classification
+from playbook_sync.providers.structured import (
+    CLASSIFY,
+    InvalidAnswer,
+    PromptParts,
+    Step,
+    StructuredLLM,
+    answered,
+    classify_parts,
+    parse_classification,
+)
 from playbook_sync.schemas import ClassifyRequest, Decision
 
 KEY_ENV = "PLAYBOOK_SYNC_ANTHROPIC_API_KEY (or ANTHROPIC_API_KEY)"

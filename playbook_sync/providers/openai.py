@@ -12,7 +12,14 @@ import tiktoken
 from playbook_sync import costs
 from playbook_sync.providers import retry
 from playbook_sync.providers.base import ProviderError
-from playbook_sync.providers.structured import InvalidAnswer, PromptParts, Step, StructuredLLM, answered, loads
+from playbook_sync.providers.structured import (
+    InvalidAnswer,
+    PromptParts,
+    Step,
+    StructuredLLM,
+    answered,
+    loads,
+)
 
 log = logging.getLogger(__name__)
 KEY_ENV = "PLAYBOOK_SYNC_OPENAI_API_KEY (or OPENAI_API_KEY)"
@@ -80,7 +87,7 @@ class OpenAIEmbedder:
         """Tokens this input costs in a request (after truncation), for the request planner."""
         return min(len(self.encoding.encode_ordinary(text)), self.max_input_tokens)
 
-    def _fit(self, index: int, text: str) -> tuple[str, int]:
+    def _fit(self, text: str) -> tuple[str, int]:
         tokens = self.encoding.encode_ordinary(text or " ")  # the API refuses empty strings
         if len(tokens) <= self.max_input_tokens:
             return text or " ", len(tokens)
@@ -89,7 +96,8 @@ class OpenAIEmbedder:
         while len(self.encoding.encode_ordinary(kept)) > self.max_input_tokens:  # decode/encode may differ at the cut
             cut -= 8
             kept = self.encoding.decode(tokens[:cut])
-        costs.warn(f"embedding input {index + 1} truncated from {len(tokens)} to {self.max_input_tokens} tokens "
+        head = " ".join(text[:60].split())
+        costs.warn(f"embedding input {head!r}... truncated from {len(tokens)} to {self.max_input_tokens} tokens "
                    f"({self.model} limit); its tail is not matched")
         return kept, self.max_input_tokens
 
@@ -99,7 +107,7 @@ class OpenAIEmbedder:
             raise ProviderError("embed() takes a sequence of str, not one string")
         if not texts:
             return []
-        fitted = [self._fit(i, t) for i, t in enumerate(texts)]
+        fitted = [self._fit(t) for t in texts]
         total = sum(n for _, n in fitted)
         if len(texts) > self.max_batch or total > self.max_batch_tokens:
             raise ProviderError(f"batch of {len(texts)} inputs / {total} tokens exceeds {self.max_batch} inputs / "

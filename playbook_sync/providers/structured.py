@@ -31,6 +31,7 @@ from playbook_sync.schemas import (
 )
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 CALLOUT_TYPES = ("tip", "warning", "info", "note")
 _SOURCES = {"coaching": "coaching call", "sales": "sales call", "report": "execution report"}
 
@@ -136,7 +137,7 @@ class _ClusterName(_Strict):
         return label
 
 
-def _validate(model: type[BaseModel], data: object) -> BaseModel:
+def _validate(model: type[M], data: object) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -149,7 +150,7 @@ def parse_classification(data: object, request: ClassifyRequest) -> list[Decisio
     answer = _validate(_Classification, data)
     wanted = [c.sop_path for c in request.candidates]
     got: dict[str, _Decision] = {}
-    for d in answer.decisions:  # type: ignore[attr-defined]
+    for d in answer.decisions:
         if d.sop_path not in wanted:
             raise InvalidAnswer(f"decision for {d.sop_path!r}, which is not a candidate ({', '.join(wanted)})")
         if d.sop_path in got:
@@ -173,19 +174,19 @@ def parse_edit(data: object, request: CalloutRequest) -> CalloutDraft:
     """An insertion plan of the required callout type (the anchor is checked by edits.plan_block)."""
     plan = _validate(InsertionPlan, data)
     required, _ = callout_header(request.kind, request.entries)
-    if plan.callout_type != required:  # type: ignore[attr-defined]
-        raise InvalidAnswer(f"callout_type must be {required!r}, got {plan.callout_type!r}")  # type: ignore[attr-defined]
-    return CalloutDraft(body=plan.body, anchor=plan.anchor, callout_type=plan.callout_type, title=plan.title)  # type: ignore[attr-defined]
+    if plan.callout_type != required:
+        raise InvalidAnswer(f"callout_type must be {required!r}, got {plan.callout_type!r}")
+    return CalloutDraft(body=plan.body, anchor=plan.anchor, callout_type=plan.callout_type, title=plan.title)
 
 
 def parse_cluster(data: object) -> str:
     """The cluster label."""
-    return _validate(_ClusterName, data).label  # type: ignore[attr-defined]
+    return _validate(_ClusterName, data).label
 
 
 def parse_draft(data: object) -> SopDraft:
     """A new-SOP draft with at least one step and one lesson."""
-    return _validate(SopDraft, data)  # type: ignore[return-value]
+    return _validate(SopDraft, data)
 
 
 # -- prompts ----------------------------------------------------------------------------

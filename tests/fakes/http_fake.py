@@ -114,6 +114,11 @@ class FakeHTTPService:
         with self.lock:
             return sum(1 for r in self.requests if r.method == method and needle in r.path)
 
+    def posts(self, path: str) -> list[Any]:
+        """The JSON bodies of the POSTs to exactly this path, in order."""
+        with self.lock:
+            return [r.body for r in self.requests if r.method == "POST" and r.path == path]
+
     def bodies(self, needle: str) -> list[Any]:
         """The JSON bodies of the requests whose path contains needle, in order."""
         with self.lock:
@@ -170,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         try:
             status, body, headers = self.fake.handle(self.command, self.path, dict(self.headers.items()), raw)
-        except Exception as exc:  # a bug in the fake: answer 500 so the test sees it
+        except Exception as exc:  # noqa: BLE001 - a bug in the fake: answer 500 so the test sees it
             status, body, headers = 500, {"error": {"type": "fake_bug", "message": repr(exc)}}, {}
         if isinstance(body, bytes):
             data, kind = body, headers.pop("content-type", "application/octet-stream")
@@ -191,5 +196,5 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_DELETE = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+    def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -16,7 +16,7 @@ FAKE_BANDS = {"text-embedding-3-small": Bands(strong=0.35, weak=0.20),
 
 def real_settings(settings: Settings, anthropic: FakeAnthropic | None, openai: FakeOpenAI | None, **overrides) -> Settings:
     """settings with the Anthropic LLM and/or OpenAI embedder aimed at the fakes (fast retries)."""
-    update: dict = {"llm_retry_base_seconds": 0.01, "bands": FAKE_BANDS}
+    update: dict = {"llm_retry_base_seconds": 0.01, "bands": settings.bands | FAKE_BANDS}
     if anthropic is not None:
         update |= {"llm": "anthropic", "anthropic_api_key": SecretStr(anthropic.api_key),
                    "anthropic_base_url": anthropic.base_url}

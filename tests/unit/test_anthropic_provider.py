@@ -16,7 +16,14 @@ from playbook_sync.providers.anthropic import AnthropicLLM
 from playbook_sync.providers.base import ProviderError
 from playbook_sync.providers.structured import CLASSIFY, EDIT
 from playbook_sync.runtime import build_llm
-from playbook_sync.schemas import Action, CalloutKind, Candidate, ClassifyRequest, Entry, NewSopRequest
+from playbook_sync.schemas import (
+    Action,
+    CalloutKind,
+    Candidate,
+    ClassifyRequest,
+    Entry,
+    NewSopRequest,
+)
 from playbook_sync.sops import parse_sop
 from tests.fakes import answers
 from tests.fakes.anthropic_server import FakeAnthropic
@@ -66,8 +73,8 @@ def fake():
 
 
 def settings_for(fake: FakeAnthropic, **overrides) -> Settings:
-    values = dict(anthropic_api_key=fake.api_key, anthropic_base_url=fake.base_url, llm="anthropic",
-                  llm_retry_base_seconds=0.01, llm_timeout_seconds=5.0)
+    values = {"anthropic_api_key": fake.api_key, "anthropic_base_url": fake.base_url, "llm": "anthropic",
+              "llm_retry_base_seconds": 0.01, "llm_timeout_seconds": 5.0}
     return Settings(_env_file=None, **(values | overrides))
 
 

@@ -17,12 +17,21 @@ from playbook_sync.providers.offline import OfflineEmbedder
 from playbook_sync.providers.openai import OpenAIEmbedder, OpenAILLM
 from playbook_sync.providers.structured import CLASSIFY
 from playbook_sync.runtime import build_embedder, build_llm
-from playbook_sync.schemas import Action, CalloutKind, CalloutRequest, Candidate, ClassifyRequest, Entry, NewSopRequest
+from playbook_sync.schemas import (
+    Action,
+    CalloutKind,
+    CalloutRequest,
+    Candidate,
+    ClassifyRequest,
+    Entry,
+    NewSopRequest,
+)
 from tests.fakes.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.unit
 
-WORDS = "alpha delta echo golf hotel india mike november red blue green gold tree house river stone".split()  # 1 token each
+WORDS = ["alpha", "delta", "echo", "golf", "hotel", "india", "mike", "november",  # one token each
+         "red", "blue", "green", "gold", "tree", "house", "river", "stone"]
 
 
 @pytest.fixture
@@ -32,8 +41,8 @@ def fake():
 
 
 def settings_for(fake: FakeOpenAI, **overrides) -> Settings:
-    values = dict(openai_api_key=fake.api_key, openai_base_url=fake.api_url, embedder="openai", llm="openai",
-                  embedding_dimensions=64, llm_retry_base_seconds=0.01, llm_timeout_seconds=5.0)
+    values = {"openai_api_key": fake.api_key, "openai_base_url": fake.api_url, "embedder": "openai", "llm": "openai",
+              "embedding_dimensions": 64, "llm_retry_base_seconds": 0.01, "llm_timeout_seconds": 5.0}
     return Settings(_env_file=None, **(values | overrides))
 
 
@@ -86,8 +95,9 @@ def test_an_input_over_the_model_limit_is_truncated_with_a_recorded_warning(fake
     with costs.using(meter):
         vectors = embed_all(embedder, ["short text", texts(1, 9000)[0]])
     assert len(vectors) == 2 and fake.embedding_requests[0]["tokens"] <= 8191 + 3
-    assert meter.warnings == ["embedding input 2 truncated from 9004 to 8191 tokens (text-embedding-3-small limit); "
-                              "its tail is not matched"]
+    assert meter.warnings == [("embedding input 'entry 0: alpha delta echo golf hotel india mike november red'... "
+                               "truncated from 9004 to 8191 tokens (text-embedding-3-small limit); "
+                               "its tail is not matched")]
     assert meter.calls[0].step == "embed" and meter.calls[0].usage.input_tokens == fake.embedding_requests[0]["tokens"]
 
 
@@ -155,3 +165,16 @@ def test_an_unparsable_chat_answer_ends_as_a_clear_error(fake):
     with pytest.raises(ProviderError, match="classify answer still invalid after 2 attempts: answer is not valid JSON"):
         llm.classify(ClassifyRequest(entry=entry("x."), candidates=[
             Candidate(sop_path="docs/x.md", title="X", section="", similarity=0.8, band="strong", sop_text=SOP)]))
+
+
+def test_batch_mode_needs_the_anthropic_provider(fake):
+    with pytest.raises(ValueError, match="PLAYBOOK_SYNC_LLM_BATCH needs PLAYBOOK_SYNC_LLM=anthropic"):
+        build_llm(settings_for(fake, llm_batch=True))
+
+
+def test_a_price_override_keeps_the_other_list_prices(monkeypatch):
+    monkeypatch.setenv("PLAYBOOK_SYNC_PRICES", '{"gpt-5": {"input": 1, "output": 2}}')
+    prices = Settings(_env_file=None).prices
+    assert (prices["gpt-5"].input, prices["gpt-5"].output) == (1.0, 2.0)
+    assert prices["claude-opus-4-6"].output == 25.0
+    assert costs.price_of(prices, "claude-sonnet-4-6-20260101") is prices["claude-sonnet-4-6"]  # dated ids
