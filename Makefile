@@ -23,5 +23,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest -q -m integration
 
+# Throughput, calls, cost and matching benchmarks → bench/out/results.json and BENCHMARKS.md
+# (about 20 min; BENCH_ARGS=--full for the complete matrix, --smoke to check the harness).
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .playbook-sync .pytest_cache .hypothesis
+	rm -rf $(VENV) .playbook-sync .pytest_cache .hypothesis bench/out

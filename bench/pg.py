@@ -49,6 +49,17 @@ class BenchPostgres:
         finally:
             conn.close()
 
+    def query(self, url: str, sql: str):
+        """The first value of one query on a database of this server."""
+        conn = connect(url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                row = cur.fetchone()
+                return row[0] if row else None
+        finally:
+            conn.close()
+
     def _tune(self) -> bool:
         """Apply SERVER_SETTINGS with ALTER SYSTEM; True when a restart is needed."""
         for name, value in SERVER_SETTINGS.items():

@@ -48,6 +48,7 @@ class Workspace:
     fakes: Fakes
     broker_url: str
     root: Path  # scratch: repositories, worker logs, run reports
+    redis_pid: int | None = None
 
 
 @dataclass
@@ -135,16 +136,17 @@ def _cleanup(ws: Workspace, name: str, repo: Path) -> None:
 class CpuProbe:
     """CPU seconds per process group (workers, PostgreSQL, this process with the fakes, Redis) over a run."""
 
-    def __init__(self, worker_pids: list[int], postmaster_pid: int) -> None:
-        self.workers, self.postmaster = set(worker_pids), postmaster_pid
+    def __init__(self, worker_pids: list[int], postmaster_pid: int, redis_pid: int | None) -> None:
+        self.workers, self.postmaster, self.redis = set(worker_pids), postmaster_pid, redis_pid
         self.start = self._snapshot()
 
     def _groups(self) -> dict[str, list[psutil.Process]]:
         me = psutil.Process()
         pg = psutil.Process(self.postmaster)
-        children = [c for c in me.children(recursive=True) if c.pid not in self.workers]
-        return {"workers": [psutil.Process(p) for p in self.workers], "postgres": [pg, *pg.children(recursive=True)],
-                "driver_and_fakes": [me], "redis_and_other": children}
+        workers = [psutil.Process(p) for p in self.workers]
+        return {"workers": [p for w in workers for p in (w, *w.children(recursive=True))],
+                "postgres": [pg, *pg.children(recursive=True)], "driver_and_fakes": [me],
+                "redis": [psutil.Process(self.redis)] if self.redis else []}
 
     def _snapshot(self) -> dict[str, dict[int, float]]:
         out: dict[str, dict[int, float]] = {}
@@ -152,8 +154,8 @@ class CpuProbe:
             out[group] = {}
             for proc in procs:
                 try:
-                    t = proc.cpu_times()
-                    out[group][proc.pid] = t.user + t.system
+                    t = proc.cpu_times()  # children_*: exited children it waited for (git, backends)
+                    out[group][proc.pid] = t.user + t.system + getattr(t, "children_user", 0) + getattr(t, "children_system", 0)
                 except psutil.NoSuchProcess:
                     pass
         return out
@@ -261,14 +263,14 @@ def run_fanout(ws: Workspace, p: Prepared, *, workers: int, message_latency: flo
         with ExitStack() as stack:
             pids = _start_workers(stack, ws, env, workers, logs)
             ws.fakes.reset(message_latency=message_latency, embedding_latency=embedding_latency)
-            probe, busy0, t0 = CpuProbe(pids, ws.pg.pid()), _busy(), time.perf_counter()
+            probe, busy0, t0 = CpuProbe(pids, ws.pg.pid(), ws.redis_pid), _busy(), time.perf_counter()
             started = task_result(start_run.delay(trigger="bench"), timeout=timeout, poll=0.01)
             run_id = uuid.UUID(started["run_id"])
             wait_for_run(url, run_id, timeout=timeout, poll=0.02, summarize=lambda r: r.status)
             wall = time.perf_counter() - t0
             cpu, busy = probe.delta(), _busy() - busy0
         counts = ws.fakes.counts()
-        m = collect(url, run_id) | {"wall": wall, "cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()),
+        m = collect(url, run_id) | {"wall": wall, "cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()), "cores": psutil.cpu_count(),
                                     "fake_messages": counts.messages, "fake_embedding_requests": counts.embedding_requests}
     finally:
         get_engine(url).dispose()
@@ -281,9 +283,9 @@ def run_baseline(ws: Workspace, p: Prepared, *, message_latency: float, embeddin
                  sample: int | None = None) -> dict:
     """The straightforward way: one process, entry by entry, one embedding request per text.
 
-    pipeline.run_inline with embedding batches of 1: every entry (and changed SOP text)
-    is its own embedding request, each entry's classify call waits for the previous one,
-    and finalize writes the edits one call after another. With `sample`, only that many
+    pipeline.run_inline with embedding batches of 1 and LLM concurrency 1: every entry (and
+    changed SOP text) is its own embedding request, each entry's classify call waits for the
+    previous one, and finalize writes the edits one call after another. With `sample`, only that many
     of the scenario's entries are kept (every one of them chosen by id order).
     """
     name, repo = _clone(ws, p, "base")
@@ -295,16 +297,16 @@ def run_baseline(ws: Workspace, p: Prepared, *, message_latency: float, embeddin
                 session.execute(text("DELETE FROM cp_knowledge_entries WHERE id NOT IN "
                                      "(SELECT id FROM cp_knowledge_entries ORDER BY id LIMIT :n)"), {"n": sample})
             n = sample
-        env = env_for(ws, url, repo, PLAYBOOK_SYNC_EMBEDDING_BATCH_SIZE="1")
+        env = env_for(ws, url, repo, PLAYBOOK_SYNC_EMBEDDING_BATCH_SIZE="1", PLAYBOOK_SYNC_LLM_CONCURRENCY="1")
         deps = Deps.from_settings(settings_for(env))
         ws.fakes.reset(message_latency=message_latency, embedding_latency=embedding_latency)
-        probe, busy0, t0 = CpuProbe([], ws.pg.pid()), _busy(), time.perf_counter()
+        probe, busy0, t0 = CpuProbe([], ws.pg.pid(), ws.redis_pid), _busy(), time.perf_counter()
         outcome = pipeline.run_inline(deps, trigger="bench-baseline")
         wall = time.perf_counter() - t0
         cpu, busy = probe.delta(), _busy() - busy0
         counts = ws.fakes.counts()
         m = collect(url, uuid.UUID(outcome["run_id"])) | {
-            "wall": wall, "cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()),
+            "wall": wall, "cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()), "cores": psutil.cpu_count(),
             "fake_messages": counts.messages, "fake_embedding_requests": counts.embedding_requests}
     finally:
         get_engine(url).dispose()

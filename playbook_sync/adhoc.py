@@ -60,7 +60,7 @@ class Scope:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Scope":
+    def from_dict(cls, data: dict) -> Scope:
         """Back from the task payload."""
         return cls(
             kind=data["kind"], entry_ids=tuple(uuid.UUID(e) for e in data.get("entry_ids") or ()),

@@ -177,6 +177,8 @@ def _print_summary(outcome: dict, settings: Settings) -> None:
     for path in outcome["sops_created"]:
         console.print(f"  created  {path}")
     console.print(f"commit: {outcome['commit_sha'] or 'none (nothing to change)'}")
+    if outcome.get("pull_request_url"):
+        console.print(f"pull request: {outcome['pull_request_url']}", highlight=False)
     from playbook_sync.costs import summarize
 
     console.print(f"cost: {summarize(outcome.get('usage'))}", highlight=False)

@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from playbook_sync.config import Settings, get_settings
@@ -23,7 +30,9 @@ enqueue_app = typer.Typer(help="Reprocess by hand: named entries, a window, or a
 
 
 def _cli():
-    from playbook_sync import cli  # late: cli imports this module to register the commands
+    from playbook_sync import (
+        cli,  # late: cli imports this module to register the commands
+    )
 
     return cli
 
@@ -157,11 +166,11 @@ def enqueue_run(run_id: str = typer.Argument(..., help="a run id or unique prefi
 # -- history and reports ---------------------------------------------------------------
 
 
-def _window(r) -> str:
+def _window(r, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if r.trigger.startswith("adhoc:entries"):
-        return f"ad hoc: {r.entries_processed} named entries"
-    start = f"{r.window_start:%m-%d %H:%M}" if r.window_start else "start"
-    return f"{start} → {r.window_end:%m-%d %H:%M}"
+        return f"{r.entries_processed} named entries"
+    start = r.window_start.strftime(fmt) if r.window_start else "start"
+    return f"{start}→{r.window_end.strftime(fmt)}" if len(fmt) < 6 else f"{start} → {r.window_end.strftime(fmt)}"
 
 
 @runs_app.callback()
@@ -175,16 +184,21 @@ def runs(ctx: typer.Context, limit: int = typer.Option(10, help="how many runs")
     from playbook_sync.models import SyncRun
 
     cli = _cli()
-    table = Table("run", "started", "trigger", "window", "status", "entries", "enr", "red", "orph", "def", "fail",
-                  "cost", "commit")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                  caption="counts: entries = enriched redundant orphaned deferred failed; times UTC")
+    wide = cli.console.width >= 110  # narrow terminals: no trigger column, window as dates
+    for name in ("run", "started", "trigger", "window", "status", "counts", "cost", "commit"):
+        if wide or name != "trigger":
+            table.add_column(name, justify="right" if name in ("counts", "cost") else "left", no_wrap=True)
     with cli.services() as settings, session_scope(settings.database_url) as session:
         for r in session.scalars(select(SyncRun).order_by(SyncRun.run_at.desc()).limit(limit)):
             color = {"success": "green", "partial": "yellow", "failed": "red"}.get(r.status, "blue")
-            commit = (r.commit_sha or "")[:10] + (" PR" if r.pull_request_url else "")
-            table.add_row(str(r.id)[:8], f"{r.run_at:%Y-%m-%d %H:%M}", r.trigger, _window(r), f"[{color}]{r.status}[/{color}]",
-                          *(str(n) for n in (r.entries_processed, r.entries_enriched, r.entries_redundant,
-                                             r.entries_orphaned, r.entries_deferred, r.entries_failed)),
-                          f"${r.cost_usd or 0:.2f}", commit)
+            counts = (f"{r.entries_processed} = {r.entries_enriched} {r.entries_redundant} {r.entries_orphaned} "
+                      f"{r.entries_deferred} {r.entries_failed}")
+            commit = (r.commit_sha or "—")[:8] + (" +PR" if r.pull_request_url else "")
+            row = [str(r.id)[:8], f"{r.run_at:%m-%d %H:%M}", r.trigger, _window(r, fmt="%m-%d %H:%M" if wide else "%m-%d"),
+                   f"[{color}]{r.status}[/{color}]", counts, f"${r.cost_usd or 0:.2f}", commit]
+            table.add_row(*(row if wide else row[:2] + row[3:]))
     cli.console.print(table)
 
 
@@ -205,7 +219,7 @@ def runs_show(run_id: str = typer.Argument(..., help="a run id or unique prefix"
         out.print(f"[bold]run {r.id}[/bold]  {r.status}  (trigger {r.trigger})", highlight=False)
         out.print(f"started {r.run_at:%Y-%m-%d %H:%M:%S} UTC, finished "
                   f"{f'{r.finished_at:%Y-%m-%d %H:%M:%S} UTC' if r.finished_at else '—'}", highlight=False)
-        out.print(f"window  {_window(r)}", highlight=False)
+        out.print(f"window  {_window(r)} UTC", highlight=False)
         out.print(f"entries {r.entries_processed}: {r.entries_enriched} enriched, {r.entries_redundant} redundant, "
                   f"{r.entries_orphaned} orphaned, {r.entries_deferred} deferred, {r.entries_failed} failed", highlight=False)
         out.print(f"cost    ${r.cost_usd or 0:.4f}", highlight=False)
@@ -219,10 +233,10 @@ def runs_show(run_id: str = typer.Argument(..., help="a run id or unique prefix"
         problems = [i for i in store.items(session, run_id=r.id) if i.status in ("failed", "deferred")]
         if problems:
             contents = {e.id: e.content for e in session.query(KnowledgeEntry).filter(KnowledgeEntry.id.in_([i.entry_id for i in problems]))}
-            table = Table("entry", "outcome", "reason", "content", title="failed and deferred entries")
+            out.print(f"[bold]failed and deferred entries ({len(problems)})[/bold]")
             for i in problems:
-                table.add_row(str(i.entry_id), i.status, i.error or "(no reason recorded)", " ".join(contents.get(i.entry_id, "").split())[:70])
-            out.print(table)
+                out.print(f"  {i.status:<8} {i.entry_id}  {i.error or '(no reason recorded)'}", highlight=False, markup=False)
+                out.print(f"           “{' '.join(contents.get(i.entry_id, '').split())[:100]}”", highlight=False, markup=False)
         for line in (r.error_log or "").splitlines():
             out.print(f"  log: {line}", highlight=False, markup=False)
         html = paths_for(settings, str(r.id))[1]

@@ -9,6 +9,7 @@ own) and writes them to `cp_llm_calls`. `close_run()` sums a run's calls onto it
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -79,6 +80,7 @@ class Meter:
         self.entry_id = entry_id
         self.calls: list[Call] = []
         self.warnings: list[str] = []
+        self._lock = threading.Lock()  # finalize makes a step's calls from several threads
 
     def record(self, step: str, provider: str, model: str, usage: Usage, *, batch: bool = False,
                entry_id: uuid.UUID | None = None) -> Call:
@@ -88,14 +90,17 @@ class Meter:
             self.warn(f"no price for model {model!r}; its calls count as $0 (set PLAYBOOK_SYNC_PRICES)")
         call = Call(step, provider, model, usage, cost(price, usage, batch=batch) if price else 0.0, batch,
                     entry_id or self.entry_id)
-        self.calls.append(call)
+        with self._lock:
+            self.calls.append(call)
         return call
 
     def warn(self, message: str) -> None:
         """Keep a warning for the run's log (once per message)."""
-        if message not in self.warnings:
+        with self._lock:
+            if message in self.warnings:
+                return
             self.warnings.append(message)
-            log.warning("%s", message)
+        log.warning("%s", message)
 
 
 _current: ContextVar[Meter | None] = ContextVar("playbook_sync_meter", default=None)

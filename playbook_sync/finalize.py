@@ -54,8 +54,15 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     docs, errors = parse_tree(deps.repo.read_tree(deps.settings.docs_root, head), deps.settings.docs_root)
     # Edit, cluster-name and new-SOP calls; stored apart, since a failed commit rolls this session back.
     with costs.metered(session, deps, run_id=run_id, apart=True):
-        blocks, deferred = _plan_enrichments(session, deps, run_id, docs, errors)
-        new_sops = _plan_new_sops(session, deps, docs, errors)
+        # New-SOP drafts (a name, then a draft: two calls in a row) start first and run while the edits are written.
+        clusters = _new_sop_clusters(session, deps, docs)
+        drafts = _start([partial(draft_new_sop, deps.llm, entries=entries, module=module) for _, module, entries in clusters],
+                        deps.settings.llm_concurrency)
+        try:
+            blocks, deferred = _plan_enrichments(session, deps, run_id, docs, errors)
+        finally:
+            drafted = drafts()
+        new_sops = _place_new_sops(clusters, drafted, docs, errors)
     applied = _commit(session, deps, run, blocks, new_sops)
     _settle_items(session, run_id, blocks, applied, deferred)
     run.error_log = "\n".join(filter(None, [run.error_log, *errors]))
@@ -104,15 +111,16 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs, err
     return blocks, deferred
 
 
-def _plan_new_sops(session: Session, deps: Deps, docs, errors: list[str]) -> list[PlannedSop]:
-    """Draft a new SOP for each cluster that has enough agreeing orphans."""
+def _new_sop_clusters(session: Session, deps: Deps, docs) -> list[tuple]:
+    """(cluster, module, entries) for each cluster that has enough agreeing orphans to become an SOP."""
     modules = {d.module for d in docs.values() if d.module} or {"module-1"}
-    clusters = [(c, orphans.nearest_module(session, centroid=c.centroid, modules=modules), [store.to_entry(e) for e in c.entries])
-                for c in orphans.promotable(session, min_entries=deps.settings.cluster_min_entries,
-                                            min_sources=deps.settings.cluster_min_sources)]
-    # The model calls concurrently; the numbering in order, each new SOP after those placed before it.
-    drafts = _concurrently([partial(draft_new_sop, deps.llm, entries=entries, module=module) for _, module, entries in clusters],
-                           deps.settings.llm_concurrency)
+    return [(c, orphans.nearest_module(session, centroid=c.centroid, modules=modules), [store.to_entry(e) for e in c.entries])
+            for c in orphans.promotable(session, min_entries=deps.settings.cluster_min_entries,
+                                        min_sources=deps.settings.cluster_min_sources)]
+
+
+def _place_new_sops(clusters: list[tuple], drafts: list, docs, errors: list[str]) -> list[PlannedSop]:
+    """Number and render the drafted SOPs in order, each after those placed before it."""
     planned: list[PlannedSop] = []
     for (cluster, module, entries), drafted in zip(clusters, drafts, strict=True):
         try:
@@ -125,20 +133,37 @@ def _plan_new_sops(session: Session, deps: Deps, docs, errors: list[str]) -> lis
     return planned
 
 
+def _guarded(call: Callable[[], T]) -> T | Exception:
+    try:
+        return call()
+    except Exception as exc:
+        return exc
+
+
+def _start(calls: list[Callable[[], T]], workers: int) -> Callable[[], list[T | Exception]]:
+    """Start calls on up to `workers` threads; the returned function waits for their results, in order.
+
+    An exception comes back in place of its call's result. With workers <= 1 nothing runs
+    until the results are asked for, then the calls run one after another.
+    """
+    if workers <= 1 or not calls:
+        return lambda: [_guarded(c) for c in calls]
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="finalize-llm")
+    # Each call runs in a copy of this context, so the step's cost meter (a ContextVar) sees it.
+    futures = [pool.submit(contextvars.copy_context().run, _guarded, c) for c in calls]
+
+    def results() -> list[T | Exception]:
+        try:
+            return [f.result() for f in futures]
+        finally:
+            pool.shutdown()
+
+    return results
+
+
 def _concurrently(calls: list[Callable[[], T]], workers: int) -> list[T | Exception]:
     """Run calls on up to `workers` threads; results in order, an exception in place of its result."""
-    def guarded(call: Callable[[], T]) -> T | Exception:
-        try:
-            return call()
-        except Exception as exc:
-            return exc
-
-    if workers <= 1 or len(calls) <= 1:
-        return [guarded(c) for c in calls]
-    with ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="finalize-llm") as pool:
-        # Each call runs in a copy of this context, so the step's cost meter (a ContextVar) sees it.
-        futures = [pool.submit(contextvars.copy_context().run, guarded, c) for c in calls]
-        return [f.result() for f in futures]
+    return _start(calls, workers)()
 
 
 def _commit(session: Session, deps: Deps, run: SyncRun, blocks: list[PlannedBlock], new_sops: list[PlannedSop]) -> Applied:

@@ -31,6 +31,7 @@ def _unit(vector: np.ndarray) -> list[float]:
 def assign(session: Session, *, run_id: uuid.UUID, entries: Sequence[KnowledgeEntry], threshold: float) -> None:
     """Put each orphan (not yet in a cluster) into the nearest open cluster above threshold."""
     known = set(session.scalars(select(OrphanMember.entry_id).where(OrphanMember.entry_id.in_([e.id for e in entries]))))
+    sums: dict[uuid.UUID, tuple[np.ndarray, int]] = {}  # members' vector sum and count, per cluster joined
     for entry in sorted(entries, key=lambda e: (e.created_at, str(e.id))):
         if entry.id in known or entry.embedding is None:
             continue
@@ -49,8 +50,21 @@ def assign(session: Session, *, run_id: uuid.UUID, entries: Sequence[KnowledgeEn
             session.flush()
         session.add(OrphanMember(entry_id=entry.id, cluster_id=cluster.id, run_id=run_id, similarity=similarity))
         session.flush()
-        _refresh(session, cluster)
+        _join(session, cluster, entry, sums)
     _merge_close(session, threshold)
+
+
+def _join(session: Session, cluster: OrphanCluster, entry: KnowledgeEntry, sums: dict) -> None:
+    """Fold a new member into its cluster's centroid and tags without re-reading the other members."""
+    # Re-aggregating all members on every join made a big week's callback quadratic (bench/).
+    if cluster.id in sums:
+        total, count = sums[cluster.id]
+        total, count = total + np.asarray(entry.embedding, dtype=float), count + 1
+        cluster.centroid = _unit(total / count)
+        cluster.tags = sorted(set(cluster.tags or ()) | set(entry.tags or ()))
+    else:
+        total, count = _refresh(session, cluster)  # first join in this call: from all members
+    sums[cluster.id] = (total, count)
 
 
 def _merge_close(session: Session, threshold: float) -> None:
@@ -78,16 +92,17 @@ def _merge_close(session: Session, threshold: float) -> None:
         _refresh(session, keep)
 
 
-def _refresh(session: Session, cluster: OrphanCluster) -> None:
-    """Recompute centroid (the normalized mean) and tags from the members, aggregated in the database."""
-    # Not by loading every member's vector: a big week's clusters have hundreds of members and
-    # this runs once per joining orphan (bench/: that made it most of a 1,000-entry callback).
+def _refresh(session: Session, cluster: OrphanCluster) -> tuple[np.ndarray, int]:
+    """Recompute centroid (the normalized mean) and tags from the members; return their vector sum and count."""
+    # Aggregated in the database, not by loading every member's vector into Python.
     members = (select(KnowledgeEntry.embedding, KnowledgeEntry.tags)
                .join(OrphanMember, OrphanMember.entry_id == KnowledgeEntry.id)
                .where(OrphanMember.cluster_id == cluster.id).subquery())
-    mean = session.scalar(select(func.avg(members.c.embedding, type_=Vector(DIMENSIONS))))
-    cluster.centroid = _unit(np.asarray(mean, dtype=float))
+    mean, count = session.execute(select(func.avg(members.c.embedding, type_=Vector(DIMENSIONS)), func.count())).one()
+    mean = np.asarray(mean, dtype=float)
+    cluster.centroid = _unit(mean)
     cluster.tags = sorted(set(session.scalars(select(func.unnest(members.c.tags)).distinct())))
+    return mean * count, count
 
 
 def _members(session: Session, cluster_id: uuid.UUID) -> list[KnowledgeEntry]:

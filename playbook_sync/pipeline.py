@@ -127,6 +127,11 @@ def embed_entries(session: Session, embedder: Embedder, ids: Sequence[uuid.UUID]
 
 def process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id: uuid.UUID) -> dict:
     """Match one entry against the SOPs and classify it (one LLM call for all candidates)."""
+    with session.no_autoflush:  # the item is written once, at commit, not before each query (bench/)
+        return _process_entry(session, deps, run_id=run_id, entry_id=entry_id)
+
+
+def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id: uuid.UUID) -> dict:
     item = session.get(RunItem, (run_id, entry_id), with_for_update=True)
     if item is None:
         raise LookupError(f"entry {entry_id} is not part of run {run_id}")
@@ -159,12 +164,12 @@ def record_decisions(session: Session, item: RunItem, candidates: Sequence[Candi
     missing = [c.sop_path for c in candidates if c.sop_path not in decisions]
     if missing:
         raise ValueError(f"classifier gave no decision for {', '.join(missing)}")
-    for cand in candidates:
-        d = decisions[cand.sop_path]
-        store.record_match(
-            session, run_id=run_id, entry_id=entry_id, sop_path=cand.sop_path, action=d.action,
-            similarity=cand.similarity, section=d.section or cand.section, rationale=d.rationale, confidence=d.confidence,
-        )
+    rows = [
+        store.match_row(run_id=run_id, entry_id=entry_id, sop_path=c.sop_path, action=decisions[c.sop_path].action,
+                        similarity=c.similarity, section=decisions[c.sop_path].section or c.section,
+                        rationale=decisions[c.sop_path].rationale, confidence=decisions[c.sop_path].confidence)
+        for c in candidates
+    ]
     actions = {decisions[c.sop_path].action for c in candidates}
     item.prepared = None
     if Action.enrich in actions:
@@ -173,8 +178,9 @@ def record_decisions(session: Session, item: RunItem, candidates: Sequence[Candi
         item.status = ItemStatus.redundant
     else:
         item.status = ItemStatus.orphaned
-        store.record_match(session, run_id=run_id, entry_id=entry_id, sop_path=None, action=Action.orphaned,
-                           similarity=item.best_score)
+        rows.append(store.match_row(run_id=run_id, entry_id=entry_id, sop_path=None, action=Action.orphaned,
+                                    similarity=item.best_score))
+    store.record_matches(session, rows=rows)  # one round trip for the entry's match log
     return {"entry_id": str(entry_id), "status": item.status}
 
 

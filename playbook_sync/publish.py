@@ -36,7 +36,7 @@ SEPARATOR = "\n\n---\n\n"
 WEBHOOK_TIMEOUT = 10
 
 
-def wrap_repo(repo: PlaybookRepo, settings: "Settings") -> PlaybookRepo:
+def wrap_repo(repo: PlaybookRepo, settings: Settings) -> PlaybookRepo:
     """The repository the pipeline should write to under settings.publish."""
     if settings.publish == "commit":
         return repo
@@ -120,7 +120,7 @@ class PullRequestRepo:
         return pull.url
 
 
-def after_commit(session: "Session", deps: "Deps", run: "SyncRun") -> None:
+def after_commit(session: Session, deps: Deps, run: SyncRun) -> None:
     """Open/update the pull request and POST the deploy webhook for a run that committed; never raises."""
     if not run.commit_sha:
         return
@@ -134,7 +134,7 @@ def after_commit(session: "Session", deps: "Deps", run: "SyncRun") -> None:
     post_webhook(url.get_secret_value() if url else None, webhook_payload(run, deps.repo.branch))
 
 
-def webhook_payload(run: "SyncRun", branch: str) -> dict:
+def webhook_payload(run: SyncRun, branch: str) -> dict:
     """The JSON body sent to the deploy webhook."""
     return {
         "event": "playbook_sync.commit", "run_id": str(run.id), "status": run.status,

@@ -21,7 +21,14 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session, defer
 
 from playbook_sync import store
-from playbook_sync.models import InsertedCallout, KnowledgeEntry, LlmCall, OrphanCluster, OrphanMember, SyncRun
+from playbook_sync.models import (
+    InsertedCallout,
+    KnowledgeEntry,
+    LlmCall,
+    OrphanCluster,
+    OrphanMember,
+    SyncRun,
+)
 from playbook_sync.schemas import ItemStatus
 
 if TYPE_CHECKING:
@@ -53,7 +60,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def build(session: Session, deps: "Deps", run: SyncRun) -> dict[str, Any]:
+def build(session: Session, deps: Deps, run: SyncRun) -> dict[str, Any]:
     """The report of one run as a JSON-able dict."""
     settings = deps.settings
     items = store.items(session, run_id=run.id)
@@ -93,7 +100,7 @@ def _excerpt(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _histogram(run: SyncRun, items, settings: "Settings") -> dict:
+def _histogram(run: SyncRun, items, settings: Settings) -> dict:
     from playbook_sync.finalize import histogram
 
     bands = settings.bands_for(run.embedding_model)
@@ -118,7 +125,7 @@ def diff_text(path: str, old: str | None, new: str | None) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def _sop_changes(session: Session, deps: "Deps", run: SyncRun) -> list[dict]:
+def _sop_changes(session: Session, deps: Deps, run: SyncRun) -> list[dict]:
     """Per changed or created SOP: the callouts written and the rendered diff of the commit."""
     blocks: dict[str, list[dict]] = defaultdict(list)
     for c in session.scalars(select(InsertedCallout).where(InsertedCallout.run_id == run.id).order_by(InsertedCallout.sop_file_path, InsertedCallout.created_at)):
@@ -150,7 +157,7 @@ def _sop_changes(session: Session, deps: "Deps", run: SyncRun) -> list[dict]:
     return out
 
 
-def _clusters(session: Session, run: SyncRun, settings: "Settings") -> dict:
+def _clusters(session: Session, run: SyncRun, settings: Settings) -> dict:
     """Open orphan clusters, closest to promotion first, and the ones this run promoted."""
     rows = session.execute(
         select(OrphanCluster, KnowledgeEntry, OrphanMember.run_id)
@@ -199,7 +206,7 @@ def _cost(session: Session, run: SyncRun) -> dict:
             "output_tokens": sum(x["output_tokens"] for x in lines), "lines": lines, "usage": run.usage}
 
 
-def paths_for(settings: "Settings", run_id: str) -> tuple[Path, Path]:
+def paths_for(settings: Settings, run_id: str) -> tuple[Path, Path]:
     """Where a run's report files live: (json, html)."""
     base = settings.report_path / f"run-{run_id}"
     return base.with_suffix(".json"), base.with_suffix(".html")
@@ -216,7 +223,7 @@ def write(report: dict, json_path: Path, html_path: Path | None = None) -> None:
         html_path.write_text(render(report), encoding="utf-8")
 
 
-def write_quietly(session: Session, deps: "Deps", run: SyncRun) -> tuple[Path, Path] | None:
+def write_quietly(session: Session, deps: Deps, run: SyncRun) -> tuple[Path, Path] | None:
     """Build and write a run's report into the reports directory; log, never raise, on failure."""
     try:
         with session.begin_nested():  # a failing query here must not abort the run's own transaction
@@ -230,7 +237,7 @@ def write_quietly(session: Session, deps: "Deps", run: SyncRun) -> tuple[Path, P
         return None
 
 
-def load(settings: "Settings", run_id: str) -> dict | None:
+def load(settings: Settings, run_id: str) -> dict | None:
     """A stored report by run id or unique prefix (how dry runs are looked up later)."""
     matches = sorted(settings.report_path.glob(f"run-{run_id.strip().lower()}*.json"))
     if len(matches) != 1:

@@ -82,7 +82,7 @@ def histogram_svg(h: dict, width: int = 1000, height: int = 230) -> str:
     plot_w, plot_h = width - left - right, height - top - bottom
     tick = next(t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10**9) if max(counts or [0]) / t <= 5)
     peak = max(tick, -(-max(counts or [0]) // tick) * tick)  # the y axis ends on a whole tick
-    x = lambda v: left + v * plot_w  # noqa: E731
+    x = lambda v: left + v * plot_w
     parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="histogram of best-match similarities">',
              f'<rect x="{x(0):.1f}" y="{top}" width="{x(weak) - x(0):.1f}" height="{plot_h}" fill="#f6f8fa"/>',
              f'<rect x="{x(weak):.1f}" y="{top}" width="{x(strong) - x(weak):.1f}" height="{plot_h}" fill="#fff8c5" opacity=".7"/>',

@@ -150,19 +150,36 @@ def set_items(session: Session, *, run_id: uuid.UUID, entry_ids: Iterable[uuid.U
         )
 
 
-def record_match(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, sop_path: str | None, action: str, similarity: float | None = None, section: str | None = None, rationale: str | None = None, confidence: float | None = None) -> None:
-    """Upsert the (run, entry, SOP) match row."""
-    values = dict(
-        sync_run_id=run_id, knowledge_entry_id=entry_id, sop_file_path=sop_path, action=action,
+def match_row(*, run_id: uuid.UUID, entry_id: uuid.UUID, sop_path: str | None, action: str, similarity: float | None = None, section: str | None = None, rationale: str | None = None, confidence: float | None = None) -> dict:
+    """One (run, entry, SOP) match row for record_matches."""
+    return dict(
+        id=uuid.uuid4(), sync_run_id=run_id, knowledge_entry_id=entry_id, sop_file_path=sop_path, action=action,
         similarity_score=similarity, section=section, rationale=rationale, confidence=confidence,
     )
-    stmt = insert(KnowledgeSopMatch).values(id=uuid.uuid4(), **values)
-    session.execute(
-        stmt.on_conflict_do_update(
-            constraint="uq_cp_knowledge_sop_matches_run_entry_sop",
-            set_={k: stmt.excluded[k] for k in ("action", "similarity_score", "section", "rationale", "confidence")},
-        )
+
+
+def _match_upsert():
+    stmt = insert(KnowledgeSopMatch)
+    return stmt.on_conflict_do_update(
+        constraint="uq_cp_knowledge_sop_matches_run_entry_sop",
+        set_={k: stmt.excluded[k] for k in ("action", "similarity_score", "section", "rationale", "confidence")},
     )
+
+
+# Built once: constructing it (and its EXCLUDED alias) per row cost more than running it (bench/).
+_UPSERT_MATCH = _match_upsert()
+
+
+def record_match(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, sop_path: str | None, action: str, similarity: float | None = None, section: str | None = None, rationale: str | None = None, confidence: float | None = None) -> None:
+    """Upsert the (run, entry, SOP) match row."""
+    record_matches(session, rows=[match_row(run_id=run_id, entry_id=entry_id, sop_path=sop_path, action=action, similarity=similarity,
+                                            section=section, rationale=rationale, confidence=confidence)])
+
+
+def record_matches(session: Session, *, rows: Sequence[dict]) -> None:
+    """Upsert several match rows (from match_row; distinct SOPs) in one round trip."""
+    if rows:
+        session.execute(_UPSERT_MATCH, list(rows))
 
 
 def matches(session: Session, *, run_id: uuid.UUID, action: str) -> list[KnowledgeSopMatch]:

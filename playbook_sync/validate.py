@@ -146,7 +146,7 @@ def regressions(before: Mapping[str, bytes], after: Mapping[str, bytes], docs_ro
     return out
 
 
-def gate(applied: "Applied", tree: Mapping[str, bytes], docs_root: str = "docs") -> list[str]:
+def gate(applied: Applied, tree: Mapping[str, bytes], docs_root: str = "docs") -> list[str]:
     """Drop every file of `applied` that fails validation (its blocks are deferred); return the reasons."""
     after = {**tree, **{p: c for p, c in applied.files.items() if c is not None}}
     failing = regressions(tree, after, docs_root)

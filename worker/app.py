@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from celery import Celery
-
 from kombu import Exchange, Queue
 
 import worker.signals  # noqa: F401  (structured logs with run_id/entry_id)

@@ -7,7 +7,6 @@ tool definition (static) → system rubric [cache_control] → each candidate SO
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -154,8 +153,3 @@ class AnthropicLLM(StructuredLLM):
             except (InvalidAnswer, ProviderError) as exc:
                 yield BatchResult(item.custom_id, None, f"invalid batch answer: {exc}", usage_of(message),
                                   message.model or model)
-
-
-def entry_custom_id(entry_id: uuid.UUID) -> str:
-    """A batch custom id for an entry (^[a-zA-Z0-9_-]{1,64}$)."""
-    return str(entry_id)

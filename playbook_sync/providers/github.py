@@ -12,11 +12,22 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import requests
-from github import Auth, Github, GithubException, InputGitAuthor, InputGitTreeElement, UnknownObjectException
+from github import (
+    Auth,
+    Github,
+    GithubException,
+    InputGitAuthor,
+    InputGitTreeElement,
+    UnknownObjectException,
+)
 from github.GitRef import GitRef
 from github.Repository import Repository
 
-from playbook_sync.providers.base import NonFastForward, ProviderError, TransientProviderError
+from playbook_sync.providers.base import (
+    NonFastForward,
+    ProviderError,
+    TransientProviderError,
+)
 from playbook_sync.providers.localgit import (
     DEFAULT_AUTHOR_EMAIL,
     DEFAULT_AUTHOR_NAME,

@@ -86,3 +86,31 @@ def test_offline_runs_record_no_calls_and_cost_nothing(deps):
     assert outcome["cost_usd"] == 0.0
     with deps.session() as s:
         assert s.scalars(select(LlmCall)).all() == []
+
+
+def test_edit_plans_with_invented_anchors_defer_their_entries(deps, services):
+    anthropic_fake, openai_fake = services
+
+    def responder(name, schema, prompt):
+        from tests.fakes.answers import default_answer
+
+        answer = default_answer(name, schema, prompt)
+        return answer | {"anchor": "A line no SOP has."} if name == "write_callout" else answer
+
+    anthropic_fake.responder = responder
+    real = real_deps(deps, anthropic_fake, openai_fake)
+    with real.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC))[:8])
+    outcome = pipeline.run_inline(real)
+    assert outcome["status"] == "success" and outcome["enriched"] == 0 and outcome["deferred"] > 0
+    assert outcome["commit_sha"] is None or outcome["sops_enriched"] == []
+    with real.session() as s:
+        deferred = s.scalars(select(RunItem).where(RunItem.run_id == outcome["run_id"], RunItem.status == "deferred")).all()
+        edits = s.scalars(select(LlmCall).where(LlmCall.run_id == outcome["run_id"], LlmCall.step == "edit")).all()
+    by_anchor = [i for i in deferred if "is not a line of" in (i.error or "")]
+    assert by_anchor and all("asked twice" in i.error for i in by_anchor)
+    asked = [b["messages"][0]["content"][-1]["text"] for b in anthropic_fake.posts("/v1/messages")
+             if b["tools"][0]["name"] == "write_callout"]
+    retries = [t for t in asked if "Your previous answer was rejected" in t]  # plans run concurrently
+    assert len(edits) == len(asked) == 2 * len(retries)  # each plan asked twice, both calls paid for
+    assert all("anchor 'A line no SOP has.' is not a line of" in t for t in retries)

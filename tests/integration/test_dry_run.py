@@ -14,7 +14,14 @@ from typer.testing import CliRunner
 from playbook_sync import demo, store
 from playbook_sync.cli import app as cli_app
 from playbook_sync.config import get_settings
-from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, RunItem, SopEmbedding, SyncRun
+from playbook_sync.models import (
+    InsertedCallout,
+    KnowledgeEntry,
+    OrphanCluster,
+    RunItem,
+    SopEmbedding,
+    SyncRun,
+)
 from playbook_sync.report import diff_text
 from tests.integration.test_worker import worker_env
 from worker.app import app
@@ -50,7 +57,7 @@ def test_dry_run_shows_the_diff_keeps_nothing_and_a_real_run_matches_it(deps, se
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    shown = set(re.findall(r"^\+\+\+ b/(\S+)$", result.output, re.M))
+    shown = set(re.findall(r"^\+\+\+ b/(\S+)$", result.output, re.MULTILINE))
     assert len(shown) >= 3 and "+:::tip From the Field" in result.output
     assert "nothing was committed" in result.output
 

@@ -31,12 +31,12 @@ TEXTS = [
 
 
 def commits(repo) -> int:
-    return int(subprocess.run(["git", "-C", str(repo), "rev-list", "--count", "main"], capture_output=True, text=True).stdout)
+    return int(subprocess.run(["git", "-C", str(repo), "rev-list", "--count", "main"], capture_output=True, text=True, check=True).stdout)
 
 
 def test_each_enqueue_form_processes_exactly_what_it_names(deps, settings, redis_url, monkeypatch, tmp_path):
     now = datetime.now(UTC).replace(microsecond=0)
-    day = lambda n: now - timedelta(days=n)  # noqa: E731
+    day = lambda n: now - timedelta(days=n)
     entries = [entry(text, created_at=day(6 - i), source=f"call-{i}") for i, text in enumerate(TEXTS)]  # days -6..-1
     ids = [e.id for e in entries]
     with deps.session() as s:

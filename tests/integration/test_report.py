@@ -132,7 +132,7 @@ def test_cli_report_runs_and_runs_show(deps, settings, monkeypatch, tmp_path):
     rebuilt = json.loads((tmp_path / "r.json").read_text())
     assert rebuilt["counts"]["enriched"] == outcome["enriched"] and rebuilt["sops"] and "<svg" in (tmp_path / "r.html").read_text()
     assert listing.exit_code == 0 and prefix in listing.output and "success" in listing.output
-    assert outcome["commit_sha"][:10] in listing.output
+    assert outcome["commit_sha"][:8] in listing.output
     assert shown.exit_code == 0, shown.output
     deferred = [p["entry_id"] for p in rebuilt["problems"]]
     assert len(deferred) == outcome["deferred"] >= 1

@@ -34,7 +34,7 @@ def test_compose_brings_up_the_whole_stack_from_one_env_file():
     assert services["migrate"]["restart"] == "no" and services["migrate"]["command"] == ["playbook-sync", "db", "upgrade"]
     # Every variable compose interpolates is in the committed example, and every PLAYBOOK_SYNC_ one is a setting.
     example = (ROOT / ".env.example").read_text()
-    defined = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", example, re.M))
+    defined = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", example, re.MULTILINE))
     used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
     assert used <= defined, used - defined
     fields = {f"PLAYBOOK_SYNC_{name.upper()}" for name in Settings.model_fields}

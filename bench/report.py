@@ -1,0 +1,234 @@
+"""BENCHMARKS.md from a results file (bench/out/results.json): tables and target checks, no typed-in figures.
+
+    .venv/bin/python -m bench.report [bench/out/results.json] [BENCHMARKS.md]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEEDUP_TARGET, EFFICIENCY_TARGET, OVERHEAD_TARGET_MS, RECALL_TARGET = 20.0, 0.70, 10.0, 0.95
+
+
+def _n(value, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|",
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _others_cpu(m: dict) -> float | None:
+    """Share of the machine used by processes that are not part of the run (other jobs on the box)."""
+    cpu = m.get("cpu_s")
+    if not cpu or "machine_busy" not in m:
+        return None
+    cores = m.get("cores") or 2
+    return max(0.0, m["machine_busy"] - sum(cpu.values()) / (m["wall"] * cores))
+
+
+def scenario_rows(results: dict) -> list[list[str]]:
+    """One row per run: baseline, then the chord per worker count."""
+    rows = []
+    for s in results["scenarios"]:
+        base = s.get("baseline")
+        runs = ([("baseline" + (" (extrapolated)" if base["method"] == "extrapolated" else ""), base)] if base else [])
+        runs += [(f"chord, {w} worker{'s' if w != '1' else ''} × 16 threads", m) for w, m in s["fanout"].items()]
+        for label, m in runs:
+            speedup = base["wall"] / m["wall"] if base and m is not base else None
+            measured = m.get("method") != "extrapolated"
+            rows.append([
+                _n(s["entries"]), _n(s["sops"]), label, _n(m["wall"], 1), _n(m["entries_per_s"], 1),
+                f"{speedup:.1f}×" if speedup else "1×" if m is base else "–",
+                f"{_n(m['model_calls'])} / {_n(m.get('model_call_bound'))}" if measured else _n(m["model_calls"]),
+                f"{_n(m['embedding_requests'])} / {_n(m.get('embedding_bound'))}" if measured else _n(m["embedding_requests"]),
+                _n(m.get("input_tokens")) if measured else "–", _n(m.get("cached_tokens")) if measured else "–",
+                f"${m['cost_usd']:.2f}" if measured else "–", _pct(m.get("parallel_efficiency")),
+            ])
+    return rows
+
+
+def phase_rows(results: dict) -> list[list[str]]:
+    """Where a chord run's time goes, and whose CPU it used."""
+    rows = []
+    for section, latency in (("scenarios", None), ("zero_latency", 0.0)):
+        for s in results.get(section, []):
+            for w, m in s["fanout"].items():
+                cpu = m.get("cpu_ms_per_entry", {})
+                rows.append([_n(s["entries"]), _n(s["sops"]), f"{s.get('latency', latency) * 1000:.0f} ms", w,
+                             _n(m.get("phase_start"), 1), _n(m.get("phase_entries"), 1), _n(m.get("phase_finalize"), 1),
+                             _n(cpu.get("workers"), 1), _n(cpu.get("postgres"), 1), _n(cpu.get("driver_and_fakes"), 1),
+                             _pct(m.get("machine_busy")), _pct(_others_cpu(m))])
+    return rows
+
+
+def zero_rows(results: dict) -> list[list[str]]:
+    """Orchestration overhead per entry with the fakes answering at once."""
+    rows = []
+    for s in results.get("zero_latency", []):
+        runs = [("baseline", s["baseline"])] if s.get("baseline") else []
+        runs += [(f"chord, {w} worker{'s' if w != '1' else ''}", m) for w, m in s["fanout"].items()]
+        for label, m in runs:
+            cpu = m.get("cpu_ms_per_entry", {})
+            rows.append([_n(s["entries"]), _n(s["sops"]), label, _n(m["wall"], 1), _n(1000 * m["wall"] / s["entries"], 1),
+                         _n(cpu.get("workers") if label != "baseline" else cpu.get("driver_and_fakes"), 1),
+                         _n(cpu.get("postgres"), 1), _pct(m.get("machine_busy")), _pct(_others_cpu(m))])
+    return rows
+
+
+def matching_rows(results: dict) -> list[list[str]]:
+    """HNSW against exact search per corpus size, build and ef_search."""
+    return [[_n(r["vectors"]), _n(r["sops"]), f"m={r['m']}, ef_construction={r['ef_construction']}", _n(r["build_seconds"], 1),
+             str(r["ef_search"]), r["hnsw_plan"], _n(r["hnsw_p50_ms"], 1), _n(r["hnsw_p95_ms"], 1), r["exact_plan"],
+             _n(r["exact_p50_ms"], 1), _n(r["exact_p95_ms"], 1), f"{r['recall_at_3']:.3f}", f"{r['recall_at_3_matched']:.3f}",
+             f"{r['exact_recall_check']:.3f}"] for r in results.get("matching", [])]
+
+
+def _find(results: dict, entries: int, sops: int) -> dict | None:
+    return next((s for s in results["scenarios"] if s["entries"] == entries and s["sops"] == sops), None)
+
+
+def targets(results: dict) -> list[str]:
+    """Each target of the issue, the measured figure, met or missed, and why."""
+    out = []
+    s = _find(results, 1000, 42)
+    if s and s.get("baseline"):
+        for w, m in s["fanout"].items():
+            speedup, eff = s["baseline"]["wall"] / m["wall"], m["parallel_efficiency"]
+            ok = speedup >= SPEEDUP_TARGET and eff >= EFFICIENCY_TARGET
+            line = (f"- **1,000 entries × 42 SOPs, {w} worker(s)**: {speedup:.1f}× the baseline "
+                    f"({s['baseline']['method']}), parallel efficiency {_pct(eff)} — **{'met' if ok else 'missed'}**.")
+            if not ok:
+                line += (f" Of {m['wall']:.1f} s, {m.get('phase_start', 0):.1f} s are the start (SOP sync, batch embedding, "
+                         f"publishing the chord), {m.get('phase_entries', 0):.1f} s the entries and "
+                         f"{m.get('phase_finalize', 0):.1f} s the callback; the machine was {_pct(m.get('machine_busy'))} busy"
+                         f" ({_pct(_others_cpu(m))} by other processes). With 2 cores for workers, PostgreSQL, Redis and "
+                         "the fakes, a second worker process adds CPU contention, not capacity: efficiency counts 32 "
+                         "threads, but the CPU caps throughput. Workers on their own cores (or machines) close it.")
+            out.append(line)
+    bad_calls = [(s, w, m) for s in results["scenarios"] for w, m in s["fanout"].items() if m["model_calls"] > m["model_call_bound"]]
+    all_runs = sum(len(s["fanout"]) for s in results["scenarios"])
+    line = (f"- **Model calls ≤ entries + enriched SOPs + new SOPs (+ cluster naming)**: "
+            f"{all_runs - len(bad_calls)} of {all_runs} chord runs within the bound — **{'met' if not bad_calls else 'missed'}**.")
+    if bad_calls:
+        s, w, m = bad_calls[0]
+        steps = m["calls_by_step"]
+        line += (f" E.g. {s['entries']:,} × {s['sops']:,}: {m['model_calls']:,} calls against a bound of "
+                 f"{m['model_call_bound']:,} — {steps.get('edit', 0):,} edit calls for {m['sops_enriched']} enriched SOPs, "
+                 "because an edit call writes one block (one SOP section and callout kind) and an SOP takes up to "
+                 f"{results['profile'].get('max_enrichments_per_sop', 4)} blocks a run. One edit call per SOP that returns "
+                 "all of its blocks would close it.")
+    out.append(line)
+    bad_embeds = [m for s in results["scenarios"] for m in s["fanout"].values() if m["embedding_requests"] > m["embedding_bound"]]
+    out.append(f"- **Embedding requests ≤ ⌈entries / 2048⌉ + ⌈changed SOPs / 2048⌉**: "
+               f"{all_runs - len(bad_embeds)} of {all_runs} chord runs within the bound — **{'met' if not bad_embeds else 'missed'}**."
+               + ("" if not bad_embeds else " A changed SOP is embedded whole and per section, and a request also "
+                  "stops at 300,000 tokens, so a large change can take more requests than the bound counts."))
+    for z in results.get("zero_latency", []):
+        for w, m in z["fanout"].items():
+            per = 1000 * m["wall"] / z["entries"]
+            line = (f"- **Orchestration overhead per entry (fakes at zero latency), {z['entries']:,} × {z['sops']:,}, "
+                    f"{w} worker(s)**: {per:.1f} ms — **{'met' if per < OVERHEAD_TARGET_MS else 'missed'}**.")
+            if per >= OVERHEAD_TARGET_MS:
+                cpu = m.get("cpu_ms_per_entry", {})
+                line += (f" The run is CPU-bound ({_pct(m.get('machine_busy'))} of 2 cores busy, "
+                         f"{_pct(_others_cpu(m))} by other processes): per entry the worker used {cpu.get('workers', 0):.1f} ms "
+                         f"of CPU, PostgreSQL {cpu.get('postgres', 0):.1f} ms and the fakes {cpu.get('driver_and_fakes', 0):.1f} ms. "
+                         "Fewer round trips per entry (9 statements, a Celery message, 4 task events) and workers "
+                         "that do not share 2 cores with the database and the fakes would close it.")
+            out.append(line)
+    big = [r for r in results.get("matching", []) if r["vectors"] >= 100_000]
+    if big:
+        best = max(big, key=lambda r: (r["recall_at_3_matched"], -r["hnsw_p95_ms"]))
+        shipped = next((r for r in big if r["m"] == 16 and r["ef_construction"] == 64 and r["ef_search"] == 40), big[0])
+        for label, r in (("as shipped", shipped), ("best measured", best)):
+            ok = r["recall_at_3_matched"] >= RECALL_TARGET
+            out.append(f"- **HNSW recall@3 at {r['vectors']:,} vectors, {label} (m={r['m']}, ef_construction="
+                       f"{r['ef_construction']}, ef_search={r['ef_search']})**: {r['recall_at_3_matched']:.3f} for entries "
+                       f"with a match above the weak band, {r['recall_at_3']:.3f} over all queries — "
+                       f"**{'met' if ok else 'missed'}**.")
+    return out
+
+
+def render(results: dict) -> str:
+    """The whole BENCHMARKS.md."""
+    meta, mach, prof = results["meta"], results["meta"]["machine"], results["profile"]
+    lat, elat = prof["latency"] * 1000, prof["embedding_latency"] * 1000
+    lines = [
+        "# Benchmarks", "",
+        f"Generated by `bench/report.py` from `{meta.get('results', 'bench/out/results.json')}`, written by one run of `{meta['command']}` "
+        f"(profile **{meta['profile']}**, commit `{meta['commit']}`, {meta['started']}, {meta.get('duration_s', 0) // 60} min). "
+        "Every figure below comes from that run; ratios compare runs made in the same invocation.", "",
+        "## Machine", "",
+        *_table(["CPU", "cores", "memory", "OS", "Python", "PostgreSQL", "pgvector", "load average (start → end)"],
+                [[mach["cpu"], str(mach["cores"]), f"{mach['memory_gb']} GB", mach["os"], mach["python"],
+                  str(meta.get("postgres")), str(meta.get("pgvector")),
+                  f"{meta['load_average_start'][0]:.1f} → {(meta.get('load_average_end') or [0])[0]:.1f}"]]), "",
+        "Everything ran on this one machine: embedded PostgreSQL+pgvector and Redis (Valkey), real Celery worker "
+        "processes, and the fake OpenAI/Anthropic servers on 127.0.0.1 that the real providers (the SDKs) were "
+        "pointed at. The machine is shared with other work; the *others* column says how much of its CPU went to "
+        "processes outside the run.", "",
+        "## Reproduce", "", "```sh",
+        "make bench                      # default profile: writes bench/out/results.json and this file",
+        "make bench BENCH_ARGS=--full    # baselines measured in full up to 1,000 entries",
+        "make bench BENCH_ARGS=--smoke   # a couple of minutes: checks the harness", "```", "",
+        "## The weekly run against the sequential baseline", "",
+        f"Fakes at {lat:.0f} ms per model call and {elat:.0f} ms per embedding request, with token usage and prompt "
+        "caching as the services report them; prices from `config.DEFAULT_PRICES` (Opus to classify, edit and draft; "
+        "Sonnet to name clusters). Each run starts from the same state: the SOP cache filled by last week's run, "
+        "5% of the SOPs edited by a human since, and the week's entries from `bench/generate.py`.", "",
+        "- **chord**: the real system — `start_run` embeds the week in batches and fans out one `process_entry` per "
+        "entry over worker processes (`-P threads -c 16`); `finalize_run` writes the edits (concurrently) and commits.",
+        "- **baseline**: the straightforward way, in one process — `pipeline.run_inline` with embedding batches of 1: "
+        "one embedding request per entry (and per changed SOP text), one classify call per entry, one call per "
+        "edit, one after another.",
+        f"- **extrapolated** baselines ran on the first {prof['baseline_sample']:,} entries of the scenario (by id); the "
+        "whole scenario's wall time is the sum of its requests' latencies (one embedding request per entry and changed "
+        "SOP text, and exactly the model calls the chord made for the same entries) plus the sample's time between "
+        "requests, per entry.", "",
+        "Calls and requests are shown against the issue's bounds (model calls ≤ entries + enriched SOPs + new SOPs + "
+        "cluster names; embedding requests ≤ ⌈entries/2048⌉ + ⌈changed SOPs/2048⌉). Input tokens include cached ones. "
+        "Parallel efficiency = (sum of provider latencies / threads) / wall time.", "",
+        *_table(["entries", "SOPs", "run", "wall s", "entries/s", "speedup", "model calls / bound",
+                 "embedding requests / bound", "input tokens", "cached tokens", "est. $", "parallel eff."],
+                scenario_rows(results)), "",
+        "### Where a chord run's time goes", "",
+        "Phases from the database's timestamps (start: run opened → first classify call; entries: first → last "
+        "classify call; finalize: → run logged). CPU per entry by process group over the run.", "",
+        *_table(["entries", "SOPs", "latency", "workers", "start s", "entries s", "finalize s", "worker CPU ms/entry",
+                 "PostgreSQL CPU ms/entry", "fakes CPU ms/entry", "machine busy", "others"], phase_rows(results)), "",
+        "## Orchestration overhead (fakes at zero latency)", "",
+        *_table(["entries", "SOPs", "run", "wall s", "ms per entry", "our CPU ms/entry", "PostgreSQL CPU ms/entry",
+                 "machine busy", "others"], zero_rows(results)), "",
+        "## Matching at scale", "",
+        "Structured random 1536-d section vectors (~10 per SOP: a shared direction, a module direction, an SOP direction, "
+        "per-section noise) in `cp_sop_sections` of a migrated database; 80% of the queries are drawn near a section, 20% "
+        "are off-topic. Both sides run the matcher's own query (`matching.nearest_sops`: nearest sections, best per SOP, "
+        "top 3); exact search is the same query with index scans disabled. Recall@3 compares the SOPs returned with the "
+        "exhaustive top 3 (numpy): over all queries, and over the queries whose best SOP is above the weak band (0.60), "
+        "the ones whose candidates reach the classifier.", "",
+        *_table(["vectors", "SOPs", "HNSW build", "build s", "ef_search", "plan", "p50 ms", "p95 ms", "exact plan",
+                 "exact p50 ms", "exact p95 ms", "recall@3", "recall@3 (matched)", "exact check"], matching_rows(results)), "",
+        "## Targets", "", *targets(results), "",
+    ]
+    return "\n".join(lines)
+
+
+def write(results: dict, path: Path) -> None:
+    """Render results into path."""
+    path.write_text(render(results))
+
+
+if __name__ == "__main__":
+    src = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench" / "out" / "results.json"
+    write(json.loads(src.read_text()), Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "BENCHMARKS.md")

@@ -1,0 +1,236 @@
+"""Run the benchmarks; write bench/out/results.json, then BENCHMARKS.md from it.
+
+    .venv/bin/python -m bench.run            # default profile (about 20 minutes on 2 cores)
+    .venv/bin/python -m bench.run --full     # baselines measured in full up to 1,000 entries (about an hour)
+    .venv/bin/python -m bench.run --smoke    # a couple of minutes, tiny sizes: checks the harness
+
+Everything runs on this machine: embedded PostgreSQL+pgvector and Redis, real Celery
+worker processes, the fake OpenAI/Anthropic servers on 127.0.0.1 with latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+log = logging.getLogger("bench")
+
+
+@dataclass
+class Profile:
+    """What one invocation measures."""
+
+    name: str
+    entries: list[int]
+    sops: list[int]
+    workers: list[int]
+    latency: float  # seconds per model call (message)
+    embedding_latency: float  # seconds per embedding request
+    baseline_sample: int  # the baseline runs on at most this many entries; bigger scenarios are extrapolated
+    zero_latency: list[tuple[int, int]]  # (entries, SOPs) also run with the fakes at zero latency
+    matching_sizes: list[int]
+    matching_queries: int = 300
+    matching_builds: list[tuple[int, int]] = field(default_factory=lambda: [(16, 64), (16, 128)])
+    matching_ef_searches: list[int] = field(default_factory=lambda: [40, 100])
+
+
+PROFILES = {
+    "default": Profile("default", [100, 1000, 10_000], [42, 1000], [1, 2], 0.3, 0.15, 100, [(1000, 42)],
+                       [1_000, 10_000, 100_000]),
+    "full": Profile("full", [100, 1000, 10_000], [42, 1000], [1, 2], 0.3, 0.15, 1000, [(1000, 42), (1000, 1000)],
+                    [1_000, 10_000, 100_000]),
+    "smoke": Profile("smoke", [60], [42], [1], 0.05, 0.025, 30, [(60, 42)], [1_000], matching_queries=50,
+                     matching_builds=[(16, 64)], matching_ef_searches=[40]),
+}
+
+
+def machine() -> dict:
+    """The machine and software the figures come from."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {
+        "cpu": cpu, "cores": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+    }
+
+
+def git_commit() -> str:
+    """HEAD, marked dirty when the work tree has changes."""
+    try:
+        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def redis_pid(broker_url: str) -> int | None:
+    """The embedded Redis (Valkey) server's pid, found by its port (it is not our child)."""
+    port = broker_url.rsplit(":", 1)[1].split("/")[0]
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if ("valkey-server" in cmd or "redis-server" in cmd) and f":{port}" in cmd:
+            return proc.pid
+    return None
+
+
+def extrapolate(sample: dict, fanout: dict, *, entries: int, changed_texts: int, latency: float,
+                embedding_latency: float) -> dict:
+    """The baseline's wall time for the whole scenario from a measured sample of its entries.
+
+    The baseline is sequential, so its wall time is the sum of its requests' latencies plus
+    the time between them. The requests are known exactly: one embedding request per entry
+    and per changed SOP text, and the same model calls as the fan-out run made for the same
+    entries (same code, same answers). The time between requests is the sample's, per entry.
+    """
+    n = sample["entries"]
+    between = sample["wall"] - sample["latency_sum"]
+    embeds, calls = entries + changed_texts, fanout["model_calls"]
+    wall = embeds * embedding_latency + calls * latency + between / n * entries
+    return {"method": "extrapolated", "sample_entries": n, "sample_wall": sample["wall"], "wall": wall,
+            "entries_per_s": entries / wall, "model_calls": calls, "embedding_requests": embeds,
+            "latency_sum": embeds * embedding_latency + calls * latency, "concurrency": 1,
+            "parallel_efficiency": (embeds * embedding_latency + calls * latency) / wall,
+            "between_requests_ms_per_entry": 1000 * between / n}
+
+
+def run_scenarios(ws, profile: Profile, results: dict, save) -> None:
+    """Every (SOPs, entries) scenario: the chord on 1 and 2 workers, then the baseline."""
+    from bench import scenario
+
+    for m in profile.sops:
+        started = time.perf_counter()
+        base = scenario.prepare_base(ws, m)
+        log.info("base %d SOPs ready in %.1fs (%d changed SOPs, %d texts)", m, time.perf_counter() - started,
+                 base.changed_sops, base.changed_texts)
+        for n in profile.entries:
+            prepared = scenario.prepare(ws, base, n)
+            row = {"entries": n, "sops": m, "changed_sops": base.changed_sops, "changed_texts": base.changed_texts,
+                   "latency": profile.latency, "embedding_latency": profile.embedding_latency, "fanout": {}}
+            results["scenarios"].append(row)
+            for w in profile.workers:
+                row["fanout"][str(w)] = scenario.run_fanout(ws, prepared, workers=w, message_latency=profile.latency,
+                                                            embedding_latency=profile.embedding_latency)
+                log.info("%d entries x %d SOPs, %d worker(s): %.1fs", n, m, w, row["fanout"][str(w)]["wall"])
+                save()
+            sample = min(n, profile.baseline_sample)
+            measured = scenario.run_baseline(ws, prepared, message_latency=profile.latency,
+                                             embedding_latency=profile.embedding_latency, sample=sample)
+            if sample == n:
+                row["baseline"] = measured | {"method": "measured"}
+            else:
+                row["baseline_sample"] = measured
+                row["baseline"] = extrapolate(measured, row["fanout"][str(profile.workers[0])], entries=n,
+                                              changed_texts=base.changed_texts, latency=profile.latency,
+                                              embedding_latency=profile.embedding_latency)
+            log.info("%d entries x %d SOPs, baseline (%s): %.1fs", n, m, row["baseline"]["method"], row["baseline"]["wall"])
+            save()
+            ws.pg.admin(f'DROP DATABASE IF EXISTS "{prepared.template}" WITH (FORCE)')
+        ws.pg.admin(f'DROP DATABASE IF EXISTS "{base.template}" WITH (FORCE)')
+
+
+def run_zero_latency(ws, profile: Profile, results: dict, save) -> None:
+    """Orchestration overhead: the same runs with the fakes answering at once."""
+    from bench import scenario
+
+    for n, m in profile.zero_latency:
+        base = scenario.prepare_base(ws, m)
+        prepared = scenario.prepare(ws, base, n)
+        row = {"entries": n, "sops": m, "fanout": {}}
+        results["zero_latency"].append(row)
+        for w in profile.workers:
+            row["fanout"][str(w)] = scenario.run_fanout(ws, prepared, workers=w, message_latency=0, embedding_latency=0)
+            log.info("zero latency, %d entries x %d SOPs, %d worker(s): %.1fs", n, m, w, row["fanout"][str(w)]["wall"])
+            save()
+        row["baseline"] = scenario.run_baseline(ws, prepared, message_latency=0, embedding_latency=0) | {"method": "measured"}
+        save()
+        for name in (prepared.template, base.template):
+            ws.pg.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--full", action="store_true", help="the complete matrix, baselines in full up to 1,000 entries")
+    group.add_argument("--smoke", action="store_true", help="tiny sizes, to check the harness")
+    parser.add_argument("--only", choices=["matching", "scenarios"], help="run one part")
+    parser.add_argument("--out", type=Path, default=OUT / "results.json")
+    parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md", help="'-' to skip the report")
+    args = parser.parse_args(argv)
+    profile = PROFILES["full" if args.full else "smoke" if args.smoke else "default"]
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    log.setLevel(logging.INFO)  # ours (bench.*) only: the library's run logs go to the workers' log files
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    command = "make bench" + ("" if profile.name == "default" else f" BENCH_ARGS=--{profile.name}")
+    results: dict = {"meta": {"profile": profile.name, "command": command,
+                              "argv": shlex.join([sys.executable.replace(str(ROOT) + "/", ""), "-m", "bench.run", *(argv or sys.argv[1:])]),
+                              "commit": git_commit(), "results": str(args.out.resolve().relative_to(ROOT)) if args.out.resolve().is_relative_to(ROOT) else str(args.out), "started": datetime.now(UTC).isoformat(timespec="seconds"),
+                              "load_average_start": os.getloadavg(), "machine": machine()},
+                     "profile": asdict(profile), "matching": [], "scenarios": [], "zero_latency": []}
+
+    def save() -> None:
+        args.out.write_text(json.dumps(results, indent=1, default=str))
+
+    started = time.perf_counter()
+    from bench.fakes import Fakes
+    from bench.pg import bench_postgres
+    from playbook_sync.embedded import start_redis
+
+    with bench_postgres(OUT) as pg:
+        results["meta"]["postgres"] = pg.admin("SHOW server_version")[0][0]
+        results["meta"]["pgvector"] = pg.query(pg.template_url, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        if args.only in (None, "matching"):
+            from bench.matching import bench_matching
+
+            results["matching"] = bench_matching(pg, profile.matching_sizes, queries=profile.matching_queries,
+                                                 builds=profile.matching_builds, ef_searches=profile.matching_ef_searches)
+            save()
+        if args.only in (None, "scenarios"):
+            work = OUT / "work"
+            work.mkdir(exist_ok=True)
+            redis, broker = start_redis(work)
+            os.environ["PLAYBOOK_SYNC_BROKER_URL"] = broker
+            from worker.app import app
+
+            app.conf.update(broker_url=broker, result_backend=broker)
+            fakes = Fakes()
+            try:
+                from bench.scenario import Workspace
+
+                ws = Workspace(pg, fakes, broker, work, redis_pid=redis_pid(broker))
+                run_scenarios(ws, profile, results, save)
+                run_zero_latency(ws, profile, results, save)
+            finally:
+                fakes.stop()
+                redis.stop()
+    results["meta"] |= {"finished": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "duration_s": round(time.perf_counter() - started), "load_average_end": os.getloadavg()}
+    save()
+    log.info("results in %s (%.0f s)", args.out, time.perf_counter() - started)
+    if str(args.report) != "-":
+        from bench.report import write
+
+        write(results, args.report)
+        log.info("report in %s", args.report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The bench's generator, baseline extrapolation and report writer (no services, no timings asserted)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bench import generate
+from bench.report import render
+from bench.run import extrapolate
+from playbook_sync.sops import parse_sop
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_playbook_is_deterministic_and_parses_like_a_real_one():
+    files = generate.playbook(42)
+    assert files == generate.playbook(42)
+    sops = {p: c for p, c in files.items() if p.startswith("docs/sops/") and p.endswith(".md")}
+    assert len(sops) == 42 and len({p.split("/")[2] for p in sops}) == 8  # the spec's 42 SOPs in 8 modules
+    for path, content in sops.items():
+        doc = parse_sop(path, content)
+        assert 2_000 < len(content) < 8_000 and 8 <= len(doc.sections) <= 15, path
+
+
+def test_large_playbooks_have_distinct_topics():
+    paths = [t.path for t in generate.topics(1000)]
+    assert len(set(paths)) == 1000
+
+
+def test_entries_are_valid_deterministic_and_from_the_past_week():
+    entries = generate.entries(300, 42, NOW)
+    assert [e.model_dump() for e in entries] == [e.model_dump() for e in generate.entries(300, 42, NOW)]
+    assert len({e.id for e in entries}) == 300
+    assert all(NOW - timedelta(days=7) < e.created_at < NOW for e in entries)
+    orphan_tags = {label.replace(" ", "-") for label, _ in generate.ORPHAN_TOPICS}
+    orphans = [e for e in entries if set(e.tags) & orphan_tags]
+    assert 0.05 < len(orphans) / len(entries) < 0.3  # enough to cluster into new SOPs
+    assert len({e.source_ref for e in orphans}) > 2
+
+
+def test_touch_changes_a_share_of_the_sops_additively():
+    files = generate.playbook(42)
+    changed = generate.touch(files, 0.05)
+    assert len(changed) == 2
+    for path, content in changed.items():
+        assert len(content) > len(files[path]) and parse_sop(path, content)
+
+
+def _run(wall: float, calls: int, **extra) -> dict:
+    return {"wall": wall, "entries_per_s": 100 / wall, "model_calls": calls, "model_call_bound": 150,
+            "embedding_requests": 2, "embedding_bound": 2, "input_tokens": 1000, "cached_tokens": 500, "cost_usd": 1.5,
+            "parallel_efficiency": 0.8, "latency_sum": calls * 0.3, "sops_enriched": 40, "sops_created": 1,
+            "calls_by_step": {"classify": calls - 50, "edit": 50}, "cpu_ms_per_entry": {"workers": 12.0},
+            "machine_busy": 0.5, "cpu_s": {"workers": 1.2}, "cores": 2, "phase_start": 1, "phase_entries": 2,
+            "phase_finalize": 1} | extra
+
+
+def test_extrapolated_baseline_is_latency_sum_plus_time_between_requests():
+    sample = {"entries": 10, "wall": 10.0, "latency_sum": 9.0}
+    est = extrapolate(sample, {"model_calls": 120}, entries=100, changed_texts=5, latency=0.3, embedding_latency=0.15)
+    assert est["embedding_requests"] == 105 and est["model_calls"] == 120
+    assert est["wall"] == pytest.approx(105 * 0.15 + 120 * 0.3 + 100 * 0.1)
+
+
+def test_report_renders_tables_and_judges_targets_from_the_results():
+    results = {
+        "meta": {"profile": "default", "command": "make bench", "commit": "abc1234", "started": "2026-03-01T00:00:00+00:00",
+                 "duration_s": 1200, "load_average_start": [0.5], "load_average_end": [0.7], "postgres": "18",
+                 "pgvector": "0.8.6", "machine": {"cpu": "test cpu", "cores": 2, "memory_gb": 24, "os": "Linux", "python": "3.11"}},
+        "profile": {"latency": 0.3, "embedding_latency": 0.15, "baseline_sample": 100},
+        "scenarios": [{"entries": 1000, "sops": 42, "latency": 0.3, "fanout": {"1": _run(20.0, 140), "2": _run(15.0, 140)},
+                       "baseline": _run(500.0, 140, method="extrapolated", parallel_efficiency=0.95)}],
+        "zero_latency": [{"entries": 1000, "sops": 42, "fanout": {"1": _run(8.0, 140)}, "baseline": _run(30.0, 140)}],
+        "matching": [{"vectors": 100_000, "sops": 10_000, "m": 16, "ef_construction": 64, "build_seconds": 40.0, "ef_search": 40,
+                      "hnsw_plan": "index", "hnsw_p50_ms": 4.0, "hnsw_p95_ms": 7.0, "exact_plan": "sequential",
+                      "exact_p50_ms": 250.0, "exact_p95_ms": 400.0, "recall_at_3": 0.84, "recall_at_3_matched": 0.99,
+                      "exact_recall_check": 1.0}],
+    }
+    text = render(results)
+    assert "| 1,000 | 42 | chord, 1 worker × 16 threads | 20.0 |" in text and "25.0×" in text
+    assert "1,000 entries × 42 SOPs, 1 worker(s)**: 25.0× the baseline (extrapolated), parallel efficiency 80% — **met**" in text
+    assert "1 of 2" not in text and "2 of 2 chord runs within the bound — **met**" in text
+    assert "8.0 ms — **met**" in text
+    assert "0.990 for entries with a match above the weak band" in text
