@@ -288,9 +288,13 @@ def validate(repo: Path = typer.Option(None, help="a checked-out playbook direct
         except FileNotFoundError as exc:
             raise typer.BadParameter(str(exc)) from None
     else:
+        from playbook_sync.providers.base import ProviderError
         from playbook_sync.runtime import build_repo
 
-        files = build_repo(settings).read_tree(settings.docs_root)
+        try:
+            files = build_repo(settings).read_tree(settings.docs_root)
+        except (ProviderError, ValueError) as exc:
+            raise typer.BadParameter(f"cannot read the configured playbook: {exc}") from None
     problems = check_tree(files, settings.docs_root)
     for problem in problems:
         out.print(str(problem), highlight=False, markup=False)

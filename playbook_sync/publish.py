@@ -126,7 +126,8 @@ def after_commit(session: Session, deps: Deps, run: SyncRun) -> None:
         return
     if isinstance(deps.repo, PullRequestRepo) and not run.pull_request_url:
         try:
-            run.pull_request_url = deps.repo.publish(str(run.id), run.commit_message or "")
+            # commit_message is lost when finalize died between the commit and its own DB commit.
+            run.pull_request_url = deps.repo.publish(str(run.id), run.commit_message or trailer(run.id))
         except Exception as exc:  # the commit is on the branch; the next run opens the pull request
             log.warning("pull request for run %s not opened: %s", run.id, exc, extra={"run_id": str(run.id)})
             run.error_log = "\n".join(filter(None, [run.error_log, f"pull request not opened: {exc}"]))

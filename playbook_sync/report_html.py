@@ -48,7 +48,7 @@ td{border-bottom:1px solid #eaeef2;padding:8px;vertical-align:top}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .progress{width:120px;height:8px;background:#eaeef2;border-radius:4px;overflow:hidden;display:inline-block;vertical-align:middle;margin-right:8px}
 .progress span{display:block;height:100%;background:#8250df}
-.muted{color:var(--muted)}.small{font-size:12px}
+.muted{color:var(--muted)}.small{font-size:12px}.nowrap{white-space:nowrap}
 .empty{color:var(--muted);font-style:italic}
 ul.errors{margin:0;padding-left:18px;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 footer{color:var(--muted);font-size:12px;text-align:center;margin-top:28px}
@@ -153,7 +153,7 @@ def _clusters(c: dict) -> str:
         samples = "".join(f'<div class="muted small">· {_e(s)}</div>' for s in rest)
         rows.append(
             f'<tr><td>{what} {status}{samples}</td>'
-            f'<td><span class="progress"><span style="width:{v["progress"] * 100:.0f}%;background:{"#2da44e" if v["progress"] >= 1 else "#8250df"}"></span></span>{v["progress"] * 100:.0f}%</td>'
+            f'<td class="nowrap"><span class="progress"><span style="width:{v["progress"] * 100:.0f}%;background:{"#2da44e" if v["progress"] >= 1 else "#8250df"}"></span></span>{v["progress"] * 100:.0f}%</td>'
             f'<td class="num">{v["entries"]} / {v["min_entries"]}</td><td class="num">{v["sources"]} / {v["min_sources"]}</td>'
             f'<td class="num">{v["new_this_run"]}</td></tr>')
     more = c["open_total"] - sum(1 for v in shown if v["status"] == "open")

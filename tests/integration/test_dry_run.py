@@ -54,8 +54,13 @@ def test_dry_run_shows_the_diff_keeps_nothing_and_a_real_run_matches_it(deps, se
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(cli_app, ["run", "--dry-run"], env={"COLUMNS": "250"})
+        dry_id = re.search(r"run ([0-9a-f-]{36})", result.output).group(1)
+        # Its run row is gone, so `report` serves the files the dry run wrote.
+        rebuilt = CliRunner().invoke(cli_app, ["report", dry_id[:8], "--html", str(tmp_path / "dry.html")])
     finally:
         get_settings.cache_clear()
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "Dry run" in (tmp_path / "dry.html").read_text()
     assert result.exit_code == 0, result.output
     shown = set(re.findall(r"^\+\+\+ b/(\S+)$", result.output, re.MULTILINE))
     assert len(shown) >= 3 and "+:::tip From the Field" in result.output
@@ -67,7 +72,7 @@ def test_dry_run_shows_the_diff_keeps_nothing_and_a_real_run_matches_it(deps, se
 
     # The dry run wrote its report (JSON + HTML) although its run row is gone.
     reports = list(settings.report_path.glob("run-*.json"))
-    assert len(reports) == 1 and reports[0].with_suffix(".html").exists()
+    assert [r.name for r in reports] == [f"run-{dry_id}.json"] and reports[0].with_suffix(".html").exists()
     stored = json.loads(reports[0].read_text())
     assert stored["run"]["dry_run"] is True and {s["path"] for s in stored["sops"]} == shown
 
