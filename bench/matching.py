@@ -167,7 +167,8 @@ def plan(url: str, query: np.ndarray, *, exact: bool, ef_search: int) -> str:
             session.execute(text("SET LOCAL enable_indexscan = off"))
         session.execute(text(f"SET LOCAL hnsw.ef_search = {ef_search}"))
         literal = "[" + ",".join(f"{x:.6f}" for x in query) + "]"
-        lines = session.execute(text(f"EXPLAIN SELECT id FROM cp_sop_sections ORDER BY embedding <=> '{literal}' LIMIT 40")).scalars().all()
+        lines = session.execute(text(f"EXPLAIN SELECT file_path, heading, embedding <=> '{literal}' AS distance "
+                                     "FROM cp_sop_sections ORDER BY distance LIMIT 40")).scalars().all()
     scan = next((line for line in lines if "Scan" in line), lines[0])
     return "index" if "Index Scan" in scan else "sequential"
 
@@ -248,7 +249,9 @@ def bench_size(pg: BenchPostgres, n: int, *, queries: int, exact_queries: int, b
                     "recall_at_3_matched": recall(found, truth, queries=with_match),
                     "recall_at_3_in_band": recall(found, truth, min_similarity=weak),
                 } | exact)
-                log.info("matching %s", rows[-1])
+                r = rows[-1]
+                log.info("matching %d: ef_search=%d %s p50 %.1f ms, recall@3 %.3f (matched %.3f)", n, r["ef_search"],
+                         r["hnsw_plan"], r["hnsw_p50_ms"], r["recall_at_3"], r["recall_at_3_matched"])
     return rows
 
 

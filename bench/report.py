@@ -192,10 +192,11 @@ def render(results: dict) -> str:
         "- **baseline**: the straightforward way, in one process — `pipeline.run_inline` with embedding batches of 1: "
         "one embedding request per entry (and per changed SOP text), one classify call per entry, one call per "
         "edit, one after another.",
-        f"- **extrapolated** baselines ran on the first {prof['baseline_sample']:,} entries of the scenario (by id); the "
-        "whole scenario's wall time is the sum of its requests' latencies (one embedding request per entry and changed "
-        "SOP text, and exactly the model calls the chord made for the same entries) plus the sample's time between "
-        "requests, per entry.", "",
+        f"- **extrapolated** baselines (scenarios above {prof['baseline_full_up_to']:,} entries in this profile): the "
+        "wall time is the sum of the requests' latencies (one embedding request per entry and changed SOP text, and "
+        "exactly the model calls the chord made for the same entries) plus the time between requests measured in the "
+        "largest baseline run in full for the same SOPs: per entry in the entry loop, once for the start and the "
+        "callback (so the estimate errs low, against the chord's speedup).", "",
         "Calls and requests are shown against the issue's bounds (model calls ≤ entries + enriched SOPs + new SOPs + "
         "cluster names; embedding requests ≤ ⌈entries/2048⌉ + ⌈changed SOPs/2048⌉). Input tokens include cached ones. "
         "Parallel efficiency = (sum of provider latencies / threads) / wall time.", "",

@@ -35,26 +35,26 @@ class Profile:
     """What one invocation measures."""
 
     name: str
-    entries: list[int]
-    sops: list[int]
+    scenarios: list[tuple[int, int]]  # (entries, SOPs), each with every worker count and a baseline
     workers: list[int]
     latency: float  # seconds per model call (message)
     embedding_latency: float  # seconds per embedding request
-    baseline_sample: int  # the baseline runs on at most this many entries; bigger scenarios are extrapolated
-    zero_latency: list[tuple[int, int]]  # (entries, SOPs) also run with the fakes at zero latency
+    baseline_full_up_to: int  # baselines run in full up to this many entries; bigger ones extrapolate the largest
+    zero_latency: list[tuple[int, int]]  # (entries, SOPs) also run with the fakes answering at once
     matching_sizes: list[int]
     matching_queries: int = 300
-    matching_builds: list[tuple[int, int]] = field(default_factory=lambda: [(16, 64), (16, 128)])
+    matching_builds: list[tuple[int, int]] = field(default_factory=lambda: [(16, 64)])
     matching_ef_searches: list[int] = field(default_factory=lambda: [40, 100])
 
 
+_MATRIX = [(100, 42), (1000, 42), (10_000, 42), (100, 1000), (1000, 1000), (10_000, 1000)]
 PROFILES = {
-    "default": Profile("default", [100, 1000, 10_000], [42, 1000], [1, 2], 0.3, 0.15, 100, [(1000, 42)],
-                       [1_000, 10_000, 100_000]),
-    "full": Profile("full", [100, 1000, 10_000], [42, 1000], [1, 2], 0.3, 0.15, 1000, [(1000, 42), (1000, 1000)],
-                    [1_000, 10_000, 100_000]),
-    "smoke": Profile("smoke", [60], [42], [1], 0.05, 0.025, 30, [(60, 42)], [1_000], matching_queries=50,
-                     matching_builds=[(16, 64)], matching_ef_searches=[40]),
+    # Everything but 10,000 entries x 1,000 SOPs, baselines in full at 100 entries: about 20 minutes.
+    "default": Profile("default", _MATRIX[:5], [1, 2], 0.3, 0.15, 100, [(1000, 42)], [1_000, 10_000, 100_000]),
+    "full": Profile("full", _MATRIX, [1, 2], 0.3, 0.15, 1000, [(1000, 42), (1000, 1000)], [1_000, 10_000, 100_000],
+                    matching_builds=[(16, 64), (16, 128)]),
+    "smoke": Profile("smoke", [(40, 42), (80, 42)], [1], 0.05, 0.025, 40, [(40, 42)], [1_000], matching_queries=50,
+                     matching_ef_searches=[40]),
 }
 
 
@@ -96,30 +96,35 @@ def extrapolate(sample: dict, fanout: dict, *, entries: int, changed_texts: int,
 
     The baseline is sequential, so its wall time is the sum of its requests' latencies plus
     the time between them. The requests are known exactly: one embedding request per entry
-    and per changed SOP text, and the same model calls as the fan-out run made for the same
-    entries (same code, same answers). The time between requests is the sample's, per entry.
+    and per changed SOP text, and the same model calls as the chord made for the same
+    entries (same code, same answers). The time between requests is the sample's: the
+    entry loop's per entry, the start's and the callback's once (so the estimate is low).
     """
-    n = sample["entries"]
-    between = sample["wall"] - sample["latency_sum"]
+    n, steps = sample["entries"], sample["calls_by_step"]
+    classify, other = steps.get("classify", 0), sample["model_calls"] - steps.get("classify", 0)
+    start = sample["phase_start"] - sample["embedding_requests"] * embedding_latency
+    loop = sample["phase_entries"] - max(0, classify - 1) * latency  # first → last classify call: n-1 calls between
+    finish = sample["phase_finalize"] - (other + 1) * latency + (sample["wall"] - sample["db_wall"])
     embeds, calls = entries + changed_texts, fanout["model_calls"]
-    wall = embeds * embedding_latency + calls * latency + between / n * entries
+    latency_sum = embeds * embedding_latency + calls * latency
+    wall = latency_sum + max(0.0, start) + max(0.0, finish) + max(0.0, loop) / n * entries
     return {"method": "extrapolated", "sample_entries": n, "sample_wall": sample["wall"], "wall": wall,
             "entries_per_s": entries / wall, "model_calls": calls, "embedding_requests": embeds,
-            "latency_sum": embeds * embedding_latency + calls * latency, "concurrency": 1,
-            "parallel_efficiency": (embeds * embedding_latency + calls * latency) / wall,
-            "between_requests_ms_per_entry": 1000 * between / n}
+            "latency_sum": latency_sum, "concurrency": 1, "parallel_efficiency": latency_sum / wall,
+            "between_requests_s": {"start": round(start, 2), "per_entry": round(loop / n, 4), "finalize": round(finish, 2)}}
 
 
 def run_scenarios(ws, profile: Profile, results: dict, save) -> None:
-    """Every (SOPs, entries) scenario: the chord on 1 and 2 workers, then the baseline."""
+    """Every (entries, SOPs) scenario: the chord per worker count, then the baseline (measured or extrapolated)."""
     from bench import scenario
 
-    for m in profile.sops:
+    for m in dict.fromkeys(m for _, m in profile.scenarios):
         started = time.perf_counter()
         base = scenario.prepare_base(ws, m)
         log.info("base %d SOPs ready in %.1fs (%d changed SOPs, %d texts)", m, time.perf_counter() - started,
                  base.changed_sops, base.changed_texts)
-        for n in profile.entries:
+        sample = None  # the largest baseline measured in full for these SOPs
+        for n in sorted(n for n, mm in profile.scenarios if mm == m):
             prepared = scenario.prepare(ws, base, n)
             row = {"entries": n, "sops": m, "changed_sops": base.changed_sops, "changed_texts": base.changed_texts,
                    "latency": profile.latency, "embedding_latency": profile.embedding_latency, "fanout": {}}
@@ -129,14 +134,11 @@ def run_scenarios(ws, profile: Profile, results: dict, save) -> None:
                                                             embedding_latency=profile.embedding_latency)
                 log.info("%d entries x %d SOPs, %d worker(s): %.1fs", n, m, w, row["fanout"][str(w)]["wall"])
                 save()
-            sample = min(n, profile.baseline_sample)
-            measured = scenario.run_baseline(ws, prepared, message_latency=profile.latency,
-                                             embedding_latency=profile.embedding_latency, sample=sample)
-            if sample == n:
-                row["baseline"] = measured | {"method": "measured"}
+            if n <= profile.baseline_full_up_to or sample is None:
+                row["baseline"] = sample = scenario.run_baseline(ws, prepared, message_latency=profile.latency,
+                                                                 embedding_latency=profile.embedding_latency) | {"method": "measured"}
             else:
-                row["baseline_sample"] = measured
-                row["baseline"] = extrapolate(measured, row["fanout"][str(profile.workers[0])], entries=n,
+                row["baseline"] = extrapolate(sample, row["fanout"][str(profile.workers[0])], entries=n,
                                               changed_texts=base.changed_texts, latency=profile.latency,
                                               embedding_latency=profile.embedding_latency)
             log.info("%d entries x %d SOPs, baseline (%s): %.1fs", n, m, row["baseline"]["method"], row["baseline"]["wall"])
@@ -170,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--full", action="store_true", help="the complete matrix, baselines in full up to 1,000 entries")
     group.add_argument("--smoke", action="store_true", help="tiny sizes, to check the harness")
     parser.add_argument("--only", choices=["matching", "scenarios"], help="run one part")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                        help="before each measured run, wait up to this long for the machine's CPU to be mostly idle")
     parser.add_argument("--out", type=Path, default=OUT / "results.json")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md", help="'-' to skip the report")
     args = parser.parse_args(argv)
@@ -177,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     log.setLevel(logging.INFO)  # ours (bench.*) only: the library's run logs go to the workers' log files
 
+    from bench import scenario
+
+    scenario.QUIET["max_wait"] = args.wait_quiet
     OUT.mkdir(parents=True, exist_ok=True)
     command = "make bench" + ("" if profile.name == "default" else f" BENCH_ARGS=--{profile.name}")
     results: dict = {"meta": {"profile": profile.name, "command": command,

@@ -22,7 +22,7 @@ from pathlib import Path
 from unittest import mock
 
 import psutil
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from bench import generate
 from bench.fakes import Fakes
@@ -166,6 +166,19 @@ class CpuProbe:
         return {g: round(sum(c - self.start.get(g, {}).get(pid, 0.0) for pid, c in pids.items()), 2) for g, pids in end.items()}
 
 
+QUIET = {"max_wait": 0.0, "threshold": 0.25}  # set by bench.run --wait-quiet
+
+
+def wait_quiet() -> dict:
+    """Before a measured run: wait (up to QUIET's max_wait) until the machine's CPU is mostly idle."""
+    started = time.perf_counter()
+    busy = psutil.cpu_percent(interval=1.0) / 100
+    while busy > QUIET["threshold"] and time.perf_counter() - started < QUIET["max_wait"]:
+        time.sleep(5)
+        busy = psutil.cpu_percent(interval=1.0) / 100
+    return {"waited_s": round(time.perf_counter() - started - 1.0, 1), "busy_before": round(busy, 2)}
+
+
 def _busy() -> float:
     t = psutil.cpu_times()
     return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
@@ -263,6 +276,7 @@ def run_fanout(ws: Workspace, p: Prepared, *, workers: int, message_latency: flo
         with ExitStack() as stack:
             pids = _start_workers(stack, ws, env, workers, logs)
             ws.fakes.reset(message_latency=message_latency, embedding_latency=embedding_latency)
+            quiet = wait_quiet()
             probe, busy0, t0 = CpuProbe(pids, ws.pg.pid(), ws.redis_pid), _busy(), time.perf_counter()
             started = task_result(start_run.delay(trigger="bench"), timeout=timeout, poll=0.01)
             run_id = uuid.UUID(started["run_id"])
@@ -270,7 +284,7 @@ def run_fanout(ws: Workspace, p: Prepared, *, workers: int, message_latency: flo
             wall = time.perf_counter() - t0
             cpu, busy = probe.delta(), _busy() - busy0
         counts = ws.fakes.counts()
-        m = collect(url, run_id) | {"wall": wall, "cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()), "cores": psutil.cpu_count(),
+        m = collect(url, run_id) | quiet | {"wall": wall, "cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()), "cores": psutil.cpu_count(),
                                     "fake_messages": counts.messages, "fake_embedding_requests": counts.embedding_requests}
     finally:
         get_engine(url).dispose()
@@ -279,33 +293,27 @@ def run_fanout(ws: Workspace, p: Prepared, *, workers: int, message_latency: flo
                   embedding_latency=embedding_latency, concurrency=workers * THREADS)
 
 
-def run_baseline(ws: Workspace, p: Prepared, *, message_latency: float, embedding_latency: float,
-                 sample: int | None = None) -> dict:
+def run_baseline(ws: Workspace, p: Prepared, *, message_latency: float, embedding_latency: float) -> dict:
     """The straightforward way: one process, entry by entry, one embedding request per text.
 
     pipeline.run_inline with embedding batches of 1 and LLM concurrency 1: every entry (and
     changed SOP text) is its own embedding request, each entry's classify call waits for the
-    previous one, and finalize writes the edits one call after another. With `sample`, only that many
-    of the scenario's entries are kept (every one of them chosen by id order).
+    previous one, and finalize writes the edits one call after another.
     """
     name, repo = _clone(ws, p, "base")
     url = ws.pg.url(name)
     n = p.entries
     try:
-        if sample is not None and sample < p.entries:
-            with session_scope(url) as session:
-                session.execute(text("DELETE FROM cp_knowledge_entries WHERE id NOT IN "
-                                     "(SELECT id FROM cp_knowledge_entries ORDER BY id LIMIT :n)"), {"n": sample})
-            n = sample
         env = env_for(ws, url, repo, PLAYBOOK_SYNC_EMBEDDING_BATCH_SIZE="1", PLAYBOOK_SYNC_LLM_CONCURRENCY="1")
         deps = Deps.from_settings(settings_for(env))
         ws.fakes.reset(message_latency=message_latency, embedding_latency=embedding_latency)
+        quiet = wait_quiet()
         probe, busy0, t0 = CpuProbe([], ws.pg.pid(), ws.redis_pid), _busy(), time.perf_counter()
         outcome = pipeline.run_inline(deps, trigger="bench-baseline")
         wall = time.perf_counter() - t0
         cpu, busy = probe.delta(), _busy() - busy0
         counts = ws.fakes.counts()
-        m = collect(url, uuid.UUID(outcome["run_id"])) | {
+        m = collect(url, uuid.UUID(outcome["run_id"])) | quiet | {
             "wall": wall, "cpu_s": cpu, "machine_busy": busy / (wall * psutil.cpu_count()), "cores": psutil.cpu_count(),
             "fake_messages": counts.messages, "fake_embedding_requests": counts.embedding_requests}
     finally:

@@ -20,10 +20,8 @@ def get_engine(url: str) -> Engine:
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    factory = sessionmaker(get_engine(url), expire_on_commit=False)
-    session = factory()
+def committing(session: Session) -> Iterator[Session]:
+    """Commit the session on success, roll it back on error, close it either way."""
     try:
         yield session
         session.commit()
@@ -32,6 +30,11 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def session_scope(url: str):
+    """A session on the URL's engine that commits on success and rolls back on error."""
+    return committing(sessionmaker(get_engine(url), expire_on_commit=False)())
 
 
 def alembic_config(url: str):

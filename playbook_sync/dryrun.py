@@ -15,8 +15,7 @@ With deterministic providers a real run over the same data makes exactly these c
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from playbook_sync import pipeline, report
 from playbook_sync.config import Settings
-from playbook_sync.db import get_engine
+from playbook_sync.db import committing, get_engine
 from playbook_sync.runtime import Deps
 
 DRY_RUN_SHA = "d" * 40  # stands in for the commit a real run would make
@@ -88,18 +87,9 @@ class DryRunDeps(Deps):
 
     connection: Connection | None = None
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self):
         """A session inside the outer transaction; its commit() releases a savepoint."""
-        session = Session(bind=self.connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        return committing(Session(bind=self.connection, join_transaction_mode="create_savepoint", expire_on_commit=False))
 
 
 @dataclass

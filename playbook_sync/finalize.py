@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, defer
 from playbook_sync import batch, callouts, costs, orphans, publish, report, store, validate
 from playbook_sync.changelog import commit_message, trailer
 from playbook_sync.edits import Applied, PlannedBlock, PlannedSop, apply_blocks, draft_new_sop, group_for_blocks, parse_tree, place_new_sop, plan_block
-from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, RunItem, SyncRun
+from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, SyncRun
 from playbook_sync.providers.base import NonFastForward
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import Action, ItemStatus, RunStatus

@@ -77,3 +77,19 @@ class PlaybookRepo(Protocol):
     def commit(self, files: dict[str, bytes], message: str, parent: str) -> str:
         """One atomic commit of files on top of parent; raise NonFastForward if head moved."""
         ...
+
+
+class TrailerSearch:
+    """find_commit_with_trailer for any repo that can list its recent commit messages."""
+
+    def log_messages(self, limit: int = 50) -> list[tuple[str, str]]:
+        """(sha, full message) of the last limit commits on the branch, newest first."""
+        raise NotImplementedError
+
+    def find_commit_with_trailer(self, trailer: str, limit: int = 50) -> str | None:
+        """The sha of a recent commit whose message has trailer as a whole line."""
+        want = trailer.strip()
+        for sha, message in self.log_messages(limit):
+            if any(line.strip() == want for line in message.splitlines()):
+                return sha
+        return None

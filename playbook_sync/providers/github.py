@@ -26,12 +26,12 @@ from github.Repository import Repository
 from playbook_sync.providers.base import (
     NonFastForward,
     ProviderError,
+    TrailerSearch,
     TransientProviderError,
 )
 from playbook_sync.providers.localgit import (
     DEFAULT_AUTHOR_EMAIL,
     DEFAULT_AUTHOR_NAME,
-    has_trailer,
     normalize_root,
     safe_repo_path,
 )
@@ -44,7 +44,7 @@ _REPO_HINT = "check PLAYBOOK_SYNC_GITHUB_REPO (owner/name) and PLAYBOOK_SYNC_BRA
 _BLOB_CACHE_MAX = 4096
 
 
-class GitHubRepo:
+class GitHubRepo(TrailerSearch):
     """PlaybookRepo over a GitHub repository: blobs → tree → commit → ref update."""
 
     def __init__(
@@ -220,13 +220,6 @@ class GitHubRepo:
             return out
 
         return self._call("list commits", fetch) if limit > 0 else []
-
-    def find_commit_with_trailer(self, trailer: str, limit: int = 50) -> str | None:
-        """The sha of a recent commit on the branch whose message holds trailer."""
-        for sha, message in self.log_messages(limit):
-            if has_trailer(message, trailer):
-                return sha
-        return None
 
     # -- the commit ------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from playbook_sync.providers.base import NonFastForward, ProviderError
+from playbook_sync.providers.base import NonFastForward, ProviderError, TrailerSearch
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,6 @@ def normalize_root(root: str) -> str:
     return "" if root in ("", ".") else safe_repo_path(root)
 
 
-def has_trailer(message: str, trailer: str) -> bool:
-    """True when one line of message is exactly trailer (surrounding whitespace ignored)."""
-    want = trailer.strip()
-    return any(line.strip() == want for line in message.splitlines())
-
-
 def _git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # Drop inherited GIT_* (e.g. GIT_DIR/GIT_INDEX_FILE from a hook) so every call
     # targets exactly the repository and index we name.
@@ -54,7 +48,7 @@ def _git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-class LocalGitRepo:
+class LocalGitRepo(TrailerSearch):
     """PlaybookRepo over a local (bare or non-bare) git repository."""
 
     def __init__(
@@ -165,13 +159,6 @@ class LocalGitRepo:
                 sha, _, message = record.partition("\n")
                 result.append((sha, message))
         return result
-
-    def find_commit_with_trailer(self, trailer: str, limit: int = 50) -> str | None:
-        """The sha of a recent commit on the branch whose message holds trailer."""
-        for sha, message in self.log_messages(limit):
-            if has_trailer(message, trailer):
-                return sha
-        return None
 
     def commit(self, files: Mapping[str, bytes | None], message: str, parent: str) -> str:
         """One atomic commit of files (None deletes) on parent; NonFastForward if head moved."""

@@ -15,13 +15,13 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from playbook_sync.providers.localgit import LocalGitRepo, init_repo
+from tests.fakes.loopback import LoopbackServer
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -44,7 +44,7 @@ class _Fault:
     after: bool  # do the work, then answer with the error (a lost response)
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     """Fake api.github.com for one repository `owner/name`, stored in a bare repo."""
 
     def __init__(
@@ -68,46 +68,7 @@ class FakeGitHub:
         self._faults: list[_Fault] = []
         self._hooks: list[tuple[str, str | None, Callable[[], None]]] = []
         self._lock = threading.Lock()  # one request at a time: ref updates are CAS
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """The URL to pass as PyGithub's base_url."""
-        assert self._server is not None, "server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> FakeGitHub:
-        """Listen on a free port in a background thread."""
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        # A short poll interval keeps stop() (and so each test's teardown) fast.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().__init__(_Handler)
 
     # -- test knobs ------------------------------------------------------------
 

@@ -15,10 +15,11 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 Answer = tuple[int, Any, dict[str, str]]  # status, body (JSON-able, str or bytes), headers
 
@@ -45,50 +46,16 @@ class _Script:
     delay: float = 0.0
 
 
-class FakeHTTPService:
+class FakeHTTPService(LoopbackServer):
     """Base of the fake Anthropic and OpenAI servers."""
 
     def __init__(self, *, api_key: str | None, latency: float = 0.0) -> None:
+        super().__init__(_Handler)
         self.api_key = api_key
         self.latency = latency
         self.requests: list[Recorded] = []
         self._scripts: list[_Script] = []
         self.lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -----------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """http://127.0.0.1:PORT (subclasses add their API prefix where the SDK expects it)."""
-        assert self._server is not None, "server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self):
-        """Listen on a free port in a background thread."""
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
     # -- knobs -----------------------------------------------------------------------
 

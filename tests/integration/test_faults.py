@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from playbook_sync import demo, pipeline, store
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
 from playbook_sync.runtime import Deps
-from playbook_sync.schemas import FINAL_ITEM_STATUSES, ItemStatus
+from playbook_sync.schemas import FINAL_ITEM_STATUSES
 from tests.support import SLOW_ENV, variants
 from playbook_sync.config import Settings
 from worker.app import app, create_app
@@ -162,6 +162,7 @@ def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
                 run_id = uuid.UUID(task_result(sent, timeout=60, poll=0.2)["run_id"])
             except TimeoutError as exc:
                 raise AssertionError((tmp_path / "w.log").read_text()[-3000:]) from exc
+            del sent  # its pub/sub subscription must go while this Redis is still up
             while done_items(deps, run_id) < 10:
                 time.sleep(0.05)
             server.stop()  # the broker goes away mid-chord, queued messages with it

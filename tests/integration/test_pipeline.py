@@ -80,7 +80,7 @@ def test_deferred_entries_are_processed_by_the_next_run(deps):
         "Cold email opening lines that mention a recent hire get more replies than compliments.",
         "Cold email with a single case study number in the second line beats a list of logos.",
     ]
-    ids = add(deps, *(entry(t, created_at=T0 + timedelta(hours=i)) for i, t in enumerate(texts)))
+    add(deps, *(entry(t, created_at=T0 + timedelta(hours=i)) for i, t in enumerate(texts)))
     run1 = pipeline.run_inline(deps, now=T0 + timedelta(days=7))
     first = items(deps, run1["run_id"])
     deferred = {e for e, s in first.items() if s == ItemStatus.deferred}

@@ -59,10 +59,13 @@ def _run(wall: float, calls: int, **extra) -> dict:
 
 
 def test_extrapolated_baseline_is_latency_sum_plus_time_between_requests():
-    sample = {"entries": 10, "wall": 10.0, "latency_sum": 9.0}
+    # 10 entries: 15 embedding requests (1.0 s between them), 8 classify calls (0.5 s between), 4 more calls (0.3 s).
+    sample = {"entries": 10, "embedding_requests": 15, "model_calls": 12, "calls_by_step": {"classify": 8, "edit": 4},
+              "phase_start": 15 * 0.15 + 1.0, "phase_entries": 7 * 0.3 + 0.5, "phase_finalize": 5 * 0.3 + 0.2,
+              "db_wall": 10.0, "wall": 10.1}
     est = extrapolate(sample, {"model_calls": 120}, entries=100, changed_texts=5, latency=0.3, embedding_latency=0.15)
     assert est["embedding_requests"] == 105 and est["model_calls"] == 120
-    assert est["wall"] == pytest.approx(105 * 0.15 + 120 * 0.3 + 100 * 0.1)
+    assert est["wall"] == pytest.approx(105 * 0.15 + 120 * 0.3 + 1.0 + 0.5 * 100 / 10 + 0.3)
 
 
 def test_report_renders_tables_and_judges_targets_from_the_results():
@@ -70,7 +73,7 @@ def test_report_renders_tables_and_judges_targets_from_the_results():
         "meta": {"profile": "default", "command": "make bench", "commit": "abc1234", "started": "2026-03-01T00:00:00+00:00",
                  "duration_s": 1200, "load_average_start": [0.5], "load_average_end": [0.7], "postgres": "18",
                  "pgvector": "0.8.6", "machine": {"cpu": "test cpu", "cores": 2, "memory_gb": 24, "os": "Linux", "python": "3.11"}},
-        "profile": {"latency": 0.3, "embedding_latency": 0.15, "baseline_sample": 100},
+        "profile": {"latency": 0.3, "embedding_latency": 0.15, "baseline_full_up_to": 100},
         "scenarios": [{"entries": 1000, "sops": 42, "latency": 0.3, "fanout": {"1": _run(20.0, 140), "2": _run(15.0, 140)},
                        "baseline": _run(500.0, 140, method="extrapolated", parallel_efficiency=0.95)}],
         "zero_latency": [{"entries": 1000, "sops": 42, "fanout": {"1": _run(8.0, 140)}, "baseline": _run(30.0, 140)}],
