@@ -2,9 +2,9 @@
 
 Section vectors are random but structured like real ones: a shared direction (embeddings
 are anisotropic), a module direction, an SOP direction and per-section noise, ~10 sections
-per SOP. Queries are entries near one SOP's section (80%) or off-topic (20%). Both sides
-run the matcher's own query (`matching.nearest_sops`, HNSW with its `ef_search`); exact
-search is the same query with index scans disabled.
+per SOP. Queries are entries near one SOP's section (80%) or off-topic (20%). The index side
+runs the matcher's own query (`matching.nearest_sops`, HNSW with its `ef_search`); exact
+search is the same query ordered by an expression the index cannot serve.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bench.pg import BenchPostgres, connect
 from playbook_sync import matching
 from playbook_sync.db import session_scope
-from playbook_sync.models import DIMENSIONS
+from playbook_sync.models import DIMENSIONS, SopSection
 
 log = logging.getLogger(__name__)
 SECTIONS_PER_SOP = 10
@@ -138,21 +138,33 @@ def build_index(url: str, m: int, ef_construction: int) -> float:
 # -- querying ------------------------------------------------------------------------
 
 
+def exact_sops(session, *, vector: list[float], k: int) -> list[tuple[str, str, float]]:
+    """matching.nearest_sops without the index: ordered by an expression the index cannot serve."""
+    limit = max(k * matching.SECTIONS_PER_SOP, 40)
+    distance = (SopSection.embedding.cosine_distance(vector) + 0).label("distance")
+    best: dict[str, tuple[str, str, float]] = {}
+    for path, heading, d in session.execute(select(SopSection.file_path, SopSection.heading, distance)
+                                            .order_by(distance).limit(limit)):
+        best.setdefault(path, (path, heading, 1.0 - float(d)))
+        if len(best) == k:
+            break
+    return list(best.values())
+
+
 def run_queries(url: str, queries: np.ndarray, *, exact: bool, ef_search: int | None = None,
                 k: int = 3) -> tuple[list[float], list[list[str]]]:
-    """Latency (s) and top-k SOP paths per query, through matching.nearest_sops."""
+    """Latency (s) and top-k SOP paths per query: matching.nearest_sops, or exact_sops."""
     latencies, results = [], []
     saved = matching.EF_SEARCH
     matching.EF_SEARCH = ef_search or saved
+    search = exact_sops if exact else matching.nearest_sops
     try:
         with session_scope(url) as session:
             for q in queries:
                 vector = q.tolist()
                 started = time.perf_counter()
-                if exact:
-                    session.execute(text("SET LOCAL enable_indexscan = off"))
-                found = matching.nearest_sops(session, vector=vector, k=k)
-                session.commit()  # SET LOCAL is per transaction
+                found = search(session, vector=vector, k=k)
+                session.commit()  # the matcher's SET LOCALs are per transaction
                 latencies.append(time.perf_counter() - started)
                 results.append([p for p, _, _ in found])
     finally:
@@ -161,13 +173,13 @@ def run_queries(url: str, queries: np.ndarray, *, exact: bool, ef_search: int | 
 
 
 def plan(url: str, query: np.ndarray, *, exact: bool, ef_search: int) -> str:
-    """The scan the planner chose for the matcher's query (index or sequential)."""
+    """The scan the planner chose for each side's query (index or sequential)."""
+    literal = "[" + ",".join(f"{x:.6f}" for x in query) + "]"
+    expr = f"(embedding <=> '{literal}') + 0" if exact else f"embedding <=> '{literal}'"
     with session_scope(url) as session:
-        if exact:
-            session.execute(text("SET LOCAL enable_indexscan = off"))
-        session.execute(text(f"SET LOCAL hnsw.ef_search = {ef_search}"))
-        literal = "[" + ",".join(f"{x:.6f}" for x in query) + "]"
-        lines = session.execute(text(f"EXPLAIN SELECT file_path, heading, embedding <=> '{literal}' AS distance "
+        if not exact:
+            session.execute(text(f"SET LOCAL hnsw.ef_search = {ef_search}; SET LOCAL enable_seqscan = off"))
+        lines = session.execute(text(f"EXPLAIN SELECT file_path, heading, {expr} AS distance "
                                      "FROM cp_sop_sections ORDER BY distance LIMIT 40")).scalars().all()
     scan = next((line for line in lines if "Scan" in line), lines[0])
     return "index" if "Index Scan" in scan else "sequential"

@@ -214,8 +214,9 @@ def render(results: dict) -> str:
         "## Matching at scale", "",
         "Structured random 1536-d section vectors (~10 per SOP: a shared direction, a module direction, an SOP direction, "
         "per-section noise) in `cp_sop_sections` of a migrated database; 80% of the queries are drawn near a section, 20% "
-        "are off-topic. Both sides run the matcher's own query (`matching.nearest_sops`: nearest sections, best per SOP, "
-        "top 3); exact search is the same query with index scans disabled. Recall@3 compares the SOPs returned with the "
+        "are off-topic. The index side runs the matcher's own query (`matching.nearest_sops`: nearest sections, best per "
+        "SOP, top 3, kept on the HNSW index at its `ef_search`); exact search is the same query ordered by an expression "
+        "the index cannot serve. Recall@3 compares the SOPs returned with the "
         "exhaustive top 3 (numpy): over all queries, and over the queries whose best SOP is above the weak band (0.60), "
         "the ones whose candidates reach the classifier.", "",
         *_table(["vectors", "SOPs", "HNSW build", "build s", "ef_search", "plan", "p50 ms", "p95 ms", "exact plan",
