@@ -1,0 +1,1 @@
+"""Benchmarks of playbook-sync: `make bench` (bench/run.py) writes BENCHMARKS.md."""

@@ -19,24 +19,41 @@ from datetime import datetime, timedelta
 from playbook_sync.schemas import EntryIn
 
 # theme: (module title, object phrase, vocabulary)
-THEMES: list[tuple[str, str, list[str]]] = [
-    ("Ideal Client Profile", "ideal client profile", "firmographics headcount revenue vertical buyer persona pain trigger budget authority champion disqualify fit tier account list territory".split()),
-    ("Offer Design", "core offer", "outcome guarantee deliverable scope retainer pilot bundle promise transformation milestone timeline value proof roadmap".split()),
-    ("Pricing and Packaging", "pricing tiers", "price anchor discount package tier margin invoice deposit annual monthly upsell value premium floor".split()),
-    ("Cold Email", "cold email sequences", "subject line opener personalization deliverability inbox bounce domain warmup reply rate sequence snippet spam".split()),
-    ("LinkedIn Outreach", "LinkedIn outreach", "connection request profile headline comment post voice note inmail network engagement creator feed carousel".split()),
-    ("Follow-Up", "follow-up cadence", "touchpoint cadence reminder nudge ghosted breakup voicemail calendar recap resend check-in timing".split()),
-    ("Discovery Calls", "discovery calls", "agenda question pain impact budget decision process stakeholder timeline notes recap urgency qualification".split()),
-    ("Objection Handling", "objections", "objection price concern competitor stall reframe acknowledge evidence risk hesitation pushback rebuttal trust".split()),
-    ("Proposals", "proposals", "proposal scope walkthrough signature contract terms options summary approval redline document deadline".split()),
-    ("Negotiation", "negotiations", "concession trade leverage procurement legal walkaway counteroffer term payment clause renewal anchor".split()),
-    ("Onboarding", "client onboarding", "kickoff handoff access welcome questionnaire milestone expectation portal intake schedule owner".split()),
-    ("Account Management", "account reviews", "health score renewal expansion churn review sponsor usage roadmap escalation satisfaction quarterly".split()),
-    ("Referrals", "referral programs", "referral introduction partner testimonial advocate reward warm intro network ask incentive case".split()),
-    ("Content Marketing", "lead magnets", "magnet webinar newsletter guide download funnel landing page optin audience topic headline".split()),
-    ("Sales Hiring", "SDR hiring", "candidate interview scorecard ramp quota compensation role play onboarding manager coaching shadow".split()),
-    ("Pipeline Reviews", "pipeline reviews", "forecast stage probability deal slippage coverage hygiene crm next step commit velocity".split()),
+_THEMES = [
+    ("Ideal Client Profile", "ideal client profile",
+     "firmographics headcount revenue vertical buyer persona pain trigger budget authority champion disqualify fit tier account list territory"),
+    ("Offer Design", "core offer",
+     "outcome guarantee deliverable scope retainer pilot bundle promise transformation milestone timeline value proof roadmap"),
+    ("Pricing and Packaging", "pricing tiers",
+     "price anchor discount package tier margin invoice deposit annual monthly upsell value premium floor"),
+    ("Cold Email", "cold email sequences",
+     "subject line opener personalization deliverability inbox bounce domain warmup reply rate sequence snippet spam"),
+    ("LinkedIn Outreach", "LinkedIn outreach",
+     "connection request profile headline comment post voice note inmail network engagement creator feed carousel"),
+    ("Follow-Up", "follow-up cadence",
+     "touchpoint cadence reminder nudge ghosted breakup voicemail calendar recap resend check-in timing"),
+    ("Discovery Calls", "discovery calls",
+     "agenda question pain impact budget decision process stakeholder timeline notes recap urgency qualification"),
+    ("Objection Handling", "objections",
+     "objection price concern competitor stall reframe acknowledge evidence risk hesitation pushback rebuttal trust"),
+    ("Proposals", "proposals",
+     "proposal scope walkthrough signature contract terms options summary approval redline document deadline"),
+    ("Negotiation", "negotiations",
+     "concession trade leverage procurement legal walkaway counteroffer term payment clause renewal anchor"),
+    ("Onboarding", "client onboarding",
+     "kickoff handoff access welcome questionnaire milestone expectation portal intake schedule owner"),
+    ("Account Management", "account reviews",
+     "health score renewal expansion churn review sponsor usage roadmap escalation satisfaction quarterly"),
+    ("Referrals", "referral programs",
+     "referral introduction partner testimonial advocate reward warm intro network ask incentive case"),
+    ("Content Marketing", "lead magnets",
+     "magnet webinar newsletter guide download funnel landing page optin audience topic headline"),
+    ("Sales Hiring", "SDR hiring",
+     "candidate interview scorecard ramp quota compensation role play onboarding manager coaching shadow"),
+    ("Pipeline Reviews", "pipeline reviews",
+     "forecast stage probability deal slippage coverage hygiene crm next step commit velocity"),
 ]
+THEMES: list[tuple[str, str, list[str]]] = [(title, obj, words.split()) for title, obj, words in _THEMES]
 # facet: (title template, vocabulary)
 FACETS: list[tuple[str, list[str]]] = [
     ("Run the Weekly {obj} Review", "weekly review meeting scorecard metrics owner".split()),
@@ -71,7 +88,8 @@ ORPHAN_TOPICS: list[tuple[str, list[str]]] = [
     ("churn exit interviews", "churn exit interview cancellation reason winback survey cohort".split()),
     ("partner co-marketing", "partner comarketing joint webinar list swap sponsor coseller launch".split()),
 ]
-VERBS = "ask book check confirm cut document follow keep lead limit map measure open plan prepare present record review schedule send share show start test track write".split()
+VERBS = ("ask book check confirm cut document follow keep lead limit map measure open plan prepare present record "
+         "review schedule send share show start test track write").split()
 TOOLS = "HubSpot Salesforce Apollo Clay Lemlist Gong Notion Slack Calendly Loom PandaDoc Zapier".split()
 CLIENTS = "northwind acme globex initech umbrella hooli vandelay stark wayne wonka pied-piper soylent".split()
 SPEAKERS = "Dana Whitfield|Marcus Lee|Priya Nair|Tom Becker|Ana Souza|Execution report|Leo Martin|Kim Park".split("|")
@@ -91,19 +109,23 @@ class Topic:
 
     @property
     def words(self) -> list[str]:
+        """The vocabulary its text and its entries draw on."""
         return THEMES[self.theme][2] + FACETS[self.facet][1] + SEGMENTS[self.segment][1]
 
     @property
     def title(self) -> str:
+        """The SOP's title, without the "SOP m.n:" prefix."""
         _, obj, _ = THEMES[self.theme]
         return f"{FACETS[self.facet][0].format(obj=obj.title())} for {SEGMENTS[self.segment][0]}"
 
     @property
     def slug(self) -> str:
+        """The title as a file-name slug."""
         return "-".join("".join(c for c in w.lower() if c.isalnum()) for w in self.title.split())[:60].strip("-")
 
     @property
     def path(self) -> str:
+        """Where the SOP lives in the playbook repository."""
         return f"docs/sops/module-{self.module}/sop-{self.module}-{self.number}-{self.slug}.md"
 
 

@@ -11,6 +11,7 @@ worker processes, the fake OpenAI/Anthropic servers on 127.0.0.1 with latency.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -66,6 +67,27 @@ def machine() -> dict:
         "cpu": cpu, "cores": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
     }
+
+
+def matcher() -> dict:
+    """The matcher as shipped: the HNSW index's build parameters (models.py) and its ef_search."""
+    from playbook_sync import matching
+    from playbook_sync.models import SopSection
+
+    index = next(ix for ix in SopSection.__table__.indexes if ix.dialect_options["postgresql"].get("using") == "hnsw")
+    return {"ef_search": matching.EF_SEARCH} | dict(index.dialect_options["postgresql"]["with"])
+
+
+def release_results(app) -> None:
+    """Let go of the task results Celery still tracks, while Redis is up (not in __del__ at exit)."""
+    try:
+        held = [r for waiters in app.backend._pending_results[0].values() for r in list(waiters.values())]
+        for result in held:
+            app.backend.remove_pending_result(result)
+        del held
+        gc.collect()
+    except Exception:  # a private structure: only tidiness at exit depends on it
+        log.debug("could not release pending results", exc_info=True)
 
 
 def git_commit() -> str:
@@ -167,6 +189,7 @@ def run_zero_latency(ws, profile: Profile, results: dict, save) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the options, run the profile's parts, write the results and the report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--full", action="store_true", help="the complete matrix, baselines in full up to 1,000 entries")
@@ -185,14 +208,17 @@ def main(argv: list[str] | None = None) -> int:
 
     scenario.QUIET["max_wait"] = args.wait_quiet
     OUT.mkdir(parents=True, exist_ok=True)
-    command = "make bench" + ("" if profile.name == "default" else f" BENCH_ARGS=--{profile.name}")
-    results: dict = {"meta": {"profile": profile.name, "command": command,
-                              "argv": shlex.join([sys.executable.replace(str(ROOT) + "/", ""), "-m", "bench.run", *(argv or sys.argv[1:])]),
-                              "commit": git_commit(), "results": str(args.out.resolve().relative_to(ROOT)) if args.out.resolve().is_relative_to(ROOT) else str(args.out), "started": datetime.now(UTC).isoformat(timespec="seconds"),
-                              "load_average_start": os.getloadavg(), "machine": machine()},
-                     "profile": asdict(profile), "matching": [], "scenarios": [], "zero_latency": []}
+    out = args.out.resolve()
+    meta = {
+        "profile": profile.name, "command": "make bench" + ("" if profile.name == "default" else f" BENCH_ARGS=--{profile.name}"),
+        "argv": shlex.join(["-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]), "commit": git_commit(),
+        "results": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"), "load_average_start": os.getloadavg(),
+        "machine": machine(), "matcher": matcher(),
+    }
+    results: dict = {"meta": meta, "profile": asdict(profile), "matching": [], "scenarios": [], "zero_latency": []}
 
-    def save() -> None:
+    def save() -> None:  # after every run: a long bench that stops early keeps what it measured
         args.out.write_text(json.dumps(results, indent=1, default=str))
 
     started = time.perf_counter()
@@ -226,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_zero_latency(ws, profile, results, save)
             finally:
                 fakes.stop()
+                release_results(app)
                 redis.stop()
     results["meta"] |= {"finished": datetime.now(UTC).isoformat(timespec="seconds"),
                         "duration_s": round(time.perf_counter() - started), "load_average_end": os.getloadavg()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.orm import Session, defer
 
 from playbook_sync.config import Bands
@@ -29,15 +29,16 @@ def band(similarity: float, bands: Bands) -> str:
     return "none"
 
 
-def nearest_sops(session: Session, *, vector: Sequence[float], k: int) -> list[tuple[str, str, float]]:
-    """(path, best section, similarity) of the k SOPs whose best section is nearest."""
+def nearest_sops(session: Session, *, vector: Sequence[float] | ColumnElement, k: int) -> list[tuple[str, str, float]]:
+    """(path, best section, similarity) of the k SOPs whose best section is nearest (vector: values or SQL)."""
     limit = max(k * SECTIONS_PER_SOP, 40)
     # A higher ef_search raises the index's cost estimate until the planner prefers an exact
     # sequential scan: ~60x slower at 100k vectors. Keep the query on the index (pgvector's
     # README suggests the same); on a small table its answer is as good as exact anyway.
     session.execute(text(f"SET LOCAL hnsw.ef_search = {int(max(limit, EF_SEARCH))}; SET LOCAL enable_seqscan = off"))
     # Ordered by the selected column: each distance is computed (and its vector detoasted) once, not twice.
-    distance = SopSection.embedding.cosine_distance(list(vector)).label("distance")
+    query = vector if isinstance(vector, ColumnElement) else list(vector)
+    distance = SopSection.embedding.cosine_distance(query).label("distance")
     rows = session.execute(select(SopSection.file_path, SopSection.heading, distance).order_by(distance).limit(limit)).all()
     session.execute(text("SET LOCAL enable_seqscan = on"))  # only for this query: the transaction goes on
     best: dict[str, tuple[str, str, float]] = {}
@@ -49,7 +50,7 @@ def nearest_sops(session: Session, *, vector: Sequence[float], k: int) -> list[t
     return list(best.values())
 
 
-def candidates(session: Session, *, vector: Sequence[float], k: int, bands: Bands) -> tuple[float | None, list[Candidate]]:
+def candidates(session: Session, *, vector: Sequence[float] | ColumnElement, k: int, bands: Bands) -> tuple[float | None, list[Candidate]]:
     """The best similarity seen, and the strong/weak candidates with their SOP text."""
     nearest = nearest_sops(session, vector=vector, k=k)
     if not nearest:

@@ -31,38 +31,48 @@ def _unit(vector: np.ndarray) -> list[float]:
 def assign(session: Session, *, run_id: uuid.UUID, entries: Sequence[KnowledgeEntry], threshold: float) -> None:
     """Put each orphan (not yet in a cluster) into the nearest open cluster above threshold."""
     known = set(session.scalars(select(OrphanMember.entry_id).where(OrphanMember.entry_id.in_([e.id for e in entries]))))
+    # Open clusters are compared in memory and each join folds one vector into a running mean:
+    # a query and a re-aggregation per orphan made a big week's callback slow (bench/).
+    clusters = list(session.scalars(select(OrphanCluster).where(OrphanCluster.status == "open")
+                                    .order_by(OrphanCluster.created_at, OrphanCluster.id)))
+    centroids = [_normed(c.centroid) for c in clusters]
     sums: dict[uuid.UUID, tuple[np.ndarray, int]] = {}  # members' vector sum and count, per cluster joined
     for entry in sorted(entries, key=lambda e: (e.created_at, str(e.id))):
         if entry.id in known or entry.embedding is None:
             continue
-        distance = OrphanCluster.centroid.cosine_distance(list(entry.embedding))
-        nearest = session.execute(
-            select(OrphanCluster, (1 - distance).label("similarity"))
-            .where(OrphanCluster.status == "open")
-            .order_by(distance)
-            .limit(1)
-        ).first()
-        if nearest is not None and nearest.similarity >= threshold:
-            cluster, similarity = nearest.OrphanCluster, float(nearest.similarity)
+        vector = np.asarray(entry.embedding, dtype=float)
+        sims = np.asarray(centroids) @ _normed(vector) if centroids else np.empty(0)
+        best = int(np.argmax(sims)) if len(sims) else -1
+        if best >= 0 and sims[best] >= threshold:
+            cluster, similarity = clusters[best], float(sims[best])
         else:
-            cluster, similarity = OrphanCluster(centroid=list(entry.embedding), tags=[]), 1.0
+            cluster, similarity, best = OrphanCluster(id=uuid.uuid4(), centroid=vector.tolist(), tags=[]), 1.0, len(clusters)
             session.add(cluster)
-            session.flush()
+            clusters.append(cluster)
+            centroids.append(_normed(vector))
+            sums[cluster.id] = (np.zeros_like(vector), 0)
         session.add(OrphanMember(entry_id=entry.id, cluster_id=cluster.id, run_id=run_id, similarity=similarity))
-        session.flush()
         _join(session, cluster, entry, sums)
+        centroids[best] = _normed(cluster.centroid)
+    session.flush()
     _merge_close(session, threshold)
+
+
+def _normed(vector) -> np.ndarray:
+    v = np.asarray(vector, dtype=float)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm else v
 
 
 def _join(session: Session, cluster: OrphanCluster, entry: KnowledgeEntry, sums: dict) -> None:
     """Fold a new member into its cluster's centroid and tags without re-reading the other members."""
-    # Re-aggregating all members on every join made a big week's callback quadratic (bench/).
     if cluster.id in sums:
         total, count = sums[cluster.id]
         total, count = total + np.asarray(entry.embedding, dtype=float), count + 1
         cluster.centroid = _unit(total / count)
         cluster.tags = sorted(set(cluster.tags or ()) | set(entry.tags or ()))
     else:
+        session.flush()
         total, count = _refresh(session, cluster)  # first join in this call: from all members
     sums[cluster.id] = (total, count)
 

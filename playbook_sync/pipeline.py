@@ -138,12 +138,15 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
     if item.status != ItemStatus.pending:
         return {"entry_id": str(entry_id), "status": item.status, "repeat": True}  # redelivered: done already
     item.attempts += 1
-    entry = store.load_entry(session, entry_id=entry_id)
-    if entry.embedding is None or entry.embedding_model != deps.embedder.model:
+    # The vector stays in the database, where matching reads it: parsing it here and sending it
+    # back was a tenth of a worker's CPU (bench/). embedding_model is written with the vector.
+    entry = store.load_entry(session, entry_id=entry_id, vector=False)
+    if entry.embedding_model != deps.embedder.model:
         with costs.metered(session, deps, run_id=run_id, entry_id=entry_id):
             embed_entries(session, deps.embedder, [entry_id])
+        session.flush()
     bands = deps.settings.bands_for(deps.embedder.model)
-    best, candidates = matching.candidates(session, vector=entry.embedding, k=deps.settings.top_k, bands=bands)
+    best, candidates = matching.candidates(session, vector=store.embedding_of(entry_id), k=deps.settings.top_k, bands=bands)
     item.best_score = best
     answered: list[Decision] = []
     if candidates:

@@ -110,14 +110,6 @@ def _histogram(run: SyncRun, items, settings: Settings) -> dict:
     return histogram(scores) | {"strong": bands.strong, "weak": bands.weak}
 
 
-def _read(repo, path: str, ref: str | None) -> str | None:
-    if ref is None:
-        return None
-    reader = getattr(repo, "read_file", None)
-    raw = reader(path, ref) if reader else repo.read_tree(path.rpartition("/")[0], ref).get(path)
-    return None if raw is None else raw.decode("utf-8", "replace")
-
-
 def diff_text(path: str, old: str | None, new: str | None) -> str:
     """A unified diff of one file (old None: a new file)."""
     lines = difflib.unified_diff((old or "").splitlines(keepends=True), (new or "").splitlines(keepends=True),
@@ -139,13 +131,23 @@ def _sop_changes(session: Session, deps: Deps, run: SyncRun) -> list[dict]:
             parent = parent_of(run.commit_sha) if parent_of else run.base_sha
         except Exception as exc:  # a report must not fail on a repository hiccup
             log.warning("report: parent of %s unknown: %s", run.commit_sha, exc)
+    trees: dict[str, dict[str, bytes]] = {}
+
+    def read(path: str, ref: str | None) -> str | None:
+        # Each side's docs tree read once (one git process, or one API walk), not two reads per file.
+        if ref is None:
+            return None
+        if ref not in trees:
+            trees[ref] = deps.repo.read_tree(deps.settings.docs_root, ref)
+        raw = trees[ref].get(path)
+        return None if raw is None else raw.decode("utf-8", "replace")
+
     out = []
     for path in paths:
         diff, error = "", None
         if run.commit_sha:
             try:
-                diff = diff_text(path, _read(deps.repo, path, parent) if path not in created else None,
-                                 _read(deps.repo, path, run.commit_sha))
+                diff = diff_text(path, read(path, parent) if path not in created else None, read(path, run.commit_sha))
             except Exception as exc:
                 error = f"diff unavailable: {exc}"
         cluster = created.get(path)

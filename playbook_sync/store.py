@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from playbook_sync.models import (
     InsertedCallout,
@@ -44,12 +44,17 @@ def upsert_entries(session: Session, *, entries: Sequence[EntryIn]) -> int:
     return result.rowcount or 0
 
 
-def load_entry(session: Session, *, entry_id: uuid.UUID) -> KnowledgeEntry:
-    """The entry row (raises if missing)."""
-    row = session.get(KnowledgeEntry, entry_id)
+def load_entry(session: Session, *, entry_id: uuid.UUID, vector: bool = True) -> KnowledgeEntry:
+    """The entry row (raises if missing); with vector=False its embedding is loaded only if read."""
+    row = session.get(KnowledgeEntry, entry_id, options=None if vector else [defer(KnowledgeEntry.embedding)])
     if row is None:
         raise LookupError(f"knowledge entry {entry_id} does not exist")
     return row
+
+
+def embedding_of(entry_id: uuid.UUID):
+    """The entry's stored vector as a SQL expression (for queries that should not ship it back and forth)."""
+    return select(KnowledgeEntry.embedding).where(KnowledgeEntry.id == entry_id).scalar_subquery()
 
 
 def to_entry(row: KnowledgeEntry) -> Entry:
