@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -62,6 +63,8 @@ def redis_url(tmp_path_factory) -> str:
 
     app.conf.update(broker_url=url, result_backend=url)
     yield url
+    # Finalize leftover AsyncResults (they unsubscribe from Redis in __del__) while Redis is up.
+    gc.collect()
     server.stop()
 
 
