@@ -130,7 +130,8 @@ def _maybe_worker(celery_app, embedded: bool, settings: Settings):
     from worker.local import worker_process
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with worker_process(celery_app, log_file=settings.data_dir / "worker.log") as proc:
+    # The worker runs in the project's directory: give it our absolute paths and .env file.
+    with worker_process(celery_app, log_file=settings.data_dir / "worker.log", env=settings.worker_env()) as proc:
         yield proc
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,9 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OFFLINE_EMBEDDING_MODEL = "offline-lexical-v1"
+# The .env file the CLI read, handed to its worker: a worker runs in the project's directory,
+# where "./.env" would be a different file (or none) than the one in the user's directory.
+ENV_FILE_VARIABLE = "PLAYBOOK_SYNC_ENV_FILE"
 
 
 class Bands(BaseModel):
@@ -146,6 +150,21 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"  # worker logs; every line carries run_id/entry_id
     flower_basic_auth: SecretStr | None = None  # user:password for Flower (off on 127.0.0.1 when unset)
 
+    @field_validator("data_dir", "repo_path", "reports_dir", "prompts_dir", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        # Resolved once, against the directory the user ran the command in; the worker gets
+        # these absolute paths (worker_env), so both see the same repository and data.
+        return None if path is None else Path(os.path.abspath(path.expanduser()))
+
+    def worker_env(self) -> dict[str, str]:
+        """This process's resolved paths and .env file, for a worker it starts (absolute, so any cwd agrees)."""
+        env = {"PLAYBOOK_SYNC_DATA_DIR": str(self.data_dir), "PLAYBOOK_SYNC_REPO_PATH": str(self.playbook_path),
+               "PLAYBOOK_SYNC_REPORTS_DIR": str(self.report_path), ENV_FILE_VARIABLE: str(env_file())}
+        if self.prompts_dir is not None:
+            env["PLAYBOOK_SYNC_PROMPTS_DIR"] = str(self.prompts_dir)
+        return env
+
     @field_validator("prices", mode="after")
     @classmethod
     def _merge_prices(cls, prices: dict[str, Price]) -> dict[str, Price]:
@@ -167,7 +186,12 @@ class Settings(BaseSettings):
         return self.reports_dir or self.data_dir / "reports"
 
 
+def env_file() -> Path:
+    """The .env file settings are read from: PLAYBOOK_SYNC_ENV_FILE, else .env in the current directory."""
+    return Path(os.path.abspath(os.environ.get(ENV_FILE_VARIABLE) or ".env"))
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """Process-wide settings, read once from the environment."""
-    return Settings()
+    """Process-wide settings, read once from the environment (and env_file())."""
+    return Settings(_env_file=env_file())

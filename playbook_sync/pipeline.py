@@ -59,6 +59,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
     the window only by adhoc.py's rule.
     """
     now = now or datetime.now(UTC)
+    deps.repo.head()  # a misconfigured repository (RepoPathError, no branch) is refused before a run opens
     start = store.last_window_end(session)
     planned = adhoc.plan(session, scope, watermark=start, now=now) if scope is not None else None
     if planned is not None:

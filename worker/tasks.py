@@ -12,6 +12,7 @@ from celery.utils.log import get_task_logger
 from playbook_sync import adhoc, batch, pipeline
 from playbook_sync.config import get_settings
 from playbook_sync.providers.base import TransientProviderError
+from playbook_sync.providers.localgit import RepoPathError
 from playbook_sync.runtime import Deps
 from playbook_sync.store import RunLocked
 from worker.app import app
@@ -36,7 +37,7 @@ def start_run(trigger: str = "manual", scope: dict | None = None) -> dict:
         with d.session() as session:
             started = pipeline.start_run(session, d, trigger=trigger,
                                          scope=adhoc.Scope.from_dict(scope) if scope else None)
-    except (RunLocked, adhoc.ScopeError) as exc:  # refused: nothing was opened
+    except (RunLocked, adhoc.ScopeError, RepoPathError) as exc:  # refused: nothing was opened
         log.warning("%s", exc)
         return {"status": "refused", "reason": str(exc)}
     run_id = str(started.run_id)

@@ -39,13 +39,20 @@ def normalize_root(root: str) -> str:
     return "" if root in ("", ".") else safe_repo_path(root)
 
 
-def _git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def _git_env(path: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # Drop inherited GIT_* (e.g. GIT_DIR/GIT_INDEX_FILE from a hook) so every call
     # targets exactly the repository and index we name.
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env["GIT_TERMINAL_PROMPT"] = "0"
+    # Never search upward: a plain directory (or a broken .git) inside another repository
+    # would otherwise make git read and commit to the enclosing repository.
+    env["GIT_CEILING_DIRECTORIES"] = str(path.absolute().parent)
     env.update(extra or {})
     return env
+
+
+class RepoPathError(ProviderError):
+    """The configured directory is not itself a git repository (its top level, or a bare git dir)."""
 
 
 class LocalGitRepo(TrailerSearch):
@@ -62,6 +69,7 @@ class LocalGitRepo(TrailerSearch):
         self.branch = branch
         self.author_name = author_name
         self.author_email = author_email
+        self._confined = False
 
     def __repr__(self) -> str:
         return f"LocalGitRepo(path={str(self.path)!r}, branch={self.branch!r})"
@@ -75,11 +83,32 @@ class LocalGitRepo(TrailerSearch):
         self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
     ) -> bytes:
         """Run git in the repository and return stdout; ProviderError on failure."""
+        if not self._confined:
+            self.confine()
+        return self._run(*args, input=input, env=env)
+
+    def confine(self) -> None:
+        """Raise RepoPathError unless the path is exactly a repository's top level (or a bare git dir)."""
+        where = self.path.absolute()
+        if not where.is_dir():
+            raise RepoPathError(f"PLAYBOOK_SYNC_REPO_PATH: {where} does not exist or is not a directory")
+        try:
+            bare = self._run("rev-parse", "--is-bare-repository").strip() == b"true"
+            found = self._run("rev-parse", "--absolute-git-dir" if bare else "--show-toplevel")
+        except ProviderError:
+            raise RepoPathError(f"PLAYBOOK_SYNC_REPO_PATH: {where} is not a git repository "
+                                "(git found no .git here, or its .git is broken)") from None
+        top = Path(os.fsdecode(found.rstrip(b"\n")))
+        if top.resolve() != where.resolve():
+            raise RepoPathError(f"PLAYBOOK_SYNC_REPO_PATH: {where} is not the top level of its git repository ({top})")
+        self._confined = True
+
+    def _run(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> bytes:
         proc = subprocess.run(
             ["git", "-C", str(self.path), *args],
             input=input,
             capture_output=True,
-            env=_git_env(env),
+            env=_git_env(self.path, env),
             check=False,
         )
         if proc.returncode != 0:
@@ -90,6 +119,8 @@ class LocalGitRepo(TrailerSearch):
     def _rev(self, rev: str) -> str | None:
         try:
             return self.git("rev-parse", "-q", "--verify", f"{rev}^{{commit}}").decode().strip()
+        except RepoPathError:
+            raise  # a misconfigured repository is not an unknown revision
         except ProviderError:
             return None
 
@@ -287,7 +318,7 @@ def init_repo(
         raise ProviderError(f"{path} exists and is not empty")
     path.mkdir(parents=True, exist_ok=True)
     repo = LocalGitRepo(path, branch, author_name, author_email)
-    repo.git("init", "-q", *(["--bare"] if bare else []), f"--initial-branch={branch}")
+    repo._run("init", "-q", *(["--bare"] if bare else []), f"--initial-branch={branch}")
     checked = {safe_repo_path(p): _check_content(p, c) for p, c in files.items()}
     tree = repo._build_tree(checked, None)
     sha = repo._commit_tree(tree, message, [])
