@@ -284,7 +284,7 @@ def validate(repo: Path = typer.Option(None, help="a checked-out playbook direct
     settings, out = get_settings(), _cli().console
     if repo is not None:
         try:
-            files = read_directory(repo, settings.docs_root)
+            files, unread = read_directory(repo, settings.docs_root, max_bytes=settings.max_sop_bytes)
         except FileNotFoundError as exc:
             raise typer.BadParameter(str(exc)) from None
     else:
@@ -292,10 +292,10 @@ def validate(repo: Path = typer.Option(None, help="a checked-out playbook direct
         from playbook_sync.runtime import build_repo
 
         try:
-            files = build_repo(settings).read_tree(settings.docs_root)
+            files, unread = build_repo(settings).read_tree(settings.docs_root), []
         except (ProviderError, ValueError) as exc:
             raise typer.BadParameter(f"cannot read the configured playbook: {exc}") from None
-    problems = check_tree(files, settings.docs_root)
+    problems = sorted(unread + check_tree(files, settings.docs_root, max_bytes=settings.max_sop_bytes))
     for problem in problems:
         out.print(str(problem), highlight=False, markup=False)
     docs = sum(1 for p in files if p.endswith((".md", ".mdx")))

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     github_api_url: str = "https://api.github.com"
     branch: str = "main"
     docs_root: str = "docs"
+    # A 4 MB SOP took 42 s and 1.5 GB to parse and embed; a file this big is not an SOP a person reads.
+    max_sop_bytes: int = 1 << 20
     commit_author_name: str = "playbook-sync"
     commit_author_email: str = "playbook-sync@users.noreply.github.com"
 

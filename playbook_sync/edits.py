@@ -51,13 +51,13 @@ class Applied:
     sops: list[PlannedSop] = field(default_factory=list)
 
 
-def parse_tree(tree: dict[str, bytes], docs_root: str) -> tuple[dict[str, SopDoc], list[str]]:
-    """Parse every doc of a tree; broken ones are reported (path:line) and left alone."""
+def parse_tree(tree: dict[str, bytes], docs_root: str, *, max_bytes: int | None = None) -> tuple[dict[str, SopDoc], list[str]]:
+    """Parse every doc of a tree; broken (or larger than max_bytes) ones are reported (path:line) and left alone."""
     docs, errors = {}, []
     for path, content in sorted(tree.items()):
         if is_doc(path, docs_root):
             try:
-                doc = parse_sop(path, content)
+                doc = parse_sop(path, content, max_bytes=max_bytes)
             except SopError as exc:
                 errors.append(f"{exc}; not edited until fixed")
                 continue

@@ -51,7 +51,8 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     session.commit()
 
     head = deps.repo.head()
-    docs, errors = parse_tree(deps.repo.read_tree(deps.settings.docs_root, head), deps.settings.docs_root)
+    docs, errors = parse_tree(deps.repo.read_tree(deps.settings.docs_root, head), deps.settings.docs_root,
+                              max_bytes=deps.settings.max_sop_bytes)
     # Edit, cluster-name and new-SOP calls; stored apart, since a failed commit rolls this session back.
     with costs.metered(session, deps, run_id=run_id, apart=True):
         # New-SOP drafts (a name, then a draft: two calls in a row) start first and run while the edits are written.

@@ -100,7 +100,7 @@ def sync_sops(session: Session, deps: Deps, run: SyncRun) -> list[str]:
         if not is_doc(path, settings.docs_root):
             continue
         try:
-            doc = parse_sop(path, content)
+            doc = parse_sop(path, content, max_bytes=settings.max_sop_bytes)
         except SopError as exc:
             warnings.append(f"skipped {exc}")
             continue

@@ -9,6 +9,8 @@ from pathlib import PurePosixPath
 import frontmatter
 import yaml
 
+from playbook_sync.providers.base import ProviderError
+from playbook_sync.providers.localgit import safe_repo_path
 from playbook_sync.schemas import Section, SopDoc
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -70,8 +72,17 @@ def _section(lines: list[str], start: int, end: int, heading: str, level: int, o
     )
 
 
-def parse_sop(path: str, content: bytes) -> SopDoc:
-    """Parse one SOP file; raise SopError (with line) on anything we must not edit."""
+def parse_sop(path: str, content: bytes, *, max_bytes: int | None = None) -> SopDoc:
+    """Parse one SOP file; raise SopError (with line) on anything we must not edit (or larger than max_bytes)."""
+    try:
+        # A name we could not write back (a tab, a newline) would fail every commit that touches it.
+        safe_repo_path(path)
+    except ProviderError:
+        raise SopError(path, 1, f"file name {path!r} has a control character or other unsafe part; "
+                                "rename the file (it is skipped until then)") from None
+    if max_bytes is not None and len(content) > max_bytes:
+        raise SopError(path, 1, f"file is {len(content):,} bytes, over PLAYBOOK_SYNC_MAX_SOP_BYTES={max_bytes:,}; "
+                                "skipped, not parsed")
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -9,7 +9,9 @@ already builds with, say, a JSX component must not block every future callout).
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from typing import TYPE_CHECKING
 import yaml
 
 from playbook_sync.mdx import find_hazards
+from playbook_sync.providers.base import ProviderError
+from playbook_sync.providers.localgit import safe_repo_path
 from playbook_sync.sops import is_doc
 
 if TYPE_CHECKING:
@@ -94,16 +98,21 @@ def check_file(path: str, content: bytes) -> tuple[list[Problem], str | None, in
     return problems, sop_id, front.id_line if front else 1
 
 
-def check_tree(files: Mapping[str, bytes], docs_root: str = "docs", *, every_duplicate: bool = False) -> list[Problem]:
+def check_tree(files: Mapping[str, bytes], docs_root: str = "docs", *, every_duplicate: bool = False,
+               max_bytes: int | None = None) -> list[Problem]:
     """Every problem of every doc under docs_root, duplicate ids included, sorted by path and line.
 
     A duplicate id is reported on each file after the first holding it, or on every one of
     them with every_duplicate (so a commit gate can blame the file it is about to change).
+    A file with an unsafe name or over max_bytes is reported and not parsed (the run skips it too).
     """
     problems: list[Problem] = []
     ids: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for path in sorted(files):
         if not is_doc(path, docs_root):
+            continue
+        if skipped := _skipped(path, len(files[path]), max_bytes):
+            problems.append(skipped)
             continue
         found, sop_id, line = check_file(path, files[path])
         problems += found
@@ -117,13 +126,55 @@ def check_tree(files: Mapping[str, bytes], docs_root: str = "docs", *, every_dup
     return sorted(problems)
 
 
-def read_directory(root: Path, docs_root: str = "docs") -> dict[str, bytes]:
-    """The docs of a checked-out playbook on disk: repo-relative path → bytes."""
+def _skipped(path: str, size: int, max_bytes: int | None) -> Problem | None:
+    """Why the run skips this doc without parsing it (unsafe name, too large), as a problem; else None."""
+    try:
+        safe_repo_path(path)
+    except ProviderError:
+        return Problem(path, 1, f"file name {path!r} has a control character or other unsafe part; rename the file")
+    if max_bytes is not None and size > max_bytes:
+        return Problem(path, 1, f"file is {size:,} bytes, over PLAYBOOK_SYNC_MAX_SOP_BYTES={max_bytes:,}; not checked")
+    return None
+
+
+def read_directory(root: Path, docs_root: str = "docs", *, max_bytes: int | None = None) -> tuple[dict[str, bytes], list[Problem]]:
+    """The docs of a checked-out playbook on disk (repo-relative path → bytes), and the files not read.
+
+    Symbolic links are reported, never followed (a committed link could point at /etc/passwd);
+    neither are other non-regular files or, with max_bytes, files larger than that.
+    """
     base = root / docs_root
+    if base.is_symlink():
+        return {}, [Problem(docs_root, 1, "symbolic link: not followed (the docs root must be a directory of the repository)")]
     if not base.is_dir():
         raise FileNotFoundError(f"{base} is not a directory (is --repo the playbook's root?)")
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(base.rglob("*"))
-            if p.is_file() and p.suffix in (".md", ".mdx")}
+    if not base.resolve().is_relative_to(root.resolve()):
+        raise FileNotFoundError(f"{base} is outside {root} (PLAYBOOK_SYNC_DOCS_ROOT must name a folder inside it)")
+    files: dict[str, bytes] = {}
+    problems: list[Problem] = []
+    for folder, dirs, names in os.walk(base):  # followlinks=False: a linked directory is listed, not entered
+        here = Path(folder)
+        for name in sorted(dirs + names):
+            full = here / name
+            rel = full.relative_to(root).as_posix()
+            info = full.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                problems.append(Problem(rel, 1, f"symbolic link to {os.readlink(full)!r}: not followed"))
+            elif name in names and Path(name).suffix in (".md", ".mdx"):
+                if not stat.S_ISREG(info.st_mode):
+                    problems.append(Problem(rel, 1, "not a regular file: not read"))
+                elif skipped := _skipped(rel, info.st_size, max_bytes):
+                    problems.append(skipped)
+                else:
+                    files[rel] = _read_no_follow(full)
+    return files, problems
+
+
+def _read_no_follow(path: Path) -> bytes:
+    # O_NOFOLLOW: a file swapped for a link after the lstat above is refused, not followed.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
 
 
 def _key(problem: Problem) -> str:

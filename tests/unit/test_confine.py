@@ -98,3 +98,81 @@ def test_relative_paths_are_resolved_against_the_callers_directory(tmp_path: Pat
     again = Settings(_env_file=None)
     assert (again.data_dir, again.playbook_path, again.report_path, again.prompts_dir) == (
         s.data_dir, s.playbook_path, s.report_path, s.prompts_dir)
+
+
+# -- item 2: symlinks are reported, never followed ----------------------------------------------
+
+GOOD = b'---\nid: sop-1-1-ok\ntitle: "SOP 1.1: Ok"\n---\n\n# Ok\n'
+SECRET = b"root:x:0:0:root:/root:/bin/bash\n<secret>{token}\n"
+
+
+def test_validate_reports_symlinks_and_never_reads_their_targets(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from playbook_sync.cli import app
+    from playbook_sync.validate import read_directory
+
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "passwd").write_bytes(SECRET)
+    (outside / "dir" / "inner.md").write_bytes(SECRET)
+    pb = tmp_path / "pb"
+    (pb / "docs").mkdir(parents=True)
+    (pb / "docs" / "ok.md").write_bytes(GOOD)
+    (pb / "docs" / "leak.md").symlink_to(outside / "passwd")
+    (pb / "docs" / "linked").symlink_to(outside / "dir", target_is_directory=True)
+
+    files, unread = read_directory(pb, "docs")
+    assert files == {"docs/ok.md": GOOD}
+    assert [(p.path, p.message.endswith("not followed")) for p in unread] == [("docs/leak.md", True), ("docs/linked", True)]
+
+    result = CliRunner().invoke(app, ["validate", "--repo", str(pb)], env={"COLUMNS": "250"})
+    lines = result.output.splitlines()
+    assert result.exit_code == 1, result.output
+    assert f"docs/leak.md:1: symbolic link to '{outside / 'passwd'}': not followed" in lines
+    assert f"docs/linked:1: symbolic link to '{outside / 'dir'}': not followed" in lines
+    # Nothing of the targets was read: no finding about their content, none under the linked folder.
+    assert not any(line.startswith(("docs/leak.md:1: missing", "docs/linked/")) for line in lines), result.output
+    assert "1 docs checked, 2 errors" in result.output
+
+
+def test_a_symlinked_docs_root_is_not_followed(tmp_path: Path) -> None:
+    from playbook_sync.validate import read_directory
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.md").write_bytes(SECRET)
+    (tmp_path / "pb").mkdir()
+    (tmp_path / "pb" / "docs").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    files, unread = read_directory(tmp_path / "pb", "docs")
+    assert files == {} and [str(p) for p in unread] == [
+        "docs:1: symbolic link: not followed (the docs root must be a directory of the repository)"]
+
+
+def test_a_committed_symlink_is_not_read_from_the_repository(tmp_path: Path) -> None:
+    (tmp_path / "passwd").write_bytes(SECRET)
+    repo = init_repo(tmp_path / "pb", {"docs/ok.md": GOOD})
+    (tmp_path / "pb" / "docs" / "leak.md").symlink_to(tmp_path / "passwd")
+    git(tmp_path / "pb", "add", "docs/leak.md")
+    git(tmp_path / "pb", "commit", "-q", "-m", "a link")
+    assert repo.read_tree("docs") == {"docs/ok.md": GOOD}
+
+
+# -- items 13 and "also": unusable names and oversized files are reported, not parsed ----------
+
+
+def test_validate_reports_a_control_character_name_and_an_oversized_file(tmp_path: Path) -> None:
+    from playbook_sync.validate import check_tree, read_directory
+
+    big = GOOD + b"word " * 300
+    tree = {"docs/ok.md": GOOD, "docs/tab\there.md": b"---\nbroken: [\n", "docs/big.md": big}
+    assert [str(p) for p in check_tree(tree, max_bytes=len(big) - 1)] == [
+        f"docs/big.md:1: file is {len(big):,} bytes, over PLAYBOOK_SYNC_MAX_SOP_BYTES={len(big) - 1:,}; not checked",
+        "docs/tab\there.md:1: file name 'docs/tab\\there.md' has a control character or other unsafe part; rename the file",
+    ]
+    pb = tmp_path / "pb"
+    for path, content in tree.items():
+        (pb / path).parent.mkdir(parents=True, exist_ok=True)
+        (pb / path).write_bytes(content)
+    files, unread = read_directory(pb, "docs", max_bytes=len(big) - 1)
+    assert set(files) == {"docs/ok.md"}
+    assert sorted(p.path for p in unread) == ["docs/big.md", "docs/tab\there.md"]
