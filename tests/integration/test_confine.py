@@ -1,0 +1,111 @@
+"""Runs on real PostgreSQL and real git that meet a hostile playbook (DESIGN §2.7, issue 9)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from playbook_sync import demo, pipeline, store
+from playbook_sync.models import InsertedCallout, SopEmbedding, SopSection, SyncRun
+from playbook_sync.providers.localgit import RepoPathError
+from playbook_sync.runtime import Deps
+
+pytestmark = pytest.mark.integration
+
+COLD = "docs/sops/module-2/sop-2-1-write-cold-email-copy.md"
+IDENTITY = {"GIT_AUTHOR_NAME": "Person", "GIT_AUTHOR_EMAIL": "p@example.com",
+            "GIT_COMMITTER_NAME": "Person", "GIT_COMMITTER_EMAIL": "p@example.com"}
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | IDENTITY
+    return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+def sample_entries(deps: Deps) -> None:
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
+
+
+def run_row(deps: Deps, run_id: str) -> SyncRun:
+    with deps.session() as s:
+        run = s.get(SyncRun, uuid.UUID(run_id))
+        s.expunge(run)
+        return run
+
+
+def cached_paths(deps: Deps) -> set[str]:
+    with deps.session() as s:
+        return set(s.scalars(select(SopEmbedding.file_path))) | set(s.scalars(select(SopSection.file_path)))
+
+
+# -- item 1 ----------------------------------------------------------------------------------------
+
+
+def test_a_run_on_a_directory_inside_another_repository_refuses_before_opening(settings, tmp_path):
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    git(outer, "init", "-q", "--initial-branch=main")
+    (outer / "docs").mkdir()
+    (outer / "docs" / "mine.md").write_text('---\nid: mine\ntitle: "Mine"\n---\n\n# Mine\n')
+    git(outer, "add", ".")
+    git(outer, "commit", "-q", "-m", "my work")
+    head = git(outer, "rev-parse", "HEAD")
+    (outer / "playbook").mkdir()
+    deps = Deps.from_settings(settings.model_copy(update={"repo_path": outer / "playbook"}))
+    sample_entries(deps)
+    with deps.session() as s, pytest.raises(RepoPathError, match=r"^PLAYBOOK_SYNC_REPO_PATH: .*outer/playbook is not a git"):
+        pipeline.start_run(s, deps)
+    with deps.session() as s:
+        assert s.scalar(select(func.count()).select_from(SyncRun)) == 0  # no run was opened
+        assert s.scalar(select(func.count()).select_from(SopEmbedding)) == 0
+    assert git(outer, "rev-parse", "HEAD") == head and git(outer, "status", "--porcelain") == ""
+
+
+# -- item 13 ---------------------------------------------------------------------------------------
+
+
+def test_an_sop_named_with_a_tab_is_skipped_and_the_run_goes_on(deps):
+    repo = deps.settings.playbook_path
+    tabbed = COLD.replace("sop-2-1-", "sop-2-1\t")
+    git(repo, "mv", COLD, tabbed)
+    git(repo, "commit", "-q", "-m", "a person renamed an SOP with a tab")
+    before = git(repo, "rev-parse", f"HEAD:{tabbed}")
+    sample_entries(deps)
+    first = pipeline.run_inline(deps)
+    assert first["status"] in ("success", "partial"), first
+    assert first["commit_sha"] is not None and first["enriched"] > 0
+    second = pipeline.run_inline(deps)  # the defect failed every run, forever; the skip is reported every run
+    assert second["status"] == "success", second
+    for outcome in (first, second):
+        log = run_row(deps, outcome["run_id"]).error_log or ""
+        assert f"skipped {tabbed}:1: file name {tabbed!r} has a control character" in log, log
+    assert tabbed not in cached_paths(deps) and COLD not in cached_paths(deps)
+    assert git(repo, "rev-parse", f"HEAD:{tabbed}") == before  # the file itself is left alone
+    with deps.session() as s:
+        assert tabbed not in set(s.scalars(select(InsertedCallout.sop_file_path)))
+
+
+# -- also: very large SOPs are skipped with a reason ----------------------------------------------
+
+
+def test_an_sop_over_the_size_limit_is_skipped_with_a_reason(deps):
+    repo = deps.settings.playbook_path
+    big = (repo / COLD).read_bytes() + b"\n## Appendix\n\n" + b"Cold email subject lines and openers. " * 2000
+    (repo / COLD).write_bytes(big)
+    git(repo, "commit", "-q", "-am", "a huge SOP")
+    deps.settings = deps.settings.model_copy(update={"max_sop_bytes": 50_000})
+    assert len(big) > 50_000 > max(len(c) for p, c in demo.playbook_files().items() if p.endswith(".md"))
+    sample_entries(deps)
+    outcome = pipeline.run_inline(deps)
+    assert outcome["status"] in ("success", "partial") and outcome["enriched"] > 0, outcome
+    log = run_row(deps, outcome["run_id"]).error_log or ""
+    assert f"skipped {COLD}:1: file is {len(big):,} bytes, over PLAYBOOK_SYNC_MAX_SOP_BYTES=50,000" in log, log
+    assert COLD not in cached_paths(deps) and len(cached_paths(deps)) == 9  # the other 9 docs
+    assert (repo / COLD).read_bytes() == big and COLD not in outcome["sops_enriched"]
