@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -109,3 +110,55 @@ def test_an_sop_over_the_size_limit_is_skipped_with_a_reason(deps):
     assert f"skipped {COLD}:1: file is {len(big):,} bytes, over PLAYBOOK_SYNC_MAX_SOP_BYTES=50,000" in log, log
     assert COLD not in cached_paths(deps) and len(cached_paths(deps)) == 9  # the other 9 docs
     assert (repo / COLD).read_bytes() == big and COLD not in outcome["sops_enriched"]
+
+
+# -- item 11: every command behaves the same from any directory -----------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it (no PLAYBOOK_SYNC_* from the test process)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PLAYBOOK_SYNC_")} | {"COLUMNS": "200"}
+    script = Path(sys.executable).parent / "playbook-sync"
+    return subprocess.run([str(script), *args], cwd=cwd, env=clean | (env or {}), capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_the_demo_from_another_directory_uses_one_data_dir(tmp_path):
+    name = f"data-{uuid.uuid4().hex[:8]}"
+    home, elsewhere = tmp_path / "home", tmp_path / "home" / "elsewhere"
+    elsewhere.mkdir(parents=True)
+    # Relative, and from a .env in the user's directory: the CLI and its worker must agree on both.
+    (elsewhere / ".env").write_text(f"PLAYBOOK_SYNC_DATA_DIR=../{name}\n")
+    first = cli(elsewhere, "demo")
+    assert first.returncode == 0, first.stdout + first.stderr
+    data = home / name
+    repo = data / "playbook"
+    assert f"playbook repository: {repo}" in first.stdout
+    assert git(repo, "rev-list", "--count", "main").strip() == "2"
+    assert "Playbook-Sync-Run: " in git(repo, "log", "-1", "--format=%B")
+    assert (data / "worker.log").stat().st_size > 0 and (data / "pg").is_dir()
+    # Nothing was made where the worker's own directory would have put a relative path.
+    assert not (ROOT.parent / name).exists() and not (ROOT / name).exists()
+
+    second = cli(home, "demo", env={"PLAYBOOK_SYNC_DATA_DIR": name})  # the same place, named from its parent
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "ingested 0 new" in second.stdout and f"playbook repository: {repo}" in second.stdout
+    assert int(git(repo, "rev-list", "--count", "main")) >= 2
+
+    # The SOP cache the worker filled is the one in this data dir, for this repository's SOPs.
+    from playbook_sync.db import get_engine, session_scope
+    from playbook_sync.embedded import start_postgres
+
+    server, url = start_postgres(data)
+    try:
+        with session_scope(url) as s:
+            cached = set(s.scalars(select(SopEmbedding.file_path)))
+            runs = s.scalar(select(func.count()).select_from(SyncRun))
+    finally:
+        get_engine(url).dispose()
+        server._cleanup()
+    sample = git(repo, "rev-list", "--max-parents=0", "main").strip()
+    docs = {p for p in git(repo, "ls-tree", "-r", "--name-only", sample, "docs").split() if p.endswith(".md")}
+    assert len(docs) == 10 and docs <= cached and runs == 2
