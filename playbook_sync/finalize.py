@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, defer
 from playbook_sync import batch, callouts, costs, orphans, publish, report, store, validate
 from playbook_sync.changelog import commit_message, trailer
 from playbook_sync.edits import Applied, PlannedBlock, PlannedSop, apply_blocks, draft_new_sop, group_for_blocks, parse_tree, place_new_sop, plan_block
-from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, SyncRun
+from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, SopEmbedding, SyncRun
 from playbook_sync.providers.base import NonFastForward
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import Action, ItemStatus, RunStatus
@@ -63,7 +63,7 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
             blocks, deferred = _plan_enrichments(session, deps, run_id, docs, errors)
         finally:
             drafted = drafts()
-        new_sops = _place_new_sops(clusters, drafted, docs, errors)
+        new_sops = _place_new_sops(clusters, drafted, docs, errors, _used_paths(session, deps) if clusters else set())
     applied = _commit(session, deps, run, blocks, new_sops)
     _settle_items(session, run_id, blocks, applied, deferred)
     run.error_log = "\n".join(filter(None, [run.error_log, *errors]))
@@ -120,15 +120,30 @@ def _new_sop_clusters(session: Session, deps: Deps, docs) -> list[tuple]:
                                         min_sources=deps.settings.cluster_min_sources)]
 
 
-def _place_new_sops(clusters: list[tuple], drafts: list, docs, errors: list[str]) -> list[PlannedSop]:
-    """Number and render the drafted SOPs in order, each after those placed before it."""
+def _used_paths(session: Session, deps: Deps) -> set[str]:
+    """SOP paths a new SOP must not reuse, even if a person deleted the file since.
+
+    The run's base tree (the SOP cache was synced from it), every SOP path we ever created or
+    enriched, and, where history is cheap (a local git repository), every path the docs root
+    ever held. The GitHub API would need one request per commit for that, so there the
+    database record stands in for the history.
+    """
+    used = set(session.scalars(select(SopEmbedding.file_path)))
+    used |= set(session.scalars(select(OrphanCluster.sop_file_path).where(OrphanCluster.sop_file_path.is_not(None))))
+    used |= set(session.scalars(select(InsertedCallout.sop_file_path).distinct()))
+    history = getattr(deps.repo, "paths_ever", None)
+    return used | (history(deps.settings.docs_root) if history else set())
+
+
+def _place_new_sops(clusters: list[tuple], drafts: list, docs, errors: list[str], used: set[str]) -> list[PlannedSop]:
+    """Number and render the drafted SOPs in order, each after those placed before it and every path in used."""
     planned: list[PlannedSop] = []
     for (cluster, module, entries), drafted in zip(clusters, drafts, strict=True):
         try:
             if isinstance(drafted, Exception):
                 raise drafted
             planned.append(place_new_sop(cluster_id=cluster.id, label=drafted[0], draft=drafted[1], entries=entries,
-                                         module=module, docs=docs, taken={p.path for p in planned}))
+                                         module=module, docs=docs, taken=used | {p.path for p in planned}))
         except Exception as exc:  # the cluster stays open and is tried again next run
             errors.append(f"new SOP for cluster {cluster.id} not created: {exc}")
     return planned

@@ -181,6 +181,14 @@ class LocalGitRepo(TrailerSearch):
             pos = eol + 1 + size + 1  # content is followed by a newline
         return result
 
+    def paths_ever(self, root: str) -> set[str]:
+        """Every path under root that any commit of the branch ever added (deleted and renamed ones too)."""
+        root = normalize_root(root)
+        # One process over the whole history: cheap for a git repository (unlike one API call per commit).
+        out = self.git("log", "--no-renames", "--diff-filter=A", "--name-only", "--format=", "-z", self.ref,
+                       "--", *([root] if root else []))
+        return {name.strip(b"\n").decode("utf-8", "surrogateescape") for name in out.split(b"\0") if name.strip(b"\n")}
+
     def log_messages(self, limit: int = 50) -> list[tuple[str, str]]:
         """(sha, full message) of the last limit commits on the branch, newest first."""
         out = self.git("log", "-z", f"-n{int(limit)}", "--format=%H%n%B", self.ref, "--")

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from playbook_sync import demo, pipeline, store
 from playbook_sync.models import InsertedCallout, SopEmbedding, SopSection, SyncRun
-from playbook_sync.providers.localgit import RepoPathError
+from playbook_sync.providers.localgit import LocalGitRepo, RepoPathError
 from playbook_sync.runtime import Deps
 
 pytestmark = pytest.mark.integration
@@ -162,3 +162,54 @@ def test_the_demo_from_another_directory_uses_one_data_dir(tmp_path):
     sample = git(repo, "rev-list", "--max-parents=0", "main").strip()
     docs = {p for p in git(repo, "ls-tree", "-r", "--name-only", sample, "docs").split() if p.endswith(".md")}
     assert len(docs) == 10 and docs <= cached and runs == 2
+
+
+# -- item 8: a new SOP never takes the path (number) of a deleted one -------------------------------
+
+GONE = "docs/sops/module-1/sop-1-4-office-plants.md"
+PLANTS = '---\nid: sop-1-4-office-plants\ntitle: "SOP 1.4: Office Plants"\n---\n\n# Office Plants\n\nWater them on Fridays.\n'
+
+
+def created_in_module_1(outcome: dict) -> list[str]:
+    return [Path(p).name for p in outcome["sops_created"] if "/module-1/" in p]
+
+
+def test_a_new_sop_skips_the_number_of_an_sop_deleted_before_the_run(deps):
+    repo = deps.settings.playbook_path
+    (repo / GONE).write_text(PLANTS)
+    git(repo, "add", GONE)
+    git(repo, "commit", "-q", "-m", "SOP 1.4")
+    git(repo, "rm", "-q", GONE)
+    git(repo, "commit", "-q", "-m", "SOP 1.4 was a mistake")
+    sample_entries(deps)
+    outcome = pipeline.run_inline(deps)
+    names = created_in_module_1(outcome)
+    assert names and names[0].startswith("sop-1-5-"), outcome["sops_created"]
+    assert not any(n.startswith("sop-1-4-") for n in names)
+
+
+class NoHistory(LocalGitRepo):
+    """A repository whose history is too costly to read (as on GitHub): no paths_ever."""
+
+    @property
+    def paths_ever(self):
+        raise AttributeError("paths_ever")
+
+
+def test_without_history_a_new_sop_skips_a_number_deleted_during_the_run(deps):
+    repo = deps.settings.playbook_path
+    (repo / GONE).write_text(PLANTS)
+    git(repo, "add", GONE)
+    git(repo, "commit", "-q", "-m", "SOP 1.4")
+    deps.repo = NoHistory(repo)
+    sample_entries(deps)
+    with deps.session() as s:
+        started = pipeline.start_run(s, deps)
+    for entry_id in started.entry_ids:
+        with deps.session() as s:
+            pipeline.process_entry(s, deps, run_id=started.run_id, entry_id=entry_id)
+    git(repo, "rm", "-q", GONE)  # a person deletes it while the run is working
+    git(repo, "commit", "-q", "-m", "SOP 1.4 was a mistake")
+    outcome = pipeline.finalize_or_fail(deps, run_id=started.run_id)
+    names = created_in_module_1(outcome)
+    assert names and names[0].startswith("sop-1-5-"), outcome

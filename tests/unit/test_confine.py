@@ -176,3 +176,20 @@ def test_validate_reports_a_control_character_name_and_an_oversized_file(tmp_pat
     files, unread = read_directory(pb, "docs", max_bytes=len(big) - 1)
     assert set(files) == {"docs/ok.md"}
     assert sorted(p.path for p in unread) == ["docs/big.md", "docs/tab\there.md"]
+
+
+# -- item 8: every path the docs root ever held --------------------------------------------------
+
+
+def test_paths_ever_lists_deleted_and_renamed_paths_under_the_root(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "pb", FILES | {"README.md": b"r\n"})
+    pb = tmp_path / "pb"
+    (pb / "docs" / "sops" / "module-1" / "sop-1-2-gone.md").write_text("x\n")
+    git(pb, "add", ".")
+    git(pb, "commit", "-q", "-m", "add")
+    git(pb, "rm", "-q", "docs/sops/module-1/sop-1-2-gone.md")
+    git(pb, "mv", "docs/sops/module-1/sop-1-1-call.md", "docs/sops/module-1/sop-1-1\tcall.md")
+    git(pb, "commit", "-q", "-m", "delete and rename")
+    assert repo.paths_ever("docs") == {"docs/sops/module-1/sop-1-1-call.md", "docs/sops/module-1/sop-1-2-gone.md",
+                                       "docs/sops/module-1/sop-1-1\tcall.md"}
+    assert "README.md" in repo.paths_ever("")
