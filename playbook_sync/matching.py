@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session, defer
 
 from playbook_sync.config import Bands
@@ -47,7 +48,20 @@ def nearest_sops(session: Session, *, vector: Sequence[float] | ColumnElement, k
             best[path] = (path, heading, 1.0 - float(d))
             if len(best) == k:
                 break
+    if len(best) < k and len(rows) == limit:
+        # A few SOPs with many similar sections filled the pool (one SOP of 20,000 sections took
+        # all 40 rows): the rest are ranked exactly, best section per SOP. Every SOP outside the
+        # pool is farther than all of it, so these come after the pool's SOPs, in order.
+        best.update((p, (p, h, 1.0 - float(d))) for p, h, d in _best_per_sop(session, query, exclude=list(best), k=k - len(best)))
     return list(best.values())
+
+
+def _best_per_sop(session: Session, query, *, exclude: list[str], k: int) -> list[tuple[str, str, float]]:
+    """(path, heading, distance) of the k SOPs not in exclude whose best section is nearest (exact, per SOP)."""
+    distance = SopSection.embedding.cosine_distance(query).label("distance")
+    per_sop = (select(SopSection.file_path, SopSection.heading, distance).where(SopSection.file_path.not_in(exclude))
+               .ext(distinct_on(SopSection.file_path)).order_by(SopSection.file_path, distance).subquery())
+    return [tuple(r) for r in session.execute(select(per_sop).order_by(per_sop.c.distance).limit(k)).all()]
 
 
 def candidates(session: Session, *, vector: Sequence[float] | ColumnElement, k: int, bands: Bands) -> tuple[float | None, list[Candidate]]:

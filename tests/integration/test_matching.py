@@ -53,3 +53,30 @@ def test_best_section_decides_and_top_k_distinct_sops(deps):
         nearest = matching.nearest_sops(s, vector=vec(1, 0), k=3)
     assert [p for p, _, _ in nearest] == ["docs/s0.md", "docs/s1.md", "docs/s2.md"]
     assert {h for _, h, _ in nearest} == {"near"}
+
+
+def test_an_sop_with_many_similar_sections_does_not_crowd_out_the_others(deps):
+    """One SOP whose sections all sit nearer than anything else fills the nearest-section pool;
+    candidates are per SOP, so the next SOPs still come back, each with its best section."""
+    flood = 4 * max(3 * matching.SECTIONS_PER_SOP, 40)  # several times the pool
+    with deps.session() as s:
+        s.query(SopSection).delete()
+        s.query(SopEmbedding).delete()
+        row = SopEmbedding(file_path="docs/flood.md", content_hash="x", embedding_model="m", title="Flood", content="", embedding=vec(1))
+        s.add(row)
+        s.flush()
+        s.add_all(SopSection(sop_embedding_id=row.id, file_path=row.file_path, heading=f"f{i}", position=i,
+                             embedding=vec(1, 0.001 * (i + 1))) for i in range(flood))
+        for name, near in (("a", 0.5), ("b", 0.8), ("c", 1.5), ("d", 3.0)):
+            row = SopEmbedding(file_path=f"docs/{name}.md", content_hash="x", embedding_model="m", title=name, content="", embedding=vec(1))
+            s.add(row)
+            s.flush()
+            s.add(SopSection(sop_embedding_id=row.id, file_path=row.file_path, heading="far", position=0, embedding=vec(0, 1)))
+            s.add(SopSection(sop_embedding_id=row.id, file_path=row.file_path, heading="near", position=1, embedding=vec(1, near)))
+    with deps.session() as s:
+        nearest = matching.nearest_sops(s, vector=vec(1, 0), k=3)
+        best, cands = matching.candidates(s, vector=vec(1, 0), k=3, bands=Bands(strong=0.9, weak=0.5))
+    assert [(p, h) for p, h, _ in nearest] == [("docs/flood.md", "f0"), ("docs/a.md", "near"), ("docs/b.md", "near")]
+    assert [round(sim, 4) for _, _, sim in nearest] == [round(1 / (1 + 1e-6) ** 0.5, 4), round(1 / 1.25 ** 0.5, 4),
+                                                         round(1 / 1.64 ** 0.5, 4)]
+    assert [(c.sop_path, c.band) for c in cands] == [("docs/flood.md", "strong"), ("docs/a.md", "weak"), ("docs/b.md", "weak")]
