@@ -69,6 +69,21 @@ def test_a_run_on_a_directory_inside_another_repository_refuses_before_opening(s
     assert git(outer, "rev-parse", "HEAD") == head and git(outer, "status", "--porcelain") == ""
 
 
+def test_the_cli_run_refuses_an_enclosing_repository_in_one_line(tmp_path):
+    outer = tmp_path / "outer"
+    (outer / "playbook" / "docs").mkdir(parents=True)
+    git(outer, "init", "-q", "--initial-branch=main")
+    (outer / "notes.md").write_text("mine\n")
+    git(outer, "add", "notes.md")
+    git(outer, "commit", "-q", "-m", "my work")
+    head = git(outer, "rev-parse", "HEAD")
+    result = cli(tmp_path, "run", env={"PLAYBOOK_SYNC_DATA_DIR": "data", "PLAYBOOK_SYNC_REPO_PATH": str(outer / "playbook")})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"run refused: PLAYBOOK_SYNC_REPO_PATH: {outer / 'playbook'} is not a git repository" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert git(outer, "rev-parse", "HEAD") == head and git(outer, "status", "--porcelain") == ""
+
+
 # -- item 13 ---------------------------------------------------------------------------------------
 
 
