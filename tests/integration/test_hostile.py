@@ -107,4 +107,5 @@ def test_hostile_corpus_through_a_full_run(settings):
     crlf = "docs/sops/module-1/sop-1-1-define-your-ideal-client.md"
     assert crlf in changed and b"\n" not in after[crlf].replace(b"\r\n", b"")  # edited, and CRLF stays CRLF
     created = [p for p in changed if p not in before]
-    assert len(created) == 1 and re.fullmatch(r"docs/sops/module-1/sop-1-4-[a-z0-9-]+\.md", created[0]), created
+    # After the highest number the module ever used: the broken 1.7-1.9 files hold theirs too.
+    assert len(created) == 1 and re.fullmatch(r"docs/sops/module-1/sop-1-10-[a-z0-9-]+\.md", created[0]), created
