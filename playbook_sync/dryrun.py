@@ -71,6 +71,11 @@ class DryRunRepo:
         """The captured commit's parent, else the real one's."""
         return self.parent if sha == DRY_RUN_SHA else self.inner.parent_of(sha)
 
+    def paths_ever(self, root: str) -> set[str]:
+        """Reads through, so a dry run numbers new SOPs as the real run would."""
+        history = getattr(self.inner, "paths_ever", None)
+        return history(root) if history else set()
+
     def find_commit_with_trailer(self, trailer: str, limit: int = 50) -> str | None:
         """Reads through (a dry run's own trailer is never on the branch)."""
         return self.inner.find_commit_with_trailer(trailer, limit)
