@@ -82,6 +82,7 @@ def test_a_repository_nested_in_another_one_is_its_own(tmp_path: Path, bare: boo
 
 def test_relative_paths_are_resolved_against_the_callers_directory(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(ENV_FILE_VARIABLE, raising=False)
     s = Settings(_env_file=None, data_dir=Path("data"), reports_dir=Path("out/../reports"), prompts_dir=Path("p"))
     assert s.data_dir == tmp_path / "data" and s.playbook_path == tmp_path / "data" / "playbook"
     assert s.report_path == tmp_path / "reports" and s.prompts_dir == tmp_path / "p"
