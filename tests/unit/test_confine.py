@@ -194,3 +194,31 @@ def test_paths_ever_lists_deleted_and_renamed_paths_under_the_root(tmp_path: Pat
     assert repo.paths_ever("docs") == {"docs/sops/module-1/sop-1-1-call.md", "docs/sops/module-1/sop-1-2-gone.md",
                                        "docs/sops/module-1/sop-1-1\tcall.md"}
     assert "README.md" in repo.paths_ever("")
+
+
+def test_a_worker_reads_the_env_file_of_the_directory_the_user_ran_in(tmp_path: Path, monkeypatch) -> None:
+    from playbook_sync.config import env_file, get_settings
+
+    user, project = tmp_path / "user", tmp_path / "project"
+    user.mkdir()
+    project.mkdir()
+    (user / ".env").write_text("PLAYBOOK_SYNC_DOCS_ROOT=handbook\nPLAYBOOK_SYNC_DATA_DIR=state\n")
+    (project / ".env").write_text("PLAYBOOK_SYNC_DOCS_ROOT=wrong\n")
+    monkeypatch.delenv(ENV_FILE_VARIABLE, raising=False)
+    monkeypatch.delenv("PLAYBOOK_SYNC_DOCS_ROOT", raising=False)
+    monkeypatch.delenv("PLAYBOOK_SYNC_DATA_DIR", raising=False)
+    monkeypatch.chdir(user)
+    get_settings.cache_clear()
+    try:
+        cli = get_settings()
+        exported = cli.worker_env()
+        monkeypatch.chdir(project)  # where worker/local.py starts the worker
+        for key, value in exported.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        worker = get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert env_file() == user / ".env"
+    assert (cli.docs_root, cli.data_dir) == ("handbook", user / "state")
+    assert (worker.docs_root, worker.data_dir, worker.playbook_path) == ("handbook", user / "state", user / "state" / "playbook")
