@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import DateTime, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
@@ -51,13 +51,21 @@ def insert_entries(session: Session, *, entries: Sequence[EntryIn], chunk: int =
     new: set[uuid.UUID] = set()
     for start in range(0, len(entries), chunk):
         rows = [
-            {k: getattr(e, k) for k in _ENTRY_FIELDS}
-            | {"id": e.id or uuid.uuid4(), "created_at": e.created_at if e.created_at is not None else func.now()}
+            {k: getattr(e, k) for k in _ENTRY_FIELDS} | {"id": e.id or uuid.uuid4(), "given_created_at": e.created_at}
             for e in entries[start:start + chunk]
         ]
-        stmt = insert(KnowledgeEntry).values(rows).on_conflict_do_nothing(index_elements=["id"])
-        new.update(session.scalars(stmt.returning(KnowledgeEntry.id)))
+        # One statement, many parameter sets (SQLAlchemy batches them as multi-row VALUES):
+        # compiling a literal 1,000-row VALUES clause per chunk cost 0.2 s, most of a big ingest.
+        new.update(session.connection().scalars(_INSERT_ENTRY, rows))
     return new
+
+
+_INSERT_ENTRY = (
+    insert(KnowledgeEntry)
+    .values(created_at=func.coalesce(bindparam("given_created_at", type_=DateTime(timezone=True)), func.now()))
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(KnowledgeEntry.id)
+)
 
 
 def stored_differences(session: Session, *, entries: Sequence[EntryIn]) -> dict[uuid.UUID, list[str]]:

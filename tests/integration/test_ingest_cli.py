@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import Result
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from playbook_sync import db
@@ -129,3 +129,20 @@ def test_reingesting_an_id_with_other_content_keeps_the_stored_entry_and_says_so
     assert (f"{second}:2: warning: id {changed} is already stored with a different content, tags; "
             "the stored entry is kept") in result.output
     assert set(rows(settings)) == {"Stays.", "Original text."}
+
+
+def test_a_100k_line_file_loads_in_chunks(ingest, settings, tmp_path):
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as out:
+        for i in range(100_000):
+            line = BASE | {"content": f"Entry number {i} about cold email subject lines."}
+            if i % 3 == 0:
+                line |= {"context": f"call {i}", "tags": ["bulk"], "created_at": "2026-11-01T00:00:00Z"}
+            out.write((json.dumps(line) if i != 50_000 else "{not json").encode() + b"\n")
+    result = ingest(path)
+    assert result.exit_code == 1
+    assert f"rejected {path}:50001: not valid JSON" in result.output
+    assert "99999 new entries, 0 already present, 1 rejected" in result.output
+    with db.session_scope(settings.database_url) as s:
+        with_context = s.scalar(select(func.count()).select_from(KnowledgeEntry).where(KnowledgeEntry.context.is_not(None)))
+    assert with_context == 33_334  # lines 0, 3, 6, ... 99999 (the rejected line 50000 is not one)
