@@ -7,8 +7,8 @@ whitespace is stripped. Tags that are empty after that are dropped. `null` for a
 field means absent. A UTF-8 byte order mark at the start of the file and CRLF line ends
 are accepted. Dates: a naive `created_at` is UTC; every date is stored in UTC; one that
 cannot be (year 0 or 10000 once in UTC) is rejected, one more than a day ahead of this
-machine's clock or before 2000 is stored with a warning. Lines longer than 1 MiB are
-rejected without being parsed (their first 1 MiB is kept in the rejected file).
+machine's clock or before 2000 is stored with a warning. Lines longer than 4 MiB are
+rejected without being parsed (their first 4 MiB are kept in the rejected file).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON "\ud800" alone: no UTF-8 for
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 TEXT_FIELDS = ("content", "context", "speaker", "source_ref")
 OPTIONAL_FIELDS = ("id", "context", "speaker", "tags", "source_ref", "created_at")
-MAX_LINE_BYTES = 1 << 20  # the largest valid entry (2 x 20,000 chars, \u-escaped) is far below
+MAX_LINE_BYTES = 4 << 20  # the largest valid entry (2 x 20,000 chars, \u-escaped) is far below
 FUTURE_SLACK = timedelta(days=1)
 ANCIENT = datetime(2000, 1, 1, tzinfo=UTC)
 BOM = b"\xef\xbb\xbf"

@@ -146,3 +146,11 @@ def test_a_100k_line_file_loads_in_chunks(ingest, settings, tmp_path):
     with db.session_scope(settings.database_url) as s:
         with_context = s.scalar(select(func.count()).select_from(KnowledgeEntry).where(KnowledgeEntry.context.is_not(None)))
     assert with_context == 33_334  # lines 0, 3, 6, ... 99999 (the rejected line 50000 is not one)
+
+
+def test_markup_in_a_bad_line_is_printed_as_text(ingest, tmp_path):
+    path = tmp_path / "markup.jsonl"
+    write(path, BASE | {"content": "ok", "[/red]note": "x"})
+    result = ingest(path)
+    assert result.exit_code == 1
+    assert f"rejected {path}:1: [/red]note: Extra inputs are not permitted" in result.output
