@@ -77,8 +77,8 @@ def stored_differences(session: Session, *, entries: Sequence[EntryIn]) -> dict[
     out: dict[uuid.UUID, list[str]] = {}
     ids = list(given)
     for start in range(0, len(ids), INSERT_CHUNK):
-        stmt = select(KnowledgeEntry).options(defer(KnowledgeEntry.embedding)).where(KnowledgeEntry.id.in_(ids[start:start + INSERT_CHUNK]))
-        for row in session.scalars(stmt):
+        chunk = ids[start:start + INSERT_CHUNK]
+        for row in session.scalars(select(KnowledgeEntry).options(defer(KnowledgeEntry.embedding)).where(KnowledgeEntry.id.in_(chunk))):
             entry = given[row.id]
             fields = [k for k in _ENTRY_FIELDS if (getattr(row, k) or None) != (getattr(entry, k) or None)]
             if entry.created_at is not None and row.created_at != entry.created_at:
