@@ -8,15 +8,18 @@ through the same chord and keeps every invariant, and it follows one rule about 
   (it is contiguous with what was already processed). Then its end becomes the new start.
 
 * `entries ID…`: never moves the window (it names entries, not a span of time).
-* `window --since S [--until U]`: the entries created in (S, U]; moves the window to U
+* `window --since S [--until U]`: the entries whose own date (`created_at`, the client's
+  timestamp, as reports and the changelog show it) lies in (S, U]; moves the window to U
   only if S is at or before the current window start.
-* `run RUN_ID`: the entries that run was given plus those its window now holds; moves the
-  window under the same rule (re-running the failed weekly run that kept the window in
-  place is contiguous, so the next weekly run starts after it).
+* `run RUN_ID`: the entries that run was given plus those its window now holds (a weekly
+  run's window is in received time, a `window` run's in created_at); moves the window under
+  the same rule (re-running the failed weekly run that kept the window in place is
+  contiguous, so the next weekly run starts after it).
 
 A run that does not move the window is recorded with a trigger starting `adhoc:`, which
 `store.last_window_end` ignores; one that does is recorded as `enqueue:window|run`.
-Owed (failed/deferred) entries stay owed until a run processes them.
+The window is bookkeeping only: a weekly run takes every entry still owed a final outcome
+(store.owed_entry_ids), so no ad-hoc choice of dates can leave an entry unprocessed.
 """
 
 from __future__ import annotations
@@ -113,7 +116,9 @@ def plan(session: Session, scope: Scope, *, watermark: datetime | None, now: dat
         items = [i.entry_id for i in store.items(session, run_id=run.id)]
         if run.trigger.startswith(f"{NON_ADVANCING}entries"):
             return Plan(None, now, f"{NON_ADVANCING}run", items)  # it named entries: it has no window
-        window = store.window_entry_ids(session, start=run.window_start, end=run.window_end)
+        by_date = run.trigger.endswith("window")  # an ad-hoc window is a span of created_at
+        window = (store.window_entry_ids if by_date else store.received_entry_ids)(
+            session, start=run.window_start, end=run.window_end)
         kind = "enqueue:run" if _contiguous(run.window_start, watermark) else f"{NON_ADVANCING}run"
         return Plan(run.window_start, run.window_end, kind, list(dict.fromkeys(items + window)))
     raise ScopeError(f"unknown ad-hoc scope {scope.kind!r}")

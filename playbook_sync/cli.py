@@ -15,7 +15,7 @@ from rich.table import Table
 from playbook_sync import db, store
 from playbook_sync.config import Settings, get_settings
 from playbook_sync.embedded import local_services
-from playbook_sync.ingest import parse_jsonl, write_rejects
+from playbook_sync.ingest import write_rejects
 
 app = typer.Typer(help="Keep a Docusaurus playbook alive from captured call knowledge.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -52,15 +52,28 @@ def db_downgrade(revision: str = typer.Argument("base")) -> None:
 @app.command()
 def ingest(file: Path) -> None:
     """Load knowledge entries from JSONL; malformed lines are rejected with line number and reason."""
-    parsed = parse_jsonl(file.read_bytes(), str(file))
-    with services() as settings, db.session_scope(settings.database_url) as session:
-        added = store.upsert_entries(session, entries=parsed.entries)
+    from rich.markup import escape
+
+    from playbook_sync.ingest import load, read_lines
+
+    try:
+        handle = file.open("rb")  # before any service starts: a wrong path is one line, at once
+    except OSError as exc:
+        reasons = {FileNotFoundError: "no such file", IsADirectoryError: "is a directory", PermissionError: "permission denied"}
+        console.print(f"cannot read {file}: {reasons.get(type(exc), exc.strerror or str(exc))}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    with handle, services() as settings, db.session_scope(settings.database_url) as session:
+        loaded = load(session, read_lines(handle), str(file))
+    parsed = loaded.parsed
+    for warning in parsed.warnings:
+        console.print(f"[yellow]{escape(warning)}[/yellow]", highlight=False)
     for error in parsed.errors:
-        console.print(f"[red]rejected[/red] {error}", highlight=False)
-    console.print(f"{added} new entries, {len(parsed.entries) - added} already present, {len(parsed.errors)} rejected")
+        console.print(f"[red]rejected[/red] {escape(error)}", highlight=False)
+    console.print(f"{loaded.added} new entries, {loaded.present} already present, {len(parsed.errors)} rejected"
+                  + (f", {len(parsed.warnings)} warnings" if parsed.warnings else ""))
     kept = write_rejects(parsed, settings.data_dir / "rejected", str(file))
     if kept:
-        console.print(f"rejected lines kept with their reasons in {kept}")
+        console.print(f"rejected lines kept with their reasons in {kept}", markup=False, highlight=False)
     if parsed.errors:
         raise typer.Exit(1)
 

@@ -48,11 +48,15 @@ class KnowledgeEntry(Base):
     transcript_type: Mapped[str] = mapped_column(String(32))
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     source_ref: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = _now()  # the client's date: display, ordering, changelog
+    # When we stored it (server clock): what a run owes is decided by this and by outcomes,
+    # never by created_at, which a late export or a clock behind can put in the past.
+    received_at: Mapped[datetime] = _now()
     embedding = mapped_column(Vector(DIMENSIONS), nullable=True)
     embedding_model: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_cp_knowledge_entries_created_at", "created_at"),)
+    __table_args__ = (Index("ix_cp_knowledge_entries_created_at", "created_at"),
+                      Index("ix_cp_knowledge_entries_received_at", "received_at"))
 
 
 class SopEmbedding(Base):

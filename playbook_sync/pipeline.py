@@ -53,7 +53,7 @@ def entry_text(entry: KnowledgeEntry) -> str:
 
 def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: datetime | None = None,
               scope: "adhoc.Scope | None" = None) -> RunStart:
-    """Open a run (the lock), sync the SOP cache, embed the window's entries, create items.
+    """Open a run (the lock), sync the SOP cache, embed the owed entries, create items.
 
     With a scope (an ad-hoc enqueue) the run processes exactly the scope's entries and moves
     the window only by adhoc.py's rule.
@@ -71,8 +71,9 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         # Embedding calls of the start; stored apart: they were paid for even if the start fails.
         with costs.metered(session, deps, run_id=run.id, apart=True) as meter:
             warnings = sync_sops(session, deps, run)
-        ids = planned.entry_ids if planned is not None else list(
-            dict.fromkeys(store.window_entry_ids(session, start=start, end=now) + store.owed_entry_ids(session)))
+        # Every entry without a final outcome, whatever its created_at says: the window
+        # (start, now] is bookkeeping of when we ran, not a filter on the client's dates.
+        ids = planned.entry_ids if planned is not None else store.owed_entry_ids(session)
         with costs.metered(session, deps, run_id=run.id, apart=True) as entries_meter:
             embed_entries(session, deps.embedder, ids)
         warnings += meter.warnings + entries_meter.warnings  # e.g. inputs truncated to the model's limit

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -56,6 +56,11 @@ class RunStatus(StrEnum):
     failed = "failed"
 
 
+# A day inside Python's datetime range: a stored value must read back in any time zone.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
 class EntryIn(BaseModel):
     """A knowledge entry as ingested (one JSONL line)."""
 
@@ -77,6 +82,24 @@ class EntryIn(BaseModel):
         if not value.strip():
             raise ValueError("content is empty")
         return value
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """Naive dates are UTC; every date is stored as UTC. One that cannot be (0001-01-01T00:00+14:00
+        is in year 0) or that a reader in another time zone could not represent is refused here,
+        not by a later command that reads it back."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"date {value.isoformat()} is outside the years 1-9999 in UTC") from None
+        if not (_EARLIEST <= utc <= _LATEST):
+            raise ValueError(f"date {value.isoformat()} is too close to the years 1-9999 limit to be stored safely")
+        return utc
 
 
 class Entry(BaseModel):

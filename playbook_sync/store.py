@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import DateTime, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
@@ -20,7 +20,7 @@ from playbook_sync.models import (
     SopSection,
     SyncRun,
 )
-from playbook_sync.schemas import OWED_ITEM_STATUSES, Entry, EntryIn, ItemStatus, RunStatus, SopDoc
+from playbook_sync.schemas import FINAL_ITEM_STATUSES, Entry, EntryIn, ItemStatus, RunStatus, SopDoc
 
 
 class RunLocked(Exception):
@@ -32,16 +32,60 @@ class RunLocked(Exception):
 
 def upsert_entries(session: Session, *, entries: Sequence[EntryIn]) -> int:
     """Insert entries, skipping ids already stored; return how many were new."""
-    if not entries:
-        return 0
-    rows = [
-        {k: v for k, v in e.model_dump().items() if v is not None} | {"id": e.id or uuid.uuid4()}
-        for e in entries
-    ]
-    result = session.execute(
-        insert(KnowledgeEntry).values(rows).on_conflict_do_nothing(index_elements=["id"])
-    )
-    return result.rowcount or 0
+    return len(insert_entries(session, entries=entries))
+
+
+# Rows per INSERT: 9 bound columns each stays far below PostgreSQL's 65,535 parameters,
+# and a 100k-line file becomes 100 statements instead of one enormous one.
+INSERT_CHUNK = 1000
+_ENTRY_FIELDS = ("category", "content", "context", "speaker", "transcript_type", "tags", "source_ref")
+
+
+def insert_entries(session: Session, *, entries: Sequence[EntryIn], chunk: int = INSERT_CHUNK) -> set[uuid.UUID]:
+    """Insert entries in chunks, skipping ids already stored; return the ids that were new.
+
+    Every row carries every column (a multi-row INSERT takes its column list from the
+    first row, so rows with fewer keys lost fields or failed to compile). A missing
+    created_at is the server's clock; received_at is always the server's clock.
+    """
+    new: set[uuid.UUID] = set()
+    for start in range(0, len(entries), chunk):
+        rows = [
+            {k: getattr(e, k) for k in _ENTRY_FIELDS} | {"id": e.id or uuid.uuid4(), "given_created_at": e.created_at}
+            for e in entries[start:start + chunk]
+        ]
+        # One statement, many parameter sets (SQLAlchemy batches them as multi-row VALUES):
+        # compiling a literal 1,000-row VALUES clause per chunk cost 0.2 s, most of a big ingest.
+        new.update(session.connection().scalars(_INSERT_ENTRY, rows))
+    return new
+
+
+_INSERT_ENTRY = (
+    insert(KnowledgeEntry)
+    .values(created_at=func.coalesce(bindparam("given_created_at", type_=DateTime(timezone=True)), func.now()))
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(KnowledgeEntry.id)
+)
+
+
+def stored_differences(session: Session, *, entries: Sequence[EntryIn]) -> dict[uuid.UUID, list[str]]:
+    """For entries whose id is already stored: the fields that differ from the stored row.
+
+    Ingest keeps the stored entry (it may already be in the playbook) and reports these.
+    """
+    given = {e.id: e for e in entries if e.id is not None}
+    out: dict[uuid.UUID, list[str]] = {}
+    ids = list(given)
+    for start in range(0, len(ids), INSERT_CHUNK):
+        chunk = ids[start:start + INSERT_CHUNK]
+        for row in session.scalars(select(KnowledgeEntry).options(defer(KnowledgeEntry.embedding)).where(KnowledgeEntry.id.in_(chunk))):
+            entry = given[row.id]
+            fields = [k for k in _ENTRY_FIELDS if (getattr(row, k) or None) != (getattr(entry, k) or None)]
+            if entry.created_at is not None and row.created_at != entry.created_at:
+                fields.append("created_at")
+            if fields:
+                out[row.id] = fields
+    return out
 
 
 def load_entry(session: Session, *, entry_id: uuid.UUID, vector: bool = True) -> KnowledgeEntry:
@@ -106,27 +150,48 @@ def create_run(session: Session, *, window_start: datetime | None, window_end: d
 
 
 def window_entry_ids(session: Session, *, start: datetime | None, end: datetime) -> list[uuid.UUID]:
-    """Entries created in (start, end]."""
+    """Entries created in (start, end], by their own created_at.
+
+    Only `enqueue window` uses this (an operator names a span of the entries' dates); it
+    never decides whether an entry is owed: that is owed_entry_ids, by outcome.
+    """
     stmt = select(KnowledgeEntry.id).where(KnowledgeEntry.created_at <= end)
     if start is not None:
         stmt = stmt.where(KnowledgeEntry.created_at > start)
     return list(session.scalars(stmt.order_by(KnowledgeEntry.created_at, KnowledgeEntry.id)))
 
 
+def received_entry_ids(session: Session, *, start: datetime | None, end: datetime) -> list[uuid.UUID]:
+    """Entries received (stored, server clock) in (start, end]: what a weekly run's window held."""
+    stmt = select(KnowledgeEntry.id).where(KnowledgeEntry.received_at <= end)
+    if start is not None:
+        stmt = stmt.where(KnowledgeEntry.received_at > start)
+    return list(session.scalars(stmt.order_by(KnowledgeEntry.created_at, KnowledgeEntry.id)))
+
+
 def owed_entry_ids(session: Session) -> list[uuid.UUID]:
-    """Entries whose latest outcome in a finished run is failed or deferred."""
+    """Every stored entry still owed a final outcome, oldest created first.
+
+    Owed = never taken by a completed (success|partial) run, or its latest item in one is
+    not final (failed, deferred, ...), and not taken by a run that is running now. The
+    client's created_at plays no part: a back-dated or future-dated entry is owed like any
+    other. A failed run settles nothing (its window never advanced under the old rule
+    either): its orphans were never clustered, its redundant entries never counted.
+    """
     latest = (
         select(
             RunItem.entry_id,
             RunItem.status,
-            func.row_number().over(partition_by=RunItem.entry_id, order_by=SyncRun.run_at.desc()).label("rn"),
+            func.row_number().over(partition_by=RunItem.entry_id, order_by=(SyncRun.run_at.desc(), SyncRun.id)).label("rn"),
         )
         .join(SyncRun, SyncRun.id == RunItem.run_id)
-        .where(SyncRun.status != RunStatus.running)
+        .where(SyncRun.status.in_([RunStatus.success, RunStatus.partial]))
         .subquery()
     )
-    stmt = select(latest.c.entry_id).where(latest.c.rn == 1, latest.c.status.in_(list(OWED_ITEM_STATUSES)))
-    return list(session.scalars(stmt))
+    settled = select(latest.c.entry_id).where(latest.c.rn == 1, latest.c.status.in_(list(FINAL_ITEM_STATUSES)))
+    busy = select(RunItem.entry_id).join(SyncRun, SyncRun.id == RunItem.run_id).where(SyncRun.status == RunStatus.running)
+    stmt = select(KnowledgeEntry.id).where(KnowledgeEntry.id.not_in(settled), KnowledgeEntry.id.not_in(busy))
+    return list(session.scalars(stmt.order_by(KnowledgeEntry.created_at, KnowledgeEntry.id)))
 
 
 def add_items(session: Session, *, run_id: uuid.UUID, entry_ids: Iterable[uuid.UUID]) -> None:

@@ -40,13 +40,15 @@ def test_each_enqueue_form_processes_exactly_what_it_names(deps, settings, redis
     entries = [entry(text, created_at=day(6 - i), source=f"call-{i}") for i, text in enumerate(TEXTS)]  # days -6..-1
     ids = [e.id for e in entries]
     with deps.session() as s:
-        store.upsert_entries(s, entries=entries)
-    # A weekly run over (start, day -3.5] that failed: its entries are 0, 1, 2.
+        store.upsert_entries(s, entries=entries[:3])
+    # A weekly run over (start, day -3.5] that failed: its entries are 0, 1, 2 (all it was owed).
     with deps.session() as s:
         failed = pipeline.start_run(s, deps, trigger="schedule", now=day(3.5))
     with deps.session() as s:
         pipeline.fail_run(s, run_id=failed.run_id, error="finalize failed: GitHub was down")
     assert failed.entry_ids == ids[:3]
+    with deps.session() as s:
+        store.upsert_entries(s, entries=entries[3:])
 
     for key, value in worker_env(settings).items():
         monkeypatch.setenv(key, value)
@@ -92,6 +94,6 @@ def test_each_enqueue_form_processes_exactly_what_it_names(deps, settings, redis
             assert refused.exit_code == 1 and "unknown knowledge entries" in refused.output
     finally:
         get_settings.cache_clear()
-    # The next weekly run takes the window from there: only entries 3, 4, 5 are new to it.
+    # The next weekly run owes only what no run settled: entry 5 (by outcome, not by dates).
     with deps.session() as s:
-        assert store.window_entry_ids(s, start=watermark(), end=now) == ids[3:]
+        assert store.owed_entry_ids(s) == [ids[5]]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -37,7 +39,8 @@ def commits(deps) -> int:
     return int(out.stdout)
 
 
-def test_window_ignores_entries_outside_it(deps):
+def test_every_entry_without_an_outcome_is_owed_whatever_its_created_at(deps):
+    """Issue 9 item 3: the client's date never decides whether an entry is processed."""
     first = add(deps, entry(COLD_EMAIL, created_at=T0 + timedelta(days=1)))
     run1 = pipeline.run_inline(deps, now=T0 + timedelta(days=7))
     assert run1["status"] == "success" and run1["entries"] == 1
@@ -45,9 +48,37 @@ def test_window_ignores_entries_outside_it(deps):
     fresh = add(deps, entry("Discovery calls go better with a written agenda sent the day before.", created_at=T0 + timedelta(days=9)))
     future = add(deps, entry("Pricing anchors should be shown first.", created_at=T0 + timedelta(days=30)))
     run2 = pipeline.run_inline(deps, now=T0 + timedelta(days=14))
-    seen = set(items(deps, run2["run_id"]))
-    assert seen == set(fresh)
-    assert not seen & set(first + late + future)
+    second = items(deps, run2["run_id"])
+    assert set(second) == set(late + fresh + future)  # not `first`: it has its outcome
+    assert not set(second.values()) & {ItemStatus.failed, ItemStatus.pending}
+    with deps.session() as s:
+        run = s.get(SyncRun, run2["run_id"])
+        assert (run.window_start, run.window_end) == (T0 + timedelta(days=7), T0 + timedelta(days=14))  # bookkeeping
+    run3 = pipeline.run_inline(deps, now=T0 + timedelta(days=21))
+    assert run3["entries"] == 0 and items(deps, run3["run_id"]) == {}  # each has its outcome: nothing twice
+
+
+def test_back_dated_entry_ingested_after_a_run_is_processed_by_the_next(deps, tmp_path):
+    """The reported case, on the real clock: ingest, run, ingest a late export dated yesterday, run."""
+    from playbook_sync.ingest import parse_jsonl
+
+    def ingest(*lines: dict) -> None:
+        parsed = parse_jsonl(b"\n".join(json.dumps(line).encode() for line in lines), "export.jsonl")
+        assert not parsed.errors
+        with deps.session() as s:
+            assert store.upsert_entries(s, entries=parsed.entries) == len(lines)  # "1 new entries"
+
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    ingest({"category": "insight", "content": COLD_EMAIL, "transcript_type": "sales"})
+    run1 = pipeline.run_inline(deps)
+    assert run1["status"] == "success" and run1["entries"] == 1
+    late_id = str(uuid.uuid4())
+    ingest({"id": late_id, "category": "question", "transcript_type": "coaching", "created_at": yesterday.isoformat(),
+            "content": "Prospects keep asking whether the discovery call agenda can be sent the day before."})
+    run2 = pipeline.run_inline(deps)
+    second = items(deps, run2["run_id"])
+    assert set(map(str, second)) == {late_id} and second[uuid.UUID(late_id)] in (
+        ItemStatus.enriched, ItemStatus.redundant, ItemStatus.orphaned)
 
 
 def test_failed_run_does_not_advance_window_and_partial_does(deps):

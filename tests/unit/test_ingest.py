@@ -47,3 +47,22 @@ def test_each_malformed_line_is_reported_with_line_number():
     assert "transcript_type" in errors[9]
     assert "unknown_field" in errors[11]
     assert [e.content for e in parsed.entries] == ["Short subject lines win.", "ok hidden text"]
+
+
+def test_a_line_over_the_limit_is_rejected_unparsed_and_the_next_line_keeps_its_number():
+    import io
+
+    from playbook_sync.ingest import MAX_LINE_BYTES, Parsed, iter_entries, read_lines
+
+    huge = b'{"content": "' + b"x" * (MAX_LINE_BYTES + 10) + b'"}'
+    data = b"\n".join([line(content="first"), huge, line(content="third")]) + b"\n"
+    out = Parsed()
+    got = [(number, entry.content) for number, _, entry in iter_entries(read_lines(io.BytesIO(data)), "big.jsonl", out)]
+    assert got == [(1, "first"), (3, "third")]
+    assert out.errors == [f"big.jsonl:2: line longer than {MAX_LINE_BYTES} bytes; not parsed"]
+    assert out.rejected[0][0] == 2 and len(out.rejected[0][1]) == MAX_LINE_BYTES  # the kept part is bounded
+
+
+def test_rejection_reasons_are_one_printable_line():
+    parsed = parse_jsonl(b'{"category": "insight", "content": "x", "transcript_type": "sales", "bad\\u0000\\nkey": 1}', "f.jsonl")
+    assert parsed.errors == ["f.jsonl:1: bad\\x00\\nkey: Extra inputs are not permitted"]
