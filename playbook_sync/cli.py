@@ -38,12 +38,12 @@ def services(*, broker: bool = True, playbook: bool = False) -> Iterator[Setting
     base = get_settings()
     preflight.check_providers(base)
     preflight.check_services(base, broker=broker)
+    if playbook:
+        preflight.check_playbook(base)
     with local_services(base.data_dir, base.database_url, base.broker_url):
         get_settings.cache_clear()  # pick up the URLs the embedded services exported
         settings = get_settings()
         db.upgrade(settings.database_url)
-        if playbook:
-            preflight.check_playbook(settings)
         yield settings
 
 

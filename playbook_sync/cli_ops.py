@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from playbook_sync.config import Settings, get_settings
-from playbook_sync.errors import ConfigError
+from playbook_sync.errors import explain
 
 runs_app = typer.Typer(help="Run history: `runs` lists recent runs, `runs show RUN_ID` one run in detail.",
                        invoke_without_command=True)
@@ -57,8 +57,8 @@ def start_and_follow(settings: Settings, *, trigger: str, scope: dict | None = N
     finally:
         backend.remove_pending_result(result)  # unsubscribe now, while the broker is up
     if meta["status"] != "SUCCESS":
-        if isinstance(meta.get("result"), ConfigError):  # e.g. no SOPs under DOCS_ROOT: the CLI's one line
-            raise meta["result"]
+        if isinstance(meta.get("result"), Exception) and explain(meta["result"]):  # e.g. no SOPs under DOCS_ROOT,
+            raise meta["result"]  # a rejected key: cli.main prints the one line
         raise RuntimeError(f"start_run {meta['status'].lower()}: {meta.get('result')}")
     started = meta["result"]
     if "run_id" not in started:
