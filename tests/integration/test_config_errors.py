@@ -192,3 +192,27 @@ def test_a_docs_root_without_sops_fails_the_run_before_touching_anything(tmp_pat
     # With the right setting the next run takes the entry the refused run did not.
     after = pipeline.run_inline(good, now=t0 + timedelta(days=8))
     assert after["status"] == "success" and after["entries"] == 1
+
+
+def test_db_downgrade_on_a_terminal_asks_for_the_revision_typed_out(tmp_path, database_url):
+    import pty
+
+    env = {"PLAYBOOK_SYNC_DATABASE_URL": database_url, "PLAYBOOK_SYNC_BROKER_URL": "redis://127.0.0.1:1/0"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)} | env | {"COLUMNS": "200"}
+
+    def answer(text: str) -> subprocess.CompletedProcess:
+        controller, terminal = pty.openpty()  # stdin is a terminal: the command asks
+        try:
+            os.write(controller, text.encode())
+            return subprocess.run([*COMMAND, "db", "downgrade", "base"], cwd=tmp_path, env=clean, stdin=terminal,
+                                  capture_output=True, text=True, timeout=120)
+        finally:
+            os.close(controller)
+            os.close(terminal)
+
+    refused = answer("yes\n")  # not the revision
+    assert refused.returncode == 1 and "refused" in refused.stdout, refused.stdout + refused.stderr
+    assert "cp_playbook_sync_runs" in tables(database_url)
+    typed = answer("base\n")
+    assert typed.returncode == 0 and "downgraded to base" in typed.stdout, typed.stdout + typed.stderr
+    assert "cp_playbook_sync_runs" not in tables(database_url)
