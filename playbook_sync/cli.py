@@ -215,13 +215,14 @@ from playbook_sync import cli_ops  # noqa: E402  (operator commands; imports thi
 cli_ops.register(app)
 
 
+# Read from the environment directly: Settings may be the very thing that fails.
+_debug = os.environ.get("PLAYBOOK_SYNC_DEBUG", "").strip().lower() in ("1", "true", "yes")
+
+
 @app.callback()
 def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (or PLAYBOOK_SYNC_DEBUG=1).")) -> None:
     global _debug
     _debug = _debug or debug
-
-
-_debug = os.environ.get("PLAYBOOK_SYNC_DEBUG", "").strip().lower() in ("1", "true", "yes")
 
 
 def main() -> None:
