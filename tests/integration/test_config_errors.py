@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -143,12 +145,19 @@ def test_run_over_a_docs_root_without_sops_fails_and_says_so(tmp_path):
     # Item 5 as a user sees it: a real run on the embedded profile with a local worker.
     repo = tmp_path / "playbook"
     init_repo(repo, demo.playbook_files(), branch="main")
-    env = {"PLAYBOOK_SYNC_REPO_PATH": str(repo), "PLAYBOOK_SYNC_DOCS_ROOT": "documentation"}
-    result = cli(tmp_path, "run", env=env, timeout=240)
-    out = assert_one_clear_line(result, "PLAYBOOK_SYNC_DOCS_ROOT")
-    assert "documentation/" in out and str(repo) in out and "no SOPs" in out, out
-    history = cli(tmp_path, "runs", env=env, timeout=240)
-    assert history.returncode == 0 and " failed " in history.stdout and "success" not in history.stdout, history.stdout
+    # The embedded PostgreSQL runs as another user: its data dir must not be under pytest's
+    # private tmp dirs (another pytest session resets their permissions; see conftest.pg_socket).
+    data = Path(tempfile.mkdtemp(prefix="playbook-sync-cli-"))
+    env = {"PLAYBOOK_SYNC_REPO_PATH": str(repo), "PLAYBOOK_SYNC_DOCS_ROOT": "documentation",
+           "PLAYBOOK_SYNC_DATA_DIR": str(data)}
+    try:
+        result = cli(tmp_path, "run", env=env, timeout=240)
+        out = assert_one_clear_line(result, "PLAYBOOK_SYNC_DOCS_ROOT")
+        assert "documentation/" in out and str(repo) in out and "no SOPs" in out, out
+        history = cli(tmp_path, "runs", env=env, timeout=240)
+        assert history.returncode == 0 and " failed " in history.stdout and "success" not in history.stdout, history.stdout
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.mark.parametrize("docs_root, files", [
