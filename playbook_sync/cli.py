@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,9 +26,20 @@ console = Console(soft_wrap=True)  # paths and file:line errors must stay on one
 
 
 @contextmanager
-def services() -> Iterator[Settings]:
-    """Configured services, or embedded ones when no URL is set; settings re-read with the URLs."""
+def services(*, broker: bool = True, playbook: bool = False) -> Iterator[Settings]:
+    """Configured services, or embedded ones when no URL is set; settings re-read with the URLs.
+
+    The configuration is checked first (providers, configured services, and the playbook when
+    the command reads it), so a wrong setting is one line before anything starts. broker=False
+    for commands that never send a task (ingest keeps working while Redis is down).
+    """
+    from playbook_sync import preflight
+
     base = get_settings()
+    preflight.check_providers(base)
+    preflight.check_services(base, broker=broker)
+    if playbook:
+        preflight.check_playbook(base)
     with local_services(base.data_dir, base.database_url, base.broker_url):
         get_settings.cache_clear()  # pick up the URLs the embedded services exported
         settings = get_settings()
@@ -37,14 +50,27 @@ def services() -> Iterator[Settings]:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations (creates the pgvector extension first)."""
-    with services():
+    with services(broker=False):
         console.print(f"database upgraded to {revision}")
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: str = typer.Argument("base")) -> None:
-    """Revert migrations."""
-    with services() as settings:
+def db_downgrade(revision: str = typer.Argument(None, help="target revision, e.g. -1 or base (base drops every table)"),
+                 yes: bool = typer.Option(False, "--yes", "-y", help="do it without asking")) -> None:
+    """Revert migrations: drops the tables (and their data) of every later revision."""
+    # Downgrading destroys data; it needs a revision typed out and a confirmation.
+    if not revision:
+        console.print("refused: name the revision to go down to (e.g. `db downgrade -1 --yes`; `base` drops every table)",
+                      highlight=False, markup=False)
+        raise typer.Exit(1)
+    if not yes:
+        answer = typer.prompt(f"this drops tables and data down to {revision}; type the revision to confirm",
+                              default="", show_default=False) if sys.stdin.isatty() else None
+        if answer != revision:
+            console.print("refused: downgrading drops data; pass --yes (or confirm on a terminal)", highlight=False,
+                          markup=False)
+            raise typer.Exit(1)
+    with services(broker=False) as settings:
         db.downgrade(settings.database_url, revision)
         console.print(f"database downgraded to {revision}")
 
@@ -62,7 +88,7 @@ def ingest(file: Path) -> None:
         reasons = {FileNotFoundError: "no such file", IsADirectoryError: "is a directory", PermissionError: "permission denied"}
         console.print(f"cannot read {file}: {reasons.get(type(exc), exc.strerror or str(exc))}", markup=False, highlight=False)
         raise typer.Exit(1) from None
-    with handle, services() as settings, db.session_scope(settings.database_url) as session:
+    with handle, services(broker=False) as settings, db.session_scope(settings.database_url) as session:
         loaded = load(session, read_lines(handle), str(file))
     parsed = loaded.parsed
     for warning in parsed.warnings:
@@ -87,7 +113,7 @@ def run(wait: bool = typer.Option(False, help="Wait for the run, with a progress
         _dry_run()
         return
     embedded = not get_settings().broker_url
-    with services() as settings:
+    with services(playbook=True) as settings:
         from worker.app import app as celery_app
         from worker.tasks import start_run
 
@@ -107,7 +133,7 @@ def _dry_run() -> None:
     from playbook_sync.dryrun import dry_run
     from playbook_sync.store import RunLocked
 
-    with services() as settings:
+    with services(playbook=True) as settings:
         try:
             result = dry_run(settings)
         except RunLocked as exc:
@@ -203,9 +229,29 @@ from playbook_sync import cli_ops  # noqa: E402  (operator commands; imports thi
 cli_ops.register(app)
 
 
+# Read from the environment directly: Settings may be the very thing that fails.
+_debug = os.environ.get("PLAYBOOK_SYNC_DEBUG", "").strip().lower() in ("1", "true", "yes")
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (or PLAYBOOK_SYNC_DEBUG=1).")) -> None:
+    global _debug
+    _debug = _debug or debug
+
+
 def main() -> None:
+    """The console script: known configuration and service errors become one line and exit code 1."""
+    from playbook_sync.errors import explain
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        app()
+    except Exception as exc:  # the ONE place a known failure becomes a sentence
+        message = None if _debug else explain(exc)
+        if message is None:
+            raise
+        Console(stderr=True, soft_wrap=True).print(f"error: {message}", highlight=False, markup=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from playbook_sync.config import Settings, get_settings
+from playbook_sync.errors import explain
 
 runs_app = typer.Typer(help="Run history: `runs` lists recent runs, `runs show RUN_ID` one run in detail.",
                        invoke_without_command=True)
@@ -56,6 +57,8 @@ def start_and_follow(settings: Settings, *, trigger: str, scope: dict | None = N
     finally:
         backend.remove_pending_result(result)  # unsubscribe now, while the broker is up
     if meta["status"] != "SUCCESS":
+        if isinstance(meta.get("result"), Exception) and explain(meta["result"]):  # e.g. no SOPs under DOCS_ROOT,
+            raise meta["result"]  # a rejected key: cli.main prints the one line
         raise RuntimeError(f"start_run {meta['status'].lower()}: {meta.get('result')}")
     started = meta["result"]
     if "run_id" not in started:
@@ -94,7 +97,7 @@ def _run_or_enqueue(scope: dict, wait: bool) -> None:
     """Ad-hoc runs go through the same chord; on the embedded profile a local worker runs them."""
     cli = _cli()
     embedded = not get_settings().broker_url
-    with cli.services() as settings:
+    with cli.services(playbook=True) as settings:
         from worker.app import app as celery_app
         from worker.tasks import start_run
 

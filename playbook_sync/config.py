@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OFFLINE_EMBEDDING_MODEL = "offline-lexical-v1"
@@ -19,8 +19,18 @@ ENV_FILE_VARIABLE = "PLAYBOOK_SYNC_ENV_FILE"
 class Bands(BaseModel):
     """Similarity bands for one embedding model: >= strong, >= weak, else no match."""
 
+    model_config = ConfigDict(extra="forbid")  # a typo ("stong") must not silently keep a default
+
     strong: float = 0.75
     weak: float = 0.60
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Bands":
+        # Similarities are cosines in (0, 1]; a weak band above strong, or 75 for 0.75,
+        # would turn every entry into an orphan without a word.
+        if not 0 < self.weak <= self.strong <= 1:
+            raise ValueError(f"need 0 < weak <= strong <= 1 (got strong={self.strong}, weak={self.weak})")
+        return self
 
 
 # Similarity scales differ between embedding models, so bands are per model.
@@ -52,6 +62,57 @@ DEFAULT_PRICES: dict[str, Price] = {
     "text-embedding-3-small": Price(input=0.02),
     "text-embedding-3-large": Price(input=0.13),
 }
+
+
+# Numeric settings a user can mistype, with the range that works: (lowest, highest, lowest excluded).
+# Out of range they fail at start with one line, not halfway through a run.
+_BOUNDS: dict[str, tuple[float, float | None, bool]] = {
+    "top_k": (1, None, False),
+    "max_enrichments_per_sop": (1, None, False),
+    "cluster_min_entries": (2, None, False),
+    "cluster_min_sources": (1, None, False),
+    "cluster_similarity": (0, 1, True),
+    "llm_concurrency": (1, None, False),
+    "embedding_batch_size": (1, 2048, False),  # the Embeddings API's limit per request
+    "embedding_batch_tokens": (1, None, False),
+    "embedding_max_input_tokens": (1, None, False),
+    "embedding_dimensions": (1, None, False),
+    "llm_max_tokens": (1, None, False),
+    "llm_timeout_seconds": (0, None, True),
+    "llm_max_retries": (0, None, False),
+    "llm_retry_base_seconds": (0, None, False),
+    "llm_retry_max_seconds": (0, None, False),
+    "llm_output_retries": (0, None, False),
+    "batch_poll_seconds": (1, None, False),
+    "task_max_retries": (0, None, False),
+    "task_retry_backoff": (0, None, False),
+    "schedule_expires_seconds": (1, None, False),
+    "visibility_timeout": (1, None, False),
+    "run_deadline_seconds": (1, None, False),
+    "watchdog_interval_seconds": (1, None, False),
+}
+PLAYBOOKS = ("local", "github")
+EMBEDDERS = ("offline", "openai", "auto")
+LLMS = ("offline", "anthropic", "openai", "auto")
+
+
+def _check_bounds(name: str, value: float) -> None:
+    low, high, exclusive = _BOUNDS[name]
+    too_low = value <= low if exclusive else value < low
+    if too_low or (high is not None and value > high) or value != value:  # value != value: NaN
+        lowest = f"above {low:g}" if exclusive else f"at least {low:g}"
+        raise ValueError(f"must be {lowest}" + (f" and at most {high:g}" if high is not None else "") + f" (got {value:g})")
+
+
+def _check_docs_root(value: str) -> str:
+    root = value.strip().rstrip("/")
+    parts = root.split("/")
+    # The docs root is joined onto the repository path and matched against tree paths:
+    # it must name a folder inside the repository, nothing above or beside it.
+    if (not root or root.startswith("/") or "\\" in root or any(p in ("", ".", "..") for p in parts)
+            or parts[0].lower() == ".git" or any(ord(c) < 0x20 or c == "\x7f" for c in root)):
+        raise ValueError(f"must be a folder inside the playbook repository, such as docs (got {value!r})")
+    return root
 
 
 def _secret(name: str) -> AliasChoices:
@@ -172,6 +233,77 @@ class Settings(BaseSettings):
     def _merge_prices(cls, prices: dict[str, Price]) -> dict[str, Price]:
         # PLAYBOOK_SYNC_PRICES overrides or adds models; the other list prices stay.
         return DEFAULT_PRICES | prices
+
+    @field_validator("bands", mode="before")
+    @classmethod
+    def _bands_over_defaults(cls, bands: object) -> object:
+        if not isinstance(bands, dict):
+            return bands
+        if bands and set(bands) <= {"strong", "weak"}:
+            raise ValueError('BANDS maps an embedding model to its bands, e.g. '
+                             '{"text-embedding-3-small": {"strong": 0.75, "weak": 0.60}}')
+        # A partial override ({"model": {"strong": 0.8}}) keeps that model's other default.
+        return {model: DEFAULT_BANDS[model].model_dump() | value if model in DEFAULT_BANDS and isinstance(value, dict)
+                else value for model, value in bands.items()}
+
+    @field_validator("bands", mode="after")
+    @classmethod
+    def _merge_bands(cls, bands: dict[str, Bands]) -> dict[str, Bands]:
+        # Like PRICES: PLAYBOOK_SYNC_BANDS overrides or adds models; the built-in bands stay.
+        return DEFAULT_BANDS | bands
+
+    @field_validator(*_BOUNDS, mode="after")
+    @classmethod
+    def _in_bounds(cls, value: float, info) -> float:
+        _check_bounds(info.field_name, value)
+        return value
+
+    @field_validator("docs_root", mode="after")
+    @classmethod
+    def _docs_root(cls, value: str) -> str:
+        return _check_docs_root(value)
+
+    @field_validator("playbook", mode="after")
+    @classmethod
+    def _playbook_name(cls, value: str) -> str:
+        if value not in PLAYBOOKS:
+            raise ValueError(f"unknown playbook {value!r}; use local or github")
+        return value
+
+    @field_validator("embedder", "llm", mode="after")
+    @classmethod
+    def _provider_name(cls, value: str, info) -> str:
+        known = EMBEDDERS if info.field_name == "embedder" else LLMS
+        module, _, name = value.partition(":")
+        if value not in known and not (module and name):
+            raise ValueError(f"unknown provider {value!r}; use {', '.join(known)} or module:Class")
+        return value
+
+    @field_validator("schedule_cron", mode="after")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"needs five fields: minute hour day-of-month month day-of-week (got {value!r})")
+        return value
+
+    @field_validator("database_url", "broker_url", "result_backend", mode="after")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        # Empty selects the embedded service; anything else must at least look like a URL
+        # (the value is not echoed: it may carry a password).
+        if value is not None and value.strip() and "://" not in value:
+            raise ValueError("not a URL (expected scheme://host:port/...; leave it empty for the embedded service)")
+        return value.strip() or None if value is not None else None
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _postgres_driver(cls, value: str | None) -> str | None:
+        # A plain postgresql:// (or Heroku-style postgres://) URL means the driver we ship;
+        # SQLAlchemy would pick another (psycopg 3) and fail on a missing module.
+        for scheme in ("postgresql://", "postgres://"):
+            if value and value.startswith(scheme):
+                return "postgresql+psycopg2://" + value.removeprefix(scheme)
+        return value
 
     def bands_for(self, model: str | None = None) -> Bands:
         """Bands for an embedding model, falling back to the spec's defaults."""

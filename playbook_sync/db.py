@@ -11,12 +11,16 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
+CONNECT_TIMEOUT = 10  # seconds to open a PostgreSQL connection
 
 
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     """One pooled engine per URL per process (workers share it across threads)."""
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, future=True)
+    # libpq waits for a black-holed host as long as TCP does (minutes); a URL's own
+    # connect_timeout still wins.
+    args = {"connect_timeout": CONNECT_TIMEOUT} if url.startswith("postgresql") and "connect_timeout=" not in url else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, future=True, connect_args=args)
 
 
 @contextmanager

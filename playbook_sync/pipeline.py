@@ -19,6 +19,7 @@ from playbook_sync.models import KnowledgeEntry, RunItem, SyncRun
 from playbook_sync import costs
 from playbook_sync.providers import chunking
 from playbook_sync.providers.base import Embedder
+from playbook_sync.errors import ConfigError
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import Action, Candidate, ClassifyRequest, Decision, ItemStatus, RunStatus
 from playbook_sync.sops import SopError, is_doc, parse_sop, section_embedding_text, whole_embedding_text
@@ -108,6 +109,8 @@ def sync_sops(session: Session, deps: Deps, run: SyncRun) -> list[str]:
         if cache.get(path) != (doc.content_hash, model):
             changed.append(doc)
     seen = {p for p in tree if is_doc(p, settings.docs_root)}
+    if len(warnings) == len(seen):  # nothing readable: a wrong setting, not a playbook to empty
+        _no_sops(deps, run.base_sha, len(seen))
     store.delete_sops(session, paths=[p for p in cache if p not in seen or any(w.startswith(f"skipped {p}:") for w in warnings)])
     texts = [t for doc in changed for t in [whole_embedding_text(doc), *(section_embedding_text(doc, s) for s in doc.sections)]]
     vectors = iter(embed_all(deps.embedder, texts))
@@ -115,6 +118,15 @@ def sync_sops(session: Session, deps: Deps, run: SyncRun) -> list[str]:
         whole = next(vectors)
         store.replace_sop(session, doc=doc, model=model, whole=whole, sections=[next(vectors) for _ in doc.sections])
     return warnings
+
+
+def _no_sops(deps: Deps, sha: str, unreadable: int) -> None:
+    """Refuse a run over a playbook without SOPs: it would orphan every entry and empty the cache."""
+    settings = deps.settings
+    where = f"{settings.playbook_path}" if settings.playbook == "local" else settings.github_repo
+    found = f"none of its {unreadable} .md/.mdx files could be read" if unreadable else "no .md/.mdx files there"
+    raise ConfigError("PLAYBOOK_SYNC_DOCS_ROOT", f"{settings.docs_root}/ in {where} at {settings.branch} "
+                      f"({sha[:8]}) has no SOPs ({found})")
 
 
 def embed_entries(session: Session, embedder: Embedder, ids: Sequence[uuid.UUID]) -> None:

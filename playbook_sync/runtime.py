@@ -11,13 +11,17 @@ from sqlalchemy.orm import Session
 
 from playbook_sync.config import Settings
 from playbook_sync.db import session_scope
+from playbook_sync.errors import ConfigError
 from playbook_sync.providers.base import LLM, Embedder, PlaybookRepo
 
 
-def _custom(spec: str, settings: Settings):
+def _custom(spec: str, settings: Settings, setting: str):
     """`module:Class` → an instance built from settings (for custom providers)."""
     module, _, name = spec.partition(":")
-    cls = getattr(importlib.import_module(module), name)
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(setting, f"cannot load {spec!r}: {exc}") from exc
     return cls.from_settings(settings) if hasattr(cls, "from_settings") else cls()
 
 
@@ -53,15 +57,15 @@ def build_embedder(settings: Settings) -> Embedder:
 
         return OpenAIEmbedder(settings)
     if ":" in name:
-        return _custom(name, settings)
-    raise ValueError(f"unknown embedder {name!r}; set PLAYBOOK_SYNC_EMBEDDER to offline, openai, auto or module:Class")
+        return _custom(name, settings, "PLAYBOOK_SYNC_EMBEDDER")
+    raise ConfigError("PLAYBOOK_SYNC_EMBEDDER", f"unknown embedder {name!r}; use offline, openai, auto or module:Class")
 
 
 def build_llm(settings: Settings) -> LLM:
     """The LLM named by settings.llm (offline | anthropic | openai | auto | module:Class)."""
     name = llm_name(settings)
     if settings.llm_batch and name != "anthropic" and ":" not in name:
-        raise ValueError("PLAYBOOK_SYNC_LLM_BATCH needs PLAYBOOK_SYNC_LLM=anthropic (Message Batches)")
+        raise ConfigError("PLAYBOOK_SYNC_LLM_BATCH", "needs PLAYBOOK_SYNC_LLM=anthropic (Message Batches)")
     if name == "offline":
         from playbook_sync.providers.offline import OfflineLLM
 
@@ -75,9 +79,9 @@ def build_llm(settings: Settings) -> LLM:
 
         return OpenAILLM(settings)
     if ":" in name:
-        return _custom(name, settings)
-    raise ValueError(f"unknown LLM provider {name!r}; set PLAYBOOK_SYNC_LLM to offline, anthropic, openai, auto "
-                     "or module:Class")
+        return _custom(name, settings, "PLAYBOOK_SYNC_LLM")
+    raise ConfigError("PLAYBOOK_SYNC_LLM", f"unknown LLM provider {name!r}; use offline, anthropic, openai, auto "
+                      "or module:Class")
 
 
 def build_repo(settings: Settings) -> PlaybookRepo:
@@ -93,13 +97,13 @@ def build_repo(settings: Settings) -> PlaybookRepo:
         from playbook_sync.providers.github import GitHubRepo
 
         if not settings.github_repo:
-            raise ValueError("PLAYBOOK_SYNC_GITHUB_REPO (owner/name) is required when PLAYBOOK_SYNC_PLAYBOOK=github")
+            raise ConfigError("PLAYBOOK_SYNC_GITHUB_REPO", "owner/name is required when PLAYBOOK_SYNC_PLAYBOOK=github")
         token = settings.github_token.get_secret_value() if settings.github_token else None
         return GitHubRepo(
             settings.github_repo, token, branch=settings.branch, base_url=settings.github_api_url,
             author_name=settings.commit_author_name, author_email=settings.commit_author_email,
         )
-    raise ValueError(f"unknown playbook {settings.playbook!r}; set PLAYBOOK_SYNC_PLAYBOOK to local or github")
+    raise ConfigError("PLAYBOOK_SYNC_PLAYBOOK", f"unknown playbook {settings.playbook!r}; use local or github")
 
 
 @dataclass

@@ -40,8 +40,8 @@ def module_of(path: str) -> str | None:
 
 def is_doc(path: str, docs_root: str = "docs") -> bool:
     """Markdown files under the docs root are SOP candidates."""
-    p = PurePosixPath(path)
-    return p.suffix in {".md", ".mdx"} and p.parts[:1] == (docs_root,)
+    p, root = PurePosixPath(path), PurePosixPath(docs_root).parts
+    return p.suffix in {".md", ".mdx"} and p.parts[:len(root)] == root  # a root like website/docs too
 
 
 def split_sections(body_lines: list[str], offset: int = 0) -> list[Section]:

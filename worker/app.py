@@ -50,4 +50,17 @@ def create_app(settings: Settings | None = None) -> Celery:
     return app
 
 
-app = create_app()
+def _settings_or_exit() -> Settings:
+    """Settings, or one line and exit 1: a worker with bad settings must not print a traceback wall."""
+    from playbook_sync.errors import explain
+
+    try:
+        return get_settings()
+    except Exception as exc:
+        message = explain(exc)
+        if message is None:
+            raise
+        raise SystemExit(f"playbook-sync worker: error: {message}") from None
+
+
+app = create_app(_settings_or_exit())

@@ -168,7 +168,7 @@ def test_an_unparsable_chat_answer_ends_as_a_clear_error(fake):
 
 
 def test_batch_mode_needs_the_anthropic_provider(fake):
-    with pytest.raises(ValueError, match="PLAYBOOK_SYNC_LLM_BATCH needs PLAYBOOK_SYNC_LLM=anthropic"):
+    with pytest.raises(ValueError, match="PLAYBOOK_SYNC_LLM_BATCH: needs PLAYBOOK_SYNC_LLM=anthropic"):
         build_llm(settings_for(fake, llm_batch=True))
 
 

@@ -1,0 +1,98 @@
+"""Checks a command makes before it uses anything: providers build, services answer, the playbook is there.
+
+Each failure is a ConfigError naming the setting to change, so the CLI prints one line instead
+of a traceback from deep inside a driver or a worker, minutes later.
+"""
+
+from __future__ import annotations
+
+from playbook_sync.config import Settings
+from playbook_sync.errors import ConfigError, one_line
+
+# Seconds a service may take to answer a check; a black-holed host must not hang the CLI.
+TIMEOUT = 5.0
+
+
+def check_providers(settings: Settings) -> None:
+    """Build the embedder and the LLM once: unknown names and missing keys surface now."""
+    from playbook_sync.runtime import build_embedder, build_llm
+
+    build_embedder(settings)
+    build_llm(settings)  # AuthError (a ProviderError) names the key's variable
+
+
+def check_database(url: str) -> None:
+    """Connect once to a configured database (bounded by db.CONNECT_TIMEOUT)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from playbook_sync.db import get_engine
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", "not a database URL "
+                          "(expected postgresql+psycopg2://user:password@host:port/name)") from None
+    try:
+        with get_engine(url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", f"cannot connect to {shown}: {one_line(str(exc.orig))}") from None
+    except (ArgumentError, ImportError) as exc:  # an unknown dialect, or one whose driver is not installed
+        raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", f"cannot use {shown} ({one_line(str(exc))}); "
+                          "use postgresql+psycopg2://user:password@host:port/name") from None
+
+
+def check_broker(url: str, setting: str = "PLAYBOOK_SYNC_BROKER_URL", timeout: float = TIMEOUT) -> None:
+    """One bounded connection to the broker (kombu: any transport Celery accepts)."""
+    from kombu import Connection
+    from kombu.utils.url import maybe_sanitize_url
+
+    shown = maybe_sanitize_url(url)
+    try:
+        with Connection(url, connect_timeout=timeout,
+                        transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout}) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, interval_max=0, timeout=timeout)
+    except KeyError as exc:  # kombu: 'No such transport: foo'
+        raise ConfigError(setting, f"cannot use {shown}: {one_line(str(exc).strip(chr(39)))}") from None
+    except Exception as exc:  # any failure to connect is a setting to fix, whatever the transport raises
+        raise ConfigError(setting, f"cannot reach {shown}: {one_line(str(exc))}") from None
+
+
+def check_services(settings: Settings, *, broker: bool = True) -> None:
+    """Configured (not embedded) services answer: the database, and the broker when asked."""
+    if settings.database_url:
+        check_database(settings.database_url)
+    if broker and settings.broker_url:
+        check_broker(settings.broker_url)
+        if settings.result_backend and settings.result_backend.startswith(("redis://", "rediss://")):
+            check_broker(settings.result_backend, "PLAYBOOK_SYNC_RESULT_BACKEND")
+
+
+def check_playbook(settings: Settings) -> None:
+    """The playbook repository exists and has the branch (local); GitHub answers for the branch."""
+    from playbook_sync.providers.base import ProviderError
+    from playbook_sync.runtime import build_repo
+
+    if settings.playbook == "local":
+        path = settings.playbook_path
+        if not path.exists():
+            raise ConfigError("PLAYBOOK_SYNC_REPO_PATH", f"{path} does not exist (point it at your playbook's git "
+                              "checkout, or run `playbook-sync demo` for a sample one)")
+        if not path.is_dir():
+            raise ConfigError("PLAYBOOK_SYNC_REPO_PATH", f"{path} is not a directory")
+        if not _is_git_repository(path):
+            raise ConfigError("PLAYBOOK_SYNC_REPO_PATH", f"{path} is not a git repository")
+    repo = build_repo(settings)
+    try:
+        repo.head()
+    except ProviderError as exc:
+        where = "PLAYBOOK_SYNC_BRANCH" if "not found" in str(exc) else "PLAYBOOK_SYNC_REPO_PATH" \
+            if settings.playbook == "local" else "PLAYBOOK_SYNC_GITHUB_REPO"
+        raise ConfigError(where, one_line(str(exc))) from None
+
+
+def _is_git_repository(path) -> bool:
+    """Whether path is a work tree or a bare repository of its own (git is not asked: it searches upward)."""
+    return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())

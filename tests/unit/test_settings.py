@@ -1,0 +1,181 @@
+"""Settings refuse values that cannot work, with one line naming the variable; BANDS merge like PRICES."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from playbook_sync.config import DEFAULT_BANDS, OFFLINE_EMBEDDING_MODEL, Bands, Settings
+from playbook_sync.errors import ConfigError, explain
+from playbook_sync.runtime import build_embedder, build_llm, build_repo
+from playbook_sync.sops import is_doc
+
+pytestmark = pytest.mark.unit
+
+
+def settings(**values) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+def refusal(**values) -> str:
+    """The one line a user sees for these settings (they must be refused)."""
+    with pytest.raises(ValidationError) as caught:
+        settings(**values)
+    line = explain(caught.value)
+    assert line is not None and "\n" not in line
+    return line
+
+
+def test_readme_bands_example_merges_over_the_built_in_bands():
+    s = settings(bands={"text-embedding-3-small": {"strong": 0.8, "weak": 0.65}})
+    assert s.bands_for("text-embedding-3-small") == Bands(strong=0.8, weak=0.65)
+    # The offline model's bands were not replaced by the override of another model.
+    assert s.bands_for(OFFLINE_EMBEDDING_MODEL) == DEFAULT_BANDS[OFFLINE_EMBEDDING_MODEL]
+
+
+def test_a_partial_override_keeps_the_models_other_default():
+    s = settings(bands={OFFLINE_EMBEDDING_MODEL: {"strong": 0.5}})
+    assert s.bands_for(OFFLINE_EMBEDDING_MODEL) == Bands(strong=0.5, weak=DEFAULT_BANDS[OFFLINE_EMBEDDING_MODEL].weak)
+
+
+def test_bands_without_a_model_name_are_refused_with_an_example():
+    line = refusal(bands={"strong": 75, "weak": 60})
+    assert line.startswith("PLAYBOOK_SYNC_BANDS: ") and '"text-embedding-3-small"' in line
+
+
+@pytest.mark.parametrize("bands, expected", [
+    ({"text-embedding-3-small": {"strong": 75, "weak": 60}}, "need 0 < weak <= strong <= 1"),
+    ({"m": {"strong": 0.5, "weak": 0.6}}, "need 0 < weak <= strong <= 1"),
+    ({"m": {"stong": 0.8, "weak": 0.6}}, "m.stong: unknown key (allowed: strong, weak)"),
+])
+def test_impossible_or_misspelt_bands_are_refused(bands, expected):
+    line = refusal(bands=bands)
+    assert line.startswith("PLAYBOOK_SYNC_BANDS: ") and expected in line
+
+
+# Around the interval's edges, plus the values a typo or a percent makes.
+unit_floats = st.floats(min_value=-2, max_value=2) | st.sampled_from([0.0, -0.0, 1.0, 75.0, math.nan, math.inf])
+
+
+@given(strong=unit_floats, weak=unit_floats)
+def test_bands_are_accepted_exactly_when_0_lt_weak_le_strong_le_1(strong, weak):
+    ok = 0 < weak <= strong <= 1  # False for NaN
+    try:
+        s = settings(bands={"some-model": {"strong": strong, "weak": weak}})
+    except ValidationError as exc:
+        assert not ok, (strong, weak)
+        assert explain(exc).startswith("PLAYBOOK_SYNC_BANDS: some-model: need 0 < weak <= strong <= 1")
+    else:
+        assert ok, (strong, weak)
+        assert s.bands_for("some-model") == Bands(strong=strong, weak=weak)
+        assert set(DEFAULT_BANDS) < set(s.bands)
+
+
+@pytest.mark.parametrize("field, bad, good", [
+    ("top_k", 0, 1),
+    ("max_enrichments_per_sop", 0, 1),
+    ("cluster_min_entries", 1, 2),
+    ("cluster_similarity", 0.0, 1.0),
+    ("cluster_similarity", 1.5, 0.3),
+    ("llm_concurrency", 0, 1),
+    ("embedding_batch_size", 0, 1),
+    ("embedding_batch_size", 2049, 2048),
+    ("llm_timeout_seconds", 0.0, 0.5),
+    ("llm_max_tokens", 0, 1),
+    ("llm_max_retries", -1, 0),
+    ("run_deadline_seconds", 0, 1),
+    ("watchdog_interval_seconds", -5, 60),
+    ("visibility_timeout", 0, 60),
+    ("batch_poll_seconds", 0, 1),
+])
+def test_numeric_settings_out_of_range_are_one_line_naming_the_variable(field, bad, good):
+    line = refusal(**{field: bad})
+    assert line.startswith(f"PLAYBOOK_SYNC_{field.upper()}: must be ")
+    assert getattr(settings(**{field: good}), field) == good  # the boundary that works is accepted
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_cluster_similarity_accepted_exactly_in_0_exclusive_to_1(value):
+    ok = 0 < value <= 1
+    try:
+        settings(cluster_similarity=value)
+    except ValidationError as exc:
+        assert not ok and "PLAYBOOK_SYNC_CLUSTER_SIMILARITY: must be above 0 and at most 1" in explain(exc)
+    else:
+        assert ok and not math.isnan(value)
+
+
+@pytest.mark.parametrize("root", ["../..", "..", "/etc", ".", "", "docs/../..", ".git", "a\\b", "docs\tx"])
+def test_docs_root_must_be_a_folder_inside_the_repository(root):
+    assert refusal(docs_root=root).startswith("PLAYBOOK_SYNC_DOCS_ROOT: must be a folder inside the playbook repository")
+
+
+def test_docs_root_is_normalised_and_may_be_nested():
+    s = settings(docs_root="website/docs/")
+    assert s.docs_root == "website/docs"
+    assert is_doc("website/docs/sops/a.md", s.docs_root) and not is_doc("website/blog/a.md", s.docs_root)
+    assert not is_doc("docs/a.md", s.docs_root)
+
+
+@pytest.mark.parametrize("field, value, setting", [
+    ("playbook", "svn", "PLAYBOOK_SYNC_PLAYBOOK"),
+    ("embedder", "nope", "PLAYBOOK_SYNC_EMBEDDER"),
+    ("llm", "claude", "PLAYBOOK_SYNC_LLM"),
+    ("schedule_cron", "0 0 *", "PLAYBOOK_SYNC_SCHEDULE_CRON"),
+    ("broker_url", "junk", "PLAYBOOK_SYNC_BROKER_URL"),
+    ("database_url", "junk", "PLAYBOOK_SYNC_DATABASE_URL"),
+])
+def test_names_and_urls_that_cannot_work_are_refused(field, value, setting):
+    assert refusal(**{field: value}).startswith(f"{setting}: ")
+
+
+def test_a_url_with_a_password_is_not_echoed():
+    line = refusal(broker_url="redis:/:hunter2@host")
+    assert "hunter2" not in line
+
+
+def test_plain_postgresql_urls_use_the_shipped_driver():
+    assert settings(database_url="postgresql://u:p@h:5432/d").database_url == "postgresql+psycopg2://u:p@h:5432/d"
+    assert settings(database_url="postgres://u@h/d").database_url == "postgresql+psycopg2://u@h/d"
+    assert settings(database_url="").database_url is None  # empty: the embedded service
+
+
+def test_invalid_json_names_the_variable(monkeypatch):
+    monkeypatch.setenv("PLAYBOOK_SYNC_BANDS", "{bad")
+    with pytest.raises(SettingsError) as caught:
+        settings()
+    assert explain(caught.value).startswith("PLAYBOOK_SYNC_BANDS: not valid JSON (")
+
+
+def test_several_errors_stay_on_one_line():
+    line = refusal(top_k=0, llm_concurrency=0)
+    assert "PLAYBOOK_SYNC_TOP_K: " in line and "PLAYBOOK_SYNC_LLM_CONCURRENCY: " in line and "\n" not in line
+
+
+@pytest.mark.parametrize("build, values, setting", [
+    (build_llm, {"llm": "nomodule:Thing"}, "PLAYBOOK_SYNC_LLM"),
+    (build_embedder, {"embedder": "playbook_sync.config:NoSuchClass"}, "PLAYBOOK_SYNC_EMBEDDER"),
+    (build_llm, {"llm_batch": True}, "PLAYBOOK_SYNC_LLM_BATCH"),
+    (build_repo, {"playbook": "github"}, "PLAYBOOK_SYNC_GITHUB_REPO"),
+])
+def test_providers_that_cannot_be_built_name_their_setting(build, values, setting):
+    with pytest.raises(ConfigError) as caught:
+        build(settings(**values))
+    assert caught.value.setting == setting and str(caught.value).startswith(f"{setting}: ")
+    assert explain(caught.value) == str(caught.value)
+
+
+def test_config_error_survives_a_round_trip_through_its_args():
+    # Celery rebuilds a task's exception as cls(*args): the setting must survive it.
+    error = ConfigError("PLAYBOOK_SYNC_DOCS_ROOT", "nope/ has no SOPs")
+    again = type(error)(*error.args)
+    assert str(again) == "PLAYBOOK_SYNC_DOCS_ROOT: nope/ has no SOPs" and again.setting == error.setting
+
+
+def test_an_unknown_exception_is_not_explained():
+    assert explain(KeyError("bug")) is None and explain(ValueError("bug")) is None
