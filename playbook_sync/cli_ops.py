@@ -312,8 +312,8 @@ def flower(port: int = typer.Option(5555, help="HTTP port"), address: str = type
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "flower", f"--port={port}", f"--address={address}",
            "--persistent=False", "--purge_offline_workers=300"]
-    if settings.flower_basic_auth:
-        cmd.append(f"--basic-auth={settings.flower_basic_auth.get_secret_value()}")
+    if settings.flower_basic_auth:  # Flower reads FLOWER_BASIC_AUTH; on argv, `ps` would show it
+        env["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
     elif address in ("127.0.0.1", "localhost", "::1"):
         env["FLOWER_UNAUTHENTICATED_API"] = "true"  # loopback only: on a real interface the API needs auth
     if settings.broker_url:  # production shape: Flower is all this process is
