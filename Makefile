@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test unit integration bench lock config-table clean
+.PHONY: demo test unit integration lint bench lock config-table clean
 
 # Locked, hash-checked dependencies first (the same set as the image and CI), then the project
 # itself without dependencies; no build isolation, so the build uses the locked setuptools.
@@ -27,6 +27,10 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest -q -m integration
+
+# Python: ruff (rules in pyproject.toml). The playbook itself: `playbook-sync validate [--build]`.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # Throughput, calls, cost and matching benchmarks → bench/out/results.json and BENCHMARKS.md
 # (about 20 min; BENCH_ARGS=--full for the complete matrix, --smoke to check the harness).
