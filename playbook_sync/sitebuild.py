@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 _SKIP_DIRS = {".git", "node_modules", "build", ".docusaurus", ".cache"}
 # Pages Docusaurus names when rendering or link checking fails: `pathname "/x"`, `- "/x"`, `source page path = /x`.
 _ROUTE = re.compile(r'(?:pathname "|^\s*- "|source page path = )(/[^"\s:]*)', re.MULTILINE)
-_ERROR = re.compile(r"(?:\[cause\]: |Cause: )?((?:\w*Error|Error)\b:? .+|MDX compilation failed .+|Broken link on .+)")
+_ERROR = re.compile(r"^(?:\[cause\]: |- )?(\w*Error: .+|MDX compilation failed .+|Broken link on .+)$|^Cause: (.+)$")
 _GENERIC = ("Unable to build website", "static site generation failed", "Can't render static file", "AggregateError")
 
 
@@ -51,9 +51,9 @@ class BuildResult:
         """The build's own error lines, without stack frames or the generic wrappers."""
         found: list[str] = []
         for line in self.output.splitlines():
-            match = _ERROR.search(line.strip())
-            if match and not line.strip().startswith("at ") and not any(g in line for g in _GENERIC):
-                text = match.group(1).strip()
+            match = _ERROR.match(line.strip())
+            if match and not any(g in line for g in _GENERIC):
+                text = (match.group(1) or match.group(2)).strip()
                 if text not in found:
                     found.append(text)
         text = "; ".join(found[:3]) or (self.output.strip().splitlines() or ["no output"])[-1]
