@@ -184,9 +184,10 @@ def build_gate(applied: Applied, repo: PlaybookRepo, head: str, settings: Settin
     reasons: list[str] = []
     try:
         for _ in range(attempts):
-            after = {**base, **applied.files}
-            result = sitebuild.build(after, cache, settings.build_timeout_seconds)
-            if result.ok or not applied.files:
+            if not applied.files:
+                return reasons
+            result = sitebuild.build({**base, **applied.files}, cache, settings.build_timeout_seconds)
+            if result.ok:
                 return reasons
             changed = {p: c for p, c in applied.files.items() if c is not None}
             blamed = sitebuild.blame(result, changed)

@@ -96,3 +96,54 @@ def test_read_site_skips_build_output_and_node_modules(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
     assert sorted(sitebuild.read_site(Path(tmp_path))) == ["docs/a.md", "package.json"]
+
+
+class FakeRepo:
+    def read_tree(self, root: str, ref: str | None = None) -> dict[str, bytes]:
+        return {"package.json": b"{}", "docs/a.md": doc("a"), "docs/b.md": doc("b")}
+
+
+def gate_with(monkeypatch, builds: list[BuildResult]):
+    """validate.build_gate over a fake site whose successive builds return `builds`; (reasons, applied, built trees)."""
+    from playbook_sync import validate
+    from playbook_sync.config import Settings
+    from playbook_sync.edits import Applied
+
+    trees: list[dict] = []
+    monkeypatch.setattr(sitebuild, "build", lambda files, cache, timeout: (trees.append(dict(files)), builds.pop(0))[1])
+    applied = Applied(files={"docs/a.md": doc("a") + b"new", "docs/b.md": doc("b") + b"new"})
+    settings = Settings(_env_file=None, build_gate=True)
+    return validate.build_gate(applied, FakeRepo(), "head", settings), applied, trees
+
+
+def test_gate_drops_the_blamed_page_and_builds_the_rest_again(monkeypatch):
+    reasons, applied, trees = gate_with(monkeypatch, [result(RENDER.replace("sops/module-3/sop-3-1-run-a-discovery-call", "a")),
+                                                      BuildResult(True, "")])
+    assert list(applied.files) == ["docs/b.md"] and len(trees) == 2 and trees[1]["docs/a.md"] == doc("a")
+    assert reasons == ["site build failed for docs/a.md: ReferenceError: amount is not defined"]
+
+
+def test_gate_defers_everything_when_an_unnamed_failure_is_this_runs_doing(monkeypatch):
+    reasons, applied, trees = gate_with(monkeypatch, [result("Error: webpack exploded"), BuildResult(True, "")])
+    assert applied.files == {} and len(reasons) == 2 and trees[1] == FakeRepo().read_tree("")
+
+
+def test_gate_holds_nothing_back_when_the_site_was_already_broken(monkeypatch):
+    reasons, applied, _ = gate_with(monkeypatch, [result("Error: webpack exploded"), result("Error: webpack exploded")])
+    assert reasons == [] and len(applied.files) == 2
+
+
+def test_gate_is_off_by_default_and_skips_a_site_it_cannot_build(monkeypatch):
+    from playbook_sync import validate
+    from playbook_sync.config import Settings
+    from playbook_sync.edits import Applied
+
+    applied = Applied(files={"docs/a.md": b"x"})
+    assert validate.build_gate(applied, FakeRepo(), "head", Settings(_env_file=None)) == []
+
+    def unavailable(files, cache, timeout):
+        raise BuildUnavailable("node is not installed")
+
+    monkeypatch.setattr(sitebuild, "build", unavailable)
+    assert validate.build_gate(applied, FakeRepo(), "head", Settings(_env_file=None, build_gate=True)) == []
+    assert applied.files == {"docs/a.md": b"x"}
