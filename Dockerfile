@@ -1,14 +1,18 @@
 # One image for every service of docker-compose.yml (migrate, workers, beat, Flower).
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 1000 app && mkdir -p /data && chown app /data
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# Locked, hash-checked dependencies first: this layer is rebuilt only when the lock changes.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --disable-pip-version-check --require-hashes -r requirements.lock
+# Then the code, installed as a wheel would be (not editable): prompts and migrations are package
+# data, and the source copy is removed so nothing can depend on the checkout's layout.
+COPY pyproject.toml README.md LICENSE ./
 COPY playbook_sync ./playbook_sync
 COPY worker ./worker
-COPY migrations ./migrations
-COPY prompts ./prompts
-# Editable: migrations/ and prompts/ are found next to the package, as in a checkout.
-RUN pip install --no-cache-dir -e .
-RUN useradd --create-home --uid 1000 app && mkdir -p /data && chown app /data
+RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \
+    && cd / && rm -rf /app/* && playbook-sync --version
+WORKDIR /data
 USER app
-ENV PLAYBOOK_SYNC_DATA_DIR=/data
+ENV PLAYBOOK_SYNC_DATA_DIR=/data PYTHONDONTWRITEBYTECODE=1

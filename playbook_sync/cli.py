@@ -25,6 +25,20 @@ app.add_typer(db_app, name="db")
 console = Console(soft_wrap=True)  # paths and file:line errors must stay on one line
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from playbook_sync import __version__
+
+        console.print(f"playbook-sync {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the installed version and exit.")) -> None:
+    """Keep a Docusaurus playbook alive from captured call knowledge."""
+
+
 @contextmanager
 def services(*, broker: bool = True, playbook: bool = False) -> Iterator[Settings]:
     """Configured services, or embedded ones when no URL is set; settings re-read with the URLs.

@@ -280,14 +280,18 @@ def report(run_id: str = typer.Argument(..., help="a run id or unique prefix (dr
 # -- validate and flower -----------------------------------------------------------------
 
 
-def validate(repo: Path = typer.Option(None, help="a checked-out playbook directory (default: the configured playbook)")) -> None:
+def validate(repo: Path = typer.Option(None, help="a checked-out playbook directory (default: the configured playbook)"),
+             build: bool = typer.Option(False, "--build", help="also run the site's own Docusaurus build (needs Node and "
+                                        "its package.json) in a temporary checkout")) -> None:
     """Lint the playbook: frontmatter, id/title, unique ids, admonitions, MDX hazards; path:line: message."""
+    from playbook_sync.sitebuild import read_site
     from playbook_sync.validate import check_tree, read_directory
 
     settings, out = get_settings(), _cli().console
     if repo is not None:
         try:
             files, unread = read_directory(repo, settings.docs_root, max_bytes=settings.max_sop_bytes)
+            site = read_site(repo) if build else None  # the build needs the whole site, not only the docs
         except FileNotFoundError as exc:
             raise typer.BadParameter(str(exc)) from None
     else:
@@ -295,7 +299,9 @@ def validate(repo: Path = typer.Option(None, help="a checked-out playbook direct
         from playbook_sync.runtime import build_repo
 
         try:
-            files, unread = build_repo(settings).read_tree(settings.docs_root), []
+            playbook = build_repo(settings)
+            files, unread = playbook.read_tree(settings.docs_root), []
+            site = playbook.read_tree("") if build else None
         except (ProviderError, ValueError) as exc:
             raise typer.BadParameter(f"cannot read the configured playbook: {exc}") from None
     problems = sorted(unread + check_tree(files, settings.docs_root, max_bytes=settings.max_sop_bytes))
@@ -303,8 +309,25 @@ def validate(repo: Path = typer.Option(None, help="a checked-out playbook direct
         out.print(str(problem), highlight=False, markup=False)
     docs = sum(1 for p in files if p.endswith((".md", ".mdx")))
     out.print(f"{docs} docs checked, {len(problems)} error{'s' if len(problems) != 1 else ''}", highlight=False)
+    if build and not _site_build(site, settings, out):
+        raise typer.Exit(1)
     if problems:
         raise typer.Exit(1)
+
+
+def _site_build(files: dict[str, bytes], settings, out) -> bool:
+    """validate --build: the site's own build on these files; print what failed and where."""
+    from playbook_sync import sitebuild
+    from playbook_sync.sops import is_doc
+
+    try:
+        result = sitebuild.build(files, settings.build_cache_dir or settings.data_dir / "site-build", settings.build_timeout_seconds)
+    except sitebuild.BuildUnavailable as exc:
+        raise typer.BadParameter(f"--build cannot run: {exc}") from None
+    for path in sitebuild.blame(result, {p: c for p, c in files.items() if is_doc(p, settings.docs_root)}):
+        out.print(f"{path}: the site build fails on this page", highlight=False, markup=False)
+    out.print("site build: ok" if result.ok else f"site build failed: {result.summary()}", highlight=False, markup=False)
+    return result.ok
 
 
 def flower(port: int = typer.Option(5555, help="HTTP port"), address: str = typer.Option("127.0.0.1", help="listen address")) -> None:
@@ -315,8 +338,8 @@ def flower(port: int = typer.Option(5555, help="HTTP port"), address: str = type
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "flower", f"--port={port}", f"--address={address}",
            "--persistent=False", "--purge_offline_workers=300"]
-    if settings.flower_basic_auth:
-        cmd.append(f"--basic-auth={settings.flower_basic_auth.get_secret_value()}")
+    if settings.flower_basic_auth:  # Flower reads FLOWER_BASIC_AUTH; on argv, `ps` would show it
+        env["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
     elif address in ("127.0.0.1", "localhost", "::1"):
         env["FLOWER_UNAUTHENTICATED_API"] = "true"  # loopback only: on a real interface the API needs auth
     if settings.broker_url:  # production shape: Flower is all this process is

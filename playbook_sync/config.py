@@ -212,6 +212,10 @@ class Settings(BaseSettings):
     llm_rate_limit: str | None = None  # Celery rate limit per worker for process_entry, e.g. "60/m"
     log_format: Literal["json", "text"] = "json"  # worker logs; every line carries run_id/entry_id
     flower_basic_auth: SecretStr | None = None  # user:password for Flower (off on 127.0.0.1 when unset)
+    # The playbook's own Docusaurus build on the changed tree before each commit (opt-in; needs Node).
+    build_gate: bool = False
+    build_timeout_seconds: int = 900
+    build_cache_dir: Path | None = None  # node_modules per package.json; default data_dir/site-build
 
     @field_validator("data_dir", "repo_path", "reports_dir", "prompts_dir", mode="after")
     @classmethod

@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout, or site-packages of an installed wheel
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # package data: shipped in the wheel
 CONNECT_TIMEOUT = 10  # seconds to open a PostgreSQL connection
 
 
@@ -46,7 +47,7 @@ def alembic_config(url: str):
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

@@ -190,7 +190,8 @@ def _commit(session: Session, deps: Deps, run: SyncRun, blocks: list[PlannedBloc
         applied = apply_blocks(tree, blocks, deps.settings.docs_root)
         applied.sops = [s for s in new_sops if s.path not in tree]
         applied.files.update({s.path: s.content.encode("utf-8") for s in applied.sops})
-        refused = [r for r in validate.gate(applied, tree, deps.settings.docs_root) if r not in (run.error_log or "")]
+        refused = [r for r in validate.gate(applied, tree, deps.settings.docs_root)
+                   + validate.build_gate(applied, deps.repo, head, deps.settings) if r not in (run.error_log or "")]
         run.error_log = "\n".join(filter(None, [run.error_log, *refused]))  # files failing the lint stay out
         if not applied.files:
             return applied

@@ -1,4 +1,4 @@
-"""Prompt templates from prompts/: one file per step, checked when loaded, not when called.
+"""Prompt templates from playbook_sync/prompt_templates/: one file per step, checked when loaded, not when called.
 
 A prompt file is split into parts by `<!-- part: NAME -->` lines. The stable parts come
 first (`system`: instructions and rubric; `sop`: one SOP's text) so providers can mark
@@ -71,8 +71,8 @@ class Prompt:
 
 
 def default_dir() -> Path:
-    """The project's prompts/ directory."""
-    return Path(__file__).resolve().parents[1] / "prompts"
+    """The prompt files shipped inside the package (package data, so an installed wheel has them)."""
+    return Path(__file__).resolve().parent / "prompt_templates"
 
 
 def parse(name: str, text: str, path: Path) -> Prompt:

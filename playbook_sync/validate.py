@@ -26,7 +26,9 @@ from playbook_sync.providers.localgit import safe_repo_path
 from playbook_sync.sops import is_doc
 
 if TYPE_CHECKING:
+    from playbook_sync.config import Settings
     from playbook_sync.edits import Applied
+    from playbook_sync.providers.base import PlaybookRepo
 
 log = logging.getLogger(__name__)
 _ID_LINE = re.compile(r"^id\s*:")
@@ -203,11 +205,53 @@ def gate(applied: Applied, tree: Mapping[str, bytes], docs_root: str = "docs") -
     failing = regressions(tree, after, docs_root)
     reasons: list[str] = []
     for path, problems in sorted(failing.items()):
-        reason = f"validation failed for {path}: " + "; ".join(str(p) for p in problems[:3])
-        log.warning("refusing to commit %s", reason)
-        reasons.append(reason)
-        applied.files.pop(path, None)
-        applied.dropped += [(b, reason) for b in applied.blocks if b.sop_path == path]
-        applied.blocks = [b for b in applied.blocks if b.sop_path != path]
-        applied.sops = [s for s in applied.sops if s.path != path]
+        reasons.append(_drop(applied, path, f"validation failed for {path}: " + "; ".join(str(p) for p in problems[:3])))
+    return reasons
+
+
+def _drop(applied: Applied, path: str, reason: str) -> str:
+    """Take one file out of the commit; its blocks are deferred with the reason."""
+    log.warning("refusing to commit %s", reason)
+    applied.files.pop(path, None)
+    applied.dropped += [(b, reason) for b in applied.blocks if b.sop_path == path]
+    applied.blocks = [b for b in applied.blocks if b.sop_path != path]
+    applied.sops = [s for s in applied.sops if s.path != path]
+    return reason
+
+
+def build_gate(applied: Applied, repo: PlaybookRepo, head: str, settings: Settings, attempts: int = 3) -> list[str]:
+    """With settings.build_gate: build the site with the changes; drop the files a failed build points at.
+
+    When a failed build names none of the changed files, the unchanged tree is built too: if it
+    fails as well the site was broken before this run (logged, nothing dropped, as `gate` does
+    with old problems); if it builds, every changed file is dropped, since one of them broke it.
+    """
+    from playbook_sync import sitebuild
+
+    if not settings.build_gate or not applied.files:
+        return []
+    base = repo.read_tree("", head)
+    cache = settings.build_cache_dir or settings.data_dir / "site-build"
+    reasons: list[str] = []
+    try:
+        for _ in range(attempts):
+            if not applied.files:
+                return reasons
+            result = sitebuild.build({**base, **applied.files}, cache, settings.build_timeout_seconds)
+            if result.ok:
+                return reasons
+            changed = {p: c for p, c in applied.files.items() if c is not None}
+            blamed = sitebuild.blame(result, changed)
+            if not blamed:
+                before = sitebuild.build(base, cache, settings.build_timeout_seconds)
+                if not before.ok:
+                    log.warning("the site does not build without this run's changes either; build gate skipped: %s",
+                                before.summary())
+                    return reasons
+                blamed = sorted(applied.files)
+            reasons += [_drop(applied, path, f"site build failed for {path}: {result.summary()}") for path in blamed]
+        reasons += [_drop(applied, path, f"site build failed for {path}: still failing after {attempts} builds")
+                    for path in sorted(applied.files)]
+    except sitebuild.BuildUnavailable as exc:
+        log.warning("build gate is on but cannot run: %s (the MDX lint still gates the commit)", exc)
     return reasons

@@ -1,6 +1,6 @@
 """The four judgment steps as structured calls, shared by the Anthropic and OpenAI providers.
 
-Each step has a prompt (prompts/), a strict JSON schema (sent as an Anthropic tool or an
+Each step has a prompt (prompt_templates/), a strict JSON schema (sent as an Anthropic tool or an
 OpenAI response format) and a pydantic parser. The schemas do not vary per request: the
 tool definition leads the cached prompt prefix, so it must stay byte-identical. What
 varies (how many candidates, which callout type) is checked when the answer is parsed.
