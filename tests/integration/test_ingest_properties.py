@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import unicodedata
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone

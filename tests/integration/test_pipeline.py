@@ -41,7 +41,7 @@ def commits(deps) -> int:
 
 def test_every_entry_without_an_outcome_is_owed_whatever_its_created_at(deps):
     """Issue 9 item 3: the client's date never decides whether an entry is processed."""
-    first = add(deps, entry(COLD_EMAIL, created_at=T0 + timedelta(days=1)))
+    add(deps, entry(COLD_EMAIL, created_at=T0 + timedelta(days=1)))
     run1 = pipeline.run_inline(deps, now=T0 + timedelta(days=7))
     assert run1["status"] == "success" and run1["entries"] == 1
     late = add(deps, entry("A late note about discovery call agendas.", created_at=T0 + timedelta(days=2)))
