@@ -27,11 +27,14 @@ console = Console(soft_wrap=True)  # paths and file:line errors must stay on one
 def services() -> Iterator[Settings]:
     """Configured services, or embedded ones when no URL is set; settings re-read with the URLs."""
     base = get_settings()
-    with local_services(base.data_dir, base.database_url, base.broker_url):
-        get_settings.cache_clear()  # pick up the URLs the embedded services exported
-        settings = get_settings()
-        db.upgrade(settings.database_url)
-        yield settings
+    try:
+        with local_services(base.data_dir, base.database_url, base.broker_url):
+            get_settings.cache_clear()  # pick up the URLs the embedded services exported
+            settings = get_settings()
+            db.upgrade(settings.database_url)
+            yield settings
+    finally:
+        get_settings.cache_clear()  # the exported URLs are gone again; so are the services
 
 
 @db_app.command("upgrade")
@@ -82,12 +85,13 @@ def run(wait: bool = typer.Option(False, help="Wait for the run, with a progress
             result = start_run.delay(trigger="manual")
             console.print(f"enqueued start_run (task {result.id})")
             return
-        from playbook_sync.cli_ops import start_and_follow
+        from playbook_sync.cli_runs import start_and_follow
 
-        with _maybe_worker(celery_app, embedded, settings):
-            outcome = start_and_follow(settings, trigger="manual")
+        with _maybe_worker(celery_app, embedded, settings) as worker:
+            outcome = start_and_follow(settings, trigger="manual", worker=worker)
         _print_summary(outcome, settings)
         _print_report_path(outcome, settings)
+    exit_for(outcome)
 
 
 def _dry_run() -> None:
@@ -127,11 +131,22 @@ def _maybe_worker(celery_app, embedded: bool, settings: Settings):
     if not embedded:
         yield None
         return
+    from playbook_sync.cli_runs import local_worker_guard
     from worker.local import worker_process
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with worker_process(celery_app, log_file=settings.data_dir / "worker.log") as proc:
+    with local_worker_guard(settings), worker_process(celery_app, log_file=settings.data_dir / "worker.log") as proc:
         yield proc
+
+
+EXIT_CODES = {"success": 0, "failed": 1, "partial": 2}  # documented in the README (Commands)
+
+
+def exit_for(outcome: dict) -> None:
+    """Exit 1 for a failed run, 2 for a partial one; return for success."""
+    code = EXIT_CODES.get(str(outcome.get("status")), 1)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -150,17 +165,16 @@ def demo() -> None:
         with db.session_scope(settings.database_url) as session:
             added = store.upsert_entries(session, entries=sample.entries(datetime.now(UTC)))
         console.print(f"ingested {added} new sample knowledge entries")
-        from playbook_sync.cli_ops import start_and_follow
+        from playbook_sync.cli_runs import start_and_follow
         from worker.app import app as celery_app
 
-        with _maybe_worker(celery_app, True, settings):
-            outcome = start_and_follow(settings, trigger="demo")
+        with _maybe_worker(celery_app, True, settings) as worker:
+            outcome = start_and_follow(settings, trigger="demo", worker=worker)
         _print_summary(outcome, settings)
         _print_report_path(outcome, settings)
         console.print(f"playbook repository: {repo_path.resolve()}")
         console.print(f"look at it with: git -C {repo_path} log --stat")
-        if outcome.get("status") not in ("success", "partial"):
-            raise typer.Exit(1)
+    exit_for(outcome)
 
 
 def _print_summary(outcome: dict, settings: Settings) -> None:
