@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -75,6 +77,27 @@ def processes_of(data_dir: Path) -> dict[int, str]:
     return found
 
 
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"  # a zombie is gone too
+    except (OSError, IndexError):
+        return False
+
+
+def leftovers(data_dir: Path) -> dict[int, str]:
+    """processes_of, plus the servers named by their pid files: valkey-server rewrites its
+    environment area with its process title, so only its pid file tells it is ours."""
+    found = processes_of(data_dir)
+    for pid_file, name in ((data_dir / "redis" / "valkey.pid", "valkey-server"), (data_dir / "pg" / "postmaster.pid", "postgres")):
+        try:
+            pid = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if alive(pid):
+            found[pid] = name
+    return found
+
+
 def worker_log_shows_progress(data_dir: Path) -> bool:
     log = data_dir / "worker.log"
     return log.exists() and re.search(r"playbook_sync\.process_entry\[[^\]]+\] succeeded", log.read_text(errors="replace")) is not None
@@ -85,6 +108,15 @@ def row_counts(runs_output: str, run_prefix: str) -> tuple[int, ...]:
     return tuple(int(n) for n in COUNTS.search(line).groups())
 
 
+@pytest.fixture
+def data() -> Path:
+    """A data dir outside pytest's tmp dirs: pytest prunes old ones (other sessions' too) while a
+    server in them may still be running."""
+    path = Path(tempfile.mkdtemp(prefix="playbook-sync-cli-")) / "data"
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
 def sample_playbook(data_dir: Path) -> None:
     init_repo(data_dir / "playbook", demo.playbook_files())
 
@@ -92,8 +124,7 @@ def sample_playbook(data_dir: Path) -> None:
 # -- every verb of the README's Commands section, in sequence ------------------------------------
 
 
-def test_every_readme_command_on_the_embedded_profile(tmp_path):
-    data = tmp_path / "data"
+def test_every_readme_command_on_the_embedded_profile(data, tmp_path):
     sample_playbook(data)
 
     def ok(*args: str, code: int = 0) -> str:
@@ -123,15 +154,14 @@ def test_every_readme_command_on_the_embedded_profile(tmp_path):
     assert "ingested 0 new sample knowledge entries" in ok("demo")
     refused = ok("runs", "fail", run_id[:8], code=1)
     assert refused.strip() == f"run {run_id} is not running (it is success); nothing to fail"
-    assert processes_of(data) == {}  # every command stopped what it started
+    assert leftovers(data) == {}  # every command stopped what it started
 
 
 # -- a worker or broker that dies mid-run ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("victim", ["worker", "broker"])
-def test_run_notices_its_local_worker_or_broker_died(victim, tmp_path):
-    data = tmp_path / "data"
+def test_run_notices_its_local_worker_or_broker_died(victim, data):
     sample_playbook(data)
     assert cli(data, "ingest", str(ENTRIES)).returncode == 0
     slow = {"PLAYBOOK_SYNC_LLM": "tests.support:SlowLLM", SLOW_ENV: "1.5"}
@@ -164,11 +194,10 @@ def test_run_notices_its_local_worker_or_broker_died(victim, tmp_path):
     rerun = cli(data, "run")  # not refused: the dead run is over, its entries owed to this one
     assert rerun.returncode == 0 and "— success" in rerun.stdout, rerun.stdout + rerun.stderr
     assert re.search(r"│\s+32\s+│", rerun.stdout), rerun.stdout  # every entry again, none lost
-    wait_until(lambda: not processes_of(data), 30, "every process of this data dir to end")
+    wait_until(lambda: not leftovers(data), 30, "every process of this data dir to end")
 
 
-def test_run_reaps_a_run_left_running_by_a_command_that_was_killed(tmp_path):
-    data = tmp_path / "data"
+def test_run_reaps_a_run_left_running_by_a_command_that_was_killed(data, tmp_path):
     sample_playbook(data)
     assert cli(data, "ingest", str(ENTRIES)).returncode == 0
     proc = spawn(data, "run", PLAYBOOK_SYNC_LLM="tests.support:SlowLLM", **{SLOW_ENV: "1.5"})
@@ -177,7 +206,7 @@ def test_run_reaps_a_run_left_running_by_a_command_that_was_killed(tmp_path):
     finally:
         proc.kill()  # the command dies outright (a closed laptop): no cleanup at all
         proc.communicate()
-    for pid, cmd in processes_of(data).items():  # ...and its worker and broker with it; postgres stays
+    for pid, cmd in leftovers(data).items():  # ...and its worker and broker with it; postgres stays
         if "postgres" not in cmd:
             os.kill(pid, signal.SIGKILL)
     refused_before = "another playbook-sync run is already running"
@@ -190,21 +219,22 @@ def test_run_reaps_a_run_left_running_by_a_command_that_was_killed(tmp_path):
     reaped = line.split()[1]
     total, *outcomes = row_counts(cli(data, "runs").stdout, reaped)
     assert total == 32 == sum(outcomes) and outcomes[-1] > 0
-    wait_until(lambda: not processes_of(data), 30, "every process of this data dir to end")
+    wait_until(lambda: not leftovers(data), 30, "every process of this data dir to end")
 
 
 # -- signals ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_stopped_command_stops_every_service_it_started(sig, tmp_path):
-    data = tmp_path / "data"
+def test_a_stopped_command_stops_every_service_it_started(sig, data):
     proc = spawn(data, "demo", PLAYBOOK_SYNC_LLM="tests.support:SlowLLM", **{SLOW_ENV: "1.5"})
     try:
         # Services are up and the worker is started once its log exists.
         wait_until(lambda: (data / "worker.log").exists() or proc.poll() is not None, 120, "the worker log")
         assert proc.poll() is None, proc.communicate()
-        assert any("valkey" in c for c in processes_of(data).values())
+        up = leftovers(data)
+        assert {"valkey-server", "postgres"} <= set(up.values()), up
+        assert any("celery" in c for c in up.values()), up
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=90)
     finally:
@@ -212,7 +242,8 @@ def test_a_stopped_command_stops_every_service_it_started(sig, tmp_path):
             proc.kill()
     assert proc.returncode != 0, out
     assert "Traceback" not in err, err
-    wait_until(lambda: not processes_of(data), 30, f"no worker, valkey-server or postgres of {data} left: {processes_of(data)}")
+    wait_until(lambda: not [p for p in up if alive(p)] and not leftovers(data), 30,
+               f"no worker, valkey-server or postgres of {data} left: {leftovers(data)}")
     pid_file = data / "pg" / "postmaster.pid"
     assert not pid_file.exists()  # postgres stopped cleanly (pg_ctl stop removes it)
 
