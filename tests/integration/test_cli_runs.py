@@ -315,3 +315,36 @@ def test_runs_fail_ends_a_running_run_once(deps, settings, redis_url, monkeypatc
         run = s.get(SyncRun, started.run_id)
         assert run.status == "failed" and run.entries_failed == run.entries_processed == n
         assert "failed by an operator" in run.error_log and store.last_window_end(s) is None
+
+
+# -- a wait that cannot end soon says what it waits for ------------------------------------------------
+
+
+def test_run_wait_says_what_it_waits_for_then_gives_up_in_one_line(deps, settings, redis_url, monkeypatch, tmp_path):
+    from playbook_sync import cli_runs
+
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC) - timedelta(hours=1)))
+    env = {"PLAYBOOK_SYNC_DATABASE_URL": settings.database_url, "PLAYBOOK_SYNC_BROKER_URL": settings.broker_url,
+           "PLAYBOOK_SYNC_REPO_PATH": str(settings.playbook_path), "PLAYBOOK_SYNC_DATA_DIR": str(settings.data_dir)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(cli_runs, "STALL_NOTICE", 0.5)
+    monkeypatch.setattr(cli_runs, "RUN_TIMEOUT", 4.0)
+    get_settings.cache_clear()
+    try:
+        unserved = CliRunner().invoke(cli_app, ["run", "--wait"], env={"COLUMNS": "200"})  # no worker at all
+        app.control.purge()  # the queued start_run must not reach a later test's worker
+        slow = env | {"PLAYBOOK_SYNC_LLM": "tests.support:SlowLLM", SLOW_ENV: "30"}  # a live worker, stuck in calls
+        with worker_process(app, env=slow, concurrency=1, name="stalled", log_file=tmp_path / "w.log") as proc:
+            stalled = CliRunner().invoke(cli_app, ["run", "--wait"], env={"COLUMNS": "200"})
+            proc.kill()  # no warm shutdown: its task would take 30 s
+        app.control.purge()
+    finally:
+        get_settings.cache_clear()
+    assert unserved.exit_code == 1, unserved.output
+    assert "waiting for a worker to take start_run from queue playbook_sync" in unserved.output
+    assert "no worker took start_run" in unserved.output and "Traceback" not in unserved.output
+    assert stalled.exit_code == 1, stalled.output
+    assert re.search(r"no progress for \d+s; waiting for \d+ of \d+ entries still pending on queues", stalled.output), stalled.output
+    assert "still running after 4s; it goes on in the background" in stalled.output
