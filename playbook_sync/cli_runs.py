@@ -29,9 +29,10 @@ def _cli():
 # -- starting and following a run ----------------------------------------------------
 
 STALL_NOTICE = 60.0  # seconds without progress before the CLI says what it is waiting for
+RUN_TIMEOUT = 3600.0  # how long run --wait follows a run
 
 
-def start_and_follow(settings: Settings, *, trigger: str, scope: dict | None = None, timeout: float = 3600,
+def start_and_follow(settings: Settings, *, trigger: str, scope: dict | None = None, timeout: float | None = None,
                      worker=None) -> dict:
     """Send start_run, then show entries done / total while the chord runs; return the run summary.
 
@@ -43,6 +44,7 @@ def start_and_follow(settings: Settings, *, trigger: str, scope: dict | None = N
     from worker.local import Liveness, WorkerLost
     from worker.tasks import start_run
 
+    timeout = RUN_TIMEOUT if timeout is None else timeout
     check = Liveness(worker, settings.broker_url) if worker is not None else None
     sent_at = datetime.now(UTC)
     result = start_run.delay(trigger=trigger, scope=scope)
@@ -81,15 +83,19 @@ def _await_task(result, *, deadline: float, check, settings: Settings) -> dict:
             try:
                 meta = backend.get_task_meta(result.id)
             except Exception as exc:  # the broker went away: on the embedded profile check() decides
-                if check is None:
-                    raise WorkerLost(f"the broker does not answer: {exc}") from None
+                if check is None:  # elsewhere the run (if any) is the workers' business, not ours to fail
+                    _cli().console.print(f"[red]the broker does not answer:[/red] {exc} (PLAYBOOK_SYNC_BROKER_URL)",
+                                         highlight=False)
+                    raise typer.Exit(1) from None
                 meta = {"status": "PENDING"}
             if meta["status"] in ("SUCCESS", "FAILURE", "REVOKED"):
                 return meta
             if check is not None and (reason := check()):
                 raise WorkerLost(reason)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"start_run {result.id} not finished")
+                _cli().console.print(f"[yellow]no worker took start_run (task {result.id}) from queue {settings.queue} "
+                                     "in time[/yellow]; it stays queued and runs when a worker starts", highlight=False)
+                raise typer.Exit(1)
             if check is None and not noticed and time.monotonic() - waited_since > STALL_NOTICE:
                 noticed = True
                 _cli().console.print(f"waiting for a worker to take start_run from queue {settings.queue} "

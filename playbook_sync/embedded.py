@@ -84,11 +84,11 @@ def local_services(data_dir: Path, database_url: str | None, broker_url: str | N
     block use the same services; the previous values are put back on exit, so a second
     block in the same process starts its own services instead of reusing dead ones.
     SIGTERM raises SystemExit while the block runs (the default action would kill us with
-    no cleanup and leave valkey-server and postgres running), and the embedded PostgreSQL
-    is stopped here rather than at interpreter exit.
+    no cleanup and leave valkey-server and postgres running; valkey-server is a daemon and
+    outlives us), and the embedded PostgreSQL is stopped here rather than at interpreter exit.
     """
     with ExitStack() as stack:
-        stack.enter_context(_terminate_raises())
+        stack.enter_context(_stop_signals())
         stack.enter_context(_environment("PLAYBOOK_SYNC_DATABASE_URL", "PLAYBOOK_SYNC_BROKER_URL"))
         if not database_url:
             server, database_url = start_postgres(data_dir)
@@ -144,17 +144,27 @@ def _environment(*names: str) -> Iterator[None]:
 
 
 @contextmanager
-def _terminate_raises() -> Iterator[None]:
-    """While the block runs, SIGTERM raises SystemExit(143) in the main thread, so with-blocks unwind."""
+def _stop_signals() -> Iterator[None]:
+    """While the block runs, SIGTERM raises SystemExit(143) (and SIGINT KeyboardInterrupt) in the main
+    thread, so the with-blocks unwind and stop what they started; a repeated signal while that
+    cleanup runs is ignored, or it would abort the cleanup halfway and leave servers behind."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread; the caller owns signals then
         return
+    fired = False
 
-    def terminate(signum, frame):
+    def stop(signum, frame):
+        nonlocal fired
+        if fired:
+            return
+        fired = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
