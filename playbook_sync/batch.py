@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from playbook_sync import costs, store
+from playbook_sync import costs, lifecycle, store
 from playbook_sync.models import RunItem, SyncRun
 from playbook_sync.providers.base import ProviderError
 from playbook_sync.schemas import ClassifyRequest, ItemStatus, RunStatus
@@ -99,8 +99,6 @@ def poll(session: Session, deps: Any) -> list[uuid.UUID]:
 
 def apply_results(session: Session, deps: Any, run: SyncRun) -> None:
     """Record an ended batch's answers per entry (by custom id), at batch prices."""
-    from playbook_sync.pipeline import record_decisions
-
     items = {str(i.entry_id): i for i in _prepared(session, run.id)}
     requests = requests_for(session, list(items.values()))
     retry: list[tuple[RunItem, str]] = []
@@ -115,7 +113,7 @@ def apply_results(session: Session, deps: Any, run: SyncRun) -> None:
             if result.decisions is None:
                 retry.append((item, result.error or "no answer"))
             else:
-                record_decisions(session, item, requests[result.custom_id].candidates, result.decisions)
+                lifecycle.record_decisions(session, item, requests[result.custom_id].candidates, result.decisions)
     retry += [(item, "no result in the batch") for item in items.values()]
     for item, reason in retry:
         _classify_directly(session, deps, run, [item], requests, reason)
@@ -125,8 +123,6 @@ def apply_results(session: Session, deps: Any, run: SyncRun) -> None:
 def _classify_directly(session: Session, deps: Any, run: SyncRun, items: list[RunItem],
                        requests: dict[str, ClassifyRequest], reason: str) -> None:
     """One direct classify call per item; a failure is recorded on the entry (owed to the next run)."""
-    from playbook_sync.pipeline import record_decisions, record_failure
-
     for item in items:
         request = requests[str(item.entry_id)]
         # The failure is caught inside the metered block so its calls are stored in this
@@ -138,10 +134,10 @@ def _classify_directly(session: Session, deps: Any, run: SyncRun, items: list[Ru
                 decisions, error = None, exc
         if decisions is not None:
             try:
-                record_decisions(session, item, request.candidates, decisions)
+                lifecycle.record_decisions(session, item, request.candidates, decisions)
                 continue
             except ValueError as exc:
                 error = exc
         item.prepared = None
-        record_failure(session, run_id=run.id, entry_id=item.entry_id,
+        lifecycle.record_failure(session, run_id=run.id, entry_id=item.entry_id,
                        error=f"classification failed: {reason}; direct call: {error}")

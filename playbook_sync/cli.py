@@ -33,10 +33,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                          help="Print the installed version and exit.")) -> None:
-    """Keep a Docusaurus playbook alive from captured call knowledge."""
 
 
 @contextmanager
@@ -54,11 +50,14 @@ def services(*, broker: bool = True, playbook: bool = False) -> Iterator[Setting
     preflight.check_services(base, broker=broker)
     if playbook:
         preflight.check_playbook(base)
-    with local_services(base.data_dir, base.database_url, base.broker_url):
-        get_settings.cache_clear()  # pick up the URLs the embedded services exported
-        settings = get_settings()
-        db.upgrade(settings.database_url)
-        yield settings
+    try:
+        with local_services(base.data_dir, base.database_url, base.broker_url):
+            get_settings.cache_clear()  # pick up the URLs the embedded services exported
+            settings = get_settings()
+            db.upgrade(settings.database_url)
+            yield settings
+    finally:
+        get_settings.cache_clear()  # the exported URLs are gone again; so are the services
 
 
 @db_app.command("upgrade")
@@ -135,12 +134,13 @@ def run(wait: bool = typer.Option(False, help="Wait for the run, with a progress
             result = start_run.delay(trigger="manual")
             console.print(f"enqueued start_run (task {result.id})")
             return
-        from playbook_sync.cli_ops import start_and_follow
+        from playbook_sync.cli_runs import start_and_follow
 
-        with _maybe_worker(celery_app, embedded, settings):
-            outcome = start_and_follow(settings, trigger="manual")
+        with _maybe_worker(celery_app, embedded, settings) as worker:
+            outcome = start_and_follow(settings, trigger="manual", worker=worker)
         _print_summary(outcome, settings)
         _print_report_path(outcome, settings)
+    exit_for(outcome)
 
 
 def _dry_run() -> None:
@@ -180,12 +180,24 @@ def _maybe_worker(celery_app, embedded: bool, settings: Settings):
     if not embedded:
         yield None
         return
+    from playbook_sync.cli_runs import local_worker_guard
     from worker.local import worker_process
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The worker runs in the project's directory: give it our absolute paths and .env file.
-    with worker_process(celery_app, log_file=settings.data_dir / "worker.log", env=settings.worker_env()) as proc:
+    with local_worker_guard(settings), worker_process(celery_app, log_file=settings.data_dir / "worker.log",
+                                                      env=settings.worker_env()) as proc:
         yield proc
+
+
+EXIT_CODES = {"success": 0, "failed": 1, "partial": 2}  # documented in the README (Commands)
+
+
+def exit_for(outcome: dict) -> None:
+    """Exit 1 for a failed run, 2 for a partial one; return for success."""
+    code = EXIT_CODES.get(str(outcome.get("status")), 1)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -204,17 +216,16 @@ def demo() -> None:
         with db.session_scope(settings.database_url) as session:
             added = store.upsert_entries(session, entries=sample.entries(datetime.now(UTC)))
         console.print(f"ingested {added} new sample knowledge entries")
-        from playbook_sync.cli_ops import start_and_follow
+        from playbook_sync.cli_runs import start_and_follow
         from worker.app import app as celery_app
 
-        with _maybe_worker(celery_app, True, settings):
-            outcome = start_and_follow(settings, trigger="demo")
+        with _maybe_worker(celery_app, True, settings) as worker:
+            outcome = start_and_follow(settings, trigger="demo", worker=worker)
         _print_summary(outcome, settings)
         _print_report_path(outcome, settings)
         console.print(f"playbook repository: {repo_path.resolve()}")
         console.print(f"look at it with: git -C {repo_path} log --stat")
-        if outcome.get("status") not in ("success", "partial"):
-            raise typer.Exit(1)
+    exit_for(outcome)
 
 
 def _print_summary(outcome: dict, settings: Settings) -> None:
@@ -248,7 +259,10 @@ _debug = os.environ.get("PLAYBOOK_SYNC_DEBUG", "").strip().lower() in ("1", "tru
 
 
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (or PLAYBOOK_SYNC_DEBUG=1).")) -> None:
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print the installed version and exit."),
+             debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (or PLAYBOOK_SYNC_DEBUG=1).")) -> None:
+    """Keep a Docusaurus playbook alive from captured call knowledge."""
     global _debug
     _debug = _debug or debug
 

@@ -6,24 +6,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from rich import box
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
+from playbook_sync.cli_runs import end_run, start_and_follow
 from playbook_sync.config import Settings, get_settings
-from playbook_sync.errors import explain
 
 runs_app = typer.Typer(help="Run history: `runs` lists recent runs, `runs show RUN_ID` one run in detail.",
                        invoke_without_command=True)
@@ -38,76 +31,31 @@ def _cli():
     return cli
 
 
-# -- starting and following a run ----------------------------------------------------
+# -- enqueue ---------------------------------------------------------------------------
 
 
-def start_and_follow(settings: Settings, *, trigger: str, scope: dict | None = None, timeout: float = 3600) -> dict:
-    """Send start_run, then show entries done / total while the chord runs; return the run summary."""
-    from worker.tasks import start_run
+def _run_or_enqueue(scope: dict | Callable[[Settings], dict], wait: bool) -> None:
+    """Ad-hoc runs go through the same chord; on the embedded profile a local worker runs them.
 
-    result = start_run.delay(trigger=trigger, scope=scope)
-    backend, deadline = result.backend, time.monotonic() + timeout
-    try:
-        # Read the raw meta, not result.ready(): that would build AsyncResults for the chord's
-        # children, whose __del__ talks to Redis at interpreter exit, after an embedded Redis stopped.
-        while (meta := backend.get_task_meta(result.id))["status"] not in ("SUCCESS", "FAILURE", "REVOKED"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"start_run {result.id} not finished after {timeout:.0f}s")
-            time.sleep(0.2)
-    finally:
-        backend.remove_pending_result(result)  # unsubscribe now, while the broker is up
-    if meta["status"] != "SUCCESS":
-        if isinstance(meta.get("result"), Exception) and explain(meta["result"]):  # e.g. no SOPs under DOCS_ROOT,
-            raise meta["result"]  # a rejected key: cli.main prints the one line
-        raise RuntimeError(f"start_run {meta['status'].lower()}: {meta.get('result')}")
-    started = meta["result"]
-    if "run_id" not in started:
-        return started
-    return follow(settings.database_url, uuid.UUID(started["run_id"]), deadline=deadline)
-
-
-def follow(database_url: str, run_id: uuid.UUID, *, deadline: float, poll: float = 0.3) -> dict:
-    """A live progress bar of the run's items until the run leaves 'running'."""
-    from sqlalchemy import func, select
-
-    from playbook_sync.db import session_scope
-    from playbook_sync.finalize import summary
-    from playbook_sync.models import RunItem, SyncRun
-
-    console = _cli().console
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("entries"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
-        task = progress.add_task(f"run {str(run_id)[:8]}", total=None)
-        while True:
-            with session_scope(database_url) as session:
-                run = session.get(SyncRun, run_id)
-                rows = dict(session.execute(select(RunItem.status, func.count()).where(RunItem.run_id == run_id)
-                                            .group_by(RunItem.status)).all())
-                total, pending = sum(rows.values()), rows.get("pending", 0)
-                progress.update(task, total=total, completed=total - pending,
-                                description=f"run {str(run_id)[:8]}" + (" finalizing" if total and not pending else ""))
-                if run.status != "running":
-                    return summary(run)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} still running")
-            time.sleep(poll)
-
-
-def _run_or_enqueue(scope: dict, wait: bool) -> None:
-    """Ad-hoc runs go through the same chord; on the embedded profile a local worker runs them."""
+    scope may be a function of the settings (it needs the database to resolve): one
+    services block serves the whole command.
+    """
     cli = _cli()
     embedded = not get_settings().broker_url
     with cli.services(playbook=True) as settings:
         from worker.app import app as celery_app
         from worker.tasks import start_run
 
+        scope = scope(settings) if callable(scope) else scope
         _check_scope(settings, scope)
         if not embedded and not wait:
             result = start_run.delay(trigger="enqueue", scope=scope)
             cli.console.print(f"enqueued start_run (task {result.id})")
             return
-        with cli._maybe_worker(celery_app, embedded, settings):
-            cli._print_summary(start_and_follow(settings, trigger="enqueue", scope=scope), settings)
+        with cli._maybe_worker(celery_app, embedded, settings) as worker:
+            outcome = start_and_follow(settings, trigger="enqueue", scope=scope, worker=worker)
+        cli._print_summary(outcome, settings)
+    cli.exit_for(outcome)
 
 
 def _check_scope(settings: Settings, scope: dict) -> None:
@@ -155,15 +103,17 @@ def enqueue_window(since: str = typer.Option(..., help="start (exclusive), ISO d
 def enqueue_run(run_id: str = typer.Argument(..., help="a run id or unique prefix (as `runs` shows)"),
                 wait: bool = typer.Option(False, help="Wait for the run (always, on the embedded profile).")) -> None:
     """Re-run a (failed) run: its entries and its window's, through the same chord."""
-    from playbook_sync.db import session_scope
-    from playbook_sync.report import find_run
+    def resolve(settings: Settings) -> dict:
+        from playbook_sync.db import session_scope
+        from playbook_sync.report import find_run
 
-    with _cli().services() as settings, session_scope(settings.database_url) as session:
-        try:
-            full = str(find_run(session, run_id).id)
-        except LookupError as exc:
-            raise typer.BadParameter(str(exc)) from None
-    _run_or_enqueue({"kind": "run", "run_id": full}, wait)
+        with session_scope(settings.database_url) as session:
+            try:
+                return {"kind": "run", "run_id": str(find_run(session, run_id).id)}
+            except LookupError as exc:
+                raise typer.BadParameter(str(exc)) from None
+
+    _run_or_enqueue(resolve, wait)
 
 
 # -- history and reports ---------------------------------------------------------------
@@ -183,6 +133,7 @@ def runs(ctx: typer.Context, limit: int = typer.Option(10, help="how many runs")
         return
     from sqlalchemy import select
 
+    from playbook_sync import store
     from playbook_sync.db import session_scope
     from playbook_sync.models import SyncRun
 
@@ -194,10 +145,13 @@ def runs(ctx: typer.Context, limit: int = typer.Option(10, help="how many runs")
         if wide or name != "trigger":
             table.add_column(name, justify="right" if name in ("counts", "cost") else "left", no_wrap=True)
     with cli.services() as settings, session_scope(settings.database_url) as session:
-        for r in session.scalars(select(SyncRun).order_by(SyncRun.run_at.desc()).limit(limit)):
+        recent = list(session.scalars(select(SyncRun).order_by(SyncRun.run_at.desc()).limit(limit)))
+        counted = store.item_counts(session, run_ids=[r.id for r in recent])
+        for r in recent:
             color = {"success": "green", "partial": "yellow", "failed": "red"}.get(r.status, "blue")
-            counts = (f"{r.entries_processed} = {r.entries_enriched} {r.entries_redundant} {r.entries_orphaned} "
-                      f"{r.entries_deferred} {r.entries_failed}")
+            n = counted.get(r.id, {})  # from the items: a run that ended any way shows what happened to them
+            counts = (f"{sum(n.values())} = {n.get('enriched', 0)} {n.get('redundant', 0)} {n.get('orphaned', 0)} "
+                      f"{n.get('deferred', 0)} {n.get('failed', 0)}")
             commit = (r.commit_sha or "—")[:8] + (" +PR" if r.pull_request_url else "")
             row = [str(r.id)[:8], f"{r.run_at:%m-%d %H:%M}", r.trigger, _window(r, fmt="%m-%d %H:%M" if wide else "%m-%d"),
                    f"[{color}]{r.status}[/{color}]", counts, f"${r.cost_usd or 0:.2f}", commit]
@@ -223,8 +177,10 @@ def runs_show(run_id: str = typer.Argument(..., help="a run id or unique prefix"
         out.print(f"started {r.run_at:%Y-%m-%d %H:%M:%S} UTC, finished "
                   f"{f'{r.finished_at:%Y-%m-%d %H:%M:%S} UTC' if r.finished_at else '—'}", highlight=False)
         out.print(f"window  {_window(r)} UTC", highlight=False)
-        out.print(f"entries {r.entries_processed}: {r.entries_enriched} enriched, {r.entries_redundant} redundant, "
-                  f"{r.entries_orphaned} orphaned, {r.entries_deferred} deferred, {r.entries_failed} failed", highlight=False)
+        n = store.item_counts(session, run_ids=[r.id]).get(r.id, {})
+        out.print(f"entries {sum(n.values())}: {n.get('enriched', 0)} enriched, {n.get('redundant', 0)} redundant, "
+                  f"{n.get('orphaned', 0)} orphaned, {n.get('deferred', 0)} deferred, {n.get('failed', 0)} failed"
+                  + (f", {n['pending'] + n.get('matched', 0)} in progress" if n.get("pending") else ""), highlight=False)
         out.print(f"cost    ${r.cost_usd or 0:.4f}", highlight=False)
         for path in r.sops_enriched or []:
             out.print(f"  enriched {path}", highlight=False)
@@ -244,6 +200,33 @@ def runs_show(run_id: str = typer.Argument(..., help="a run id or unique prefix"
             out.print(f"  log: {line}", highlight=False, markup=False)
         html = paths_for(settings, str(r.id))[1]
         out.print(f"report  {html if html.exists() else f'playbook-sync report {str(r.id)[:8]} --html FILE'}", highlight=False)
+
+
+@runs_app.command("fail")
+def runs_fail(run_id: str = typer.Argument(..., help="a running run's id or unique prefix")) -> None:
+    """Fail a running run whose workers are gone: adopts its commit if it landed; otherwise the window stays
+    and its entries are owed to the next run."""
+    from playbook_sync.db import session_scope
+    from playbook_sync.report import find_run
+
+    cli = _cli()
+    with cli.services() as settings:
+        with session_scope(settings.database_url) as session:
+            try:
+                r = find_run(session, run_id)
+            except LookupError as exc:
+                raise typer.BadParameter(str(exc)) from None
+            full, status = r.id, r.status
+        ended = end_run(settings, full, "failed by an operator (playbook-sync runs fail)") if status == "running" else None
+    if ended is None:
+        cli.console.print(f"run {full} is not running (it is {status}); nothing to fail", highlight=False)
+        raise typer.Exit(1)
+    if ended.get("adopted"):
+        cli.console.print(f"run {full}: its commit {ended['adopted'][:12]} had landed; adopted it, run {ended['status']}",
+                          highlight=False)
+    else:
+        cli.console.print(f"run {full} failed; the window stays and its {ended['entries']} entries are owed to the next run",
+                          highlight=False)
 
 
 def report(run_id: str = typer.Argument(..., help="a run id or unique prefix (dry runs: their stored report)"),

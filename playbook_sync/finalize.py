@@ -8,16 +8,16 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync import batch, callouts, costs, orphans, publish, report, store, validate
-from playbook_sync.changelog import commit_message, trailer
+from playbook_sync import batch, callouts, costs, lifecycle, orphans, publish, report, store, validate
+from playbook_sync.changelog import commit_message
 from playbook_sync.edits import Applied, PlannedBlock, PlannedSop, apply_blocks, draft_new_sop, group_for_blocks, parse_tree, place_new_sop, plan_block
+from playbook_sync.faults import crash_point
 from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, SopEmbedding, SyncRun
 from playbook_sync.providers.base import NonFastForward
 from playbook_sync.runtime import Deps
@@ -34,18 +34,16 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     if run is None:
         raise LookupError(f"run {run_id} does not exist")
     if run.status != RunStatus.running:
-        return summary(run)
+        return lifecycle.summary(run)
     if batch.waiting(session, deps, run):  # batch mode: poll_batches applies the results, then calls us again
-        return summary(run)
+        return lifecycle.summary(run)
     # Header tasks are all done when the callback runs; a pending item lost its task.
-    lost = store.items(session, run_id=run_id, status=ItemStatus.pending)
-    store.set_items(session, run_id=run_id, entry_ids=[i.entry_id for i in lost], status=ItemStatus.failed,
-                    error="never processed (task lost); owed to the next run")
-    landed = deps.repo.find_commit_with_trailer(trailer(run_id))
+    lifecycle.fail_items(session, run_id, statuses=[ItemStatus.pending], error="never processed (task lost); owed to the next run")
+    landed = lifecycle.landed_commit(deps.repo, run_id)
     if landed:
-        _adopt(session, run, landed)  # an earlier finalize committed, then died before logging
+        lifecycle.adopt(session, run, landed, deps.repo)  # an earlier finalize committed, then died before logging
         return _finish(session, deps, run)
-    reset_pending(session, run_id)
+    lifecycle.reset_pending(session, run_id)
     orphans.assign(session, run_id=run_id, threshold=deps.settings.cluster_similarity,
                    entries=_entries(session, [i.entry_id for i in store.items(session, run_id=run_id, status=ItemStatus.orphaned)]))
     session.commit()
@@ -65,7 +63,7 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
             drafted = drafts()
         new_sops = _place_new_sops(clusters, drafted, docs, errors, _used_paths(session, deps) if clusters else set())
     applied = _commit(session, deps, run, blocks, new_sops)
-    _settle_items(session, run_id, blocks, applied, deferred)
+    lifecycle.settle_items(session, run_id, blocks, applied, deferred)
     run.error_log = "\n".join(filter(None, [run.error_log, *errors]))
     return _finish(session, deps, run)
 
@@ -198,20 +196,22 @@ def _commit(session: Session, deps: Deps, run: SyncRun, blocks: list[PlannedBloc
         _record_pending(session, run.id, applied)
         message = commit_message(run, applied)
         session.commit()  # pending rows are durable before the commit can land
+        crash_point("before-commit")
         try:
             run.commit_sha = deps.repo.commit(applied.files, message, parent=head)
         except NonFastForward:
             log.info("branch moved during run %s; re-applying on the new head", run.id)
-            reset_pending(session, run.id)
+            lifecycle.reset_pending(session, run.id)
             continue
+        crash_point("after-commit")
         run.commit_message = message
-        _mark_committed(session, run.id, run.commit_sha)
+        lifecycle.mark_committed(session, run.id, run.commit_sha)
         return applied
     raise RuntimeError(f"branch kept moving: gave up after {COMMIT_ATTEMPTS} attempts")
 
 
 def _record_pending(session: Session, run_id: uuid.UUID, applied: Applied) -> None:
-    reset_pending(session, run_id)
+    lifecycle.reset_pending(session, run_id)
     for b in applied.blocks:
         session.add(InsertedCallout(sop_file_path=b.sop_path, section=b.hint, entry_ids=b.entry_ids,
                                     block_hash=callouts.block_hash(b.block), block=b.block, run_id=run_id))
@@ -220,89 +220,68 @@ def _record_pending(session: Session, run_id: uuid.UUID, applied: Applied) -> No
                         .values(promoted_run_id=run_id, sop_file_path=s.path, label=s.label))
 
 
-def reset_pending(session: Session, run_id: uuid.UUID) -> None:
-    """Forget what an unfinished attempt of this run planned to write."""
-    session.execute(delete(InsertedCallout).where(InsertedCallout.run_id == run_id, InsertedCallout.commit_sha.is_(None)))
-    session.execute(update(OrphanCluster).where(OrphanCluster.promoted_run_id == run_id, OrphanCluster.status == "open")
-                    .values(promoted_run_id=None, sop_file_path=None))
-
-
-def _mark_committed(session: Session, run_id: uuid.UUID, sha: str) -> None:
-    session.execute(update(InsertedCallout).where(InsertedCallout.run_id == run_id, InsertedCallout.commit_sha.is_(None))
-                    .values(commit_sha=sha))
-    session.execute(update(OrphanCluster).where(OrphanCluster.promoted_run_id == run_id, OrphanCluster.status == "open")
-                    .values(status="promoted"))
-
-
-def _adopt(session: Session, run: SyncRun, sha: str) -> None:
-    """The commit landed earlier: keep what was recorded as pending for it."""
-    run.commit_sha = sha
-    _mark_committed(session, run.id, sha)
-    enriched = {e for c in session.scalars(select(InsertedCallout).where(InsertedCallout.run_id == run.id)) for e in c.entry_ids}
-    store.set_items(session, run_id=run.id, entry_ids=enriched, status=ItemStatus.enriched)
-    leftover = [i.entry_id for i in store.items(session, run_id=run.id, status=ItemStatus.matched)]
-    store.set_items(session, run_id=run.id, entry_ids=leftover, status=ItemStatus.deferred,
-                    error="run finished after its commit landed; owed to the next run")
-
-
-def _settle_items(session: Session, run_id: uuid.UUID, blocks: list[PlannedBlock], applied: Applied, deferred: dict[uuid.UUID, str]) -> None:
-    """Every matched entry ends enriched or deferred (with the reason)."""
-    for b, reason in applied.dropped:
-        deferred.update({e: reason for e in b.entry_ids})
-    written = {e for b in applied.blocks + applied.present for e in b.entry_ids}
-    for item in store.items(session, run_id=run_id, status=ItemStatus.matched):
-        if item.entry_id in deferred:
-            item.status, item.error = ItemStatus.deferred, deferred[item.entry_id]
-        elif item.entry_id in written or not any(item.entry_id in b.entry_ids for b in blocks):
-            # all its enrich pairs are written now, or were written by an earlier run
-            item.status = ItemStatus.enriched
-
-
 def _finish(session: Session, deps: Deps, run: SyncRun) -> dict:
     """Close the run, then open/update its pull request, POST the webhook, write its report (none can fail it)."""
-    _close(session, run, deps.settings)
+    lifecycle.close(session, run, deps.settings)
     publish.after_commit(session, deps, run)
     report.write_quietly(session, deps, run)
-    return summary(run)
+    return lifecycle.summary(run)
 
 
-def _close(session: Session, run: SyncRun, settings) -> dict:
-    """Count outcomes from the DB, set success|partial and the histogram."""
-    items = store.items(session, run_id=run.id)
-    count = lambda s: sum(1 for i in items if i.status == s)  # noqa: E731
-    run.entries_processed = len(items)
-    run.entries_enriched, run.entries_redundant = count(ItemStatus.enriched), count(ItemStatus.redundant)
-    run.entries_orphaned, run.entries_deferred = count(ItemStatus.orphaned), count(ItemStatus.deferred)
-    run.entries_failed = count(ItemStatus.failed)
-    committed = list(session.scalars(select(InsertedCallout).where(InsertedCallout.run_id == run.id, InsertedCallout.commit_sha.is_not(None))))
-    run.sops_enriched = sorted({c.sop_file_path for c in committed})
-    run.sops_created = sorted(session.scalars(select(OrphanCluster.sop_file_path).where(OrphanCluster.promoted_run_id == run.id, OrphanCluster.status == "promoted")))
-    bands = settings.bands_for(run.embedding_model)
-    run.score_histogram = histogram([i.best_score for i in items if i.best_score is not None]) | {
-        "strong": bands.strong, "weak": bands.weak}
-    run.status = RunStatus.partial if run.entries_failed else RunStatus.success
-    costs.close_run(session, run)
-    run.finished_at = datetime.now(UTC)
-    log.info("run %s %s", run.id, run.status, extra={"run_id": str(run.id)})
-    return summary(run)
+# -- entry points: the chord callback, and every other way a run ends ------------------------
 
 
-def histogram(scores: list[float], step: float = 0.05) -> dict:
-    """Counts of best-match similarities in fixed bins, so operators can check the bands."""
-    bins = int(round(1 / step))
-    counts = [0] * bins
-    for s in scores:
-        counts[min(bins - 1, max(0, int(s / step)))] += 1
-    return {"step": step, "counts": counts, "n": len(scores)}
+def finalize_run(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
+    """The chord callback: roll up items, write edits and new SOPs, one commit, log the run."""
+    # One finalize per run at a time, across workers. The run row lock ends at finalize's
+    # first intermediate commit, so a session-level advisory lock is held on a connection
+    # of its own for the whole step (a dead worker's connection drops it automatically).
+    key = run_id.int & 0x7FFF_FFFF_FFFF_FFFF
+    with session.get_bind().engine.connect() as lock:  # .engine: a dry run binds sessions to a Connection
+        if not lock.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
+            return {"run_id": str(run_id), "status": RunStatus.running, "busy": "another finalize is working on this run"}
+        try:
+            return finalize(session, deps, run_id=run_id)
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
-def summary(run: SyncRun) -> dict:
-    """A small JSON-able record of a run."""
-    return {
-        "run_id": str(run.id), "status": run.status, "commit_sha": run.commit_sha,
-        "entries": run.entries_processed, "enriched": run.entries_enriched, "redundant": run.entries_redundant,
-        "orphaned": run.entries_orphaned, "deferred": run.entries_deferred, "failed": run.entries_failed,
-        "sops_enriched": list(run.sops_enriched or []), "sops_created": list(run.sops_created or []),
-        "pull_request_url": run.pull_request_url,
-        "cost_usd": round(run.cost_usd or 0.0, 6), "usage": run.usage, "batch_id": run.batch_id,
-    }
+def finalize_or_fail(deps: Deps, *, run_id: uuid.UUID) -> dict:
+    """Finalize; any error ends the run through fail_run (adopting a landed commit) instead of raising."""
+    try:
+        with deps.session() as session:
+            return finalize_run(session, deps, run_id=run_id)
+    except Exception as exc:
+        log.exception("run %s failed in finalize", run_id, extra={"run_id": str(run_id)})
+        ended = fail_run(deps, run_id=run_id, error=f"finalize failed: {type(exc).__name__}: {exc}")
+        with deps.session() as session:
+            return lifecycle.summary(session.get(SyncRun, run_id)) | (ended or {}) | {"error": str(exc)[:500]}
+
+
+def fail_run(deps: Deps, *, run_id: uuid.UUID, error: str) -> dict | None:
+    """End a running run from outside its chord (finalize failed, watchdog, CLI): lifecycle.fail_run,
+    then publish a commit it adopted as finalize would have, and write the run's report.
+
+    Returns the summary (with "adopted" when a landed commit was adopted), or None if the run
+    was not running.
+    """
+    with deps.session() as session:
+        ended = lifecycle.fail_run(session, run_id=run_id, error=error, repo=deps.repo, settings=deps.settings)
+        if ended is None:
+            return None
+        run = session.get(SyncRun, run_id)
+        if ended.get("adopted"):
+            publish.after_commit(session, deps, run)
+        report.write_quietly(session, deps, run)  # a failed run gets its report too (what failed, and why)
+        return lifecycle.summary(run) | {"adopted": ended.get("adopted")}
+
+
+def reap_stuck_runs(deps: Deps) -> list[uuid.UUID]:
+    """The watchdog: end every run still running past the deadline (each adopting a landed commit)."""
+    deadline = deps.settings.run_deadline_seconds
+    with deps.session() as session:
+        stuck = lifecycle.stuck_runs(session, deadline_seconds=deadline)
+    for run_id in stuck:
+        fail_run(deps, run_id=run_id, error=lifecycle.watchdog_error(deadline))
+        log.warning("watchdog ended stuck run %s", run_id, extra={"run_id": str(run_id)})
+    return stuck

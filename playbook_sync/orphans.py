@@ -147,12 +147,6 @@ def nearest_module(session: Session, *, centroid: Sequence[float], modules: set[
     return min(modules, key=lambda m: int(m.split("-")[1])) if modules else None
 
 
-def mark_promoted(session: Session, *, cluster_id: uuid.UUID, run_id: uuid.UUID, label: str, sop_path: str) -> None:
-    """Close a cluster once its SOP is committed."""
-    cluster = session.get(OrphanCluster, cluster_id)
-    cluster.status, cluster.promoted_run_id, cluster.label, cluster.sop_file_path = "promoted", run_id, label, sop_path
-
-
 def open_cluster_sizes(session: Session) -> list[tuple[uuid.UUID, int]]:
     """(cluster, members) of open clusters, for reports."""
     rows = session.execute(

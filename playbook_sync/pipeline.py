@@ -9,19 +9,19 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, matching, store
+from playbook_sync import adhoc, lifecycle, matching, store
+from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401  (finalize_run: the chord callback's name here)
 from playbook_sync.models import KnowledgeEntry, RunItem, SyncRun
 from playbook_sync import costs
 from playbook_sync.providers import chunking
 from playbook_sync.providers.base import Embedder
 from playbook_sync.errors import ConfigError
 from playbook_sync.runtime import Deps
-from playbook_sync.schemas import Action, Candidate, ClassifyRequest, Decision, ItemStatus, RunStatus
+from playbook_sync.schemas import ClassifyRequest, Decision, ItemStatus
 from playbook_sync.sops import SopError, is_doc, parse_sop, section_embedding_text, whole_embedding_text
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
     planned = adhoc.plan(session, scope, watermark=start, now=now) if scope is not None else None
     if planned is not None:
         start, now, trigger = planned.window_start, planned.window_end, planned.trigger
-    run = store.create_run(
+    run = lifecycle.open_run(
         session, window_start=start, window_end=now, trigger=trigger, model=deps.embedder.model
     )
     try:
@@ -84,7 +84,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         session.commit()
     except Exception as exc:
         session.rollback()
-        fail_run(session, run_id=run.id, error=f"start failed: {exc}")
+        lifecycle.fail_run(session, run_id=run.id, error=f"start failed: {exc}", repo=deps.repo, settings=deps.settings)
         session.commit()
         raise
     log.info("run %s started: %d entries", run.id, len(ids), extra={"run_id": str(run.id)})
@@ -171,109 +171,7 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
             return {"entry_id": str(entry_id), "status": "prepared"}
         with costs.metered(session, deps, run_id=run_id, entry_id=entry_id):
             answered = deps.llm.classify(request)
-    return record_decisions(session, item, candidates, answered)
-
-
-def record_decisions(session: Session, item: RunItem, candidates: Sequence[Candidate], answered: Sequence[Decision]) -> dict:
-    """Log the classifier's decision per candidate and settle the item (matched|redundant|orphaned)."""
-    run_id, entry_id = item.run_id, item.entry_id
-    decisions = {d.sop_path: d for d in answered}
-    missing = [c.sop_path for c in candidates if c.sop_path not in decisions]
-    if missing:
-        raise ValueError(f"classifier gave no decision for {', '.join(missing)}")
-    rows = [
-        store.match_row(run_id=run_id, entry_id=entry_id, sop_path=c.sop_path, action=decisions[c.sop_path].action,
-                        similarity=c.similarity, section=decisions[c.sop_path].section or c.section,
-                        rationale=decisions[c.sop_path].rationale, confidence=decisions[c.sop_path].confidence)
-        for c in candidates
-    ]
-    actions = {decisions[c.sop_path].action for c in candidates}
-    item.prepared = None
-    if Action.enrich in actions:
-        item.status = ItemStatus.matched
-    elif Action.redundant in actions:
-        item.status = ItemStatus.redundant
-    else:
-        item.status = ItemStatus.orphaned
-        rows.append(store.match_row(run_id=run_id, entry_id=entry_id, sop_path=None, action=Action.orphaned,
-                                    similarity=item.best_score))
-    store.record_matches(session, rows=rows)  # one round trip for the entry's match log
-    return {"entry_id": str(entry_id), "status": item.status}
-
-
-def record_failure(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, error: str) -> dict:
-    """Record that an entry failed for good in this run (it is owed to the next run)."""
-    item = session.get(RunItem, (run_id, entry_id))
-    if item is not None and item.status == ItemStatus.pending:
-        item.status, item.error = ItemStatus.failed, error[:2000]
-        store.record_match(session, run_id=run_id, entry_id=entry_id, sop_path=None, action=Action.failed)
-    return {"entry_id": str(entry_id), "status": ItemStatus.failed, "error": error[:200]}
-
-
-def fail_run(session: Session, *, run_id: uuid.UUID, error: str) -> None:
-    """Mark a run failed (the window does not advance); unfinished items become failed."""
-    run = session.get(SyncRun, run_id)
-    if run is None or run.status != RunStatus.running:
-        return
-    for status in (ItemStatus.pending, ItemStatus.matched):
-        store.set_items(
-            session, run_id=run_id, entry_ids=[i.entry_id for i in store.items(session, run_id=run_id, status=status)],
-            status=ItemStatus.failed, error=error[:2000],
-        )
-    from playbook_sync.finalize import reset_pending
-
-    reset_pending(session, run_id)
-    costs.close_run(session, run)  # what the failed run spent is still recorded
-    run.status, run.finished_at = RunStatus.failed, datetime.now(UTC)
-    run.error_log = "\n".join(filter(None, [run.error_log, error]))
-
-
-def reap_stuck_runs(session: Session, *, deadline_seconds: int, now: datetime | None = None) -> list[uuid.UUID]:
-    """Fail runs still 'running' past the deadline (lost chord, dead broker); the window stays."""
-    now = now or datetime.now(UTC)
-    stuck = session.scalars(
-        select(SyncRun.id).where(SyncRun.status == RunStatus.running,
-                                 SyncRun.run_at < now - timedelta(seconds=deadline_seconds))
-    ).all()
-    for run_id in stuck:
-        fail_run(session, run_id=run_id, error=f"watchdog: still running after {deadline_seconds}s; "
-                                                "marked failed so the next run picks its entries up")
-        log.warning("watchdog failed stuck run %s", run_id, extra={"run_id": str(run_id)})
-    return list(stuck)
-
-
-def finalize_run(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
-    """The chord callback: roll up items, write edits and new SOPs, one commit, log the run."""
-    from playbook_sync.finalize import finalize
-
-    # One finalize per run at a time, across workers. The run row lock ends at finalize's
-    # first intermediate commit, so a session-level advisory lock is held on a connection
-    # of its own for the whole step (a dead worker's connection drops it automatically).
-    key = run_id.int & 0x7FFF_FFFF_FFFF_FFFF
-    with session.get_bind().engine.connect() as lock:  # .engine: a dry run binds sessions to a Connection
-        if not lock.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
-            return {"run_id": str(run_id), "status": RunStatus.running, "busy": "another finalize is working on this run"}
-        try:
-            return finalize(session, deps, run_id=run_id)
-        finally:
-            lock.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-
-
-def finalize_or_fail(deps: Deps, *, run_id: uuid.UUID) -> dict:
-    """Finalize; any error fails the run (window stays, entries owed) instead of raising."""
-    try:
-        with deps.session() as session:
-            return finalize_run(session, deps, run_id=run_id)
-    except Exception as exc:
-        log.exception("run %s failed in finalize", run_id, extra={"run_id": str(run_id)})
-        from playbook_sync.finalize import summary
-        from playbook_sync.report import write_quietly
-
-        with deps.session() as session:
-            fail_run(session, run_id=run_id, error=f"finalize failed: {type(exc).__name__}: {exc}")
-            run = session.get(SyncRun, run_id)
-            write_quietly(session, deps, run)  # a failed run gets its report too (what failed, and why)
-            return summary(run) | {"error": str(exc)[:500]}
+    return lifecycle.record_decisions(session, item, candidates, answered)
 
 
 def run_inline(deps: Deps, *, trigger: str = "inline", now: datetime | None = None) -> dict:
@@ -286,5 +184,5 @@ def run_inline(deps: Deps, *, trigger: str = "inline", now: datetime | None = No
                 process_entry(session, deps, run_id=started.run_id, entry_id=entry_id)
         except Exception as exc:  # same rule as the task: recorded, never raised
             with deps.session() as session:
-                record_failure(session, run_id=started.run_id, entry_id=entry_id, error=f"{type(exc).__name__}: {exc}")
+                lifecycle.record_failure(session, run_id=started.run_id, entry_id=entry_id, error=f"{type(exc).__name__}: {exc}")
     return finalize_or_fail(deps, run_id=started.run_id)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync import store
+from playbook_sync import lifecycle, store
 from playbook_sync.models import (
     InsertedCallout,
     KnowledgeEntry,
@@ -101,13 +101,11 @@ def _excerpt(text: str, limit: int = 160) -> str:
 
 
 def _histogram(run: SyncRun, items, settings: Settings) -> dict:
-    from playbook_sync.finalize import histogram
-
     bands = settings.bands_for(run.embedding_model)
     if run.score_histogram:
         return {"strong": bands.strong, "weak": bands.weak} | dict(run.score_histogram)
     scores = [i.best_score for i in items if i.best_score is not None]
-    return histogram(scores) | {"strong": bands.strong, "weak": bands.weak}
+    return lifecycle.histogram(scores) | {"strong": bands.strong, "weak": bands.weak}
 
 
 def diff_text(path: str, old: str | None, new: str | None) -> str:

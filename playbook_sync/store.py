@@ -308,3 +308,22 @@ def inserted_pairs(session: Session, *, sop_paths: Iterable[str]) -> set[tuple[s
         )
     )
     return {(path, entry) for path, entry in rows}
+
+
+def item_counts(session: Session, *, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
+    """Per run, how many of its items are in each status."""
+    counts: dict[uuid.UUID, dict[str, int]] = {}
+    if run_ids:
+        rows = session.execute(select(RunItem.run_id, RunItem.status, func.count()).where(RunItem.run_id.in_(list(run_ids)))
+                               .group_by(RunItem.run_id, RunItem.status))
+        for run_id, status, n in rows:
+            counts.setdefault(run_id, {})[status] = n
+    return counts
+
+
+def running_run_since(session: Session, *, since: datetime | None) -> uuid.UUID | None:
+    """The running run (there is at most one: the run lock), if it was opened at or after since."""
+    stmt = select(SyncRun.id).where(SyncRun.status == RunStatus.running)
+    if since is not None:
+        stmt = stmt.where(SyncRun.run_at >= since)
+    return session.scalars(stmt.limit(1)).first()

@@ -52,3 +52,16 @@ def variants(entries: list[EntryIn], n: int, now: datetime) -> list[EntryIn]:
         e.model_copy(update={"id": uuid.uuid4(), "content": f"{e.content} Seen again on call {i}.", "created_at": now})
         for i, e in zip(range(n), entries * (n // max(1, len(entries)) + 1))
     ]
+
+
+class TaggedLLM(OfflineLLM):
+    """The offline LLM, except each callout body starts with its entries' short ids and a per-process
+    nonce: a block written twice for the same entry is visible in the file, even with another body
+    (a real LLM words the same entry differently each time)."""
+
+    NONCE = uuid.uuid4().hex[:6]
+
+    def write_callout(self, request):
+        draft = super().write_callout(request)
+        tags = " ".join(f"e{str(e.id)[:8]}" for e in request.entries)
+        return draft.model_copy(update={"body": f"Ref {tags} n{self.NONCE}: {draft.body}"})

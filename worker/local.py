@@ -8,14 +8,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from celery import Celery
+from sqlalchemy import func, select
 
 from playbook_sync.db import ROOT, session_scope
-from playbook_sync.models import SyncRun
+from playbook_sync.lifecycle import summary
+from playbook_sync.models import RunItem, SyncRun
 
 
 @contextmanager
@@ -59,7 +62,6 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
 
 def start_and_wait(database_url: str, *, trigger: str = "manual", timeout: float = 600, poll: float = 0.5) -> dict:
     """Enqueue start_run, then wait for the run row to leave 'running'; return its summary."""
-    from playbook_sync.finalize import summary
     from worker.tasks import start_run
 
     started = task_result(start_run.delay(trigger=trigger), timeout=timeout, poll=poll)
@@ -83,12 +85,87 @@ def task_result(result, *, timeout: float, poll: float):
 
 def wait_for_run(database_url: str, run_id: uuid.UUID, *, timeout: float, poll: float, summarize) -> dict:
     """Poll the run row until it is finished."""
-    deadline = time.monotonic() + timeout
+    return follow_run(database_url, run_id, deadline=time.monotonic() + timeout, poll=poll, summarize=summarize)
+
+
+class WorkerLost(RuntimeError):
+    """The worker (or the broker) a run depends on is gone: the run will never finish by itself."""
+
+
+Progress = Callable[[int, int], None]  # (items, items still pending)
+
+
+def follow_run(database_url: str, run_id: uuid.UUID, *, deadline: float, poll: float = 0.3, summarize=summary,
+               on_progress: Progress | None = None, check: Callable[[], str | None] | None = None) -> dict:
+    """Poll the run until it leaves 'running' and return summarize(run); the one follow loop.
+
+    on_progress gets (items, pending) each poll; check returns why the run can no longer
+    finish (its worker died, the broker is gone), which raises WorkerLost; past the
+    monotonic deadline, TimeoutError.
+    """
     while True:
         with session_scope(database_url) as session:
             run = session.get(SyncRun, run_id)
             if run.status != "running":
                 return summarize(run)
+            if on_progress is not None:
+                rows = dict(session.execute(select(RunItem.status, func.count()).where(RunItem.run_id == run_id)
+                                            .group_by(RunItem.status)).all())
+                on_progress(sum(rows.values()), rows.get("pending", 0))
+        if check is not None and (reason := check()):
+            raise WorkerLost(reason)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"run {run_id} still running after {timeout:.0f}s")
+            raise TimeoutError(f"run {run_id} still running")
         time.sleep(poll)
+
+
+class Liveness:
+    """Why a run can no longer finish, or None: the local worker exited, or the broker does not answer.
+
+    The worker is checked on every call (a poll of its process); the broker at most every
+    broker_every seconds with a one-second timeout, and only a broker silent for
+    broker_grace seconds counts as gone (a restarting Redis is not a dead one).
+    """
+
+    def __init__(self, proc: subprocess.Popen | None, broker_url: str | None, *, broker_every: float = 2.0,
+                 broker_grace: float = 6.0) -> None:
+        self.proc, self.broker_url = proc, broker_url
+        self.broker_every, self.broker_grace = broker_every, broker_grace
+        self._next_ping, self._silent_since = 0.0, None
+
+    def __call__(self) -> str | None:
+        if self.proc is not None and self.proc.poll() is not None:
+            return f"the local worker exited (code {self.proc.returncode})"
+        now = time.monotonic()
+        if not self.broker_url or now < self._next_ping:
+            return None
+        self._next_ping = now + self.broker_every
+        if broker_answers(self.broker_url):
+            self._silent_since = None
+            return None
+        self._silent_since = self._silent_since or now
+        if now - self._silent_since >= self.broker_grace:
+            return f"the broker at {redact(self.broker_url)} does not answer"
+        return None
+
+
+def broker_answers(url: str, timeout: float = 1.0) -> bool:
+    """True when the Redis at url answers PING within timeout."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def redact(url: str) -> str:
+    """The URL without its password (it is printed)."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url

@@ -9,7 +9,7 @@ from functools import lru_cache
 from celery import chord, group
 from celery.utils.log import get_task_logger
 
-from playbook_sync import adhoc, batch, pipeline
+from playbook_sync import adhoc, batch, finalize, lifecycle, pipeline
 from playbook_sync.config import get_settings
 from playbook_sync.providers.base import TransientProviderError
 from playbook_sync.providers.localgit import RepoPathError
@@ -65,13 +65,13 @@ def process_entry(self, run_id: str, entry_id: str) -> dict:
         error = f"{type(exc).__name__}: {exc}"
     log.warning("entry %s failed in run %s: %s", entry_id, run_id, error)
     with d.session() as session:
-        return pipeline.record_failure(session, run_id=uuid.UUID(run_id), entry_id=uuid.UUID(entry_id), error=error)
+        return lifecycle.record_failure(session, run_id=uuid.UUID(run_id), entry_id=uuid.UUID(entry_id), error=error)
 
 
 @app.task(name="playbook_sync.finalize_run")
 def finalize_run(run_id: str) -> dict:
     """Roll up, edit, commit once, log the run; an error fails the run (window stays)."""
-    return pipeline.finalize_or_fail(deps(), run_id=uuid.UUID(run_id))
+    return finalize.finalize_or_fail(deps(), run_id=uuid.UUID(run_id))
 
 
 @app.task(name="playbook_sync.poll_batches")
@@ -88,7 +88,5 @@ def poll_batches() -> dict:
 @app.task(name="playbook_sync.watchdog")
 def watchdog() -> dict:
     """Fail runs stuck in 'running' past the deadline, so the next run takes their entries."""
-    d = deps()
-    with d.session() as session:
-        stuck = pipeline.reap_stuck_runs(session, deadline_seconds=d.settings.run_deadline_seconds)
+    stuck = finalize.reap_stuck_runs(deps())
     return {"failed_runs": [str(r) for r in stuck]}

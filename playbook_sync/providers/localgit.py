@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from playbook_sync.faults import crash_point
 from playbook_sync.providers.base import NonFastForward, ProviderError, TrailerSearch
 
 log = logging.getLogger(__name__)
@@ -216,8 +217,20 @@ class LocalGitRepo(TrailerSearch):
             if self._rev(self.ref) != parent_sha:
                 raise NonFastForward(f"{self.ref} moved past {parent_sha[:12]}") from None
             raise
+        crash_point("after-update-ref")
         self._sync_worktree(parent_sha, new)
         return new
+
+    def sync_worktree(self, sha: str) -> None:
+        """Bring a checkout of the branch up to sha when sha is the branch head.
+
+        For a run adopted after its worker died between moving the branch and updating the
+        work tree: the index and files still show the parent, and a person's next
+        `git commit -a` would revert the run's callouts.
+        """
+        parent = self.parent_of(sha)
+        if parent is not None and self._rev(self.ref) == sha:
+            self._sync_worktree(parent, sha)
 
     def for_branch(self, branch: str) -> LocalGitRepo:
         """The same repository, reading and committing on another branch."""

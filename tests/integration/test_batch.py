@@ -106,7 +106,7 @@ def test_failed_batch_results_fall_back_to_one_direct_call(deps):
 
 
 def test_a_worker_restart_between_polls_resumes_without_resubmitting(deps, settings, redis_url, tmp_path):
-    from playbook_sync.finalize import summary
+    from playbook_sync.lifecycle import summary
     from worker.app import app
     from worker.local import task_result, wait_for_run, worker_process
     from worker.tasks import poll_batches, start_run

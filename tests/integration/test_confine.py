@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from playbook_sync import demo, pipeline, store
+from playbook_sync import demo, finalize, pipeline, store
 from playbook_sync.models import InsertedCallout, SopEmbedding, SopSection, SyncRun
 from playbook_sync.providers.localgit import LocalGitRepo, RepoPathError
 from playbook_sync.runtime import Deps
@@ -225,6 +225,6 @@ def test_without_history_a_new_sop_skips_a_number_deleted_during_the_run(deps):
             pipeline.process_entry(s, deps, run_id=started.run_id, entry_id=entry_id)
     git(repo, "rm", "-q", GONE)  # a person deletes it while the run is working
     git(repo, "commit", "-q", "-m", "SOP 1.4 was a mistake")
-    outcome = pipeline.finalize_or_fail(deps, run_id=started.run_id)
+    outcome = finalize.finalize_or_fail(deps, run_id=started.run_id)
     names = created_in_module_1(outcome)
     assert names and names[0].startswith("sop-1-5-"), outcome

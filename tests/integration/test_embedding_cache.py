@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from playbook_sync import demo, pipeline, store
+from playbook_sync import demo, lifecycle, pipeline, store
 from playbook_sync.models import KnowledgeEntry, SopEmbedding
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.wiring import real_deps
@@ -21,7 +21,7 @@ def start_and_close(deps) -> None:
     with deps.session() as s:
         started = pipeline.start_run(s, deps, now=T0 + timedelta(days=1))
     with deps.session() as s:
-        pipeline.fail_run(s, run_id=started.run_id, error="test: only the start matters here")
+        lifecycle.fail_run(s, run_id=started.run_id, error="test: only the start matters here", repo=deps.repo)
 
 
 def test_vectors_are_cached_per_model_and_a_model_change_re_embeds(deps):

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from playbook_sync import pipeline, store
+from playbook_sync import lifecycle, pipeline, store
 from playbook_sync.cli import app as cli_app
 from playbook_sync.config import get_settings
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
@@ -45,7 +45,7 @@ def test_each_enqueue_form_processes_exactly_what_it_names(deps, settings, redis
     with deps.session() as s:
         failed = pipeline.start_run(s, deps, trigger="schedule", now=day(3.5))
     with deps.session() as s:
-        pipeline.fail_run(s, run_id=failed.run_id, error="finalize failed: GitHub was down")
+        lifecycle.fail_run(s, run_id=failed.run_id, error="finalize failed: GitHub was down", repo=deps.repo)
     assert failed.entry_ids == ids[:3]
     with deps.session() as s:
         store.upsert_entries(s, entries=entries[3:])

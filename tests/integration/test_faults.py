@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -15,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from playbook_sync import demo, pipeline, store
+from playbook_sync import demo, lifecycle, pipeline, store
+from playbook_sync.callouts import CLOSER, OPENERS
+from playbook_sync.faults import CRASH_ENV
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import FINAL_ITEM_STATUSES
@@ -129,9 +132,9 @@ def test_watchdog_fails_a_stuck_run_and_the_next_run_takes_its_entries(deps):
         stuck = pipeline.start_run(s, deps, now=now).run_id  # ...and its chord is lost
     later = datetime.now(UTC) + timedelta(minutes=11)
     with deps.session() as s:
-        assert pipeline.reap_stuck_runs(s, deadline_seconds=3600, now=later) == []  # not yet
+        assert lifecycle.reap_stuck_runs(s, repo=deps.repo, deadline_seconds=3600, now=later) == []  # not yet
     with deps.session() as s:
-        assert pipeline.reap_stuck_runs(s, deadline_seconds=600, now=later) == [stuck]
+        assert lifecycle.reap_stuck_runs(s, repo=deps.repo, deadline_seconds=600, now=later) == [stuck]
     with deps.session() as s:
         run = s.get(SyncRun, stuck)
         assert run.status == "failed" and "watchdog" in run.error_log
@@ -175,7 +178,7 @@ def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
                 status = "stuck"
         if status == "stuck":  # the chord's messages died with the broker: the watchdog's case
             with deps.session() as s:
-                assert pipeline.reap_stuck_runs(s, deadline_seconds=0) == [run_id]
+                assert lifecycle.reap_stuck_runs(s, repo=deps.repo, deadline_seconds=0) == [run_id]
             rerun = pipeline.run_inline(deps)
             assert rerun["status"] in ("success", "partial")
     finally:
@@ -188,3 +191,92 @@ def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
     assert {e.id for e in entries} <= set(latest)
     assert {latest[e.id] for e in entries} <= {s.value for s in FINAL_ITEM_STATUSES} | {"deferred"}
     assert_no_duplicate_blocks(deps)
+
+
+# -- killed in finalize, before and after the commit lands ------------------------------------
+
+TAG = re.compile(r"\be([0-9a-f]{8})\b")
+SOP_TITLE = re.compile(r'^title:\s*"?SOP [^:]+:\s*(.+?)"?\s*$', re.M)
+
+
+def callout_tags(tree: dict[str, bytes]) -> Counter:
+    """(SOP, entry) → how many callout blocks in the file name that entry (TaggedLLM bodies)."""
+    found: Counter = Counter()
+    for path, content in tree.items():
+        lines = content.decode().splitlines()
+        for i, line in enumerate(lines[:-2]):
+            if line in OPENERS and lines[i + 2] == CLOSER:
+                found.update((path, tag) for tag in set(TAG.findall(lines[i + 1])))
+    return found
+
+
+def new_sop_titles(tree: dict[str, bytes]) -> Counter:
+    """Titles (without their numbers) of the auto-generated SOPs in the tree."""
+    return Counter(m.group(1) for c in tree.values() if b"Auto-Generated" in c
+                   for m in [SOP_TITLE.search(c.decode())] if m)
+
+
+def git_out(settings, *args) -> str:
+    return subprocess.run(["git", "-C", str(settings.playbook_path), *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("point", ["before-commit", "after-update-ref", "after-commit"])
+def test_worker_killed_in_finalize_then_reaped_writes_nothing_twice(point, deps, settings, redis_url, tmp_path):
+    from worker.tasks import start_run
+
+    now = datetime.now(UTC)
+    sample = demo.entries(now - timedelta(minutes=5))
+    with deps.session() as s:
+        store.upsert_entries(s, entries=sample)
+    env = worker_env(settings, PLAYBOOK_SYNC_LLM="tests.support:TaggedLLM")
+    with worker_process(app, env=env | {CRASH_ENV: point}, name="doomed", log_file=tmp_path / "a.log") as doomed:
+        run_id = uuid.UUID(task_result(start_run.delay(), timeout=60, poll=0.2)["run_id"])
+        try:
+            doomed.wait(timeout=180)  # it dies at the crash point, as a SIGKILL would
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError((tmp_path / "a.log").read_text()[-3000:]) from exc
+        assert doomed.returncode == 137
+    with deps.session() as s:
+        assert s.get(SyncRun, run_id).status == "running"  # nobody did the bookkeeping
+    assert commits(settings) == (1 if point == "before-commit" else 2)
+    first_tags = callout_tags(deps.repo.read_tree("docs"))
+
+    with deps.session() as s:  # the watchdog's ending (no beat needed: deadline 0)
+        assert lifecycle.reap_stuck_runs(s, repo=deps.repo, settings=settings, deadline_seconds=0) == [run_id]
+    with deps.session() as s:
+        reaped = s.get(SyncRun, run_id)
+        counted = Counter(s.scalars(select(RunItem.status).where(RunItem.run_id == run_id)))
+        assert reaped.entries_processed == len(sample) == sum(counted.values())  # counts from the items
+        assert reaped.entries_failed == counted["failed"]
+        if point == "before-commit":
+            assert reaped.status == "failed" and reaped.commit_sha is None
+        else:  # its commit landed: adopted, and the run closed with what it wrote
+            assert reaped.status == "success" and reaped.commit_sha == git_out(settings, "rev-parse", "main").strip()
+            assert counted["failed"] == 0 and counted["enriched"] > 0
+    # The checkout follows the branch: a person's `git commit -a` now would not revert the callouts.
+    assert git_out(settings, "status", "--porcelain") == ""
+
+    with worker_process(app, env=env, name="next", log_file=tmp_path / "b.log"):
+        rerun = uuid.UUID(task_result(start_run.delay(), timeout=60, poll=0.2)["run_id"])
+        try:
+            status = wait_for_run(settings.database_url, rerun, timeout=120, poll=0.3, summarize=lambda r: r.status)
+        except TimeoutError as exc:
+            raise AssertionError((tmp_path / "b.log").read_text()[-3000:]) from exc
+    assert status == "success"
+    tree = deps.repo.read_tree("docs")
+    tags = callout_tags(tree)
+    assert first_tags.keys() <= tags.keys() and tags, "the first run's callouts stay"
+    assert [k for k, n in tags.items() if n > 1] == []  # by the files: no entry's callout twice in one SOP
+    titles = new_sop_titles(tree)
+    assert titles and [t for t, n in titles.items() if n > 1] == []  # no new SOP created twice
+    with deps.session() as s:
+        rerun_committed = s.get(SyncRun, rerun).commit_sha is not None
+    assert rerun_committed or point != "before-commit"  # the redone run must write what the crash lost
+    assert commits(settings) == 1 + (point != "before-commit") + rerun_committed  # one commit per run, at most
+    with deps.session() as s:
+        latest = {}
+        for run in s.scalars(select(SyncRun).order_by(SyncRun.run_at)):
+            for item in s.scalars(select(RunItem).where(RunItem.run_id == run.id)):
+                latest[item.entry_id] = item.status
+    assert {e.id for e in sample} <= latest.keys()
+    assert not {e.id: latest[e.id] for e in sample if latest[e.id] in ("failed", "pending", "matched")}

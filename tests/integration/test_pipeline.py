@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from playbook_sync import pipeline, store
+from playbook_sync import lifecycle, pipeline, store
 from playbook_sync.models import InsertedCallout, RunItem, SopEmbedding, SyncRun
 from playbook_sync.schemas import ItemStatus
 from playbook_sync.sops import parse_sop
@@ -86,7 +86,7 @@ def test_failed_run_does_not_advance_window_and_partial_does(deps):
     with deps.session() as s:
         started = pipeline.start_run(s, deps, now=T0 + timedelta(days=7))
     with deps.session() as s:
-        pipeline.fail_run(s, run_id=started.run_id, error="worker lost")
+        lifecycle.fail_run(s, run_id=started.run_id, error="worker lost", repo=deps.repo)
     with deps.session() as s:
         assert store.last_window_end(s) is None  # failed: the window stays where it was
     assert set(items(deps, started.run_id).values()) == {ItemStatus.failed}
