@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -60,7 +61,10 @@ def _secret(name: str) -> AliasChoices:
 class Settings(BaseSettings):
     """All configuration; see the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="PLAYBOOK_SYNC_", env_file=".env", extra="ignore")
+    # PLAYBOOK_SYNC_ENV_FILE names another dotenv file, or none when empty (the test suite sets
+    # that, so a stray ./.env where the tests or their workers run cannot change a test).
+    model_config = SettingsConfigDict(env_prefix="PLAYBOOK_SYNC_", extra="ignore",
+                                      env_file=os.environ.get("PLAYBOOK_SYNC_ENV_FILE", ".env") or None)
 
     # Services. Empty URLs select the embedded local profile.
     database_url: str | None = None

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def demo(data_dir: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYBOOK_SYNC_")}
+    # A user's environment: none of the test's settings (the suite's "no dotenv file" switch stays).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYBOOK_SYNC_") or k == "PLAYBOOK_SYNC_ENV_FILE"}
     env |= {"PLAYBOOK_SYNC_DATA_DIR": str(data_dir), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "playbook_sync.cli", "demo"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
