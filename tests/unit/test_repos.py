@@ -217,8 +217,9 @@ BAD_PATHS = [
 @pytest.mark.parametrize("bad", BAD_PATHS)
 def test_paths_outside_the_repo_are_rejected(backend: Backend, bad: str) -> None:
     head = backend.repo.head()
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError, match=r"invalid repository path: ") as refused:
         backend.repo.commit({"docs/fine.md": b"ok", bad: b"evil"}, "evil", head)
+    assert repr(bad) in str(refused.value)  # the bad path is named, not the good one
     assert backend.repo.head() == head
     if backend.server is not None:  # rejected before any write reached the API
         assert not [r for r in backend.server.requests if r[0] in ("POST", "PATCH")]
