@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_demo_commits_once_then_processes_nothing_twice(tmp_path):
     assert "ingested 0 new" in second.stdout
     taken = counts(second.stdout)
     assert taken["entries"] == counts(first.stdout)["deferred"] > 0 and taken["enriched"] > 0
-    assert commits(repo) == 3 and "commit: " in second.stdout  # the deferred callouts, in one commit
+    assert commits(repo) == 3 and re.search(r"^commit: [0-9a-f]{40}$", second.stdout, re.M)  # the deferred, in one commit
     third = demo(tmp_path)
     assert third.returncode == 0 and "nothing to change" in third.stdout
     assert counts(third.stdout) == dict.fromkeys(("entries", "enriched", "redundant", "orphaned", "deferred", "failed"), 0)
