@@ -14,7 +14,11 @@ import pytest
 
 # Before anything reads settings: no dotenv file, in this process or in the workers and CLIs it
 # starts (they inherit the environment), so a stray ./.env in whatever directory the tests run
-# from (or a developer's .env in the checkout, the worker's cwd) cannot change a test.
+# from (or a developer's .env in the checkout, the worker's cwd) cannot change a test; nor can
+# the shell's settings or provider keys (LLM=auto would pick a real, paid provider).
+for _name in [n for n in os.environ if n.upper().startswith("PLAYBOOK_SYNC_")
+              or n.upper() in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")]:
+    del os.environ[_name]
 os.environ["PLAYBOOK_SYNC_ENV_FILE"] = ""
 
 from playbook_sync import db  # noqa: E402
