@@ -181,5 +181,5 @@ def test_next_number_reads_ids_titles_and_file_names() -> None:
     assert next_number(existing, "module-14") == 31
     assert next_number(existing, "module-5") == 1
     assert next_number([], "module-1") == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="module must look like 'module-4'"):
         next_number(existing, "module-4/../x")

@@ -53,7 +53,7 @@ def test_a_broken_prompt_fails_at_load_not_at_call_time(prompt_dir: Path, edit, 
         prompts.load_all(prompt_dir)
     # the provider loads its prompts when it is built, so a worker fails at start-up
     settings = Settings(_env_file=None, anthropic_api_key="sk-ant-test-000000", prompts_dir=prompt_dir)
-    with pytest.raises(PromptError):
+    with pytest.raises(PromptError, match=message):
         AnthropicLLM(settings)
 
 
