@@ -18,9 +18,9 @@ from playbook_sync import demo, pipeline, store
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import FINAL_ITEM_STATUSES
-from tests.support import variants
 from tests.blocks import duplicate_blocks
 from tests.gated import gate_env
+from tests.support import variants
 from tests.waiting import wait_for
 from worker.app import app
 from worker.local import task_result, wait_for_run, worker_process
