@@ -61,10 +61,10 @@ def _secret(name: str) -> AliasChoices:
 class Settings(BaseSettings):
     """All configuration; see the README's configuration table."""
 
-    # PLAYBOOK_SYNC_ENV_FILE names another dotenv file, or none when empty (the test suite sets
-    # that, so a stray ./.env where the tests or their workers run cannot change a test).
+    # PLAYBOOK_SYNC_ENV_FILE names the dotenv file (default ./.env); the test suite points it at
+    # os.devnull, so a stray ./.env where the tests or their workers run cannot change a test.
     model_config = SettingsConfigDict(env_prefix="PLAYBOOK_SYNC_", extra="ignore",
-                                      env_file=os.environ.get("PLAYBOOK_SYNC_ENV_FILE", ".env") or None)
+                                      env_file=os.environ.get("PLAYBOOK_SYNC_ENV_FILE") or ".env")
 
     # Services. Empty URLs select the embedded local profile.
     database_url: str | None = None

@@ -19,7 +19,7 @@ import pytest
 for _name in [n for n in os.environ if n.upper().startswith("PLAYBOOK_SYNC_")
               or n.upper() in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")]:
     del os.environ[_name]
-os.environ["PLAYBOOK_SYNC_ENV_FILE"] = ""
+os.environ["PLAYBOOK_SYNC_ENV_FILE"] = os.devnull  # not a regular file: no dotenv is read
 
 from playbook_sync import db  # noqa: E402
 from playbook_sync.config import Settings, get_settings  # noqa: E402
