@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 
 from playbook_sync import store
 from playbook_sync.config import Settings
-from playbook_sync.finalize import summary
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
 from playbook_sync.schemas import FINAL_ITEM_STATUSES
 from tests.blocks import blocks_in, duplicate_blocks
 from tests.gated import gate_env
 from tests.integration.test_faults import classified_sample, done_items, worker_env
+from tests.runs import summarize
 from tests.support import variants
 from tests.waiting import wait_for
 from worker.app import create_app
@@ -107,7 +107,7 @@ def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
         server.stop()
     with deps.session() as s:
         runs = list(s.scalars(select(SyncRun).order_by(SyncRun.run_at)))
-        outcomes = [summary(r) for r in runs]
+        outcomes = [summarize(r) for r in runs]
         latest = {}
         for run in runs:
             for item in s.scalars(select(RunItem).where(RunItem.run_id == run.id)):

@@ -19,7 +19,6 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -33,6 +32,7 @@ from playbook_sync.providers.localgit import init_repo
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import FINAL_ITEM_STATUSES
 from tests.blocks import MARKER, duplicate_blocks, tagged
+from tests import runs
 from tests.conftest import TEMPLATE, _admin_sql
 
 pytestmark = pytest.mark.integration
@@ -87,30 +87,27 @@ class World:
         for entry_id in started.entry_ids[:processed]:
             with self.deps.session() as s:
                 pipeline.process_entry(s, self.deps, run_id=started.run_id, entry_id=entry_id)
-        with self.deps.session() as s:
-            pipeline.fail_run(s, run_id=started.run_id, error="test: worker killed mid-run")
+        runs.fail_run(self.deps, started.run_id, "test: worker killed mid-run")
 
     def kill_after_commit(self) -> None:
         """A run that dies in finalize after its commit landed; the run is then failed (DESIGN §2.8)."""
-        from playbook_sync import finalize
-
         with self.deps.session() as s:
             started = pipeline.start_run(s, self.deps)
         for entry_id in started.entry_ids:
             with self.deps.session() as s:
                 pipeline.process_entry(s, self.deps, run_id=started.run_id, entry_id=entry_id)
-        with mock.patch.object(finalize, "_settle_items", side_effect=RuntimeError("test: worker killed after the commit")):
-            pipeline.finalize_or_fail(self.deps, run_id=started.run_id)
+        with runs.dies_after_the_commit():
+            runs.finalize_or_fail(self.deps, started.run_id)
 
     def check(self, *, settled: bool) -> None:
         deps = self.deps
         with deps.session() as s:
-            runs = list(s.scalars(select(SyncRun).order_by(SyncRun.run_at)))
+            all_runs = list(s.scalars(select(SyncRun).order_by(SyncRun.run_at)))
             items = s.execute(select(RunItem.run_id, RunItem.entry_id, RunItem.status)
                               .join(SyncRun, SyncRun.id == RunItem.run_id).order_by(SyncRun.run_at)).all()
             pairs = Counter((c.sop_file_path, e) for c in s.scalars(select(InsertedCallout)) for e in c.entry_ids)
-            shas = {r.id: r.commit_sha for r in runs}
-        assert all(r.status != "running" for r in runs), "a run was left running"
+            shas = {r.id: r.commit_sha for r in all_runs}
+        assert all(r.status != "running" for r in all_runs), "a run was left running"
         # One final outcome per (run, entry): the row is unique by key; its status must be an ending.
         unended = [(str(r), str(e), st_) for r, e, st_ in items if st_ not in ENDED]
         assert not unended, f"items without a final outcome in an ended run: {unended[:5]}"
@@ -122,7 +119,7 @@ class World:
                              capture_output=True, text=True, check=True).stdout.split("\n")
         ours = [line.split() for line in log if len(line.split()) == 2]
         twice = [run for run, n in Counter(run for _, run in ours).items() if n > 1]
-        assert not twice, f"runs with more than one commit: {twice}"
+        assert not twice, f"all_runs with more than one commit: {twice}"
         # Known defect on main (issue 9 item 7): a run failed after its commit landed does not adopt it.
         unrecorded = {sha for sha, _ in ours} - {v for v in shas.values() if v}
         assert not unrecorded, f"commits that landed but no run records (not adopted, DESIGN §2.8): {unrecorded}"

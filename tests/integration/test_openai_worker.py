@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import func, select
 
 from playbook_sync import demo, store
-from playbook_sync.finalize import summary
 from playbook_sync.models import RunItem
 from tests.blocks import blocks_in
 from tests.fakes.answers import default_answer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.integration.test_faults import worker_env
+from tests.runs import summarize
 from worker.app import app
 from worker.local import task_result, wait_for_run, worker_process
 
@@ -46,7 +46,7 @@ def test_a_run_on_the_openai_llm_and_embedder_commits_what_the_model_wrote(deps,
             from worker.tasks import start_run
 
             run_id = uuid.UUID(task_result(start_run.delay(trigger="test"), timeout=60, poll=0.2)["run_id"])
-            outcome = wait_for_run(settings.database_url, run_id, timeout=180, poll=0.2, summarize=summary)
+            outcome = wait_for_run(settings.database_url, run_id, timeout=180, poll=0.2, summarize=summarize)
         formats = [(b.get("response_format") or {}).get("json_schema", {}).get("name")
                    for b in fake.posts("/v1/chat/completions")]
         embedded = list(fake.embedding_requests)

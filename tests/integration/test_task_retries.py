@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from playbook_sync import demo, store
-from playbook_sync.finalize import summary
 from playbook_sync.models import RunItem
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.wiring import worker_env as anthropic_env
 from tests.integration.test_faults import worker_env
+from tests.runs import summarize
 from worker.app import app
 from worker.local import task_result, wait_for_run, worker_process
 
@@ -47,7 +47,7 @@ def run_one(deps, settings, tmp_path, *, failures: int, task_retries: int) -> tu
             from worker.tasks import start_run
 
             run_id = uuid.UUID(task_result(start_run.delay(trigger="test"), timeout=60, poll=0.2)["run_id"])
-            outcome = wait_for_run(settings.database_url, run_id, timeout=120, poll=0.2, summarize=summary)
+            outcome = wait_for_run(settings.database_url, run_id, timeout=120, poll=0.2, summarize=summarize)
         calls = classify_calls(fake)
     with deps.session() as s:
         item = s.scalars(select(RunItem).where(RunItem.run_id == run_id)).one()
