@@ -7,9 +7,10 @@ from collections import Counter
 
 from playbook_sync.callouts import CLOSER, OPENERS
 
-# Entries built by tagged() carry "ref qx<number>" in their lead sentence, which the offline
-# LLM copies into the block body: a block in a file names its entries without the database.
-MARKER = re.compile(r"\bref qx(\d+)\b")
+# Entries built by tagged() open with "Ref qx<number>:", so their lead sentence (which the
+# offline LLM copies into the block body) names them: a block in a file names its entries
+# without the database.
+MARKER = re.compile(r"\bref qx(\d+)\b", re.IGNORECASE)
 
 
 def blocks_in(text: str) -> list[str]:
@@ -31,6 +32,5 @@ def duplicate_blocks(tree: dict[str, bytes]) -> list[str]:
 
 
 def tagged(content: str, number: int) -> str:
-    """content with a marker in its lead sentence (before the first full stop)."""
-    head, dot, rest = content.partition(". ")
-    return f"{head} (ref qx{number}){dot}{rest}" if dot else f"{content.rstrip('.')} (ref qx{number})."
+    """content opening with its marker (the lead sentence may end in . ! or ?, so the start it is)."""
+    return f"Ref qx{number}: {content}"
