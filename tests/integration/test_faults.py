@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from playbook_sync import demo, pipeline, store
@@ -79,7 +81,16 @@ def test_worker_killed_mid_chord(deps, settings, redis_url, tmp_path):
         doomed.wait()
     assert done_items(deps, run_id) == 40  # really mid-chord
     gate.touch()
-    # No wait for the visibility timeout: the rescuer restores unacked messages once they are due.
+    # The rescuer restores the dead worker's unacked messages when it starts, if they are due by
+    # then (older than the 2 s visibility timeout); its next sweep would be ~100 s later.
+    broker = redis.Redis.from_url(settings.broker_url)
+
+    def due() -> bool:
+        held = broker.zcard("unacked_index")
+        return held > 0 and broker.zcount("unacked_index", "-inf", time.time() - 2) == held
+
+    wait_for(due, 30, "the killed worker's unacknowledged messages to be due for redelivery")
+    broker.close()
     with worker_process(app, env=env, name="rescuer", log_file=tmp_path / "b.log"):
         try:
             outcome = wait_for_run(settings.database_url, run_id, timeout=90, poll=0.3, summarize=lambda r: r.status)
