@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -104,6 +105,7 @@ def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
                 wait_for(lambda: run_status(deps, rescue_id) != "running", 120, "the rescue run to finish", detail=tail)
             assert proc.poll() is None, "the worker died with the broker: " + tail()
     finally:
+        gc.collect()  # finalize this test's AsyncResults (they unsubscribe in __del__) while its Redis is up
         server.stop()
     with deps.session() as s:
         runs = list(s.scalars(select(SyncRun).order_by(SyncRun.run_at)))
