@@ -125,7 +125,10 @@ def _secret(name: str) -> AliasChoices:
 class Settings(BaseSettings):
     """All configuration; see the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="PLAYBOOK_SYNC_", env_file=".env", extra="ignore")
+    # PLAYBOOK_SYNC_ENV_FILE names the dotenv file (default ./.env); the test suite points it at
+    # os.devnull, so a stray ./.env where the tests or their workers run cannot change a test.
+    model_config = SettingsConfigDict(env_prefix="PLAYBOOK_SYNC_", extra="ignore",
+                                      env_file=os.environ.get("PLAYBOOK_SYNC_ENV_FILE") or ".env")
 
     # Services. Empty URLs select the embedded local profile.
     database_url: str | None = None

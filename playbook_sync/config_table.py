@@ -69,7 +69,8 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "cluster_min_entries": (None, "orphans needed for a new SOP"),
     "cluster_min_sources": (None, "distinct sources needed for a new SOP"),
     "cluster_similarity": (None, "how close an orphan must be to a cluster to join it"),
-    "task_max_retries": (None, "retries of a task's transient provider errors"),
+    "task_max_retries": (None, "per-entry task retries once a provider call has used up its own `LLM_MAX_RETRIES`: a "
+                         "blip is retried in the call, an outage of minutes by the task"),
     "task_retry_backoff": (None, "seconds, exponential and jittered"),
     "schedule_cron": (None, "beat schedule (UTC): minute hour day-of-month month day-of-week"),
     "schedule_expires_seconds": (None, "a scheduled run not started within this time is dropped"),

@@ -12,9 +12,18 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from playbook_sync import db
-from playbook_sync.config import Settings
-from playbook_sync.embedded import postgres_url, start_postgres, start_redis
+# Before anything reads settings: no dotenv file, in this process or in the workers and CLIs it
+# starts (they inherit the environment), so a stray ./.env in whatever directory the tests run
+# from (or a developer's .env in the checkout, the worker's cwd) cannot change a test; nor can
+# the shell's settings or provider keys (LLM=auto would pick a real, paid provider).
+for _name in [n for n in os.environ if n.upper().startswith("PLAYBOOK_SYNC_")
+              or n.upper() in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")]:
+    del os.environ[_name]
+os.environ["PLAYBOOK_SYNC_ENV_FILE"] = os.devnull  # not a regular file: no dotenv is read
+
+from playbook_sync import db  # noqa: E402
+from playbook_sync.config import Settings, get_settings  # noqa: E402
+from playbook_sync.embedded import postgres_url, start_postgres, start_redis  # noqa: E402
 
 TEMPLATE = "ps_template"
 
@@ -54,14 +63,18 @@ def database_url(pg_socket) -> str:
     _admin_sql(pg_socket, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory) -> str:
-    """One embedded Redis (Valkey) for the session; the test process's Celery app uses it."""
-    server, url = start_redis(tmp_path_factory.mktemp("redis"))
-    os.environ["PLAYBOOK_SYNC_BROKER_URL"] = url
-    from worker.app import app
+@pytest.fixture(autouse=True)
+def fresh_settings_cache():
+    """Each test reads settings afresh (and leaves no cached settings behind for the next one)."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
-    app.conf.update(broker_url=url, result_backend=url)
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> str:
+    """One embedded Redis (Valkey) for the session; nothing global points at it (see redis_url)."""
+    server, url = start_redis(tmp_path_factory.mktemp("redis"))
     yield url
     # Finalize leftover AsyncResults (they unsubscribe from Redis in __del__) while Redis is up.
     gc.collect()
@@ -69,12 +82,30 @@ def redis_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def settings(database_url, tmp_path: Path) -> Settings:
-    """Settings for one test: its own database, data dir and playbook repository."""
+def redis_url(redis_server, monkeypatch) -> str:
+    """The session's Redis as this test's broker: the environment and the test process's Celery
+    app point at it for this test only, so no test depends on one that ran before it."""
+    from worker.app import app
+
+    monkeypatch.setenv("PLAYBOOK_SYNC_BROKER_URL", redis_server)
+    before = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend}
+    app.conf.update(broker_url=redis_server, result_backend=redis_server)
+    yield redis_server
+    app.conf.update(before)
+
+
+@pytest.fixture
+def settings(database_url, tmp_path: Path, request) -> Settings:
+    """Settings for one test: its own database, data dir and playbook repository.
+
+    The broker is the session Redis only for tests that ask for redis_url (explicitly, not
+    through whatever an earlier test left in the environment).
+    """
+    broker = request.getfixturevalue("redis_url") if "redis_url" in request.fixturenames else None
     return Settings(
         _env_file=None,
         database_url=database_url,
-        broker_url=os.environ.get("PLAYBOOK_SYNC_BROKER_URL"),
+        broker_url=broker,
         data_dir=tmp_path / "data",
         repo_path=tmp_path / "playbook",
     )

@@ -21,7 +21,7 @@ from typing import TypeVar
 import anthropic
 import openai
 
-from playbook_sync.providers.base import ProviderError
+from playbook_sync.providers.base import ProviderError, TransientProviderError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,8 +44,13 @@ class InvalidRequest(ProviderError):
     """The provider rejected the request as invalid (bad model name, too long); never retried."""
 
 
-class RetriesExhausted(ProviderError):
-    """Still failing transiently after the configured number of retries."""
+class RetriesExhausted(TransientProviderError):
+    """Still failing transiently after the configured number of retries.
+
+    Transient still: these retries cover a blip (seconds); the per-entry task retries the whole
+    entry later with its own, longer backoff (PLAYBOOK_SYNC_TASK_MAX_RETRIES / _TASK_RETRY_BACKOFF),
+    so an outage of some minutes does not fail the run's entries.
+    """
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -13,6 +12,7 @@ from playbook_sync import batch, demo, pipeline, store
 from playbook_sync.models import KnowledgeSopMatch, LlmCall, RunItem, SyncRun
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.wiring import real_deps, worker_env
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -120,10 +120,8 @@ def test_a_worker_restart_between_polls_resumes_without_resubmitting(deps, setti
         log = tmp_path / "worker.log"
         with worker_process(app, env=env, log_file=log, name="batch-a"):
             run_id = uuid.UUID(task_result(start_run.delay(trigger="test"), timeout=120, poll=0.2)["run_id"])
-            deadline = time.monotonic() + 120
-            while fake.count("POST", "/v1/messages/batches") == 0:  # the chord callback submits
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
+            wait_for(lambda: fake.count("POST", "/v1/messages/batches"), 120, "the chord callback to submit the batch",
+                     poll=0.2, detail=lambda: log.read_text()[-3000:])
             assert task_result(poll_batches.delay(), timeout=60, poll=0.2) == {"finalizing": []}  # in_progress
         with worker_process(app, env=env, log_file=log, name="batch-b"):  # a new worker process
             assert task_result(poll_batches.delay(), timeout=60, poll=0.2) == {"finalizing": [str(run_id)]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def demo(data_dir: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYBOOK_SYNC_")}
+    # A user's environment: none of the test's settings (the suite's "no dotenv file" switch stays).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYBOOK_SYNC_") or k == "PLAYBOOK_SYNC_ENV_FILE"}
     env |= {"PLAYBOOK_SYNC_DATA_DIR": str(data_dir), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "playbook_sync.cli", "demo"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def counts(stdout: str) -> dict[str, int]:
+    """The run summary table's row, by column name (not any cell that happens to read 0)."""
+    rows = [[cell.strip() for cell in line.strip().strip("│┃").split("│" if "│" in line else "┃")]
+            for line in stdout.splitlines() if line.count("│") >= 5 or line.count("┃") >= 5]
+    header = next(r for r in rows if "entries" in r)
+    values = next(r for r in rows if all(c.isdigit() for c in r))
+    return dict(zip(header, map(int, values), strict=True))
 
 
 def commits(repo: Path) -> int:
@@ -42,9 +53,13 @@ def test_demo_commits_once_then_processes_nothing_twice(tmp_path):
     second = demo(tmp_path)  # processes only what the first run deferred (per-SOP cap)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "ingested 0 new" in second.stdout
+    taken = counts(second.stdout)
+    assert taken["entries"] == counts(first.stdout)["deferred"] > 0 and taken["enriched"] > 0
+    assert commits(repo) == 3 and re.search(r"^commit: [0-9a-f]{40}$", second.stdout, re.M)  # the deferred, in one commit
     third = demo(tmp_path)
-    assert third.returncode == 0 and "│       0 │" in third.stdout and "nothing to change" in third.stdout
-    assert commits(repo) <= 3
+    assert third.returncode == 0 and "nothing to change" in third.stdout
+    assert counts(third.stdout) == dict.fromkeys(("entries", "enriched", "redundant", "orphaned", "deferred", "failed"), 0)
+    assert commits(repo) == 3  # nothing left to do: no commit
 
 
 def test_ingest_rejects_bad_lines_with_line_numbers(settings, monkeypatch, tmp_path):

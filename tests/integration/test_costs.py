@@ -73,6 +73,7 @@ def test_a_runs_stored_cost_is_the_sum_of_its_calls_at_the_configured_prices(dep
     embed = [c for c in calls if c.step == "embed"]
     assert sum(c.input_tokens for c in embed) == sum(r["tokens"] for r in openai_fake.embedding_requests)
     # per step, as stored on the run and shown by the CLI
+    assert set(usage["steps"]) == {c.step for c in calls} and calls  # the loop below checks every step
     for step, row in usage["steps"].items():
         mine = [c for c in calls if c.step == step]
         assert row["calls"] == len(mine) and row["cost_usd"] == pytest.approx(sum(c.cost_usd for c in mine), abs=1e-6)
@@ -103,7 +104,8 @@ def test_edit_plans_with_invented_anchors_defer_their_entries(deps, services):
         store.upsert_entries(s, entries=demo.entries(datetime.now(UTC))[:8])
     outcome = pipeline.run_inline(real)
     assert outcome["status"] == "success" and outcome["enriched"] == 0 and outcome["deferred"] > 0
-    assert outcome["commit_sha"] is None or outcome["sops_enriched"] == []
+    # No callout landed; a commit happens only for new SOPs (clusters of orphans), never for an edit.
+    assert outcome["sops_enriched"] == [] and bool(outcome["commit_sha"]) == bool(outcome["sops_created"])
     with real.session() as s:
         deferred = s.scalars(select(RunItem).where(RunItem.run_id == outcome["run_id"], RunItem.status == "deferred")).all()
         edits = s.scalars(select(LlmCall).where(LlmCall.run_id == outcome["run_id"], LlmCall.step == "edit")).all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from playbook_sync import db
 
@@ -47,7 +48,7 @@ def test_one_running_run_is_enforced_by_the_database(database_url):
         conn.execute(insert, {"s": "running"})
         conn.execute(insert, {"s": "success"})
         conn.execute(insert, {"s": "success"})
-    with pytest.raises(Exception, match="uq_cp_playbook_sync_runs_one_running"), engine.begin() as conn:
+    with pytest.raises(IntegrityError, match="uq_cp_playbook_sync_runs_one_running"), engine.begin() as conn:
         conn.execute(insert, {"s": "running"})
 
 

@@ -70,11 +70,11 @@ def test_embedder_counts_calls_and_rejects_bad_batches():
     embedder.embed(["a b c", "d e f"])
     embedder.embed(["g h i"])
     assert (embedder.calls, embedder.inputs) == (2, 3)
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError, match=r"batch of 4 exceeds max_batch=3"):
         embedder.embed(["x"] * 4)
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError, match="takes a sequence of str"):
         embedder.embed("a single string is not a batch")
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError, match="takes a sequence of str"):
         embedder.embed(["ok", None])  # type: ignore[list-item]
     assert embedder.calls == 2  # rejected requests are not counted
 
@@ -154,7 +154,7 @@ def test_classify_answers_every_candidate_and_prefers_redundancy():
     # Already covered by the first SOP: it is never copied into the others.
     assert decisions[0].action == Action.redundant
     assert all(d.action != Action.enrich for d in decisions)
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError, match="needs at least one candidate"):
         OfflineLLM().classify(ClassifyRequest(entry=_entry("anything"), candidates=[]))
 
 
@@ -173,7 +173,7 @@ def test_write_callout_merges_into_one_to_three_sentences():
     long = _entry("word " * 200)
     one = OfflineLLM().write_callout(request.model_copy(update={"entries": [long]})).body
     assert len(one) <= 400 and len(sentences(one)) == 1
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError, match="needs at least one entry"):
         OfflineLLM().write_callout(request.model_copy(update={"entries": []}))
 
 
@@ -190,7 +190,7 @@ def test_name_cluster_and_draft_sop_on_the_demo_cluster():
     assert all(not step.endswith("?") for step in draft.steps)  # questions become decisions
     assert draft.overview.startswith("How we approach referral partnerships")
     assert llm.draft_sop(NewSopRequest(module="module-1", cluster_label=label, entries=cluster)) == draft
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError, match="needs at least one entry"):
         llm.draft_sop(NewSopRequest(module="module-1", cluster_label=label, entries=[]))
 
 

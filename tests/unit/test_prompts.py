@@ -18,7 +18,9 @@ pytestmark = pytest.mark.unit
 def test_every_step_has_a_prompt_file_that_loads():
     loaded = prompts.load_all()
     assert sorted(loaded) == ["classify_entry", "draft_sop", "generate_edit", "name_cluster"]
-    assert {p.path.name for p in loaded.values()} == {f"{n}.md" for n in loaded}
+    assert {n: (p.path.parent, p.path.name) for n, p in loaded.items()} == {
+        n: (prompts.default_dir(), f) for n, f in [("classify_entry", "classify_entry.md"), ("draft_sop", "draft_sop.md"),
+                                                   ("generate_edit", "generate_edit.md"), ("name_cluster", "name_cluster.md")]}
     classify = loaded["classify_entry"]
     assert list(classify.parts) == ["system", "sop", "task"]  # stable parts first, for caching
 
@@ -51,7 +53,7 @@ def test_a_broken_prompt_fails_at_load_not_at_call_time(prompt_dir: Path, edit, 
         prompts.load_all(prompt_dir)
     # the provider loads its prompts when it is built, so a worker fails at start-up
     settings = Settings(_env_file=None, anthropic_api_key="sk-ant-test-000000", prompts_dir=prompt_dir)
-    with pytest.raises(PromptError):
+    with pytest.raises(PromptError, match=message):
         AnthropicLLM(settings)
 
 

@@ -47,14 +47,16 @@ def test_keys_from_the_environment_never_leak(monkeypatch, caplog, capsys):
                                                        "id": "x", "stop_reason": "end_turn", "usage": {
                                                            "input_tokens": 1, "output_tokens": 1}})
             openai_fake.fail_next("/v1/embeddings", 400)
-            for failing in (lambda: llm.classify(request), lambda: embedder.embed(["x"])):  # no tool call; a 400
-                with pytest.raises(ProviderError) as raised:
+            for failing, says in ((lambda: llm.classify(request), "classify answer still invalid"),  # no tool call
+                                  (lambda: embedder.embed(["x"]), "OpenAI refused")):  # a 400
+                with pytest.raises(ProviderError, match=says) as raised:
                     failing()
                 errors.append(f"{raised.value!r} {raised.value}")
         # keys the services refuse: the error names the variable, never the key (nor the echo of it)
         anthropic_fake.api_key, openai_fake.api_key = "another-key", "another-key"
-        for call in (lambda: llm.classify(request), lambda: embedder.embed(["x"])):
-            with pytest.raises(ProviderError) as raised:
+        for call, variable in ((lambda: llm.classify(request), "PLAYBOOK_SYNC_ANTHROPIC_API_KEY"),
+                               (lambda: embedder.embed(["x"]), "PLAYBOOK_SYNC_OPENAI_API_KEY")):
+            with pytest.raises(ProviderError, match=f"rejected the API key .*set a valid key in {variable}") as raised:
                 call()
             errors.append(f"{raised.value!r} {raised.value}")
         prompts_sent = [r.raw.decode() for r in anthropic_fake.requests + openai_fake.requests]

@@ -217,8 +217,9 @@ BAD_PATHS = [
 @pytest.mark.parametrize("bad", BAD_PATHS)
 def test_paths_outside_the_repo_are_rejected(backend: Backend, bad: str) -> None:
     head = backend.repo.head()
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError, match=r"invalid repository path: ") as refused:
         backend.repo.commit({"docs/fine.md": b"ok", bad: b"evil"}, "evil", head)
+    assert repr(bad) in str(refused.value)  # the bad path is named, not the good one
     assert backend.repo.head() == head
     if backend.server is not None:  # rejected before any write reached the API
         assert not [r for r in backend.server.requests if r[0] in ("POST", "PATCH")]
@@ -270,7 +271,7 @@ def test_github_two_5xx_raise_transient_and_leave_the_ref(server: FakeGitHub) ->
     repo = _github(server)
     head = repo.head()
     server.fail_next("/git/refs/heads/main", 502, count=2, method="PATCH")
-    with pytest.raises(TransientProviderError):
+    with pytest.raises(TransientProviderError, match="502"):
         repo.commit({"docs/intro.md": b"never lands\n"}, "c", head)
     assert server.count("PATCH", "/git/refs/heads/main") == 2  # first try + one retry
     assert repo.head() == head
@@ -291,7 +292,7 @@ def test_github_ref_update_whose_answer_was_lost_still_counts(
 
 def test_github_retries_are_configurable(server: FakeGitHub) -> None:
     server.fail_next("/git/ref/heads/main", 503, count=3)
-    with pytest.raises(TransientProviderError):
+    with pytest.raises(TransientProviderError, match="503"):
         _github(server, retries=2).head()
     assert server.count("GET", "/git/ref/heads/main") == 3
     assert _github(server, retries=0).head()  # the faults are used up
@@ -300,7 +301,7 @@ def test_github_retries_are_configurable(server: FakeGitHub) -> None:
 def test_github_wrong_token_names_the_setting_and_hides_the_token(server: FakeGitHub) -> None:
     wrong = "ghp_WRONGwrongWRONG0987654321"
     repo = _github(server, token=wrong)
-    with pytest.raises(ProviderError) as info:
+    with pytest.raises(ProviderError, match="PLAYBOOK_SYNC_GITHUB_TOKEN") as info:
         repo.head()
     assert not isinstance(info.value, TransientProviderError)  # never retried
     assert server.count("GET", "/git/ref/heads/main") == 1
