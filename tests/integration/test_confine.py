@@ -79,7 +79,9 @@ def test_the_cli_run_refuses_an_enclosing_repository_in_one_line(tmp_path):
     head = git(outer, "rev-parse", "HEAD")
     result = cli(tmp_path, "run", env={"PLAYBOOK_SYNC_DATA_DIR": "data", "PLAYBOOK_SYNC_REPO_PATH": str(outer / "playbook")})
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"run refused: PLAYBOOK_SYNC_REPO_PATH: {outer / 'playbook'} is not a git repository" in result.stdout
+    # Refused before anything starts: the settings check says it in one line, naming the setting.
+    said = (result.stdout + result.stderr).strip().splitlines()
+    assert len(said) == 1 and f"PLAYBOOK_SYNC_REPO_PATH: {outer / 'playbook'} is not a git repository" in said[0], said
     assert "Traceback" not in result.stdout + result.stderr
     assert git(outer, "rev-parse", "HEAD") == head and git(outer, "status", "--porcelain") == ""
 
