@@ -54,7 +54,7 @@ def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
     gate, log = tmp_path / "gate", tmp_path / "w.log"
     # Deadline 0: the watchdog task, when the test sends it, fails whatever is still running.
     env = worker_env(settings, PLAYBOOK_SYNC_BROKER_URL=url, PLAYBOOK_SYNC_VISIBILITY_TIMEOUT="2",
-                     PLAYBOOK_SYNC_RUN_DEADLINE_SECONDS="0") | gate_env(gate, after=10)
+                     PLAYBOOK_SYNC_RUN_DEADLINE_SECONDS="1") | gate_env(gate, after=10)
     flaky_app = create_app(Settings(_env_file=None, broker_url=url))  # its own connections to this Redis
     tail = lambda: log.read_text()[-3000:]  # noqa: E731
     try:
