@@ -39,7 +39,7 @@ NOT_EDITABLE = frozenset({"duplicate-id"}) | STRUCTURAL
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One finding in one file at a 1-based line: `code` is stable (code decides on it), `message` is for people."""
+    """One finding in one file at a 1-based line: callers decide on the stable `code`; `message` is for people."""
 
     path: str
     line: int
@@ -149,32 +149,30 @@ def skip_reason(path: str, size: int, max_bytes: int | None) -> Problem | None:
     return None
 
 
-def read_frontmatter(path: str, lines: list[str], problems: list[Problem]) -> _Front | None:
-    """The one frontmatter reader: the YAML mapping between the leading '---' lines, or None with a problem."""
+def read_frontmatter(path: str, lines: list[str]) -> _Front | Problem:
+    """The one frontmatter reader: the YAML mapping between the leading '---' lines, or why there is none."""
     if not lines or lines[0].strip() != "---":
-        return _fail(problems, Problem(path, 1, "no-frontmatter", "missing frontmatter (the file must start with '---')"))
+        return Problem(path, 1, "no-frontmatter", "missing frontmatter (the file must start with '---')")
     length = frontmatter_length(lines)
     if not length:
-        return _fail(problems, Problem(path, 1, "frontmatter-unclosed", "frontmatter is not closed with '---'"))
+        return Problem(path, 1, "frontmatter-unclosed", "frontmatter is not closed with '---'")
     try:
         meta = yaml.safe_load("".join(lines[1 : length - 1]))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1  # +1 for 1-based, +1 for the opening '---'
-        reason = getattr(exc, "problem", None) or exc
-        return _fail(problems, Problem(path, line, "frontmatter-yaml", f"frontmatter is not valid YAML: {reason}"))
-    except ValueError as exc:  # a scalar YAML resolves but cannot build, e.g. the date 2024-13-45
-        return _fail(problems, Problem(path, 2, "frontmatter-yaml", f"frontmatter is not valid YAML: {exc}"))
+        return Problem(path, line, "frontmatter-yaml", f"frontmatter is not valid YAML: {getattr(exc, 'problem', None) or exc}")
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # PyYAML's constructors raise plain errors on values that scan but cannot be built
+        # (the date 2024-13-45, `!!int abc`, `!!timestamp x`) and recurse on deep nesting.
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        return Problem(path, 2, "frontmatter-yaml", f"frontmatter is not valid YAML: {reason}")
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
-        return _fail(problems, Problem(path, 2, "frontmatter-not-mapping", "frontmatter is not a mapping of keys to values"))
+        return Problem(path, 2, "frontmatter-not-mapping", "frontmatter is not a mapping of keys to values")
     id_line = next((i + 1 for i in range(1, length - 1) if _ID_LINE.match(lines[i])), 1)
     return _Front(meta, length, id_line)
-
-
-def _fail(problems: list[Problem], problem: Problem) -> None:
-    problems.append(problem)
 
 
 def check_sop(path: str, content: bytes, *, max_bytes: int | None = None, hazards: bool = True) -> Checked:
@@ -187,10 +185,10 @@ def check_sop(path: str, content: bytes, *, max_bytes: int | None = None, hazard
         line = content[: exc.start].count(b"\n") + 1
         return Checked(None, [Problem(path, line, "not-utf8", f"not valid UTF-8 ({exc.reason} at byte {exc.start})")])
     lines = text.splitlines(keepends=True)
-    problems: list[Problem] = []
-    front = read_frontmatter(path, lines, problems)
+    front = read_frontmatter(path, lines)
+    problems: list[Problem] = [front] if isinstance(front, Problem) else []
     doc, sop_id = None, None
-    if front is not None:
+    if isinstance(front, _Front):
         raw_id, title = front.meta.get("id"), front.meta.get("title")
         if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()) or not isinstance(raw_id, (str, int)):
             problems.append(Problem(path, 1, "no-id", "frontmatter has no 'id'"))
@@ -204,7 +202,7 @@ def check_sop(path: str, content: bytes, *, max_bytes: int | None = None, hazard
                          sections=split_sections(lines[front.length:], offset=front.length))
     if hazards:
         problems += [Problem(path, line, code, message) for line, code, message in coded_hazards(text)]
-    return Checked(doc, problems, sop_id, front.id_line if front else 1)
+    return Checked(doc, problems, sop_id, front.id_line if isinstance(front, _Front) else 1)
 
 
 def parse_sop(path: str, content: bytes, *, max_bytes: int | None = None) -> SopDoc:

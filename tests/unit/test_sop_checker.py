@@ -19,7 +19,7 @@ PATH = "docs/sops/module-1/sop-1-1-x.md"
 # impossible date, admonitions, MDX hazards, plain text.
 FRAGMENTS = ["---", "id: sop-x", "id:", "id: 7", "id: [a", "title: X", "title: \"\"", "title: Pricing: the basics",
              "reviewed: 2024-13-45", "tags: [a, b]", "- item", "", "Text.", "## Steps", ":::tip Tip", ":::",
-             "```", "Costs {x}.", "Use <Tabs>.", "caf\u00e9"]
+             "```", "Costs {x}.", "Use <Tabs>.", "caf\u00e9", "n: !!int abc", "at: !!timestamp x"]
 
 
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=12), st.booleans())
@@ -62,6 +62,13 @@ def test_validate_reports_an_impossible_date_in_the_frontmatter_as_a_line(tmp_pa
     result = CliRunner().invoke(app, ["validate", "--repo", str(write(tmp_path, files))], env={"COLUMNS": "250"})
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output  # no traceback
     assert "docs/dated.md:2: frontmatter is not valid YAML: month must be in 1..12" in result.output
+
+
+def test_frontmatter_nested_too_deeply_is_a_problem_not_a_crash():
+    content = ("---\nid: x\ntitle: T\ndeep: " + "[" * 1000 + "]" * 1000 + "\n---\n").encode()
+    with pytest.raises(SopError, match="docs/x.md:2: frontmatter is not valid YAML: nested too deeply"):
+        parse_sop("docs/x.md", content)
+    assert [p.code for p in check_tree({"docs/x.md": content})] == ["frontmatter-yaml"]
 
 
 def test_a_duplicate_id_names_every_other_copy():
