@@ -75,9 +75,9 @@ def _read_no_follow(path: Path) -> bytes:
         return handle.read()
 
 
-def _key(problem: Problem) -> str:
+def _key(problem: Problem) -> tuple[str, str]:
     # Line numbers move when blocks are inserted; compare what is wrong, not where.
-    return re.sub(r"\(also in [^)]*\)", "", problem.message)
+    return problem.code, re.sub(r"\(also in [^)]*\)", "", problem.message)
 
 
 def regressions(before: Mapping[str, bytes], after: Mapping[str, bytes], docs_root: str = "docs") -> dict[str, list[Problem]]:
