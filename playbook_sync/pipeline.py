@@ -79,7 +79,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
             embed_entries(session, deps.embedder, ids)
         store.add_items(session, run_id=run.id, entry_ids=ids)
         run.entries_processed = len(ids)
-        # Warnings, e.g. inputs truncated to the model's limit.
+        # The run log: each SOP skipped, then the embedders' warnings (e.g. inputs truncated to the model's limit).
         lifecycle.append_log(run, *(f"skipped {p}" for p in skipped), *meter.warnings, *entries_meter.warnings)
         session.commit()
     except Exception as exc:
