@@ -12,10 +12,9 @@ from playbook_sync.mdx import find_hazards, frontmatter_length, mdx_safe
 from playbook_sync.new_sop import next_number, render_new_sop
 from playbook_sync.providers.base import LLM
 from playbook_sync.schemas import CalloutKind, CalloutRequest, Entry, NewSopRequest, Section, SopDoc, SopDraft
-from playbook_sync.sops import SopError, is_doc, parse_sop
+from playbook_sync.sops import Problem, SopError, check_docs, parse_sop
 
 log = logging.getLogger(__name__)
-_STRUCTURAL = "is never closed"
 
 
 @dataclass
@@ -51,31 +50,15 @@ class Applied:
     sops: list[PlannedSop] = field(default_factory=list)
 
 
-def parse_tree(tree: dict[str, bytes], docs_root: str, *, max_bytes: int | None = None) -> tuple[dict[str, SopDoc], list[str]]:
-    """Parse every doc of a tree; broken (or larger than max_bytes) ones are reported (path:line) and left alone."""
-    docs, errors = {}, []
-    for path, content in sorted(tree.items()):
-        if is_doc(path, docs_root):
-            try:
-                doc = parse_sop(path, content, max_bytes=max_bytes)
-            except SopError as exc:
-                errors.append(f"{exc}; not edited until fixed")
-                continue
-            # An unclosed admonition or code fence would swallow anything inserted after it.
-            broken = [(line, msg) for line, msg in find_hazards(doc.content) if _STRUCTURAL in msg or "without an open" in msg]
-            if broken:
-                errors.append(f"{path}:{broken[0][0]}: {broken[0][1]}; not edited until fixed")
-                continue
-            docs[path] = doc
-    by_id: dict[str, list[str]] = defaultdict(list)
-    for doc in docs.values():
-        by_id[doc.sop_id].append(doc.path)
-    for sop_id, paths in by_id.items():
-        if len(paths) > 1:  # Docusaurus refuses duplicate ids; which file is right is a human call
-            for path in paths:
-                errors.append(f"{path}:1: duplicate id '{sop_id}' (also in {', '.join(p for p in paths if p != path)}); not edited until fixed")
-                del docs[path]
-    return docs, errors
+def parse_tree(tree: dict[str, bytes], docs_root: str, *, max_bytes: int | None = None) -> tuple[dict[str, SopDoc], dict[str, list[Problem]]]:
+    """The docs of a tree a run may edit, and path → the problems that keep each other doc out of its edits.
+
+    A doc is left alone when it does not parse (or is larger than max_bytes), when an unclosed
+    admonition or code fence would swallow anything inserted after it, or when another doc
+    has its id (Docusaurus refuses duplicate ids; which file is right is a human call).
+    """
+    checkup = check_docs(tree, docs_root, max_bytes=max_bytes, every_duplicate=True)
+    return checkup.editable(), checkup.not_editable()
 
 
 class AnchorError(ValueError):

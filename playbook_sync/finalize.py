@@ -22,6 +22,7 @@ from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster,
 from playbook_sync.providers.base import NonFastForward
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import Action, ItemStatus, RunStatus
+from playbook_sync.sops import Problem
 
 log = logging.getLogger(__name__)
 COMMIT_ATTEMPTS = 3  # a concurrent push is rebased this many times before giving up
@@ -49,8 +50,9 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     session.commit()
 
     head = deps.repo.head()
-    docs, errors = parse_tree(deps.repo.read_tree(deps.settings.docs_root, head), deps.settings.docs_root,
-                              max_bytes=deps.settings.max_sop_bytes)
+    docs, not_editable = parse_tree(deps.repo.read_tree(deps.settings.docs_root, head), deps.settings.docs_root,
+                                    max_bytes=deps.settings.max_sop_bytes)
+    errors: list[str] = []  # new SOPs not created (the cluster stays open)
     # Edit, cluster-name and new-SOP calls; stored apart, since a failed commit rolls this session back.
     with costs.metered(session, deps, run_id=run_id, apart=True):
         # New-SOP drafts (a name, then a draft: two calls in a row) start first and run while the edits are written.
@@ -58,13 +60,13 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
         drafts = _start([partial(draft_new_sop, deps.llm, entries=entries, module=module) for _, module, entries in clusters],
                         deps.settings.llm_concurrency)
         try:
-            blocks, deferred = _plan_enrichments(session, deps, run_id, docs, errors)
+            blocks, deferred = _plan_enrichments(session, deps, run_id, docs, not_editable)
         finally:
             drafted = drafts()
         new_sops = _place_new_sops(clusters, drafted, docs, errors, _used_paths(session, deps) if clusters else set())
     applied = _commit(session, deps, run, blocks, new_sops)
     lifecycle.settle_items(session, run_id, blocks, applied, deferred)
-    run.error_log = "\n".join(filter(None, [run.error_log, *errors]))
+    lifecycle.append_log(run, *(f"{p}; not edited until fixed" for problems in not_editable.values() for p in problems), *errors)
     return _finish(session, deps, run)
 
 
@@ -73,7 +75,8 @@ def _entries(session: Session, ids: list[uuid.UUID], *, vectors: bool = True) ->
     return list(session.scalars(stmt if vectors else stmt.options(defer(KnowledgeEntry.embedding)))) if ids else []
 
 
-def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs, errors: list[str]) -> tuple[list[PlannedBlock], dict[uuid.UUID, str]]:
+def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
+                      not_editable: dict[str, list[Problem]]) -> tuple[list[PlannedBlock], dict[uuid.UUID, str]]:
     """Blocks for this run's enrich decisions: cap per SOP, skip pairs written before."""
     matched = {i.entry_id for i in store.items(session, run_id=run_id, status=ItemStatus.matched)}
     rows = [m for m in store.matches(session, run_id=run_id, action=Action.enrich) if m.knowledge_entry_id in matched]
@@ -90,7 +93,7 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs, err
     for path, ms in sorted(per_sop.items()):
         doc = docs.get(path)
         if doc is None:
-            why = next((e for e in errors if e.startswith(f"{path}:")), f"{path}: no longer in the playbook")
+            why = not_editable[path][0] if path in not_editable else f"{path}: no longer in the playbook"
             deferred.update({m.knowledge_entry_id: f"SOP not editable: {why}" for m in ms})
             continue
         for m in ms[cap:]:
@@ -188,9 +191,8 @@ def _commit(session: Session, deps: Deps, run: SyncRun, blocks: list[PlannedBloc
         applied = apply_blocks(tree, blocks, deps.settings.docs_root)
         applied.sops = [s for s in new_sops if s.path not in tree]
         applied.files.update({s.path: s.content.encode("utf-8") for s in applied.sops})
-        refused = [r for r in validate.gate(applied, tree, deps.settings.docs_root)
-                   + validate.build_gate(applied, deps.repo, head, deps.settings) if r not in (run.error_log or "")]
-        run.error_log = "\n".join(filter(None, [run.error_log, *refused]))  # files failing the lint stay out
+        refused = validate.gate(applied, tree, deps.settings.docs_root) + validate.build_gate(applied, deps.repo, head, deps.settings)
+        lifecycle.append_log(run, *refused)  # files failing the lint stay out; a retry's repeats are logged once
         if not applied.files:
             return applied
         _record_pending(session, run.id, applied)

@@ -48,6 +48,17 @@ def open_run(session: Session, *, window_start: datetime | None, window_end: dat
     return store.create_run(session, window_start=window_start, window_end=window_end, trigger=trigger, model=model)
 
 
+def append_log(run: SyncRun, *lines: str) -> None:
+    """Add lines to the run's error_log, the text `runs show` and the report print; nothing else writes it.
+
+    An entry the log already holds, as whole lines, is not repeated: a commit retried on a
+    moved head runs the gates again and would refuse the same files in the same words.
+    """
+    for line in lines:
+        if line and f"\n{line}\n" not in f"\n{run.error_log or ''}\n":
+            run.error_log = f"{run.error_log}\n{line}" if run.error_log else line
+
+
 def record_decisions(session: Session, item: RunItem, candidates: Sequence[Candidate], answered: Sequence[Decision]) -> dict:
     """Log the classifier's decision per candidate and settle the item (matched|redundant|orphaned)."""
     run_id, entry_id = item.run_id, item.entry_id
@@ -211,7 +222,7 @@ def fail_run(session: Session, *, run_id: uuid.UUID, error: str, repo: PlaybookR
     sha = landed_commit(repo, run_id)
     if sha:
         adopt(session, run, sha, repo)
-        run.error_log = "\n".join(filter(None, [run.error_log, f"{error} (its commit {sha[:12]} had landed: adopted)"]))
+        append_log(run, f"{error} (its commit {sha[:12]} had landed: adopted)")
         log.warning("run %s ended after its commit %s landed: adopted", run_id, sha[:12], extra={"run_id": str(run_id)})
         return close(session, run, settings) | {"adopted": sha}
     fail_items(session, run_id, statuses=[ItemStatus.matched], error=error)
@@ -219,7 +230,7 @@ def fail_run(session: Session, *, run_id: uuid.UUID, error: str, repo: PlaybookR
     count(session, run)
     costs.close_run(session, run)  # what the failed run spent is still recorded
     run.status, run.finished_at = RunStatus.failed, datetime.now(UTC)
-    run.error_log = "\n".join(filter(None, [run.error_log, error]))
+    append_log(run, error)
     return summary(run)
 
 

@@ -193,9 +193,23 @@ _DATA_LINK = re.compile(r"\]\(\s*<?\s*data\s*:", re.I)
 
 def find_hazards(text: str) -> list[tuple[int, str]]:
     """(1-based line, message) for every MDX hazard outside frontmatter and fenced code."""
+    return [(line, message) for line, message, _ in _hazards(text)]
+
+
+def coded_hazards(text: str) -> list[tuple[int, str, str]]:
+    """(1-based line, code, message) for every MDX hazard; callers decide on the stable code, not the text."""
+    return [(line, code, message) for line, message, code in _hazards(text)]
+
+
+# Hazards that break the page's structure: anything inserted after one would be swallowed.
+STRUCTURAL = frozenset({"admonition-stray", "admonition-unclosed", "fence-unclosed"})
+
+
+def _hazards(text: str) -> list[tuple[int, str, str]]:
+    """(line, message, code), sorted by line and message as find_hazards always was."""
     lines = text.splitlines(keepends=True)
     infos = scan(lines)
-    hazards: list[tuple[int, str]] = []
+    hazards: list[tuple[int, str, str]] = []
     open_admonitions: list[tuple[int, str]] = []
     fence_start = 0
     for number, (line, info) in enumerate(zip(lines, infos, strict=True), start=1):
@@ -209,31 +223,32 @@ def find_hazards(text: str) -> list[tuple[int, str]]:
         elif info.event == "close":
             open_admonitions.pop()
         elif info.event == "stray":
-            hazards.append((number, "closing ':::' without an open admonition"))
-        hazards.extend((number, message) for message in _line_hazards(body))
-    hazards.extend((number, f"admonition '{opener}' is never closed") for number, opener in open_admonitions)
+            hazards.append((number, "closing ':::' without an open admonition", "admonition-stray"))
+        hazards.extend((number, message, code) for code, message in _line_hazards(body))
+    hazards.extend((number, f"admonition '{opener}' is never closed", "admonition-unclosed")
+                   for number, opener in open_admonitions)
     if infos and infos[-1].in_fence:
-        hazards.append((fence_start, "code fence is never closed"))
+        hazards.append((fence_start, "code fence is never closed", "fence-unclosed"))
     return sorted(hazards)
 
 
-def _line_hazards(body: str) -> list[str]:
+def _line_hazards(body: str) -> list[tuple[str, str]]:
     found = [
-        f"invisible or control character U+{ord(ch):04X}"
+        ("mdx-control-character", f"invisible or control character U+{ord(ch):04X}")
         for ch in dict.fromkeys(body)
         if ch != "\t" and (unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"})
     ]
     # MDX does not evaluate `{` or `<` inside code spans; blank them out, keeping positions.
     prose = _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), body)
     if _ESM.match(body):
-        found.append("import/export at line start is parsed as ESM")
+        found.append(("mdx-esm", "import/export at line start is parsed as ESM"))
     if "<!--" in prose:
-        found.append("HTML comment (not allowed in MDX)")
+        found.append(("mdx-html-comment", "HTML comment (not allowed in MDX)"))
     for match in _LESS_THAN.finditer(prose):
         if not prose.startswith("<!--", match.start()):
-            found.append(f"'<' starts JSX/HTML: {prose[match.start() : match.start() + 20]!r}")
+            found.append(("mdx-jsx", f"'<' starts JSX/HTML: {prose[match.start() : match.start() + 20]!r}"))
     if _BRACE.search(prose):
-        found.append("'{' starts an MDX expression")
+        found.append(("mdx-expression", "'{' starts an MDX expression"))
     if _SCRIPT_SCHEME.search(prose) or _DATA_LINK.search(prose):
-        found.append("script or data URL")
+        found.append(("mdx-script-url", "script or data URL"))
     return found

@@ -22,7 +22,7 @@ from playbook_sync.providers.base import Embedder
 from playbook_sync.errors import ConfigError
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import ClassifyRequest, Decision, ItemStatus
-from playbook_sync.sops import SopError, is_doc, parse_sop, section_embedding_text, whole_embedding_text
+from playbook_sync.sops import Problem, check_docs, section_embedding_text, whole_embedding_text
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,16 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
     try:
         # Embedding calls of the start; stored apart: they were paid for even if the start fails.
         with costs.metered(session, deps, run_id=run.id, apart=True) as meter:
-            warnings = sync_sops(session, deps, run)
+            skipped = sync_sops(session, deps, run)
         # Every entry without a final outcome, whatever its created_at says: the window
         # (start, now] is bookkeeping of when we ran, not a filter on the client's dates.
         ids = planned.entry_ids if planned is not None else store.owed_entry_ids(session)
         with costs.metered(session, deps, run_id=run.id, apart=True) as entries_meter:
             embed_entries(session, deps.embedder, ids)
-        warnings += meter.warnings + entries_meter.warnings  # e.g. inputs truncated to the model's limit
         store.add_items(session, run_id=run.id, entry_ids=ids)
         run.entries_processed = len(ids)
-        run.error_log = "\n".join(warnings) or None
+        # The run log: each SOP skipped, then the embedders' warnings (e.g. inputs truncated to the model's limit).
+        lifecycle.append_log(run, *(f"skipped {p}" for p in skipped), *meter.warnings, *entries_meter.warnings)
         session.commit()
     except Exception as exc:
         session.rollback()
@@ -91,33 +91,26 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
     return RunStart(run.id, ids)
 
 
-def sync_sops(session: Session, deps: Deps, run: SyncRun) -> list[str]:
-    """Re-embed only changed SOPs (path + hash + model), drop removed ones; return warnings."""
+def sync_sops(session: Session, deps: Deps, run: SyncRun) -> list[Problem]:
+    """Re-embed only changed SOPs (path + hash + model), drop removed and unreadable ones; return why each
+    unreadable one was skipped (its first problem)."""
     settings, model = deps.settings, deps.embedder.model
     run.base_sha = deps.repo.head()
     tree = deps.repo.read_tree(settings.docs_root, run.base_sha)
     cache = store.sop_cache(session)
-    warnings, changed = [], []
-    for path, content in sorted(tree.items()):
-        if not is_doc(path, settings.docs_root):
-            continue
-        try:
-            doc = parse_sop(path, content, max_bytes=settings.max_sop_bytes)
-        except SopError as exc:
-            warnings.append(f"skipped {exc}")
-            continue
-        if cache.get(path) != (doc.content_hash, model):
-            changed.append(doc)
-    seen = {p for p in tree if is_doc(p, settings.docs_root)}
-    if len(warnings) == len(seen):  # nothing readable: a wrong setting, not a playbook to empty
-        _no_sops(deps, run.base_sha, len(seen))
-    store.delete_sops(session, paths=[p for p in cache if p not in seen or any(w.startswith(f"skipped {p}:") for w in warnings)])
+    # MDX hazards and duplicate ids do not matter here: such SOPs are still matched against (not edited).
+    checkup = check_docs(tree, settings.docs_root, max_bytes=settings.max_sop_bytes, hazards=False)
+    unreadable = checkup.unreadable()
+    if not checkup.docs:  # nothing readable: a wrong setting, not a playbook to empty
+        _no_sops(deps, run.base_sha, len(checkup.paths))
+    changed = [doc for path, doc in checkup.docs.items() if cache.get(path) != (doc.content_hash, model)]
+    store.delete_sops(session, paths=[p for p in cache if p not in checkup.docs])
     texts = [t for doc in changed for t in [whole_embedding_text(doc), *(section_embedding_text(doc, s) for s in doc.sections)]]
     vectors = iter(embed_all(deps.embedder, texts))
     for doc in changed:
         whole = next(vectors)
         store.replace_sop(session, doc=doc, model=model, whole=whole, sections=[next(vectors) for _ in doc.sections])
-    return warnings
+    return [problems[0] for problems in unreadable.values()]
 
 
 def _no_sops(deps: Deps, sha: str, unreadable: int) -> None:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from playbook_sync import lifecycle
 from playbook_sync.changelog import trailer
 from playbook_sync.providers.base import NonFastForward, PlaybookRepo
 
@@ -130,7 +131,7 @@ def after_commit(session: Session, deps: Deps, run: SyncRun) -> None:
             run.pull_request_url = deps.repo.publish(str(run.id), run.commit_message or trailer(run.id))
         except Exception as exc:  # the commit is on the branch; the next run opens the pull request
             log.warning("pull request for run %s not opened: %s", run.id, exc, extra={"run_id": str(run.id)})
-            run.error_log = "\n".join(filter(None, [run.error_log, f"pull request not opened: {exc}"]))
+            lifecycle.append_log(run, f"pull request not opened: {exc}")
     url = deps.settings.deploy_webhook_url
     post_webhook(url.get_secret_value() if url else None, webhook_payload(run, deps.repo.branch))
 

@@ -1,7 +1,8 @@
 """Lint the playbook (frontmatter, id/title, unique ids, admonitions, MDX hazards) and gate commits.
 
-`check_tree` reports every problem as `path:line: message`. `gate` runs the same checks on the
-files a run is about to commit and refuses a file whose checks got worse: a new SOP must be
+`check_tree` reports every problem (a `sops.Problem`: path, line, code, message) that the one
+checker, `sops.check_docs`, finds; the CLI prints each as `path:line: message`. `gate` runs
+the same checks on the files a run is about to commit and refuses a file whose checks got worse: a new SOP must be
 clean, and an edit may not add a problem the file did not already have (a playbook that
 already builds with, say, a JSX component must not block every future callout).
 """
@@ -12,131 +13,26 @@ import logging
 import os
 import re
 import stat
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
-from playbook_sync.mdx import find_hazards
-from playbook_sync.providers.base import ProviderError
-from playbook_sync.providers.localgit import safe_repo_path
-from playbook_sync.sops import is_doc
+from playbook_sync.sops import Problem, check_docs, skip_reason
 
 if TYPE_CHECKING:
     from playbook_sync.config import Settings
     from playbook_sync.edits import Applied
     from playbook_sync.providers.base import PlaybookRepo
 
+__all__ = ["Problem", "build_gate", "check_tree", "gate", "read_directory", "regressions"]
 log = logging.getLogger(__name__)
-_ID_LINE = re.compile(r"^id\s*:")
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One lint finding at a file and 1-based line."""
-
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-@dataclass
-class _Front:
-    meta: dict
-    end: int  # 0-based index of the closing '---'
-    id_line: int  # 1-based line of `id:` (1 when absent)
-
-
-def _frontmatter(path: str, lines: list[str], problems: list[Problem]) -> _Front | None:
-    """Parse the YAML frontmatter; record a problem and return None when it is unusable."""
-    if not lines or lines[0].strip() != "---":
-        problems.append(Problem(path, 1, "missing frontmatter (the file must start with '---')"))
-        return None
-    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
-    if end is None:
-        problems.append(Problem(path, 1, "frontmatter is not closed with '---'"))
-        return None
-    try:
-        meta = yaml.safe_load("".join(lines[1:end]))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 1  # +1 for 1-based, +1 for the opening '---'
-        problems.append(Problem(path, line, f"frontmatter is not valid YAML: {getattr(exc, 'problem', None) or exc}"))
-        return None
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        problems.append(Problem(path, 2, "frontmatter is not a mapping of keys to values"))
-        return None
-    id_line = next((i + 1 for i in range(1, end) if _ID_LINE.match(lines[i])), 1)
-    return _Front(meta, end, id_line)
-
-
-def check_file(path: str, content: bytes) -> tuple[list[Problem], str | None, int]:
-    """Problems of one doc, plus its frontmatter id (or None) and the id's line."""
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return [Problem(path, content[: exc.start].count(b"\n") + 1, f"not valid UTF-8 ({exc.reason})")], None, 1
-    lines = text.splitlines(keepends=True)
-    problems: list[Problem] = []
-    front = _frontmatter(path, lines, problems)
-    sop_id = None
-    if front is not None:
-        raw_id, title = front.meta.get("id"), front.meta.get("title")
-        if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()) or not isinstance(raw_id, (str, int)):
-            problems.append(Problem(path, 1, "frontmatter has no 'id'"))
-        else:
-            sop_id = str(raw_id)
-        if not isinstance(title, str) or not title.strip():
-            problems.append(Problem(path, 1, "frontmatter has no 'title'"))
-    problems += [Problem(path, line, message) for line, message in find_hazards(text)]
-    return problems, sop_id, front.id_line if front else 1
 
 
 def check_tree(files: Mapping[str, bytes], docs_root: str = "docs", *, every_duplicate: bool = False,
                max_bytes: int | None = None) -> list[Problem]:
-    """Every problem of every doc under docs_root, duplicate ids included, sorted by path and line.
-
-    A duplicate id is reported on each file after the first holding it, or on every one of
-    them with every_duplicate (so a commit gate can blame the file it is about to change).
-    A file with an unsafe name or over max_bytes is reported and not parsed (the run skips it too).
-    """
-    problems: list[Problem] = []
-    ids: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for path in sorted(files):
-        if not is_doc(path, docs_root):
-            continue
-        if skipped := _skipped(path, len(files[path]), max_bytes):
-            problems.append(skipped)
-            continue
-        found, sop_id, line = check_file(path, files[path])
-        problems += found
-        if sop_id is not None:
-            ids[sop_id].append((path, line))
-    for sop_id, where in ids.items():
-        for index, (path, line) in enumerate(where):
-            if len(where) > 1 and (index or every_duplicate):
-                other_path, other_line = where[1 if index == 0 else 0]
-                problems.append(Problem(path, line, f"duplicate id '{sop_id}' (also in {other_path}:{other_line})"))
-    return sorted(problems)
-
-
-def _skipped(path: str, size: int, max_bytes: int | None) -> Problem | None:
-    """Why the run skips this doc without parsing it (unsafe name, too large), as a problem; else None."""
-    try:
-        safe_repo_path(path)
-    except ProviderError:
-        return Problem(path, 1, f"file name {path!r} has a control character or other unsafe part; rename the file")
-    if max_bytes is not None and size > max_bytes:
-        return Problem(path, 1, f"file is {size:,} bytes, over PLAYBOOK_SYNC_MAX_SOP_BYTES={max_bytes:,}; not checked")
-    return None
+    """Every problem of every doc under docs_root, duplicate ids included, sorted by path and line (sops.check_docs)."""
+    return check_docs(files, docs_root, every_duplicate=every_duplicate, max_bytes=max_bytes).problems
 
 
 def read_directory(root: Path, docs_root: str = "docs", *, max_bytes: int | None = None) -> tuple[dict[str, bytes], list[Problem]]:
@@ -147,7 +43,7 @@ def read_directory(root: Path, docs_root: str = "docs", *, max_bytes: int | None
     """
     base = root / docs_root
     if base.is_symlink():
-        return {}, [Problem(docs_root, 1, "symbolic link: not followed (the docs root must be a directory of the repository)")]
+        return {}, [Problem(docs_root, 1, "symlink", "symbolic link: not followed (the docs root must be a directory of the repository)")]
     if not base.is_dir():
         raise FileNotFoundError(f"{base} is not a directory (is --repo the playbook's root?)")
     if not base.resolve().is_relative_to(root.resolve()):
@@ -161,11 +57,11 @@ def read_directory(root: Path, docs_root: str = "docs", *, max_bytes: int | None
             rel = full.relative_to(root).as_posix()
             info = full.lstat()
             if stat.S_ISLNK(info.st_mode):
-                problems.append(Problem(rel, 1, f"symbolic link to {os.readlink(full)!r}: not followed"))
+                problems.append(Problem(rel, 1, "symlink", f"symbolic link to {os.readlink(full)!r}: not followed"))
             elif name in names and Path(name).suffix in (".md", ".mdx"):
                 if not stat.S_ISREG(info.st_mode):
-                    problems.append(Problem(rel, 1, "not a regular file: not read"))
-                elif skipped := _skipped(rel, info.st_size, max_bytes):
+                    problems.append(Problem(rel, 1, "not-regular", "not a regular file: not read"))
+                elif skipped := skip_reason(rel, info.st_size, max_bytes):
                     problems.append(skipped)
                 else:
                     files[rel] = _read_no_follow(full)
@@ -179,9 +75,9 @@ def _read_no_follow(path: Path) -> bytes:
         return handle.read()
 
 
-def _key(problem: Problem) -> str:
+def _key(problem: Problem) -> tuple[str, str]:
     # Line numbers move when blocks are inserted; compare what is wrong, not where.
-    return re.sub(r"\(also in [^)]*\)", "", problem.message)
+    return problem.code, re.sub(r"\(also in [^)]*\)", "", problem.message)
 
 
 def regressions(before: Mapping[str, bytes], after: Mapping[str, bytes], docs_root: str = "docs") -> dict[str, list[Problem]]:

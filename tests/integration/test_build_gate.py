@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from playbook_sync import callouts, demo, edits, pipeline, sitebuild, store, validate
+from playbook_sync import callouts, demo, edits, pipeline, sitebuild, sops, store
 from playbook_sync.models import RunItem
 from playbook_sync.providers.localgit import init_repo
 from playbook_sync.runtime import Deps
@@ -56,7 +56,7 @@ def test_a_page_the_site_build_fails_on_is_deferred_with_the_build_error(site, s
     monkeypatch.setattr(edits, "mdx_safe", lambda text: text)
     monkeypatch.setattr(callouts, "mdx_safe", lambda text: text)
     monkeypatch.setattr(edits, "_new_hazards", lambda old, new: None)
-    monkeypatch.setattr(validate, "find_hazards", lambda text: [])
+    monkeypatch.setattr(sops, "coded_hazards", lambda text: [])  # the one checker's hazard scan
     entries = [entry(t, created_at=datetime.now(UTC), source=f"call-{i}") for i, t in enumerate(TEXTS)]
     with deps.session() as s:
         store.upsert_entries(s, entries=entries)

@@ -51,9 +51,9 @@ def broken_playbook() -> tuple[dict[str, bytes], dict[str, str]]:
     files[unclosed] += b"\n:::tip Dangling\nThis tip never closes.\n"
     broken = {
         f"{m1}sop-1-8-no-frontmatter.md": (b"# SOP 1.8: Nothing on top\n\nText.\n", ":1: missing frontmatter"),
-        f"{m1}sop-1-9-bad-yaml.md": (b"---\nid: [unclosed\ntitle: Bad\n---\n\nText.\n", ": broken frontmatter"),
+        f"{m1}sop-1-9-bad-yaml.md": (b"---\nid: [unclosed\ntitle: Bad\n---\n\nText.\n", ":3: frontmatter is not valid YAML"),
         f"{m1}sop-1-7-latin1.md": (b"---\nid: latin\ntitle: Latin\n---\n\ncaf\xe9\n", ":6: not valid UTF-8"),
-        "docs/sops/module-3/sop-3-9-copy.md": (files["docs/sops/module-3/sop-3-3-write-and-send-proposals.md"], ":1: duplicate id"),
+        "docs/sops/module-3/sop-3-9-copy.md": (files["docs/sops/module-3/sop-3-3-write-and-send-proposals.md"], ":2: duplicate id"),
     }
     files |= {path: content for path, (content, _) in broken.items()}
     expected = {path: msg for path, (_, msg) in broken.items()} | {unclosed: "is never closed"}

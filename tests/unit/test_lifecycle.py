@@ -1,4 +1,4 @@
-"""The run status rule: counts decide success | partial | failed."""
+"""The run status rule: counts decide success | partial | failed; the run log is written in one place."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from playbook_sync.lifecycle import histogram, outcome_status
+from playbook_sync.lifecycle import append_log, histogram, outcome_status
+from playbook_sync.models import SyncRun
 from playbook_sync.schemas import RunStatus
 
 pytestmark = pytest.mark.unit
@@ -28,3 +29,12 @@ def test_status_follows_the_failed_count(counts):
 def test_histogram_counts_every_score_once(scores):
     h = histogram(scores)
     assert sum(h["counts"]) == h["n"] == len(scores) and len(h["counts"]) == 20
+
+
+def test_append_log_adds_lines_once():
+    run = SyncRun()
+    append_log(run)
+    assert run.error_log is None
+    append_log(run, "skipped a.md:1: x", "", "gate refused b.md:\nbuild output")
+    append_log(run, "gate refused b.md:\nbuild output", "skipped a.md:1: x", "skipped a.md:1")  # a retried commit
+    assert run.error_log == "skipped a.md:1: x\ngate refused b.md:\nbuild output\nskipped a.md:1"
