@@ -327,3 +327,16 @@ def running_run_since(session: Session, *, since: datetime | None) -> uuid.UUID 
     if since is not None:
         stmt = stmt.where(SyncRun.run_at >= since)
     return session.scalars(stmt.limit(1)).first()
+
+
+def recent_runs(session: Session, *, limit: int) -> list[SyncRun]:
+    """The latest runs, newest first (`playbook-sync runs`)."""
+    return list(session.scalars(select(SyncRun).order_by(SyncRun.run_at.desc()).limit(limit)))
+
+
+def entry_contents(session: Session, *, entry_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """entry id → its text, for the entries that exist; the vectors stay in the database."""
+    ids = list(entry_ids)
+    if not ids:
+        return {}
+    return dict(session.execute(select(KnowledgeEntry.id, KnowledgeEntry.content).where(KnowledgeEntry.id.in_(ids))).all())

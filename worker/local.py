@@ -14,11 +14,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from celery import Celery
-from sqlalchemy import func, select
 
+from playbook_sync import store
 from playbook_sync.db import ROOT, session_scope
 from playbook_sync.lifecycle import summary
-from playbook_sync.models import RunItem, SyncRun
+from playbook_sync.models import SyncRun
 
 
 @contextmanager
@@ -71,16 +71,52 @@ def start_and_wait(database_url: str, *, trigger: str = "manual", timeout: float
 
 
 def task_result(result, *, timeout: float, poll: float):
-    """Poll a task's stored result (no pub/sub subscription left behind at exit)."""
-    deadline = time.monotonic() + timeout
-    while not result.ready():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"task {result.id} not finished after {timeout:.0f}s")
-        time.sleep(poll)
-    # The Redis backend subscribed to this result when the task was sent; unsubscribe
-    # now, while Redis is up, not in AsyncResult.__del__ after an embedded Redis stopped.
-    result.backend.on_result_fulfilled(result)
-    return result.result
+    """The task's return value (its exception, if it failed) once it finished; TimeoutError after timeout."""
+    return await_task(result, deadline=time.monotonic() + timeout, poll=poll)["result"]
+
+
+class BrokerSilent(RuntimeError):
+    """The result backend did not answer while a task was awaited (and nothing said to wait it out)."""
+
+
+Waiting = Callable[[float], None]  # seconds since the wait began
+
+
+def await_task(result, *, deadline: float, poll: float = 0.2, check: Callable[[], str | None] | None = None,
+               on_wait: Waiting | None = None) -> dict:
+    """The task's stored meta (status, result) once it finished; the one way a task is awaited.
+
+    Reads the raw meta, not result.ready(): that would build AsyncResults for a chord's
+    children, whose __del__ talks to Redis at interpreter exit, after an embedded Redis
+    stopped. With check (see follow_run) a backend that does not answer counts as pending
+    and check decides when to give up (WorkerLost); without it, BrokerSilent. on_wait gets
+    the seconds waited on each poll; past the monotonic deadline, TimeoutError.
+    """
+    backend, since = result.backend, time.monotonic()
+    try:
+        while True:
+            try:
+                meta = backend.get_task_meta(result.id)
+            except Exception as exc:  # noqa: BLE001  (any driver error: the backend is unreachable)
+                if check is None:
+                    raise BrokerSilent(str(exc)) from exc
+                meta = {"status": "PENDING"}
+            if meta["status"] in ("SUCCESS", "FAILURE", "REVOKED"):
+                return meta
+            if check is not None and (reason := check()):
+                raise WorkerLost(reason)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task {result.id} not finished in time")
+            if on_wait is not None:
+                on_wait(time.monotonic() - since)
+            time.sleep(poll)
+    finally:
+        try:
+            # The Redis backend subscribed to this result when the task was sent; unsubscribe
+            # now, while Redis is up, not in AsyncResult.__del__ after an embedded Redis stopped.
+            backend.remove_pending_result(result)
+        except Exception:  # noqa: BLE001, S110  (a dead broker has nothing left to unsubscribe from)
+            pass
 
 
 def wait_for_run(database_url: str, run_id: uuid.UUID, *, timeout: float, poll: float, summarize) -> dict:
@@ -109,8 +145,7 @@ def follow_run(database_url: str, run_id: uuid.UUID, *, deadline: float, poll: f
             if run.status != "running":
                 return summarize(run)
             if on_progress is not None:
-                rows = dict(session.execute(select(RunItem.status, func.count()).where(RunItem.run_id == run_id)
-                                            .group_by(RunItem.status)).all())
+                rows = store.item_counts(session, run_ids=[run_id]).get(run_id, {})
                 on_progress(sum(rows.values()), rows.get("pending", 0))
         if check is not None and (reason := check()):
             raise WorkerLost(reason)

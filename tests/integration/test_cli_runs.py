@@ -321,7 +321,7 @@ def test_runs_fail_ends_a_running_run_once(deps, settings, redis_url, monkeypatc
 
 
 def test_run_wait_says_what_it_waits_for_then_gives_up_in_one_line(deps, settings, redis_url, monkeypatch, tmp_path):
-    from playbook_sync import cli_runs
+    from playbook_sync.cli import follow as cli_follow
 
     with deps.session() as s:
         store.upsert_entries(s, entries=demo.entries(datetime.now(UTC) - timedelta(hours=1)))
@@ -329,8 +329,8 @@ def test_run_wait_says_what_it_waits_for_then_gives_up_in_one_line(deps, setting
            "PLAYBOOK_SYNC_REPO_PATH": str(settings.playbook_path), "PLAYBOOK_SYNC_DATA_DIR": str(settings.data_dir)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(cli_runs, "STALL_NOTICE", 0.5)
-    monkeypatch.setattr(cli_runs, "RUN_TIMEOUT", 4.0)
+    monkeypatch.setattr(cli_follow, "STALL_NOTICE", 0.5)
+    monkeypatch.setattr(cli_follow, "RUN_TIMEOUT", 4.0)
     get_settings.cache_clear()
     try:
         unserved = CliRunner().invoke(cli_app, ["run", "--wait"], env={"COLUMNS": "200"})  # no worker at all
