@@ -50,13 +50,15 @@ def mdx_safe(text: str) -> str:
     text = "".join(_clean_char(ch) for ch in _decode_entities(text))
     text = unicodedata.normalize("NFC", text).replace("\\", "/")
     text = _TAG.sub(" ", _RAW_ELEMENT.sub(" ", _COMMENT.sub(" ", text)))
+    # Braces become parentheses before links are unwrapped: "[a]{b}" would otherwise turn into
+    # a link only after the unwrapping, and a second pass would change the text again.
+    text = text.replace("{", "(").replace("}", ")")
     text = _defang(text)  # before links, so a defanged target no longer looks like a URL
     # Labels may hold links ("[[x](a)](b)"): unwrap innermost first; each round drops a "](".
     while (relinked := _links(text)) != text:
         text = relinked
     text = _defang(text)  # again: dropping a link can join "javascript" and ":"
     text = re.sub(r"\s*<\s*", " less than ", text.replace("<=", " ≤ "))
-    text = text.replace("{", "(").replace("}", ")")
     text = re.sub(r"~{3,}", "~~", re.sub(r"`{3,}", "``", re.sub(r":{3,}", ":", text)))
     text = _LEADING.sub("", " ".join(text.split()))
     if _THEMATIC_BREAK.match(text):

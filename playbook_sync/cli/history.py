@@ -33,7 +33,7 @@ def runs(ctx: typer.Context, limit: int = typer.Option(10, help="how many runs")
     for name in ("run", "started", "trigger", "window", "status", "counts", "cost", "commit"):
         if wide or name != "trigger":
             table.add_column(name, justify="right" if name in ("counts", "cost") else "left", no_wrap=True)
-    with services() as settings, db.session_scope(settings.database_url) as session:
+    with services(broker=False) as settings, db.session_scope(settings.database_url) as session:
         recent = store.recent_runs(session, limit=limit)
         counted = store.item_counts(session, run_ids=[r.id for r in recent])
         for r in recent:
@@ -54,7 +54,7 @@ def runs_show(run_id: str = typer.Argument(..., help="a run id or unique prefix"
     from playbook_sync.report import find_run, paths_for
 
     out = console
-    with services() as settings, db.session_scope(settings.database_url) as session:
+    with services(broker=False) as settings, db.session_scope(settings.database_url) as session:
         try:
             r = find_run(session, run_id)
         except LookupError as exc:
@@ -94,7 +94,7 @@ def runs_fail(run_id: str = typer.Argument(..., help="a running run's id or uniq
     and its entries are owed to the next run."""
     from playbook_sync.report import find_run
 
-    with services() as settings:
+    with services(broker=False) as settings:
         with db.session_scope(settings.database_url) as session:
             try:
                 r = find_run(session, run_id)
@@ -120,7 +120,7 @@ def report(run_id: str = typer.Argument(..., help="a run id or unique prefix (dr
     from playbook_sync import report as reports
     from playbook_sync.runtime import Deps
 
-    with services() as settings, db.session_scope(settings.database_url) as session:
+    with services(broker=False) as settings, db.session_scope(settings.database_url) as session:
         try:
             data = reports.build(session, Deps.from_settings(settings), reports.find_run(session, run_id))
         except LookupError as exc:
