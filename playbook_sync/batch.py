@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from playbook_sync import costs, lifecycle, store
 from playbook_sync.models import RunItem, SyncRun
-from playbook_sync.providers.base import ProviderError
+from playbook_sync.providers.base import LLM, BatchClassifier, ProviderError
 from playbook_sync.schemas import ClassifyRequest, ItemStatus, RunStatus
 
 log = logging.getLogger(__name__)
@@ -49,13 +48,12 @@ def requests_for(session: Session, items: list[RunItem]) -> dict[str, ClassifyRe
     return requests
 
 
-def supports_batches(llm: Any) -> bool:
-    """The provider can submit and read Message Batches (the Anthropic one can)."""
-    return all(hasattr(llm, name) for name in ("submit_classifications", "batch_status", "classification_results"))
+def waiting(session: Session, llm: LLM, ledger: costs.Ledger, run: SyncRun, *, enabled: bool) -> bool:
+    """For finalize: True while the run's batch is to be submitted (done here) or has not been applied.
 
-
-def waiting(session: Session, deps: Any, run: SyncRun) -> bool:
-    """For finalize: True while the run's batch is to be submitted (done here) or has not been applied."""
+    enabled: batch mode is on (settings.llm_batch); when it was switched off mid-run, the
+    prepared entries are classified directly instead.
+    """
     if run.batch_status == APPLIED:
         return False
     if run.batch_id is not None:
@@ -64,19 +62,19 @@ def waiting(session: Session, deps: Any, run: SyncRun) -> bool:
     if not items:
         return False
     requests = requests_for(session, items)
-    if not (deps.settings.llm_batch and supports_batches(deps.llm)):
+    if not (enabled and isinstance(llm, BatchClassifier)):
         # Batch mode was switched off mid-run: classify the prepared entries directly now.
-        _classify_directly(session, deps, run, items, requests, "batch mode is off")
+        _classify_directly(session, llm, ledger, run, items, requests, "batch mode is off")
         return False
     # The run row is locked (finalize holds it), so a concurrent callback cannot submit twice.
-    run.batch_id = deps.llm.submit_classifications(requests)
+    run.batch_id = llm.submit_classifications(requests)
     run.batch_status = SUBMITTED
     log.info("run %s: %d classifications submitted as batch %s", run.id, len(requests), run.batch_id,
              extra={"run_id": str(run.id)})
     return True
 
 
-def poll(session: Session, deps: Any) -> list[uuid.UUID]:
+def poll(session: Session, llm: LLM, ledger: costs.Ledger) -> list[uuid.UUID]:
     """Check every running run's batch; apply ended ones. Returns the runs ready for finalize."""
     runs = session.scalars(
         select(SyncRun).where(SyncRun.status == RunStatus.running, SyncRun.batch_id.is_not(None),
@@ -86,29 +84,29 @@ def poll(session: Session, deps: Any) -> list[uuid.UUID]:
     ).all()
     ready = []
     for run in runs:
-        if not supports_batches(deps.llm):
+        if not isinstance(llm, BatchClassifier):
             log.error("run %s waits for batch %s but the LLM provider cannot read batches; set PLAYBOOK_SYNC_LLM="
                       "anthropic", run.id, run.batch_id)
             continue
-        run.batch_status = deps.llm.batch_status(run.batch_id)
+        run.batch_status = llm.batch_status(run.batch_id)
         if run.batch_status == ENDED:
-            apply_results(session, deps, run)
+            apply_results(session, llm, ledger, run)
             ready.append(run.id)
     return ready
 
 
-def apply_results(session: Session, deps: Any, run: SyncRun) -> None:
+def apply_results(session: Session, llm: BatchClassifier, ledger: costs.Ledger, run: SyncRun) -> None:
     """Record an ended batch's answers per entry (by custom id), at batch prices."""
     items = {str(i.entry_id): i for i in _prepared(session, run.id)}
     requests = requests_for(session, list(items.values()))
     retry: list[tuple[RunItem, str]] = []
-    with costs.metered(session, deps, run_id=run.id) as meter:
-        for result in deps.llm.classification_results(run.batch_id, requests):
+    with costs.metered(session, ledger, run_id=run.id) as meter:
+        for result in llm.classification_results(run.batch_id, requests):
             item = items.pop(result.custom_id, None)
             if item is None:
                 continue  # applied already, or not ours
             if result.usage is not None:
-                meter.record("classify", deps.llm.provider, result.model, result.usage, batch=True,
+                meter.record("classify", llm.provider, result.model, result.usage, batch=True,
                              entry_id=item.entry_id)
             if result.decisions is None:
                 retry.append((item, result.error or "no answer"))
@@ -116,20 +114,20 @@ def apply_results(session: Session, deps: Any, run: SyncRun) -> None:
                 lifecycle.record_decisions(session, item, requests[result.custom_id].candidates, result.decisions)
     retry += [(item, "no result in the batch") for item in items.values()]
     for item, reason in retry:
-        _classify_directly(session, deps, run, [item], requests, reason)
+        _classify_directly(session, llm, ledger, run, [item], requests, reason)
     run.batch_status = APPLIED
 
 
-def _classify_directly(session: Session, deps: Any, run: SyncRun, items: list[RunItem],
+def _classify_directly(session: Session, llm: LLM, ledger: costs.Ledger, run: SyncRun, items: list[RunItem],
                        requests: dict[str, ClassifyRequest], reason: str) -> None:
     """One direct classify call per item; a failure is recorded on the entry (owed to the next run)."""
     for item in items:
         request = requests[str(item.entry_id)]
         # The failure is caught inside the metered block so its calls are stored in this
         # session (the run row is locked here; a separate transaction would wait on it).
-        with costs.metered(session, deps, run_id=run.id, entry_id=item.entry_id):
+        with costs.metered(session, ledger, run_id=run.id, entry_id=item.entry_id):
             try:
-                decisions, error = deps.llm.classify(request), None
+                decisions, error = llm.classify(request), None
             except ProviderError as exc:
                 decisions, error = None, exc
         if decisions is not None:

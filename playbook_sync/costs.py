@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -103,6 +102,14 @@ class Meter:
         log.warning("%s", message)
 
 
+@dataclass(frozen=True)
+class Ledger:
+    """Where metered calls go: the price table, and a factory for a transaction of their own."""
+
+    prices: Mapping[str, Price]
+    new_session: Callable[[], AbstractContextManager[Session]]
+
+
 _current: ContextVar[Meter | None] = ContextVar("playbook_sync_meter", default=None)
 
 
@@ -139,23 +146,23 @@ def using(meter: Meter) -> Iterator[Meter]:
 
 
 @contextmanager
-def metered(session: Session, deps: Any, *, run_id: uuid.UUID | None, entry_id: uuid.UUID | None = None,
+def metered(session: Session, ledger: Ledger, *, run_id: uuid.UUID | None, entry_id: uuid.UUID | None = None,
             apart: bool = False) -> Iterator[Meter]:
-    """Meter the block's calls (deps: runtime.Deps); store them with the block's work, or apart.
+    """Meter the block's calls at the ledger's prices; store them with the block's work, or apart.
 
     Answered calls cost money even when the step then fails and its transaction rolls
     back, so on an exception (or with apart=True, for steps whose session may still roll
     back later) they are written in a transaction of their own.
     """
-    meter = Meter(deps.settings.prices, run_id=run_id, entry_id=entry_id)
+    meter = Meter(ledger.prices, run_id=run_id, entry_id=entry_id)
     with using(meter):
         try:
             yield meter
         except BaseException:
-            _save_apart(deps.session, meter)
+            _save_apart(ledger.new_session, meter)
             raise
     if apart:
-        _save_apart(deps.session, meter)
+        _save_apart(ledger.new_session, meter)
     else:
         persist(session, meter)
 

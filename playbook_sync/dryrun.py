@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from playbook_sync import pipeline, report
 from playbook_sync.config import Settings
 from playbook_sync.db import committing, get_engine
+from playbook_sync.providers.base import FileReader, PathHistory, PlaybookRepo
 from playbook_sync.runtime import Deps
 
 DRY_RUN_SHA = "d" * 40  # stands in for the commit a real run would make
@@ -34,7 +35,7 @@ DRY_RUN_SHA = "d" * 40  # stands in for the commit a real run would make
 class DryRunRepo:
     """A PlaybookRepo that reads through to the real one and captures the commit instead of making it."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner: PlaybookRepo) -> None:
         self.inner = inner
         self.branch = inner.branch
         self.files: dict[str, bytes | None] = {}
@@ -64,8 +65,9 @@ class DryRunRepo:
         if ref == DRY_RUN_SHA and path in self.files:
             return self.files[path]
         ref = self.parent if ref == DRY_RUN_SHA else ref
-        reader = getattr(self.inner, "read_file", None)
-        return reader(path, ref) if reader else self.inner.read_tree(path.rpartition("/")[0], ref).get(path)
+        if isinstance(self.inner, FileReader):
+            return self.inner.read_file(path, ref)
+        return self.inner.read_tree(path.rpartition("/")[0], ref).get(path)
 
     def parent_of(self, sha: str) -> str | None:
         """The captured commit's parent, else the real one's."""
@@ -73,8 +75,7 @@ class DryRunRepo:
 
     def paths_ever(self, root: str) -> set[str]:
         """Reads through, so a dry run numbers new SOPs as the real run would."""
-        history = getattr(self.inner, "paths_ever", None)
-        return history(root) if history else set()
+        return self.inner.paths_ever(root) if isinstance(self.inner, PathHistory) else set()
 
     def find_commit_with_trailer(self, trailer: str, limit: int = 50) -> str | None:
         """Reads through (a dry run's own trailer is never on the branch)."""
@@ -124,7 +125,7 @@ def dry_run(settings: Settings, *, now: datetime | None = None) -> DryRun:
             outer.rollback()
     diffs = {}
     for path, content in sorted(repo.files.items()):
-        old = repo.inner.read_file(path, repo.parent) if hasattr(repo.inner, "read_file") else None
+        old = repo.inner.read_file(path, repo.parent) if isinstance(repo.inner, FileReader) else None
         diffs[path] = report.diff_text(path, None if old is None else old.decode("utf-8", "replace"),
                                        None if content is None else content.decode("utf-8", "replace"))
     paths = report.paths_for(settings, summary["run_id"]) if "run_id" in summary else None

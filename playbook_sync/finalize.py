@@ -19,7 +19,7 @@ from playbook_sync.changelog import commit_message
 from playbook_sync.edits import Applied, PlannedBlock, PlannedSop, apply_blocks, draft_new_sop, group_for_blocks, parse_tree, place_new_sop, plan_block
 from playbook_sync.faults import crash_point
 from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, SopEmbedding, SyncRun
-from playbook_sync.providers.base import NonFastForward
+from playbook_sync.providers.base import NonFastForward, PathHistory
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import Action, ItemStatus, RunStatus
 from playbook_sync.sops import Problem
@@ -36,7 +36,7 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
         raise LookupError(f"run {run_id} does not exist")
     if run.status != RunStatus.running:
         return lifecycle.summary(run)
-    if batch.waiting(session, deps, run):  # batch mode: poll_batches applies the results, then calls us again
+    if batch.waiting(session, deps.llm, deps.ledger, run, enabled=deps.settings.llm_batch):  # batch mode: poll_batches applies the results, then calls us again
         return lifecycle.summary(run)
     # Header tasks are all done when the callback runs; a pending item lost its task.
     lifecycle.fail_items(session, run_id, statuses=[ItemStatus.pending], error="never processed (task lost); owed to the next run")
@@ -54,7 +54,7 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
                                     max_bytes=deps.settings.max_sop_bytes)
     errors: list[str] = []  # new SOPs not created (the cluster stays open)
     # Edit, cluster-name and new-SOP calls; stored apart, since a failed commit rolls this session back.
-    with costs.metered(session, deps, run_id=run_id, apart=True):
+    with costs.metered(session, deps.ledger, run_id=run_id, apart=True):
         # New-SOP drafts (a name, then a draft: two calls in a row) start first and run while the edits are written.
         clusters = _new_sop_clusters(session, deps, docs)
         drafts = _start([partial(draft_new_sop, deps.llm, entries=entries, module=module) for _, module, entries in clusters],
@@ -132,8 +132,7 @@ def _used_paths(session: Session, deps: Deps) -> set[str]:
     used = set(session.scalars(select(SopEmbedding.file_path)))
     used |= set(session.scalars(select(OrphanCluster.sop_file_path).where(OrphanCluster.sop_file_path.is_not(None))))
     used |= set(session.scalars(select(InsertedCallout.sop_file_path).distinct()))
-    history = getattr(deps.repo, "paths_ever", None)
-    return used | (history(deps.settings.docs_root) if history else set())
+    return used | (deps.repo.paths_ever(deps.settings.docs_root) if isinstance(deps.repo, PathHistory) else set())
 
 
 def _place_new_sops(clusters: list[tuple], drafts: list, docs, errors: list[str], used: set[str]) -> list[PlannedSop]:
@@ -225,8 +224,8 @@ def _record_pending(session: Session, run_id: uuid.UUID, applied: Applied) -> No
 def _finish(session: Session, deps: Deps, run: SyncRun) -> dict:
     """Close the run, then open/update its pull request, POST the webhook, write its report (none can fail it)."""
     lifecycle.close(session, run, deps.settings)
-    publish.after_commit(session, deps, run)
-    report.write_quietly(session, deps, run)
+    publish.after_commit(session, deps.repo, run, deps.settings.deploy_webhook_url)
+    report.write_quietly(session, deps.settings, deps.repo, run)
     return lifecycle.summary(run)
 
 
@@ -273,8 +272,8 @@ def fail_run(deps: Deps, *, run_id: uuid.UUID, error: str) -> dict | None:
             return None
         run = session.get(SyncRun, run_id)
         if ended.get("adopted"):
-            publish.after_commit(session, deps, run)
-        report.write_quietly(session, deps, run)  # a failed run gets its report too (what failed, and why)
+            publish.after_commit(session, deps.repo, run, deps.settings.deploy_webhook_url)
+        report.write_quietly(session, deps.settings, deps.repo, run)  # a failed run gets its report too (what failed, and why)
         return lifecycle.summary(run) | {"adopted": ended.get("adopted")}
 
 

@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -23,21 +23,14 @@ from sqlalchemy.orm import Session
 from playbook_sync import costs, store
 from playbook_sync.changelog import trailer
 from playbook_sync.models import InsertedCallout, OrphanCluster, RunItem, SyncRun
+from playbook_sync.providers.base import CheckedOut, PlaybookRepo
 from playbook_sync.schemas import Action, Candidate, Decision, ItemStatus, RunStatus
 
 if TYPE_CHECKING:
     from playbook_sync.config import Settings
     from playbook_sync.edits import Applied, PlannedBlock
-    from playbook_sync.providers.base import PlaybookRepo
 
 log = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class CheckedOut(Protocol):
-    """A repository with a work tree that should follow its branch (a local checkout)."""
-
-    def sync_worktree(self, sha: str) -> None: ...
 
 
 # -- open and record -------------------------------------------------------------------

@@ -18,7 +18,7 @@ from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401 
 from playbook_sync.models import KnowledgeEntry, RunItem, SyncRun
 from playbook_sync import costs
 from playbook_sync.providers import chunking
-from playbook_sync.providers.base import Embedder
+from playbook_sync.providers.base import Embedder, TokenBudget
 from playbook_sync.errors import ConfigError
 from playbook_sync.runtime import Deps
 from playbook_sync.schemas import ClassifyRequest, Decision, ItemStatus
@@ -35,9 +35,9 @@ class RunStart:
 
 def embed_all(embedder: Embedder, texts: Sequence[str]) -> list[list[float]]:
     """Embed texts in as few requests as the embedder allows: ≤ max_batch inputs and, when the
-    embedder has a token budget (count_tokens + max_batch_tokens), ≤ that many tokens each."""
-    count, budget = getattr(embedder, "count_tokens", None), getattr(embedder, "max_batch_tokens", None)
-    sizes = [count(t) for t in texts] if count and budget else [0] * len(texts)
+    embedder has a token budget (providers.base.TokenBudget), ≤ that many tokens each."""
+    budget = embedder.max_batch_tokens if isinstance(embedder, TokenBudget) else None
+    sizes = [embedder.count_tokens(t) for t in texts] if budget else [0] * len(texts)
     vectors: list[list[float]] = []
     for start, end in chunking.spans(sizes, max_items=embedder.max_batch, max_total=budget):
         vectors.extend(embedder.embed(texts[start:end]))
@@ -70,12 +70,12 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
     )
     try:
         # Embedding calls of the start; stored apart: they were paid for even if the start fails.
-        with costs.metered(session, deps, run_id=run.id, apart=True) as meter:
+        with costs.metered(session, deps.ledger, run_id=run.id, apart=True) as meter:
             skipped = sync_sops(session, deps, run)
         # Every entry without a final outcome, whatever its created_at says: the window
         # (start, now] is bookkeeping of when we ran, not a filter on the client's dates.
         ids = planned.entry_ids if planned is not None else store.owed_entry_ids(session)
-        with costs.metered(session, deps, run_id=run.id, apart=True) as entries_meter:
+        with costs.metered(session, deps.ledger, run_id=run.id, apart=True) as entries_meter:
             embed_entries(session, deps.embedder, ids)
         store.add_items(session, run_id=run.id, entry_ids=ids)
         run.entries_processed = len(ids)
@@ -149,7 +149,7 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
     # back was a tenth of a worker's CPU (bench/). embedding_model is written with the vector.
     entry = store.load_entry(session, entry_id=entry_id, vector=False)
     if entry.embedding_model != deps.embedder.model:
-        with costs.metered(session, deps, run_id=run_id, entry_id=entry_id):
+        with costs.metered(session, deps.ledger, run_id=run_id, entry_id=entry_id):
             embed_entries(session, deps.embedder, [entry_id])
         session.flush()
     bands = deps.settings.bands_for(deps.embedder.model)
@@ -162,7 +162,7 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
         if deps.settings.llm_batch:  # classified later with the run's other entries, in one Message Batch (batch.py)
             item.prepared = request.model_dump(mode="json", exclude={"candidates": {"__all__": {"sop_text"}}})
             return {"entry_id": str(entry_id), "status": "prepared"}
-        with costs.metered(session, deps, run_id=run_id, entry_id=entry_id):
+        with costs.metered(session, deps.ledger, run_id=run_id, entry_id=entry_id):
             answered = deps.llm.classify(request)
     return lifecycle.record_decisions(session, item, candidates, answered)
 

@@ -16,21 +16,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
 
 from playbook_sync import lifecycle
 from playbook_sync.changelog import trailer
-from playbook_sync.providers.base import NonFastForward, PlaybookRepo
+from playbook_sync.providers.base import BranchingRepo, NonFastForward, PlaybookRepo
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
     from sqlalchemy.orm import Session
 
     from playbook_sync.config import Settings
     from playbook_sync.models import SyncRun
-    from playbook_sync.runtime import Deps
 
 log = logging.getLogger(__name__)
 SEPARATOR = "\n\n---\n\n"
@@ -43,7 +43,7 @@ def wrap_repo(repo: PlaybookRepo, settings: Settings) -> PlaybookRepo:
         return repo
     if settings.publish != "pull_request":
         raise ValueError(f"unknown publish mode {settings.publish!r}; set PLAYBOOK_SYNC_PUBLISH to commit or pull_request")
-    if not hasattr(repo, "create_pull_request"):
+    if not isinstance(repo, BranchingRepo):
         raise ValueError("PLAYBOOK_SYNC_PUBLISH=pull_request needs a GitHub playbook (PLAYBOOK_SYNC_PLAYBOOK=github)")
     return PullRequestRepo(repo, settings.pull_request_branch)
 
@@ -51,7 +51,7 @@ def wrap_repo(repo: PlaybookRepo, settings: Settings) -> PlaybookRepo:
 class PullRequestRepo:
     """A PlaybookRepo whose reads and commits happen on the review branch (see module docstring)."""
 
-    def __init__(self, base: Any, review_branch: str) -> None:
+    def __init__(self, base: BranchingRepo, review_branch: str) -> None:
         if review_branch == base.branch:
             raise ValueError("the pull request branch must differ from the base branch")
         self.base = base
@@ -121,19 +121,18 @@ class PullRequestRepo:
         return pull.url
 
 
-def after_commit(session: Session, deps: Deps, run: SyncRun) -> None:
+def after_commit(session: Session, repo: PlaybookRepo, run: SyncRun, webhook_url: SecretStr | None) -> None:
     """Open/update the pull request and POST the deploy webhook for a run that committed; never raises."""
     if not run.commit_sha:
         return
-    if isinstance(deps.repo, PullRequestRepo) and not run.pull_request_url:
+    if isinstance(repo, PullRequestRepo) and not run.pull_request_url:
         try:
             # commit_message is lost when finalize died between the commit and its own DB commit.
-            run.pull_request_url = deps.repo.publish(str(run.id), run.commit_message or trailer(run.id))
+            run.pull_request_url = repo.publish(str(run.id), run.commit_message or trailer(run.id))
         except Exception as exc:  # the commit is on the branch; the next run opens the pull request
             log.warning("pull request for run %s not opened: %s", run.id, exc, extra={"run_id": str(run.id)})
             lifecycle.append_log(run, f"pull request not opened: {exc}")
-    url = deps.settings.deploy_webhook_url
-    post_webhook(url.get_secret_value() if url else None, webhook_payload(run, deps.repo.branch))
+    post_webhook(webhook_url.get_secret_value() if webhook_url else None, webhook_payload(run, repo.branch))
 
 
 def webhook_payload(run: SyncRun, branch: str) -> dict:

@@ -29,11 +29,12 @@ from playbook_sync.models import (
     OrphanMember,
     SyncRun,
 )
+from playbook_sync.providers.base import CommitParents
 from playbook_sync.schemas import ItemStatus
 
 if TYPE_CHECKING:
     from playbook_sync.config import Settings
-    from playbook_sync.runtime import Deps
+    from playbook_sync.providers.base import PlaybookRepo
 
 log = logging.getLogger(__name__)
 SCHEMA = 1
@@ -60,9 +61,8 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def build(session: Session, deps: Deps, run: SyncRun) -> dict[str, Any]:
-    """The report of one run as a JSON-able dict."""
-    settings = deps.settings
+def build(session: Session, settings: Settings, repo: PlaybookRepo, run: SyncRun) -> dict[str, Any]:
+    """The report of one run as a JSON-able dict (repo: where its commit's diff is read)."""
     items = store.items(session, run_id=run.id)
     # Without the vectors: parsing them was a third of a 1,000-entry callback's CPU (bench/).
     entries = {e.id: e for e in session.scalars(select(KnowledgeEntry).options(defer(KnowledgeEntry.embedding))
@@ -82,7 +82,7 @@ def build(session: Session, deps: Deps, run: SyncRun) -> dict[str, Any]:
         },
         "counts": counts,
         "histogram": _histogram(run, items, settings),
-        "sops": _sop_changes(session, deps, run),
+        "sops": _sop_changes(session, repo, settings.docs_root, run),
         "clusters": _clusters(session, run, settings),
         "cost": _cost(session, run),
         "problems": [
@@ -115,7 +115,7 @@ def diff_text(path: str, old: str | None, new: str | None) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def _sop_changes(session: Session, deps: Deps, run: SyncRun) -> list[dict]:
+def _sop_changes(session: Session, repo: PlaybookRepo, docs_root: str, run: SyncRun) -> list[dict]:
     """Per changed or created SOP: the callouts written and the rendered diff of the commit."""
     blocks: dict[str, list[dict]] = defaultdict(list)
     for c in session.scalars(select(InsertedCallout).where(InsertedCallout.run_id == run.id).order_by(InsertedCallout.sop_file_path, InsertedCallout.created_at)):
@@ -124,9 +124,8 @@ def _sop_changes(session: Session, deps: Deps, run: SyncRun) -> list[dict]:
     paths = sorted(set(run.sops_enriched or []) | set(run.sops_created or []) | set(blocks) | set(created))
     parent = None
     if run.commit_sha:
-        parent_of = getattr(deps.repo, "parent_of", None)
         try:
-            parent = parent_of(run.commit_sha) if parent_of else run.base_sha
+            parent = repo.parent_of(run.commit_sha) if isinstance(repo, CommitParents) else run.base_sha
         except Exception as exc:  # a report must not fail on a repository hiccup
             log.warning("report: parent of %s unknown: %s", run.commit_sha, exc)
     trees: dict[str, dict[str, bytes]] = {}
@@ -136,7 +135,7 @@ def _sop_changes(session: Session, deps: Deps, run: SyncRun) -> list[dict]:
         if ref is None:
             return None
         if ref not in trees:
-            trees[ref] = deps.repo.read_tree(deps.settings.docs_root, ref)
+            trees[ref] = repo.read_tree(docs_root, ref)
         raw = trees[ref].get(path)
         return None if raw is None else raw.decode("utf-8", "replace")
 
@@ -223,12 +222,12 @@ def write(report: dict, json_path: Path, html_path: Path | None = None) -> None:
         html_path.write_text(render(report), encoding="utf-8")
 
 
-def write_quietly(session: Session, deps: Deps, run: SyncRun) -> tuple[Path, Path] | None:
+def write_quietly(session: Session, settings: Settings, repo: PlaybookRepo, run: SyncRun) -> tuple[Path, Path] | None:
     """Build and write a run's report into the reports directory; log, never raise, on failure."""
     try:
         with session.begin_nested():  # a failing query here must not abort the run's own transaction
-            data = build(session, deps, run)
-        json_path, html_path = paths_for(deps.settings, str(run.id))
+            data = build(session, settings, repo, run)
+        json_path, html_path = paths_for(settings, str(run.id))
         write(data, json_path, html_path)
         log.info("report written to %s", html_path, extra={"run_id": str(run.id)})
         return json_path, html_path

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from playbook_sync.config import Settings
+from playbook_sync.costs import Ledger
 from playbook_sync.db import session_scope
 from playbook_sync.errors import ConfigError
-from playbook_sync.providers.base import LLM, Embedder, PlaybookRepo
+from playbook_sync.providers.base import LLM, Embedder, FromSettings, PlaybookRepo
+from playbook_sync.publish import wrap_repo
 
 
 def _custom(spec: str, settings: Settings, setting: str):
@@ -22,7 +24,7 @@ def _custom(spec: str, settings: Settings, setting: str):
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(setting, f"cannot load {spec!r}: {exc}") from exc
-    return cls.from_settings(settings) if hasattr(cls, "from_settings") else cls()
+    return cls.from_settings(settings) if isinstance(cls, FromSettings) else cls()
 
 
 def _has(key) -> bool:
@@ -116,10 +118,13 @@ class Deps:
     repo: PlaybookRepo
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Deps":
-        from playbook_sync.publish import wrap_repo
-
+    def from_settings(cls, settings: Settings) -> Deps:
         return cls(settings, build_embedder(settings), build_llm(settings), wrap_repo(build_repo(settings), settings))
+
+    @property
+    def ledger(self) -> Ledger:
+        """Prices and sessions for costs.metered (a dry run's sessions join its one transaction)."""
+        return Ledger(self.settings.prices, self.session)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

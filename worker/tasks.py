@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from functools import lru_cache
 
@@ -12,6 +11,7 @@ from celery.utils.log import get_task_logger
 from playbook_sync import adhoc, batch, finalize, lifecycle, pipeline
 from playbook_sync.config import get_settings
 from playbook_sync.providers.base import TransientProviderError
+from playbook_sync.providers.retry import backoff
 from playbook_sync.providers.localgit import RepoPathError
 from playbook_sync.runtime import Deps
 from playbook_sync.store import RunLocked
@@ -58,8 +58,7 @@ def process_entry(self, run_id: str, entry_id: str) -> dict:
             return pipeline.process_entry(session, d, run_id=uuid.UUID(run_id), entry_id=uuid.UUID(entry_id))
     except TransientProviderError as exc:
         if self.request.retries < d.settings.task_max_retries:
-            delay = d.settings.task_retry_backoff * 2**self.request.retries
-            raise self.retry(exc=exc, countdown=delay * (0.5 + random.random()))
+            raise self.retry(exc=exc, countdown=backoff(self.request.retries, d.settings.task_retry_backoff))
         error = f"gave up after {self.request.retries + 1} attempts: {exc}"
     except Exception as exc:  # permanent: recorded below so the chord callback still runs
         error = f"{type(exc).__name__}: {exc}"
@@ -79,7 +78,7 @@ def poll_batches() -> dict:
     """Poll running runs' Message Batches; apply ended ones, then finalize those runs (batch mode)."""
     d = deps()
     with d.session() as session:
-        ready = batch.poll(session, d)
+        ready = batch.poll(session, d.llm, d.ledger)
     for run_id in ready:  # after the commit above, so finalize sees the applied results
         finalize_run.delay(str(run_id))
     return {"finalizing": [str(r) for r in ready]}

@@ -122,7 +122,7 @@ def report(run_id: str = typer.Argument(..., help="a run id or unique prefix (dr
 
     with services(broker=False) as settings, db.session_scope(settings.database_url) as session:
         try:
-            data = reports.build(session, Deps.from_settings(settings), reports.find_run(session, run_id))
+            data = reports.build(session, settings, Deps.from_settings(settings).repo, reports.find_run(session, run_id))
         except LookupError as exc:
             data = reports.load(settings, run_id)  # a dry run left only its files
             if data is None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from playbook_sync.schemas import (
     CalloutDraft,
@@ -14,6 +14,9 @@ from playbook_sync.schemas import (
     NewSopRequest,
     SopDraft,
 )
+
+if TYPE_CHECKING:
+    from playbook_sync.costs import Usage
 
 
 class ProviderError(Exception):
@@ -74,9 +77,118 @@ class PlaybookRepo(Protocol):
         """The sha of a recent commit on the branch whose message holds trailer."""
         ...
 
-    def commit(self, files: dict[str, bytes], message: str, parent: str) -> str:
-        """One atomic commit of files on top of parent; raise NonFastForward if head moved."""
+    def commit(self, files: Mapping[str, bytes | None], message: str, parent: str) -> str:
+        """One atomic commit of files on top of parent (None deletes); raise NonFastForward if head moved."""
         ...
+
+
+# -- optional capabilities: checked with isinstance, so a provider that has them is used fully --------
+
+
+@runtime_checkable
+class FromSettings(Protocol):
+    """A custom provider class (`module:Class`) that builds itself from the settings."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Any: ...
+
+
+@runtime_checkable
+class TokenBudget(Protocol):
+    """An embedder that also limits the tokens per request (OpenAI): batches are cut by both."""
+
+    max_batch_tokens: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+class BatchAnswer(Protocol):
+    """One entry's outcome in an ended batch."""
+
+    custom_id: str
+    decisions: list[Decision] | None
+    error: str | None
+    usage: Usage | None
+    model: str
+
+
+@runtime_checkable
+class BatchClassifier(Protocol):
+    """An LLM that can classify a run's entries as one asynchronous batch (Anthropic Message Batches)."""
+
+    provider: str
+
+    def submit_classifications(self, requests: Mapping[str, ClassifyRequest]) -> str:
+        """Submit custom id → request as one batch; return the batch id."""
+        ...
+
+    def batch_status(self, batch_id: str) -> str:
+        """The batch's processing status ("ended" when its results can be read)."""
+        ...
+
+    def classification_results(self, batch_id: str, requests: Mapping[str, ClassifyRequest]) -> Iterator[BatchAnswer]:
+        """The ended batch's answers, one per custom id."""
+        ...
+
+
+@runtime_checkable
+class FileReader(Protocol):
+    """A repository that reads one file without listing a tree."""
+
+    def read_file(self, path: str, ref: str | None = None) -> bytes | None: ...
+
+
+@runtime_checkable
+class CommitParents(Protocol):
+    """A repository that knows a commit's first parent (the report diffs against it)."""
+
+    def parent_of(self, sha: str) -> str | None: ...
+
+
+@runtime_checkable
+class PathHistory(Protocol):
+    """A repository whose history of paths is cheap to read (a local clone; not the GitHub API)."""
+
+    def paths_ever(self, root: str) -> set[str]: ...
+
+
+@runtime_checkable
+class CheckedOut(Protocol):
+    """A repository with a work tree that should follow its branch (a local checkout)."""
+
+    def sync_worktree(self, sha: str) -> None: ...
+
+
+class PullRequest(Protocol):
+    number: int
+    url: str
+    body: str
+    head_sha: str
+
+
+@runtime_checkable
+class BranchingRepo(PlaybookRepo, FileReader, CommitParents, Protocol):
+    """A repository with other branches and pull requests: what publish.PullRequestRepo builds on."""
+
+    def for_branch(self, branch: str) -> BranchingRepo:
+        """The same repository, reading and committing on another branch."""
+        ...
+
+    def branch_head(self, branch: str) -> str | None:
+        """A branch's head sha, None when the branch does not exist."""
+        ...
+
+    def set_branch(self, branch: str, sha: str) -> None:
+        """Create or move a branch to sha."""
+        ...
+
+    def pull_requests(self, head: str, state: str = "open") -> Sequence[PullRequest]:
+        """Pull requests from head into this branch."""
+        ...
+
+    def create_pull_request(self, title: str, body: str, head: str) -> PullRequest: ...
+
+    def edit_pull_request(self, number: int, *, title: str | None = None, body: str | None = None) -> PullRequest: ...
 
 
 class TrailerSearch:

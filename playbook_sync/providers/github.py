@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import copy
 import logging
-import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -23,6 +21,7 @@ from github import (
 from github.GitRef import GitRef
 from github.Repository import Repository
 
+from playbook_sync.providers import retry
 from playbook_sync.providers.base import (
     NonFastForward,
     ProviderError,
@@ -42,6 +41,14 @@ T = TypeVar("T")
 _TOKEN_HINT = "check PLAYBOOK_SYNC_GITHUB_TOKEN (a fine-grained token with contents: write)"
 _REPO_HINT = "check PLAYBOOK_SYNC_GITHUB_REPO (owner/name) and PLAYBOOK_SYNC_BRANCH"
 _BLOB_CACHE_MAX = 4096
+_RETRY_MAX_SECONDS = 30.0  # longest single wait between two tries of one API call
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth another try: 429, 5xx, a dropped connection or a timeout (a rate-limit 403 waits for the task)."""
+    if isinstance(exc, GithubException):
+        return exc.status == 429 or exc.status >= 500
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout))
 
 
 class GitHubRepo(TrailerSearch):
@@ -90,24 +97,19 @@ class GitHubRepo(TrailerSearch):
     # -- error handling --------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one API call; retry transient failures `retries` times, map errors."""
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except GithubException as exc:
-                status = exc.status
-                transient = status in (429,) or status >= 500
-                error: ProviderError = self._map_error(what, exc)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                transient = True
-                error = TransientProviderError(self._redact(f"GitHub {what}: {type(exc).__name__}"))
-            if not transient or attempt >= self.retries:
-                raise error from None  # the original may quote request details; ours is clean
-            attempt += 1
-            log.warning("GitHub %s failed transiently; retry %d/%d", what, attempt, self.retries)
-            # Jitter so that concurrent workers do not retry in lockstep.
-            time.sleep(self.retry_backoff * attempt * (0.5 + random.random()))
+        """Run one API call; retry transient failures `retries` times (retry.retrying), map errors."""
+        policy = retry.RetryPolicy(self.retries, self.retry_backoff, _RETRY_MAX_SECONDS)
+
+        def log_retry(exc: BaseException, attempt: int, delay: float) -> None:
+            log.warning("GitHub %s failed transiently; retry %d/%d in %.2fs", what, attempt, self.retries, delay)
+
+        try:
+            return retry.retrying(policy, transient=_transient, on_retry=log_retry)(fn)
+        # The originals may quote request details; ours are clean.
+        except GithubException as exc:
+            raise self._map_error(what, exc) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransientProviderError(self._redact(f"GitHub {what}: {type(exc).__name__}")) from None
 
     def _map_error(self, what: str, exc: GithubException) -> ProviderError:
         status = exc.status
@@ -131,7 +133,7 @@ class GitHubRepo(TrailerSearch):
 
     def _redact(self, text: str) -> str:
         # Belt and braces: our messages never include the token, but a server's might echo it.
-        return text.replace(self._secret, "***") if self._secret else text
+        return retry.redact(text, (self._secret,))
 
     # -- reads -----------------------------------------------------------------
 

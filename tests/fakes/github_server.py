@@ -42,6 +42,7 @@ class _Fault:
     count: int
     method: str | None
     after: bool  # do the work, then answer with the error (a lost response)
+    message: str = "Server Error (injected)"
 
 
 class FakeGitHub(LoopbackServer):
@@ -80,13 +81,14 @@ class FakeGitHub(LoopbackServer):
         method: str | None = None,
         *,
         after: bool = False,
+        message: str = "Server Error (injected)",
     ) -> None:
-        """Answer the next `count` requests whose path contains path_substring with status.
+        """Answer the next `count` requests whose path contains path_substring with status (and message).
 
         With after=True the request is carried out first, as when a proxy loses the answer.
         """
         with self._lock:
-            self._faults.append(_Fault(path_substring, status, count, method, after))
+            self._faults.append(_Fault(path_substring, status, count, method, after, message))
 
     def before_next(
         self, path_substring: str, action: Callable[[], None], method: str | None = None
@@ -114,7 +116,7 @@ class FakeGitHub(LoopbackServer):
                 fault.count -= 1
                 if fault.count <= 0:
                     self._faults.remove(fault)
-            injected = (fault.status, {"message": "Server Error (injected)"}, {}) if fault else None
+            injected = (fault.status, {"message": fault.message}, {}) if fault else None
             if fault is not None and injected is not None and not fault.after:
                 return injected
             if self.token is not None:

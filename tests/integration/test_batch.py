@@ -39,7 +39,7 @@ def finalize(d, run_id) -> dict:
 
 def poll(d) -> list[uuid.UUID]:
     with d.session() as s:
-        return batch.poll(s, d)
+        return batch.poll(s, d.llm, d.ledger)
 
 
 def test_batch_is_submitted_once_polled_and_resumed_after_a_restart(deps):

@@ -208,9 +208,7 @@ def test_a_new_sop_skips_the_number_of_an_sop_deleted_before_the_run(deps):
 class NoHistory(LocalGitRepo):
     """A repository whose history is too costly to read (as on GitHub): no paths_ever."""
 
-    @property
-    def paths_ever(self):
-        raise AttributeError("paths_ever")
+    paths_ever = None  # the protocol idiom for "not supported": not a providers.base.PathHistory
 
 
 def test_without_history_a_new_sop_skips_a_number_deleted_during_the_run(deps):

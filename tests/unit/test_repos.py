@@ -316,3 +316,20 @@ def test_github_unknown_repo_names_the_repo_setting(server: FakeGitHub) -> None:
     with pytest.raises(ProviderError, match="PLAYBOOK_SYNC_GITHUB_REPO") as info:
         repo.read_tree("docs")
     assert TOKEN not in str(info.value)
+
+
+def test_github_retries_are_logged_and_every_token_an_error_echoes_is_scrubbed(
+    server: FakeGitHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A proxy's error page that echoes our token and another one (e.g. from a shared config).
+    other = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz"
+    server.fail_next("/git/ref/heads/main", 503, count=2, message=f"upstream refused {TOKEN} and {other}")
+    with caplog.at_level("WARNING", logger="playbook_sync.providers.github"), \
+            pytest.raises(TransientProviderError, match="503 upstream refused") as info:
+        _github(server, retries=1).head()
+    text = "".join(traceback.format_exception(info.value))
+    assert TOKEN not in text and other not in text and "[redacted" in str(info.value)
+    # One retry, logged with its wait (the same policy as the LLM providers': retry.retrying).
+    retries = [r.getMessage() for r in caplog.records if r.name == "playbook_sync.providers.github"]
+    assert retries == ["GitHub get ref failed transiently; retry 1/1 in 0.00s"]
+
