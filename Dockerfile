@@ -10,7 +10,6 @@ RUN pip install --no-cache-dir --disable-pip-version-check --require-hashes -r r
 # data, and the source copy is removed so nothing can depend on the checkout's layout.
 COPY pyproject.toml README.md LICENSE ./
 COPY playbook_sync ./playbook_sync
-COPY worker ./worker
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \
     && cd / && rm -rf /app/* && playbook-sync --version
 WORKDIR /data

@@ -231,7 +231,7 @@ def entries(n: int, m: int, now: datetime, seed: int = 1) -> list[EntryIn]:
     all_topics = topics(m, seed)
     sources = [f"call-{(now - timedelta(days=i % 7)).date()}-{CLIENTS[i % len(CLIENTS)]}-{i}" for i in range(max(3, n // 4))]
     out = []
-    for i in range(n):
+    for _ in range(n):
         category = _weighted(rng, CATEGORY_MIX)
         kind = _weighted(rng, OUTCOME_MIX)
         topic = rng.choice(all_topics)

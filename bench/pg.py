@@ -11,7 +11,7 @@ import psycopg2
 from sqlalchemy.engine import make_url
 
 from playbook_sync import db
-from playbook_sync.embedded import postgres_url, start_postgres
+from playbook_sync.local_services import postgres_url, start_postgres
 
 TEMPLATE = "bench_template"
 # A production server would be sized for its vectors; the embedded default (128 MB of

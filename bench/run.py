@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     from bench.fakes import Fakes
     from bench.pg import bench_postgres
-    from playbook_sync.embedded import start_redis
+    from playbook_sync.local_services import start_redis
 
     with bench_postgres(OUT) as pg:
         results["meta"]["postgres"] = pg.admin("SHOW server_version")[0][0]
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             work.mkdir(exist_ok=True)
             redis, broker = start_redis(work)
             os.environ["PLAYBOOK_SYNC_BROKER_URL"] = broker
-            from worker.app import app
+            from playbook_sync.worker.app import app
 
             app.conf.update(broker_url=broker, result_backend=broker)
             fakes = Fakes()

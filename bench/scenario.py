@@ -30,9 +30,9 @@ from bench.pg import BenchPostgres
 from playbook_sync import pipeline, store
 from playbook_sync.config import Settings
 from playbook_sync.db import get_engine, session_scope
+from playbook_sync.deps import Deps
 from playbook_sync.models import LlmCall, SyncRun
 from playbook_sync.providers.localgit import init_repo
-from playbook_sync.runtime import Deps
 from playbook_sync.sops import parse_sop
 
 log = logging.getLogger(__name__)
@@ -232,9 +232,9 @@ def derive(m: dict, *, n: int, changed_sops: int, message_latency: float, embedd
 
 def _start_workers(stack: ExitStack, ws: Workspace, env: dict[str, str], workers: int, logs: Path) -> list[int]:
     """Start worker processes one by one; each builds its providers on a warm-up task, alone."""
-    from worker.app import app
-    from worker.local import task_result, worker_process
-    from worker.tasks import watchdog
+    from playbook_sync.worker.app import app
+    from playbook_sync.worker.local import task_result, worker_process
+    from playbook_sync.worker.tasks import watchdog
 
     queue, hosts, pids = settings_for(env).queue, [], []
     for i in range(workers):
@@ -264,8 +264,8 @@ def _new_host(app, known: list[str], timeout: float = 30) -> str:
 def run_fanout(ws: Workspace, p: Prepared, *, workers: int, message_latency: float, embedding_latency: float,
                timeout: float = 3600) -> dict:
     """The chord on `workers` real worker processes (threads pool of 16 each); wall time from enqueue to logged."""
-    from worker.local import task_result, wait_for_run
-    from worker.tasks import start_run
+    from playbook_sync.worker.local import task_result, wait_for_run
+    from playbook_sync.worker.tasks import start_run
 
     name, repo = _clone(ws, p, f"w{workers}")
     url, logs = ws.pg.url(name), ws.root / "logs" / f"{p.sops}_{p.entries}_w{workers}_{message_latency}"

@@ -25,7 +25,7 @@ def trailer(run_id: uuid.UUID | str) -> str:
     return f"Playbook-Sync-Run: {run_id}"
 
 
-def commit_message(run: "SyncRun", applied: "Applied") -> str:
+def commit_message(run: SyncRun, applied: Applied) -> str:
     """Subject, per-SOP changes, new SOPs, window, and the run trailer."""
     per_sop: dict[str, list] = defaultdict(list)
     for block in applied.blocks:

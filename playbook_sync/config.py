@@ -25,7 +25,7 @@ class Bands(BaseModel):
     weak: float = 0.60
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Bands":
+    def _ordered(self) -> Bands:
         # Similarities are cosines in (0, 1]; a weak band above strong, or 75 for 0.75,
         # would turn every entry into an orphan without a word.
         if not 0 < self.weak <= self.strong <= 1:

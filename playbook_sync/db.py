@@ -64,3 +64,26 @@ def downgrade(url: str, revision: str = "base") -> None:
     from alembic import command
 
     command.downgrade(alembic_config(url), revision)
+
+
+def check(url: str) -> None:
+    """Connect once to a configured database (bounded by CONNECT_TIMEOUT); a ConfigError names the setting."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from playbook_sync.errors import ConfigError, one_line
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", "not a database URL "
+                          "(expected postgresql+psycopg2://user:password@host:port/name)") from None
+    try:
+        with get_engine(url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", f"cannot connect to {shown}: {one_line(str(exc.orig))}") from None
+    except (ArgumentError, ImportError) as exc:  # an unknown dialect, or one whose driver is not installed
+        raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", f"cannot use {shown} ({one_line(str(exc))}); "
+                          "use postgresql+psycopg2://user:password@host:port/name") from None

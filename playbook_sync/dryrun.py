@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from playbook_sync import pipeline, report
 from playbook_sync.config import Settings
 from playbook_sync.db import committing, get_engine
+from playbook_sync.deps import Deps
 from playbook_sync.providers.base import FileReader, PathHistory, PlaybookRepo
-from playbook_sync.runtime import Deps
 
 DRY_RUN_SHA = "d" * 40  # stands in for the commit a real run would make
 

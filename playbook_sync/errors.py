@@ -93,12 +93,18 @@ def _database_error(exc: BaseException) -> str | None:
 
 
 def _broker_error(exc: BaseException) -> str | None:
-    from kombu.exceptions import OperationalError as KombuOperationalError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    if isinstance(exc, (KombuOperationalError, RedisConnectionError, RedisTimeoutError)):
-        return f"cannot reach the broker: {one_line(str(exc))} (check {PREFIX}BROKER_URL)"
+    # Celery's messaging layer (kombu) re-raises the Redis error as its own while handling it;
+    # the Redis error stays on the chain, so the domain needs no Celery import to recognise it.
+    cause: BaseException | None = exc
+    for _ in range(8):  # bounded: a chain is short, and a cycle must not hang the error path
+        if cause is None:
+            break
+        if isinstance(cause, (RedisConnectionError, RedisTimeoutError)):
+            return f"cannot reach the broker: {one_line(str(cause))} (check {PREFIX}BROKER_URL)"
+        cause = cause.__cause__ or cause.__context__
     return None
 
 

@@ -16,11 +16,21 @@ from sqlalchemy.orm import Session, defer
 
 from playbook_sync import batch, callouts, costs, lifecycle, orphans, publish, report, store, validate
 from playbook_sync.changelog import commit_message
-from playbook_sync.edits import Applied, PlannedBlock, PlannedSop, apply_blocks, draft_new_sop, group_for_blocks, parse_tree, place_new_sop, plan_block
+from playbook_sync.deps import Deps
+from playbook_sync.edits import (
+    Applied,
+    PlannedBlock,
+    PlannedSop,
+    apply_blocks,
+    draft_new_sop,
+    group_for_blocks,
+    parse_tree,
+    place_new_sop,
+    plan_block,
+)
 from playbook_sync.faults import crash_point
 from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, SopEmbedding, SyncRun
 from playbook_sync.providers.base import NonFastForward, PathHistory
-from playbook_sync.runtime import Deps
 from playbook_sync.schemas import Action, ItemStatus, RunStatus
 from playbook_sync.sops import Problem
 

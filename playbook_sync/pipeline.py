@@ -13,14 +13,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, lifecycle, matching, store
+from playbook_sync import adhoc, costs, lifecycle, matching, store
+from playbook_sync.deps import Deps
+from playbook_sync.errors import ConfigError
 from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401  (finalize_run: the chord callback's name here)
 from playbook_sync.models import KnowledgeEntry, RunItem, SyncRun
-from playbook_sync import costs
 from playbook_sync.providers import chunking
 from playbook_sync.providers.base import Embedder, TokenBudget
-from playbook_sync.errors import ConfigError
-from playbook_sync.runtime import Deps
 from playbook_sync.schemas import ClassifyRequest, Decision, ItemStatus
 from playbook_sync.sops import Problem, check_docs, section_embedding_text, whole_embedding_text
 
@@ -53,7 +52,7 @@ def entry_text(entry: KnowledgeEntry) -> str:
 
 
 def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: datetime | None = None,
-              scope: "adhoc.Scope | None" = None) -> RunStart:
+              scope: adhoc.Scope | None = None) -> RunStart:
     """Open a run (the lock), sync the SOP cache, embed the owed entries, create items.
 
     With a scope (an ad-hoc enqueue) the run processes exactly the scope's entries and moves

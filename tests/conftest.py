@@ -23,7 +23,7 @@ os.environ["PLAYBOOK_SYNC_ENV_FILE"] = os.devnull  # not a regular file: no dote
 
 from playbook_sync import db  # noqa: E402
 from playbook_sync.config import Settings, get_settings  # noqa: E402
-from playbook_sync.embedded import postgres_url, start_postgres, start_redis  # noqa: E402
+from playbook_sync.local_services import postgres_url, start_postgres, start_redis  # noqa: E402
 
 TEMPLATE = "ps_template"
 
@@ -85,7 +85,7 @@ def redis_server(tmp_path_factory) -> str:
 def redis_url(redis_server, monkeypatch) -> str:
     """The session's Redis as this test's broker: the environment and the test process's Celery
     app point at it for this test only, so no test depends on one that ran before it."""
-    from worker.app import app
+    from playbook_sync.worker.app import app
 
     monkeypatch.setenv("PLAYBOOK_SYNC_BROKER_URL", redis_server)
     before = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend}

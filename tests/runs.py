@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from unittest import mock
 
 from playbook_sync import finalize, lifecycle
+from playbook_sync.deps import Deps
 from playbook_sync.models import SyncRun
-from playbook_sync.runtime import Deps
 
 
 def summarize(run: SyncRun) -> dict:

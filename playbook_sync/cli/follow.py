@@ -1,6 +1,6 @@
 """Starting a run and following it to its end with a progress bar (run, demo, enqueue).
 
-The waiting itself is worker.local's (await_task, follow_run); this module turns what they
+The waiting itself is playbook_sync.worker.local's (await_task, follow_run); this module turns what they
 report into a progress bar and sentences, and ends a run that can no longer finish.
 """
 
@@ -37,8 +37,8 @@ def start_and_follow(settings: Settings, *, trigger: str, scope: dict | None = N
     and the command says so and exits 1. Elsewhere the wait is bounded by timeout and says
     what it is waiting for when nothing moves.
     """
-    from worker.local import Liveness, WorkerLost
-    from worker.tasks import start_run
+    from playbook_sync.worker.local import Liveness, WorkerLost
+    from playbook_sync.worker.tasks import start_run
 
     timeout = RUN_TIMEOUT if timeout is None else timeout
     check = Liveness(worker, settings.broker_url) if worker is not None else None
@@ -70,8 +70,8 @@ def start_and_follow(settings: Settings, *, trigger: str, scope: dict | None = N
 
 
 def _await_start(result, *, deadline: float, check, settings: Settings) -> dict:
-    """start_run's stored meta (worker.local.await_task), with the CLI's sentences for a wait that stalls."""
-    from worker.local import BrokerSilent, await_task
+    """start_run's stored meta (playbook_sync.worker.local.await_task), with the CLI's sentences for a wait that stalls."""
+    from playbook_sync.worker.local import BrokerSilent, await_task
 
     noticed = False
 
@@ -94,8 +94,8 @@ def _await_start(result, *, deadline: float, check, settings: Settings) -> dict:
 
 
 def follow(settings: Settings, run_id: uuid.UUID, *, deadline: float, check=None, poll: float = 0.3) -> dict:
-    """A live progress bar of the run's items until the run leaves 'running' (worker.local.follow_run)."""
-    from worker.local import follow_run
+    """A live progress bar of the run's items until the run leaves 'running' (playbook_sync.worker.local.follow_run)."""
+    from playbook_sync.worker.local import follow_run
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("entries"), TimeElapsedColumn())
     last = {"seen": None, "since": time.monotonic()}

@@ -118,7 +118,7 @@ def report(run_id: str = typer.Argument(..., help="a run id or unique prefix (dr
            json_file: Path = typer.Option(None, "--json", help="write the JSON here")) -> None:
     """Build a run's report (HTML page and/or JSON) from the database and the repository."""
     from playbook_sync import report as reports
-    from playbook_sync.runtime import Deps
+    from playbook_sync.deps import Deps
 
     with services(broker=False) as settings, db.session_scope(settings.database_url) as session:
         try:

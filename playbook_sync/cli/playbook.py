@@ -89,8 +89,8 @@ def validate(repo: Path = typer.Option(None, help="a checked-out playbook direct
         except FileNotFoundError as exc:
             raise typer.BadParameter(str(exc)) from None
     else:
+        from playbook_sync.deps import build_repo
         from playbook_sync.providers.base import ProviderError
-        from playbook_sync.runtime import build_repo
 
         try:
             playbook = build_repo(settings)
@@ -128,7 +128,7 @@ def flower(port: int = typer.Option(5555, help="HTTP port"), address: str = type
     """Start Flower against the configured broker (embedded profile: with embedded services and a local worker)."""
     settings = get_settings()
     env = dict(os.environ)
-    cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "flower", f"--port={port}", f"--address={address}",
+    cmd = [sys.executable, "-m", "celery", "-A", "playbook_sync.worker.app", "flower", f"--port={port}", f"--address={address}",
            "--persistent=False", "--purge_offline_workers=300"]
     if settings.flower_basic_auth:  # Flower reads FLOWER_BASIC_AUTH; on argv, `ps` would show it
         env["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
@@ -138,7 +138,7 @@ def flower(port: int = typer.Option(5555, help="HTTP port"), address: str = type
         os.chdir(db.ROOT)
         os.execvpe(cmd[0], cmd, env)
     with services() as local:  # embedded: Flower, the services and a worker live as long as this command
-        from worker.app import app as celery_app
+        from playbook_sync.worker.app import app as celery_app
 
         env.update({k: v for k, v in os.environ.items() if k.startswith("PLAYBOOK_SYNC_")})
         with maybe_worker(celery_app, True, local):

@@ -25,8 +25,8 @@ def run(wait: bool = typer.Option(False, help="Wait for the run, with a progress
         return
     embedded = not get_settings().broker_url
     with services(playbook=True) as settings:
-        from worker.app import app as celery_app
-        from worker.tasks import start_run
+        from playbook_sync.worker.app import app as celery_app
+        from playbook_sync.worker.tasks import start_run
 
         if not embedded and not wait:
             result = start_run.delay(trigger="manual")
@@ -49,7 +49,7 @@ def _dry_run() -> None:
             console.print(f"[yellow]dry run refused:[/yellow] {exc}", highlight=False)
             raise typer.Exit(1) from None
     styles = {"+": "green", "-": "red", "@": "cyan"}
-    for path, diff in result.diffs.items():
+    for diff in result.diffs.values():
         for line in diff.splitlines():
             style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1])
             console.print(line, style=style, markup=False, highlight=False)
@@ -76,7 +76,7 @@ def demo() -> None:
         with db.session_scope(settings.database_url) as session:
             added = store.upsert_entries(session, entries=sample.entries(datetime.now(UTC)))
         console.print(f"ingested {added} new sample knowledge entries")
-        from worker.app import app as celery_app
+        from playbook_sync.worker.app import app as celery_app
 
         with maybe_worker(celery_app, True, settings) as worker:
             outcome = start_and_follow(settings, trigger="demo", worker=worker)
@@ -98,8 +98,8 @@ def _run_or_enqueue(scope: dict | Callable[[Settings], dict], wait: bool) -> Non
     """
     embedded = not get_settings().broker_url
     with services(playbook=True) as settings:
-        from worker.app import app as celery_app
-        from worker.tasks import start_run
+        from playbook_sync.worker.app import app as celery_app
+        from playbook_sync.worker.tasks import start_run
 
         scope = scope(settings) if callable(scope) else scope
         _check_scope(settings, scope)

@@ -17,8 +17,8 @@ from rich.table import Table
 
 from playbook_sync import db
 from playbook_sync.config import Settings, get_settings
-from playbook_sync.embedded import local_services
 from playbook_sync.errors import explain
+from playbook_sync.local_services import local_services
 
 console = Console(soft_wrap=True)  # paths and file:line errors must stay on one line
 
@@ -50,7 +50,7 @@ def services(*, broker: bool = True, playbook: bool = False) -> Iterator[Setting
     the command reads it), so a wrong setting is one line before anything starts. broker=False
     for commands that never send a task (ingest keeps working while Redis is down).
     """
-    from playbook_sync import preflight
+    import playbook_sync.cli.preflight as preflight
 
     base = get_settings()
     preflight.check_providers(base)
@@ -76,7 +76,7 @@ def maybe_worker(celery_app, embedded: bool, settings: Settings):
     if not embedded:
         yield None
         return
-    from worker.local import worker_process
+    from playbook_sync.worker.local import worker_process
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The worker runs in the project's directory: give it our absolute paths and .env file.
@@ -130,8 +130,8 @@ def _reap_abandoned(settings: Settings) -> None:
 
 def end_run(settings: Settings, run_id: uuid.UUID, error: str) -> dict | None:
     """finalize.fail_run with providers from settings: adopt a landed commit, else fail the run."""
+    from playbook_sync.deps import Deps
     from playbook_sync.finalize import fail_run
-    from playbook_sync.runtime import Deps
 
     return fail_run(Deps.from_settings(settings), run_id=run_id, error=error)
 

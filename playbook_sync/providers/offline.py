@@ -13,8 +13,7 @@ import numpy as np
 
 from playbook_sync.config import OFFLINE_EMBEDDING_MODEL
 from playbook_sync.providers.base import ProviderError
-from playbook_sync.schemas import Action, CalloutDraft, CalloutRequest, Candidate, ClassifyRequest
-from playbook_sync.schemas import Decision, Entry, NewSopRequest, SopDraft
+from playbook_sync.schemas import Action, CalloutDraft, CalloutRequest, Candidate, ClassifyRequest, Decision, Entry, NewSopRequest, SopDraft
 
 # Letters of any script, so accented words stay whole; straight or curly apostrophes.
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")

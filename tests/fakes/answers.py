@@ -82,7 +82,7 @@ def generic(schema: Mapping[str, Any]) -> Any:
         return {k: generic(v) for k, v in schema.get("properties", {}).items()}
     if kind == "array":
         return [generic(schema.get("items", {}))]
-    return {"string": "text", "number": 0.5, "integer": 1, "boolean": True}.get(kind, None)
+    return {"string": "text", "number": 0.5, "integer": 1, "boolean": True}.get(kind)
 
 
 def default_answer(name: str, schema: Mapping[str, Any], prompt: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from playbook_sync.config import Bands, Settings
-from playbook_sync.runtime import Deps, build_embedder, build_llm
+from playbook_sync.deps import Deps, build_embedder, build_llm
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI
 

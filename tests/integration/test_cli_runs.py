@@ -26,9 +26,9 @@ from playbook_sync.cli import app as cli_app
 from playbook_sync.config import get_settings
 from playbook_sync.models import RunItem, SyncRun
 from playbook_sync.providers.localgit import init_repo
+from playbook_sync.worker.app import app
+from playbook_sync.worker.local import worker_process
 from tests.support import FAIL_IDS_ENV, SLOW_ENV
-from worker.app import app
-from worker.local import worker_process
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

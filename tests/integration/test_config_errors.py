@@ -111,7 +111,7 @@ def test_ingest_does_not_need_the_broker(tmp_path, database_url):
 
 def test_a_worker_with_bad_settings_says_one_line(tmp_path):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)} | {"PLAYBOOK_SYNC_BANDS": '{"m": {"weak": 2}}'}
-    result = subprocess.run([sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "solo"],
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "playbook_sync.worker.app", "worker", "--pool", "solo"],
                             cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=60)
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in out and "PLAYBOOK_SYNC_BANDS: m: need 0 < weak" in out, out
@@ -170,9 +170,9 @@ def test_a_docs_root_without_sops_fails_the_run_before_touching_anything(tmp_pat
     from sqlalchemy import func, select
 
     from playbook_sync import pipeline, store
+    from playbook_sync.deps import Deps
     from playbook_sync.errors import ConfigError
     from playbook_sync.models import RunItem, SyncRun
-    from playbook_sync.runtime import Deps
     from tests.support import entry
 
     t0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import sys
 import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from playbook_sync import demo, finalize, pipeline, store
+from playbook_sync.deps import Deps
 from playbook_sync.models import InsertedCallout, SopEmbedding, SopSection, SyncRun
 from playbook_sync.providers.localgit import LocalGitRepo, RepoPathError
-from playbook_sync.runtime import Deps
 
 pytestmark = pytest.mark.integration
 
@@ -166,7 +166,7 @@ def test_the_demo_from_another_directory_uses_one_data_dir(tmp_path):
 
     # The SOP cache the worker filled is the one in this data dir, for this repository's SOPs.
     from playbook_sync.db import get_engine, session_scope
-    from playbook_sync.embedded import start_postgres
+    from playbook_sync.local_services import start_postgres
 
     server, url = start_postgres(data)
     try:

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from playbook_sync import demo, pipeline, store
 from playbook_sync.callouts import check_additive
+from playbook_sync.deps import Deps
 from playbook_sync.models import SyncRun
 from playbook_sync.providers.github import GitHubRepo
 from playbook_sync.providers.localgit import LocalGitRepo
-from playbook_sync.runtime import Deps
 from tests.fakes.github_server import FakeGitHub
 
 pytestmark = pytest.mark.integration

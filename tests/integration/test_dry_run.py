@@ -23,9 +23,9 @@ from playbook_sync.models import (
     SyncRun,
 )
 from playbook_sync.report import diff_text
+from playbook_sync.worker.app import app
+from playbook_sync.worker.local import start_and_wait, worker_process
 from tests.integration.test_worker import worker_env
-from worker.app import app
-from worker.local import start_and_wait, worker_process
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ from playbook_sync import lifecycle, pipeline, store
 from playbook_sync.cli import app as cli_app
 from playbook_sync.config import get_settings
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
+from playbook_sync.worker.app import app
+from playbook_sync.worker.local import worker_process
 from tests.integration.test_worker import worker_env
 from tests.support import entry
-from worker.app import app
-from worker.local import worker_process
 
 pytestmark = pytest.mark.integration
 TEXTS = [

@@ -19,16 +19,16 @@ from sqlalchemy import func, select
 
 from playbook_sync import demo, lifecycle, pipeline, store
 from playbook_sync.callouts import CLOSER, OPENERS
+from playbook_sync.deps import Deps
 from playbook_sync.faults import CRASH_ENV
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
-from playbook_sync.runtime import Deps
 from playbook_sync.schemas import FINAL_ITEM_STATUSES
+from playbook_sync.worker.app import app
+from playbook_sync.worker.local import task_result, wait_for_run, worker_process
 from tests.blocks import duplicate_blocks
 from tests.gated import gate_env
 from tests.support import variants
 from tests.waiting import wait_for
-from worker.app import app
-from worker.local import task_result, wait_for_run, worker_process
 
 pytestmark = pytest.mark.integration
 FINAL = {s.value for s in FINAL_ITEM_STATUSES} | {"deferred", "failed"}
@@ -76,7 +76,7 @@ def test_worker_killed_mid_chord(deps, settings, redis_url, tmp_path):
     gate = tmp_path / "gate"  # forty entries pass, the rest wait at the gate until the kill
     env = worker_env(settings, PLAYBOOK_SYNC_VISIBILITY_TIMEOUT="2") | gate_env(gate, after=40)
     with worker_process(app, env=env, name="doomed", log_file=tmp_path / "a.log") as doomed:
-        from worker.tasks import start_run
+        from playbook_sync.worker.tasks import start_run
 
         run_id = uuid.UUID(task_result(start_run.delay(), timeout=60, poll=0.2)["run_id"])
         wait_for(lambda: done_items(deps, run_id) >= 40, 60, "forty entries classified")
@@ -190,7 +190,7 @@ def git_out(settings, *args) -> str:
 
 @pytest.mark.parametrize("point", ["before-commit", "after-update-ref", "after-commit"])
 def test_worker_killed_in_finalize_then_reaped_writes_nothing_twice(point, deps, settings, redis_url, tmp_path):
-    from worker.tasks import start_run
+    from playbook_sync.worker.tasks import start_run
 
     now = datetime.now(UTC)
     sample = demo.entries(now - timedelta(minutes=5))

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from playbook_sync import store
+from playbook_sync.worker.app import app
+from playbook_sync.worker.local import start_and_wait, stop, worker_process
 from tests.integration.test_enqueue import TEXTS
 from tests.integration.test_worker import worker_env
 from tests.support import entry
-from worker.app import app
-from worker.local import start_and_wait, stop, worker_process
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

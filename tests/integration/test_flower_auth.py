@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from playbook_sync.worker.local import stop
 from tests.integration.test_flower import free_port, poll
-from worker.local import stop
 
 pytestmark = pytest.mark.integration
 SECRET = "ops:flower-s3cret-pw"

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from playbook_sync import demo, pipeline, store
+from playbook_sync.deps import Deps
 from playbook_sync.models import InsertedCallout, SyncRun
 from playbook_sync.providers.github import GitHubRepo
-from playbook_sync.runtime import Deps
 from tests.fakes.github_server import FakeGitHub
 
 pytestmark = pytest.mark.integration

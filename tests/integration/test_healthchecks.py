@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from worker.app import app
-from worker.local import stop, wait_ready
+from playbook_sync.worker.app import app
+from playbook_sync.worker.local import stop, wait_ready
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ def test_worker_healthcheck_pings_its_own_node_name(redis_url, tmp_path):
     env |= {"PLAYBOOK_SYNC_BROKER_URL": redis_url, "HOSTNAME": socket.gethostname(),
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # `celery` of this environment
     # The worker service's node name (-n light@%h), on a queue of its own so it takes no other test's tasks.
-    cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-P", "threads", "-c", "1", "-n", "light@%h",
+    cmd = [sys.executable, "-m", "celery", "-A", "playbook_sync.worker.app", "worker", "-P", "threads", "-c", "1", "-n", "light@%h",
            "-Q", "healthcheck-test", "--without-gossip", "--without-mingle"]
     assert "light@%h" in SERVICES["worker"]["command"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115

@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from playbook_sync import demo, pipeline, store
 from playbook_sync.callouts import check_additive
+from playbook_sync.deps import Deps
 from playbook_sync.ingest import parse_jsonl
 from playbook_sync.mdx import find_hazards
 from playbook_sync.models import RunItem, SyncRun
 from playbook_sync.providers.localgit import init_repo
 from playbook_sync.providers.offline import OfflineLLM
-from playbook_sync.runtime import Deps
 from playbook_sync.schemas import CalloutDraft, SopDraft
 
 pytestmark = pytest.mark.integration

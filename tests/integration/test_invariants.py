@@ -27,12 +27,12 @@ from sqlalchemy import select
 
 from playbook_sync import db, demo, pipeline, store
 from playbook_sync.config import Settings
+from playbook_sync.deps import Deps
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
 from playbook_sync.providers.localgit import init_repo
-from playbook_sync.runtime import Deps
 from playbook_sync.schemas import FINAL_ITEM_STATUSES
-from tests.blocks import MARKER, duplicate_blocks, tagged
 from tests import runs
+from tests.blocks import MARKER, duplicate_blocks, tagged
 from tests.conftest import TEMPLATE, _admin_sql
 
 pytestmark = pytest.mark.integration
@@ -141,7 +141,7 @@ def socket_dir(pg_socket) -> str:
 
 
 def db_url(socket_dir: str, name: str) -> str:
-    from playbook_sync.embedded import postgres_url
+    from playbook_sync.local_services import postgres_url
 
     return postgres_url(socket_dir, name)
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from worker.app import app
+from playbook_sync.worker.app import app
 
 pytestmark = pytest.mark.integration
 

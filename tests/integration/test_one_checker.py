@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from playbook_sync import demo, pipeline, store
 from playbook_sync.cli import app
+from playbook_sync.deps import Deps
 from playbook_sync.providers.localgit import init_repo
-from playbook_sync.runtime import Deps
 from tests.integration.test_confine import run_row
 
 pytestmark = pytest.mark.integration

@@ -12,13 +12,13 @@ from sqlalchemy import func, select
 
 from playbook_sync import demo, store
 from playbook_sync.models import RunItem
+from playbook_sync.worker.app import app
+from playbook_sync.worker.local import task_result, wait_for_run, worker_process
 from tests.blocks import blocks_in
 from tests.fakes.answers import default_answer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.integration.test_faults import worker_env
 from tests.runs import summarize
-from worker.app import app
-from worker.local import task_result, wait_for_run, worker_process
 
 pytestmark = pytest.mark.integration
 MARK = "Heard on calls via OpenAI."  # only the fake's write_callout answers say this
@@ -43,7 +43,7 @@ def test_a_run_on_the_openai_llm_and_embedder_commits_what_the_model_wrote(deps,
             # The fake embeds with the offline lexical vectors: the offline bands fit them.
             "PLAYBOOK_SYNC_BANDS": json.dumps({"text-embedding-3-small": {"strong": 0.35, "weak": 0.20}})}
         with worker_process(app, env=env, log_file=log, name="openai"):
-            from worker.tasks import start_run
+            from playbook_sync.worker.tasks import start_run
 
             run_id = uuid.UUID(task_result(start_run.delay(trigger="test"), timeout=60, poll=0.2)["run_id"])
             outcome = wait_for_run(settings.database_url, run_id, timeout=180, poll=0.2, summarize=summarize)

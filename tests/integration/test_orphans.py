@@ -46,7 +46,7 @@ def test_three_orphans_over_two_runs_make_exactly_one_sop(deps):
     assert doc.sop_id == path.rsplit("/", 1)[1][:-3]
     assert doc.title.startswith(f"SOP {module[7:]}.{number}: ")
     headings = [s.heading for s in doc.sections]
-    assert ["Overview", "Steps", "Key Lessons"] == [h for h in headings if h in ("Overview", "Steps", "Key Lessons")]
+    assert [h for h in headings if h in ("Overview", "Steps", "Key Lessons")] == ["Overview", "Steps", "Key Lessons"]
     assert ":::info Auto-Generated" in doc.content
     with deps.session() as s:
         clusters = list(s.scalars(select(OrphanCluster)))

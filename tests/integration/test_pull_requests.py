@@ -13,10 +13,10 @@ import pytest
 from pydantic import SecretStr
 
 from playbook_sync import demo, pipeline, store
+from playbook_sync.deps import Deps
 from playbook_sync.models import SyncRun
 from playbook_sync.providers.github import GitHubRepo
 from playbook_sync.publish import PullRequestRepo, wrap_repo
-from playbook_sync.runtime import Deps
 from tests.fakes.github_server import FakeGitHub
 from tests.support import entry
 

@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from playbook_sync import demo, store
 from playbook_sync.models import RunItem
+from playbook_sync.worker.app import app
+from playbook_sync.worker.local import task_result, wait_for_run, worker_process
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.wiring import worker_env as anthropic_env
 from tests.integration.test_faults import worker_env
 from tests.runs import summarize
-from worker.app import app
-from worker.local import task_result, wait_for_run, worker_process
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def run_one(deps, settings, tmp_path, *, failures: int, task_retries: int) -> tu
             "PLAYBOOK_SYNC_TASK_RETRY_BACKOFF": "0.1"}
         fake.fail_next("/v1/messages", 529, count=failures)  # only the classify call comes before finalize
         with worker_process(app, env=env, concurrency=1, log_file=log, name="retries"):
-            from worker.tasks import start_run
+            from playbook_sync.worker.tasks import start_run
 
             run_id = uuid.UUID(task_result(start_run.delay(trigger="test"), timeout=60, poll=0.2)["run_id"])
             outcome = wait_for_run(settings.database_url, run_id, timeout=120, poll=0.2, summarize=summarize)

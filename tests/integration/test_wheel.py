@@ -64,7 +64,7 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 def test_the_wheel_carries_prompts_migrations_and_types(installed, tmp_path):
     venv, purelib = installed
-    code = ("import playbook_sync, playbook_sync.db as d, playbook_sync.prompts as p, worker.app as w;"
+    code = ("import playbook_sync, playbook_sync.db as d, playbook_sync.prompts as p, playbook_sync.worker.app as w;"
             "print(playbook_sync.__file__); print(d.MIGRATIONS); print(p.default_dir()); print(w.__file__)")
     lines = _run([str(venv / "bin" / "python"), "-c", code], tmp_path, _env(tmp_path)).stdout.split()
     assert all(Path(line).is_relative_to(purelib) for line in lines), lines
@@ -89,7 +89,7 @@ def test_version_db_upgrade_and_demo_run_from_the_installed_console_script(insta
     assert "database upgraded to head" in _run([cli, "db", "upgrade"], cwd, env).stdout
     demo = _run([cli, "demo"], cwd, env)
     assert "commit: " in demo.stdout and "created  docs/sops/" in demo.stdout, demo.stdout
-    # The compose services' entry point, from any directory: `celery -A worker.app` loads our app.
-    report = _run([str(venv / "bin" / "python"), "-m", "celery", "-A", "worker.app", "report"], cwd, env).stdout
+    # The compose services' entry point, from any directory: `celery -A playbook_sync.worker.app` loads our app.
+    report = _run([str(venv / "bin" / "python"), "-m", "celery", "-A", "playbook_sync.worker.app", "report"], cwd, env).stdout
     assert "playbook_sync.llm" in report  # our task routes, so it is our app, not an empty default
     shutil.rmtree(data, ignore_errors=True)

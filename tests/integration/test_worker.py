@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from playbook_sync import demo, store
 from playbook_sync.models import KnowledgeSopMatch, RunItem
+from playbook_sync.worker.app import app
+from playbook_sync.worker.local import start_and_wait, worker_process
 from tests.support import FAIL_IDS_ENV
-from worker.app import app
-from worker.local import start_and_wait, worker_process
 
 pytestmark = pytest.mark.integration
 

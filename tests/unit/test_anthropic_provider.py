@@ -8,13 +8,13 @@ import pytest
 
 from playbook_sync import costs
 from playbook_sync.config import Settings
+from playbook_sync.deps import build_llm
 from playbook_sync.edits import AnchorError, plan_block
 from playbook_sync.new_sop import render_new_sop
 from playbook_sync.providers import retry
 from playbook_sync.providers.anthropic import AnthropicLLM
 from playbook_sync.providers.base import ProviderError
 from playbook_sync.providers.structured import CLASSIFY, EDIT
-from playbook_sync.runtime import build_llm
 from playbook_sync.schemas import (
     Action,
     CalloutKind,

@@ -1,4 +1,4 @@
-"""worker.local.await_task: the one way the CLI and the tests wait for a task (raw meta, never result.ready())."""
+"""playbook_sync.worker.local.await_task: the one way the CLI and the tests wait for a task (raw meta, never result.ready())."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from worker.local import BrokerSilent, WorkerLost, await_task, task_result
+from playbook_sync.worker.local import BrokerSilent, WorkerLost, await_task, task_result
 
 pytestmark = pytest.mark.unit
 

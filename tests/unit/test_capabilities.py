@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from playbook_sync.config import Settings
+from playbook_sync.deps import _custom
 from playbook_sync.dryrun import DryRunRepo
 from playbook_sync.providers.anthropic import AnthropicLLM
 from playbook_sync.providers.base import (
@@ -28,7 +29,6 @@ from playbook_sync.providers.localgit import init_repo
 from playbook_sync.providers.offline import OfflineEmbedder, OfflineLLM
 from playbook_sync.providers.openai import OpenAIEmbedder, OpenAILLM
 from playbook_sync.publish import PullRequestRepo, wrap_repo
-from playbook_sync.runtime import _custom
 
 pytestmark = pytest.mark.unit
 

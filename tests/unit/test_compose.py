@@ -6,7 +6,7 @@ the Compose interpolation rules below), then validated against the Compose Speci
 schema (shipped by check-jsonschema). .ci/run also runs `docker compose config` when available.
 
 "What a service reads" is derived from the code, not listed by hand: the settings that
-create_app() and the log setup read (every process loading worker.app: workers, beat, Flower) are
+create_app() and the log setup read (every process loading playbook_sync.worker.app: workers, beat, Flower) are
 recorded by running them on an instrumented Settings; Flower adds its basic auth; `db upgrade`
 reads the two URLs; the workers may read any setting, since a task can reach all of them.
 """
@@ -71,7 +71,7 @@ def resolved(env: dict[str, str]) -> dict:
 
 def reads(role: str) -> set[str]:
     """PLAYBOOK_SYNC_ variables a role reads (module docstring)."""
-    from worker.app import create_app
+    from playbook_sync.worker.app import create_app
 
     recorded: set[str] = set()
 
@@ -83,7 +83,7 @@ def reads(role: str) -> set[str]:
 
     for batch in (False, True):  # the batch poller's interval is read only in batch mode
         create_app(Recording(_env_file=None, broker_url="redis://r:6379/0", llm_batch=batch))
-    recorded.add("log_format")  # worker.signals: the log setup of every Celery process
+    recorded.add("log_format")  # playbook_sync.worker.signals: the log setup of every Celery process
     fields = {
         "celery": recorded,
         "flower": recorded | {"flower_basic_auth"},

@@ -212,7 +212,7 @@ def test_a_worker_reads_the_env_file_of_the_directory_the_user_ran_in(tmp_path: 
     try:
         cli = get_settings()
         exported = cli.worker_env()
-        monkeypatch.chdir(project)  # where worker/local.py starts the worker
+        monkeypatch.chdir(project)  # where playbook_sync/worker/local.py starts the worker
         for key, value in exported.items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()

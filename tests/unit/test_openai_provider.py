@@ -9,6 +9,7 @@ import pytest
 
 from playbook_sync import costs
 from playbook_sync.config import Settings
+from playbook_sync.deps import build_embedder, build_llm
 from playbook_sync.pipeline import embed_all
 from playbook_sync.providers import retry
 from playbook_sync.providers.base import ProviderError
@@ -16,7 +17,6 @@ from playbook_sync.providers.chunking import spans
 from playbook_sync.providers.offline import OfflineEmbedder
 from playbook_sync.providers.openai import OpenAIEmbedder, OpenAILLM
 from playbook_sync.providers.structured import CLASSIFY
-from playbook_sync.runtime import build_embedder, build_llm
 from playbook_sync.schemas import (
     Action,
     CalloutKind,

@@ -9,8 +9,8 @@ import pytest
 
 from playbook_sync import costs
 from playbook_sync.config import Settings
+from playbook_sync.deps import build_embedder, build_llm
 from playbook_sync.providers.base import ProviderError
-from playbook_sync.runtime import build_embedder, build_llm
 from playbook_sync.schemas import Candidate, ClassifyRequest, Entry
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI

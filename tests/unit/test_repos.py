@@ -17,7 +17,6 @@ from playbook_sync.providers.base import (
 )
 from playbook_sync.providers.github import GitHubRepo
 from playbook_sync.providers.localgit import LocalGitRepo, init_repo
-
 from tests.fakes.github_server import FakeGitHub
 
 pytestmark = pytest.mark.unit

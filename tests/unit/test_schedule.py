@@ -6,8 +6,8 @@ import pytest
 from celery.schedules import crontab
 
 from playbook_sync.config import Settings
-from worker.app import create_app
-from worker.schedule import beat_schedule
+from playbook_sync.worker.app import create_app
+from playbook_sync.worker.schedule import beat_schedule
 
 pytestmark = pytest.mark.unit
 
@@ -29,11 +29,11 @@ def test_app_acks_late_and_requeues_on_worker_loss():
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
     assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.broker_transport_options["visibility_timeout"] >= 3600
-    assert "worker.tasks" in app.conf.include
+    assert "playbook_sync.worker.tasks" in app.conf.include
 
 
 def test_tasks_have_stable_names():
-    import worker.tasks  # noqa: F401  (registers the tasks on the module-level app)
-    from worker.app import app
+    import playbook_sync.worker.tasks  # noqa: F401  (registers the tasks on the module-level app)
+    from playbook_sync.worker.app import app
 
     assert {"playbook_sync.start_run", "playbook_sync.process_entry", "playbook_sync.finalize_run"} <= set(app.tasks)

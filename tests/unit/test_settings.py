@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from playbook_sync.config import DEFAULT_BANDS, OFFLINE_EMBEDDING_MODEL, Bands, Settings
+from playbook_sync.deps import build_embedder, build_llm, build_repo
 from playbook_sync.errors import ConfigError, explain
-from playbook_sync.runtime import build_embedder, build_llm, build_repo
 from playbook_sync.sops import is_doc
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,8 @@ outcome, never by the client's created_at (a back-dated entry was skipped for go
 Existing rows get their created_at as received time (capped at now): the best guess we
 have, and it keeps `enqueue run` windows of older runs meaning what they meant.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0003"
 down_revision = "0002"

@@ -6,6 +6,7 @@ of a traceback from deep inside a driver or a worker, minutes later.
 
 from __future__ import annotations
 
+from playbook_sync import db
 from playbook_sync.config import Settings
 from playbook_sync.errors import ConfigError, one_line
 
@@ -15,33 +16,10 @@ TIMEOUT = 5.0
 
 def check_providers(settings: Settings) -> None:
     """Build the embedder and the LLM once: unknown names and missing keys surface now."""
-    from playbook_sync.runtime import build_embedder, build_llm
+    from playbook_sync.deps import build_embedder, build_llm
 
     build_embedder(settings)
     build_llm(settings)  # AuthError (a ProviderError) names the key's variable
-
-
-def check_database(url: str) -> None:
-    """Connect once to a configured database (bounded by db.CONNECT_TIMEOUT)."""
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, DBAPIError
-
-    from playbook_sync.db import get_engine
-
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", "not a database URL "
-                          "(expected postgresql+psycopg2://user:password@host:port/name)") from None
-    try:
-        with get_engine(url).connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except DBAPIError as exc:
-        raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", f"cannot connect to {shown}: {one_line(str(exc.orig))}") from None
-    except (ArgumentError, ImportError) as exc:  # an unknown dialect, or one whose driver is not installed
-        raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", f"cannot use {shown} ({one_line(str(exc))}); "
-                          "use postgresql+psycopg2://user:password@host:port/name") from None
 
 
 def check_broker(url: str, setting: str = "PLAYBOOK_SYNC_BROKER_URL", timeout: float = TIMEOUT) -> None:
@@ -63,7 +41,7 @@ def check_broker(url: str, setting: str = "PLAYBOOK_SYNC_BROKER_URL", timeout: f
 def check_services(settings: Settings, *, broker: bool = True) -> None:
     """Configured (not embedded) services answer: the database, and the broker when asked."""
     if settings.database_url:
-        check_database(settings.database_url)
+        db.check(settings.database_url)
     if broker and settings.broker_url:
         check_broker(settings.broker_url)
         if settings.result_backend and settings.result_backend.startswith(("redis://", "rediss://")):
@@ -72,8 +50,8 @@ def check_services(settings: Settings, *, broker: bool = True) -> None:
 
 def check_playbook(settings: Settings) -> None:
     """The playbook repository exists and has the branch (local); GitHub answers for the branch."""
+    from playbook_sync.deps import build_repo
     from playbook_sync.providers.base import ProviderError
-    from playbook_sync.runtime import build_repo
 
     if settings.playbook == "local":
         path = settings.playbook_path

@@ -25,7 +25,7 @@ from playbook_sync.models import SyncRun
 def worker_process(app: Celery, *, concurrency: int = 4, name: str = "local", env: dict[str, str] | None = None,
                    log_file: Path | None = None, ready_timeout: float = 60) -> Iterator[subprocess.Popen]:
     """Start `celery worker` (threads pool) with the current environment; stop it on exit."""
-    cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-P", "threads", "-c", str(concurrency),
+    cmd = [sys.executable, "-m", "celery", "-A", "playbook_sync.worker.app", "worker", "-P", "threads", "-c", str(concurrency),
            "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
@@ -62,7 +62,7 @@ def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
 
 def start_and_wait(database_url: str, *, trigger: str = "manual", timeout: float = 600, poll: float = 0.5) -> dict:
     """Enqueue start_run, then wait for the run row to leave 'running'; return its summary."""
-    from worker.tasks import start_run
+    from playbook_sync.worker.tasks import start_run
 
     started = task_result(start_run.delay(trigger=trigger), timeout=timeout, poll=poll)
     if "run_id" not in started:

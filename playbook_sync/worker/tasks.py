@@ -10,12 +10,12 @@ from celery.utils.log import get_task_logger
 
 from playbook_sync import adhoc, batch, finalize, lifecycle, pipeline
 from playbook_sync.config import get_settings
+from playbook_sync.deps import Deps
 from playbook_sync.providers.base import TransientProviderError
-from playbook_sync.providers.retry import backoff
 from playbook_sync.providers.localgit import RepoPathError
-from playbook_sync.runtime import Deps
+from playbook_sync.providers.retry import backoff
 from playbook_sync.store import RunLocked
-from worker.app import app
+from playbook_sync.worker.app import app
 
 log = get_task_logger(__name__)
 
@@ -58,7 +58,7 @@ def process_entry(self, run_id: str, entry_id: str) -> dict:
             return pipeline.process_entry(session, d, run_id=uuid.UUID(run_id), entry_id=uuid.UUID(entry_id))
     except TransientProviderError as exc:
         if self.request.retries < d.settings.task_max_retries:
-            raise self.retry(exc=exc, countdown=backoff(self.request.retries, d.settings.task_retry_backoff))
+            raise self.retry(exc=exc, countdown=backoff(self.request.retries, d.settings.task_retry_backoff)) from exc
         error = f"gave up after {self.request.retries + 1} attempts: {exc}"
     except Exception as exc:  # permanent: recorded below so the chord callback still runs
         error = f"{type(exc).__name__}: {exc}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
-import worker.signals  # noqa: F401  (structured logs with run_id/entry_id)
+import playbook_sync.worker.signals  # noqa: F401  (structured logs with run_id/entry_id)
 from playbook_sync.config import Settings, get_settings
-from worker.schedule import beat_schedule
+from playbook_sync.worker.schedule import beat_schedule
 
 # Tasks that call the LLM: routed to settings.llm_queue (stable names: Flower, routes, beat).
 # poll_batches applies ended Message Batches and may classify failed results directly.
@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app configured from settings (broker and backend are the same Redis)."""
     settings = settings or get_settings()
     broker = settings.broker_url or "redis://127.0.0.1:6379/0"
-    app = Celery("playbook_sync", broker=broker, backend=settings.result_backend or broker, include=["worker.tasks"])
+    app = Celery("playbook_sync", broker=broker, backend=settings.result_backend or broker, include=["playbook_sync.worker.tasks"])
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
