@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit integration bench clean
+.PHONY: demo test unit integration bench quality clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ integration: $(STAMP)
 # (about 20 min; BENCH_ARGS=--full for the complete matrix, --smoke to check the harness).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Retrieval and placement quality on a labelled playbook (bench/quality/) → QUALITY.md (a few minutes).
+quality: $(STAMP)
+	$(BIN)/python -m bench.quality $(QUALITY_ARGS)
 
 clean:
 	rm -rf $(VENV) .playbook-sync .pytest_cache .hypothesis bench/out
