@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, matching, store
+from playbook_sync import adhoc, calibration, retrieval, store
 from playbook_sync.models import KnowledgeEntry, RunItem, SyncRun
 from playbook_sync import costs
 from playbook_sync.providers import chunking
@@ -74,6 +74,9 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
             dict.fromkeys(store.window_entry_ids(session, start=start, end=now) + store.owed_entry_ids(session)))
         with costs.metered(session, deps, run_id=run.id, apart=True) as entries_meter:
             embed_entries(session, deps.embedder, ids)
+        session.flush()
+        run.calibration = calibration.calibrate(calibration.null_scores(session, entry_ids=ids, k=deps.settings.top_k),
+                                                model=deps.embedder.model, settings=deps.settings)
         warnings += meter.warnings + entries_meter.warnings  # e.g. inputs truncated to the model's limit
         store.add_items(session, run_id=run.id, entry_ids=ids)
         run.entries_processed = len(ids)
@@ -112,6 +115,9 @@ def sync_sops(session: Session, deps: Deps, run: SyncRun) -> list[str]:
     for doc in changed:
         whole = next(vectors)
         store.replace_sop(session, doc=doc, model=model, whole=whole, sections=[next(vectors) for _ in doc.sections])
+    session.flush()
+    if changed or len(seen) != len(cache) or retrieval.lexicon_missing(session):
+        retrieval.refresh_lexicon(session)  # BM25's IDF follows the playbook
     return warnings
 
 
@@ -145,8 +151,9 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
         with costs.metered(session, deps, run_id=run_id, entry_id=entry_id):
             embed_entries(session, deps.embedder, [entry_id])
         session.flush()
-    bands = deps.settings.bands_for(deps.embedder.model)
-    best, candidates = matching.candidates(session, vector=store.embedding_of(entry_id), k=deps.settings.top_k, bands=bands)
+    run = session.get(SyncRun, run_id)
+    bands, floor = calibration.bands_of(run.calibration if run else None, deps.settings, deps.embedder.model)
+    best, candidates = retrieval.candidates(session, entry_id=entry_id, k=deps.settings.top_k, bands=bands, floor=floor)
     item.best_score = best
     answered: list[Decision] = []
     if candidates:

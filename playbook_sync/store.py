@@ -21,6 +21,7 @@ from playbook_sync.models import (
     SyncRun,
 )
 from playbook_sync.schemas import OWED_ITEM_STATUSES, Entry, EntryIn, ItemStatus, RunStatus, SopDoc
+from playbook_sync.sops import section_embedding_text
 
 
 class RunLocked(Exception):
@@ -214,7 +215,8 @@ def replace_sop(session: Session, *, doc: SopDoc, model: str, whole: list[float]
     session.add(row)
     session.flush()
     session.add_all(
-        SopSection(sop_embedding_id=row.id, file_path=doc.path, heading=s.heading, position=i, embedding=v)
+        SopSection(sop_embedding_id=row.id, file_path=doc.path, heading=s.heading, position=i, embedding=v,
+                   body=section_embedding_text(doc, s))  # the lexical side of hybrid retrieval reads this
         for i, (s, v) in enumerate(zip(doc.sections, sections, strict=True))
     )
 
