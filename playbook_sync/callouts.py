@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections import defaultdict
 
+from playbook_sync.headings import is_generic
 from playbook_sync.mdx import frontmatter_length, mdx_safe, scan
 from playbook_sync.schemas import CalloutKind, Category, Section, SopDoc, TranscriptType
 
@@ -114,13 +115,16 @@ def _is_step(section: Section) -> bool:
     """A content section an insight can sit in: has a body and is not a meta section."""
     body = section.text.splitlines()[1:]
     heading = section.heading.casefold()
-    return section.level > 0 and any(line.strip() for line in body) and not any(m in heading for m in _NOT_STEPS)
+    return (section.level > 0 and any(line.strip() for line in body) and not any(m in heading for m in _NOT_STEPS)
+            and not is_generic(section.heading))
 
 
 def _fallback(doc: SopDoc) -> Section:
-    """The last real section, else the preamble, else an empty point at the end of the file."""
+    """The last real section that is not a generic one (References, Appendix...), else the last real
+    section, else the preamble, else an empty point at the end of the file."""
     if doc.sections:
-        return next((s for s in reversed(doc.sections) if s.level), doc.sections[-1])
+        real = [s for s in doc.sections if s.level]
+        return next((s for s in reversed(real) if not is_generic(s.heading)), real[-1] if real else doc.sections[-1])
     end = len(doc.content.splitlines())
     return Section(heading="", level=0, start_line=end, end_line=end, text="")
 
@@ -129,6 +133,8 @@ def choose_section(doc: SopDoc, kind: CalloutKind, hint: str | None) -> Section:
     """The section a callout of `kind` goes in (DESIGN §1 table), always a real one."""
     kind = CalloutKind(kind)
     hinted = _hinted(doc, hint)
+    if hinted is not None and is_generic(hinted.heading):
+        hinted = None  # generic sections are targets only when nothing else fits (_fallback)
     candidates: list[Section | None] = []
     if kind is CalloutKind.field_tip and hinted is not None and _is_step(hinted):
         candidates.append(hinted)

@@ -75,7 +75,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         with costs.metered(session, deps, run_id=run.id, apart=True) as entries_meter:
             embed_entries(session, deps.embedder, ids)
         session.flush()
-        run.calibration = calibration.calibrate(calibration.null_scores(session, entry_ids=ids, k=deps.settings.top_k),
+        run.calibration = calibration.calibrate(*calibration.null_scores(session, entry_ids=ids, k=deps.settings.top_k),
                                                 model=deps.embedder.model, settings=deps.settings)
         warnings += meter.warnings + entries_meter.warnings  # e.g. inputs truncated to the model's limit
         store.add_items(session, run_id=run.id, entry_ids=ids)
@@ -152,8 +152,8 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
             embed_entries(session, deps.embedder, [entry_id])
         session.flush()
     run = session.get(SyncRun, run_id)
-    bands, floor = calibration.bands_of(run.calibration if run else None, deps.settings, deps.embedder.model)
-    best, candidates = retrieval.candidates(session, entry_id=entry_id, k=deps.settings.top_k, bands=bands, floor=floor)
+    gate = calibration.gate_of(run.calibration if run else None, deps.settings, deps.embedder.model)
+    best, candidates = retrieval.candidates(session, entry_id=entry_id, k=deps.settings.top_k, gate=gate)
     item.best_score = best
     answered: list[Decision] = []
     if candidates:
@@ -170,7 +170,7 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
 def record_decisions(session: Session, item: RunItem, candidates: Sequence[Candidate], answered: Sequence[Decision]) -> dict:
     """Log the classifier's decision per candidate and settle the item (matched|redundant|orphaned)."""
     run_id, entry_id = item.run_id, item.entry_id
-    decisions = {d.sop_path: d for d in answered}
+    decisions = {d.sop_path: d for d in retrieval.limit_homes(list(candidates), list(answered))}
     missing = [c.sop_path for c in candidates if c.sop_path not in decisions]
     if missing:
         raise ValueError(f"classifier gave no decision for {', '.join(missing)}")

@@ -16,17 +16,16 @@ SOPs — so one SOP with many similar sections cannot crowd the others out of th
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync.calibration import band
-from playbook_sync.config import Bands
+from playbook_sync.calibration import Gate, baseline
+from playbook_sync.headings import is_generic
 from playbook_sync.models import SopEmbedding, SopSearchStats
-from playbook_sync.schemas import Candidate
+from playbook_sync.schemas import Action, Candidate, Decision
 
 # The constant of reciprocal rank fusion (Cormack et al., 2009): 60 damps the head of each
 # list so neither ranking alone decides; it is the published default, not fitted here.
@@ -39,21 +38,6 @@ POOL = 200
 # otherwise match nearly every section through its common words.
 MAX_TERMS = 32
 
-# Headings of sections that are about the document rather than the procedure: they name every
-# concept of an SOP (a glossary does by design), so they match everything and suit nothing.
-_GENERIC = re.compile(
-    r"\b(references?|appendi(?:x|ces)|change ?log|revision history|version history|glossary|resources|"
-    r"table of contents|contents|maintenance|further reading|see also|sources|bibliography|index|"
-    r"document control|templates?|related (?:sops?|procedures|documents))\b",
-    re.IGNORECASE,
-)
-
-
-def is_generic(heading: str | None) -> bool:
-    """True for References, Appendix, Changelog, Glossary, Resources, Table of Contents and the like."""
-    return bool(heading) and bool(_GENERIC.search(heading))
-
-
 @dataclass(frozen=True)
 class Hit:
     """One SOP in the fused ranking, with the section that placed it there."""
@@ -63,6 +47,7 @@ class Hit:
     similarity: float  # embedder similarity of the SOP's best section (what bands are calibrated on)
     fused: float  # RRF score of the SOP's best section
     rank: int  # 1-based position in the fused ranking
+    agreed: bool = False  # it holds the best section of both rankings: lexical and vector agree
 
 
 _ENTRY_TERMS = """
@@ -98,10 +83,11 @@ WITH {_ENTRY_TERMS},
     ranked AS (
         SELECT coalesce(l.id, v.id) AS id, coalesce(l.file_path, v.file_path) AS file_path,
                coalesce(l.heading, v.heading) AS heading, 1 - v.distance AS similarity,
-               coalesce(1.0 / ({RRF_K} + l.rank), 0) + coalesce(1.0 / ({RRF_K} + v.rank), 0) AS fused
+               coalesce(1.0 / ({RRF_K} + l.rank), 0) + coalesce(1.0 / ({RRF_K} + v.rank), 0) AS fused,
+               l.rank AS lexical_rank, v.rank AS vector_rank
         FROM (SELECT *, rank() OVER (ORDER BY score DESC) AS rank FROM lexical) l
         FULL JOIN (SELECT *, rank() OVER (ORDER BY distance) AS rank FROM nearest) v ON v.id = l.id)
-SELECT file_path, heading, similarity, fused FROM ranked ORDER BY fused DESC, file_path, heading
+SELECT file_path, heading, similarity, fused, lexical_rank, vector_rank FROM ranked ORDER BY fused DESC, file_path, heading
 """
 
 # The embedder similarity of named SOPs' best sections (for SOPs only the lexical side found).
@@ -112,8 +98,9 @@ ORDER BY file_path, embedding <=> (SELECT embedding FROM cp_knowledge_entries WH
 """
 
 
-def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = POOL) -> list[Hit]:
-    """The k SOPs ranked by the fused score of their best section (lexical BM25 + vector, RRF)."""
+def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = POOL) -> tuple[list[Hit], float | None]:
+    """The k SOPs ranked by the fused score of their best section (lexical BM25 + vector, RRF), and the
+    entry's baseline similarity (calibration.baseline over the SOPs of its nearest sections)."""
     pool = max(pool, k * 12)
     # As in matching.py: keep the planner on the HNSW index (a high ef_search makes it cost an exact scan
     # as cheaper), and only for this statement.
@@ -121,20 +108,24 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
     rows = session.execute(text(HYBRID_SQL), {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS}).all()
     session.execute(text("SET LOCAL enable_seqscan = on"))
     per_sop: dict[str, dict] = {}
-    for path, heading, similarity, fused in rows:
-        sop = per_sop.setdefault(path, {"fused": float(fused), "section": None, "any": heading, "similarity": None})
+    for path, heading, similarity, fused, lexical_rank, vector_rank in rows:
+        sop = per_sop.setdefault(path, {"fused": float(fused), "section": None, "any": heading, "similarity": None,
+                                        "agreed": set()})
+        sop["agreed"] |= {side for side, r in (("lexical", lexical_rank), ("vector", vector_rank)) if r == 1}
         if sop["section"] is None and not is_generic(heading):
             sop["section"] = heading
         if similarity is not None and (sop["similarity"] is None or similarity > sop["similarity"]):
             sop["similarity"] = float(similarity)
+    level = baseline([s["similarity"] for s in per_sop.values() if s["similarity"] is not None], k)
     top = sorted(per_sop.items(), key=lambda kv: (-kv[1]["fused"], kv[0]))[:k]
     missing = [p for p, sop in top if sop["similarity"] is None]
     if missing:
         for path, _heading, similarity in session.execute(text(_BEST_SIMILARITY_SQL), {"entry_id": entry_id, "paths": missing}):
             per_sop[path]["similarity"] = float(similarity)
     return [Hit(sop_path=p, section=sop["section"] if sop["section"] is not None else sop["any"],
-                similarity=sop["similarity"] if sop["similarity"] is not None else 0.0, fused=sop["fused"], rank=i)
-            for i, (p, sop) in enumerate(top, start=1)]
+                similarity=sop["similarity"] if sop["similarity"] is not None else 0.0, fused=sop["fused"], rank=i,
+                agreed=sop["agreed"] == {"lexical", "vector"})
+            for i, (p, sop) in enumerate(top, start=1)], level
 
 
 def refresh_lexicon(session: Session) -> None:
@@ -151,12 +142,12 @@ def lexicon_missing(session: Session) -> bool:
     return session.get(SopSearchStats, 1) is None
 
 
-def candidates(session: Session, *, entry_id: uuid.UUID, k: int, bands: Bands, floor: float) -> tuple[float | None, list[Candidate]]:
+def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate) -> tuple[float | None, list[Candidate]]:
     """The best similarity among the fused top k, and the candidates worth the classifier's time, in fused order."""
-    hits = hybrid_sops(session, entry_id=entry_id, k=k)
+    hits, level = hybrid_sops(session, entry_id=entry_id, k=k)
     if not hits:
         return None, []
-    kept = [(h, b) for h in hits if (b := band(h.similarity, h.rank, bands, floor)) != "none"]
+    kept = [(h, b) for h in hits if (b := gate.band(h.similarity, level, agreed=h.agreed)) != "none"]
     rows = {r.file_path: r for r in session.scalars(select(SopEmbedding).options(defer(SopEmbedding.embedding))
                                                     .where(SopEmbedding.file_path.in_([h.sop_path for h, _ in kept])))}
     return max(h.similarity for h in hits), [
@@ -164,3 +155,17 @@ def candidates(session: Session, *, entry_id: uuid.UUID, k: int, bands: Bands, f
                   band=b, sop_text=rows[h.sop_path].content)
         for h, b in kept if h.sop_path in rows
     ]
+
+
+MAX_HOMES = 2
+
+
+def limit_homes(candidates: list[Candidate], decisions: list[Decision]) -> list[Decision]:
+    """One home per entry, two when the classifier says it applies to both: any further `enrich`
+    (in fused order) becomes `tangential`, with the reason recorded in the match log."""
+    order = {c.sop_path: i for i, c in enumerate(candidates)}
+    enriched = sorted((d for d in decisions if d.action == Action.enrich), key=lambda d: order.get(d.sop_path, len(order)))
+    kept = {d.sop_path for d in enriched[:MAX_HOMES]}
+    note = f"Not written here: an entry enriches at most {MAX_HOMES} SOPs ({', '.join(sorted(kept))})."
+    return [d.model_copy(update={"action": Action.tangential, "rationale": f"{note} {d.rationale}".strip()})
+            if d.action == Action.enrich and d.sop_path not in kept else d for d in decisions]

@@ -177,12 +177,20 @@ def _fill(rng: random.Random, template: str, x: str, y: str) -> str:
                            rival=rng.choice(COMPETITORS), n=rng.randint(3, 40))
 
 
+# Neutral about the playbook's topics (no step's words), so the context never decides the match.
+COACHING_CONTEXTS = ("Coaching session with {rep} ({team} team)", "Notes after shadowing {rep} on Tuesday",
+                     "Team huddle, {team} reps", "Feedback session with {rep}", "Coaching notes, {team} team, Thursday",
+                     "Debrief with {rep} and their manager")
+SALES_CONTEXTS = ("Discovery call with {company}", "Second meeting with {company}", "Negotiation with {company}'s buying group",
+                  "Follow-up call with {company}", "{company} evaluation, week two", "Executive briefing at {company}")
+
+
 def _context(rng: random.Random, transcript: str, subject: str | None = None) -> str:
     # Half the time the capture system noted what the conversation was about, as real ones do.
     about = f", mostly about {subject}" if subject and rng.random() < 0.5 else ""
-    if transcript == "coaching":
-        return f"Weekly coaching session with {rng.choice(REPS)} ({rng.choice(('SMB', 'mid-market', 'enterprise'))} team){about}."
-    return f"{rng.choice(('Discovery', 'Second', 'Follow-up', 'Negotiation'))} call with {rng.choice(COMPANIES)}{about}."
+    pool = COACHING_CONTEXTS if transcript == "coaching" else SALES_CONTEXTS
+    return rng.choice(pool).format(rep=rng.choice(REPS), team=rng.choice(("SMB", "mid-market", "enterprise")),
+                                   company=rng.choice(COMPANIES)) + about + "."
 
 
 def _entry(key: str, rng: random.Random, category: str, transcript: str, content: str, when: datetime,
