@@ -39,7 +39,9 @@ SAMPLE = 200  # entries whose scores form the null (deterministic: the first by 
 POOL = 200  # nearest sections per sampled entry
 MIN_NULL = 30  # fewer null scores than this: not enough to calibrate, the configured bands apply
 WEAK_QUANTILE, STRONG_QUANTILE = 0.90, 0.99
-AGREED_QUANTILE = 0.50  # two independent rankings agreeing is evidence of its own: half the bar
+# Two independent rankings (words, vectors) agreeing on the SOP is evidence of its own: it then only has to
+# stand out as much as the best unrelated SOP typically does (the null's median), not 9 times in 10.
+AGREED_QUANTILE = 0.50
 
 _NULL_SQL = """
 SELECT e.id, n.file_path, max(1 - n.distance) AS similarity

@@ -187,6 +187,9 @@ def _print_summary(outcome: dict, settings: Settings) -> None:
 from playbook_sync import cli_ops  # noqa: E402  (operator commands; imports this module lazily)
 
 cli_ops.register(app)
+from playbook_sync import cli_calibrate  # noqa: E402
+
+cli_calibrate.register(app)
 
 
 def main() -> None:

@@ -103,11 +103,17 @@ def _excerpt(text: str, limit: int = 160) -> str:
 def _histogram(run: SyncRun, items, settings: Settings) -> dict:
     from playbook_sync.finalize import histogram
 
+    from playbook_sync.calibration import describe
+
     bands = settings.bands_for(run.embedding_model)
+    # The bands this run used (calibration.py): relative to each entry's baseline unless pinned.
+    calibrated = {"calibration": describe(run.calibration), "null": (run.calibration or {}).get("null")}
+    if run.calibration and run.calibration.get("mode") == "absolute":
+        bands = type(bands)(strong=run.calibration["strong"], weak=run.calibration["weak"])
     if run.score_histogram:
-        return {"strong": bands.strong, "weak": bands.weak} | dict(run.score_histogram)
+        return {"strong": bands.strong, "weak": bands.weak} | dict(run.score_histogram) | calibrated
     scores = [i.best_score for i in items if i.best_score is not None]
-    return histogram(scores) | {"strong": bands.strong, "weak": bands.weak}
+    return histogram(scores) | {"strong": bands.strong, "weak": bands.weak} | calibrated
 
 
 def diff_text(path: str, old: str | None, new: str | None) -> str:

@@ -152,7 +152,7 @@ def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate) -> 
                                                     .where(SopEmbedding.file_path.in_([h.sop_path for h, _ in kept])))}
     return max(h.similarity for h in hits), [
         Candidate(sop_path=h.sop_path, title=rows[h.sop_path].title, section=h.section, similarity=h.similarity,
-                  band=b, sop_text=rows[h.sop_path].content)
+                  band=b, sop_text=rows[h.sop_path].content, agreed=h.agreed)
         for h, b in kept if h.sop_path in rows
     ]
 

@@ -123,6 +123,7 @@ class Candidate(BaseModel):
     similarity: float
     band: str  # strong | weak
     sop_text: str = ""
+    agreed: bool = False  # lexical and vector rankings both put this SOP first (retrieval.py)
 
 
 class ClassifyRequest(BaseModel):

@@ -203,7 +203,7 @@ class OfflineLLM:
         self.calls["classify"] += 1
         if not request.candidates:
             raise ProviderError("classify() needs at least one candidate")
-        decisions = [self._decide(request.entry.content, c, first=i == 0) for i, c in enumerate(request.candidates)]
+        decisions = [self._decide(request.entry.content, c) for c in request.candidates]
         covered = next((d for d in decisions if d.action == Action.redundant), None)
         if covered is None:
             # One home per entry: candidates come best first (fused ranking), so the first SOP it
@@ -217,15 +217,15 @@ class OfflineLLM:
         demote = {"action": Action.tangential, "rationale": note}
         return [d.model_copy(update=demote) if d.action == Action.enrich else d for d in decisions]
 
-    def _decide(self, content: str, candidate: Candidate, *, first: bool = False) -> Decision:
+    def _decide(self, content: str, candidate: Candidate) -> Decision:
         sop = f"{candidate.title}\n{candidate.section}\n{candidate.sop_text}"
         unigram = _containment(set(terms(content)), set(terms(sop)))
         pairs = _containment(set(phrase_pairs(content)), set(phrase_pairs(sop)))
         shared = f"{unigram:.0%} of its key terms"
-        # Candidates come best first from hybrid retrieval: a weak-band first candidate is the SOP both
-        # rankings put on top, already above the playbook's null; others must also share the vocabulary.
+        # A weak-band candidate that both rankings of hybrid retrieval put first (and that stands above the
+        # playbook's null) needs no more evidence; other weak ones must also share the SOP's vocabulary.
         on_topic = candidate.band == "strong" or (
-            candidate.band == "weak" and (first or unigram >= WEAK_ENRICH_CONTAINMENT)
+            candidate.band == "weak" and (candidate.agreed or unigram >= WEAK_ENRICH_CONTAINMENT)
         )
         if unigram >= REDUNDANT_CONTAINMENT and pairs >= REDUNDANT_BIGRAMS:
             action, confidence = Action.redundant, (unigram + pairs) / 2

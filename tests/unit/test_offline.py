@@ -130,6 +130,17 @@ def _classify(content: str, *candidates: Candidate) -> list[Decision]:
     return OfflineLLM().classify(ClassifyRequest(entry=_entry(content), candidates=list(candidates)))
 
 
+def test_agreed_weak_candidate_is_trusted_and_an_entry_gets_one_home():
+    # Both rankings of hybrid retrieval put this SOP first, and it stands above the playbook's null.
+    podcast = "Our podcast guest booking spreadsheet needs a new owner."
+    assert [d.action for d in _classify(podcast, _candidate("weak", 0.22).model_copy(update={"agreed": True}))] == [Action.enrich]
+    assert [d.action for d in _classify(podcast, _candidate("weak", 0.22))] == [Action.tangential]
+    both = _classify("Lowercase cold email subject lines of four words get more opens.",
+                     _candidate("strong", 0.5, "docs/a.md"), _candidate("strong", 0.45, "docs/b.md"))
+    assert [d.action for d in both] == [Action.enrich, Action.tangential]
+    assert "docs/a.md" in both[1].rationale
+
+
 def test_classify_yields_each_action_on_crafted_inputs():
     assert isinstance(OfflineLLM(), LLM)
     redundant = _classify("Keep cold emails under 100 words and end with a single low-friction question.",
