@@ -98,6 +98,16 @@ ORDER BY file_path, embedding <=> (SELECT embedding FROM cp_knowledge_entries WH
 """
 
 
+_OTHER_SOPS_SQL = """
+SELECT file_path, heading, similarity FROM (
+    SELECT DISTINCT ON (file_path) file_path, heading,
+           1 - (embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id)) AS similarity
+    FROM cp_sop_sections WHERE NOT (file_path = ANY(:seen))
+    ORDER BY file_path, embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id)) best
+ORDER BY similarity DESC LIMIT :k
+"""
+
+
 def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = POOL) -> tuple[list[Hit], float | None]:
     """The k SOPs ranked by the fused score of their best section (lexical BM25 + vector, RRF), and the
     entry's baseline similarity (calibration.baseline over the SOPs of its nearest sections)."""
@@ -116,6 +126,13 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
             sop["section"] = heading
         if similarity is not None and (sop["similarity"] is None or similarity > sop["similarity"]):
             sop["similarity"] = float(similarity)
+    if len(per_sop) < k and len(rows) >= pool:
+        # A few SOPs with many similar sections filled both pools: the other SOPs are ranked exactly, best
+        # section per SOP, after every pooled one (they are farther than all of the vector pool).
+        for i, (path, heading, similarity) in enumerate(session.execute(text(_OTHER_SOPS_SQL), {
+                "entry_id": entry_id, "seen": list(per_sop), "k": k - len(per_sop)}), start=1):
+            per_sop[path] = {"fused": 1.0 / (RRF_K + pool + i), "section": None if is_generic(heading) else heading,
+                             "any": heading, "similarity": float(similarity), "agreed": set()}
     level = baseline([s["similarity"] for s in per_sop.values() if s["similarity"] is not None], k)
     top = sorted(per_sop.items(), key=lambda kv: (-kv[1]["fused"], kv[0]))[:k]
     missing = [p for p, sop in top if sop["similarity"] is None]
@@ -152,7 +169,9 @@ def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate) -> 
                                                     .where(SopEmbedding.file_path.in_([h.sop_path for h, _ in kept])))}
     return max(h.similarity for h in hits), [
         Candidate(sop_path=h.sop_path, title=rows[h.sop_path].title, section=h.section, similarity=h.similarity,
-                  band=b, sop_text=rows[h.sop_path].content, agreed=h.agreed)
+                  band=b, sop_text=rows[h.sop_path].content,
+                  # Agreement counts against a calibrated null; pinned (absolute) bands mean what they say.
+                  agreed=h.agreed and gate.mode == "excess")
         for h, b in kept if h.sop_path in rows
     ]
 
