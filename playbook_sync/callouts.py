@@ -70,12 +70,35 @@ def sentences(text: str) -> list[str]:
     return [part for part in _SENTENCE_BREAK.split(text.strip()) if part]
 
 
-def render_block(kind: CalloutKind, body: str, transcript_types: set[TranscriptType]) -> str:
-    """`:::type Title\\n<1-3 MDX-safe sentences>\\n:::\\n`; raises ValueError on an empty body."""
+def render_block(kind: CalloutKind, body: str, transcript_types: set[TranscriptType], attribution: str = "") -> str:
+    """`:::type Title\\n<1-3 MDX-safe sentences>[ -- attribution]\\n:::\\n`; ValueError on an empty body."""
     text = " ".join(sentences(mdx_safe(body))[:MAX_SENTENCES])
     if not text:
         raise ValueError("callout body is empty after MDX sanitizing")
+    if attribution:
+        text = f"{text} -- {attribution}"
     return f"{_opener(CalloutKind(kind), transcript_types)}\n{text}\n{CLOSER}\n"
+
+
+_SOURCE_KIND = {TranscriptType.coaching: "coaching call", TranscriptType.sales: "sales call",
+                TranscriptType.report: "execution report"}
+MAX_ATTRIBUTED = 3
+
+
+def attribution(entries) -> str:
+    """Who said it, on what kind of call, when: `Dana Whitfield, coaching call, 2026-11-15; ...`.
+
+    MDX-safe and never a sentence of its own (the block keeps its 1-3 sentences): it follows ` -- `
+    and has no `.`/`!`/`?` followed by a space inside."""
+    parts = []
+    for entry in entries:
+        when = f", {entry.created_at:%Y-%m-%d}" if getattr(entry, "created_at", None) else ""
+        speaker = " ".join((entry.speaker or "unnamed speaker").split())
+        parts.append(f"{speaker}, {_SOURCE_KIND.get(TranscriptType(entry.transcript_type), 'call')}{when}")
+    unique = list(dict.fromkeys(parts))
+    more = len(unique) - MAX_ATTRIBUTED
+    text = "; ".join(unique[:MAX_ATTRIBUTED]) + (f"; and {more} more" if more > 0 else "")
+    return re.sub(r"[.!?]+(\s)", r"\1", mdx_safe(text)).strip()
 
 
 def _is_block(lines: list[str]) -> bool:

@@ -116,7 +116,8 @@ def plan_block(llm: LLM, doc: SopDoc, kind: CalloutKind, hint: str, entries: lis
             raise AnchorError(f"{problem} (asked twice)")
     if anchored is not None:  # the anchor's section, still subject to the kind's placement rules
         section = callouts.choose_section(doc, kind, anchored.heading)
-    block = callouts.render_block(kind, mdx_safe(draft.body), {e.transcript_type for e in entries})
+    block = callouts.render_block(kind, mdx_safe(draft.body), {e.transcript_type for e in entries},
+                                  callouts.attribution(entries))
     return PlannedBlock(doc.path, section.heading, kind, block, [e.id for e in entries])
 
 

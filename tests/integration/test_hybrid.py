@@ -110,7 +110,7 @@ def test_calibrate_command_prints_histogram_null_and_bands(deps, monkeypatch):
         assert before.exit_code == 1 and "no run has recorded a calibration" in before.output
         with deps.session() as session:
             store.upsert_entries(session, entries=demo.entries(datetime.now(UTC)))
-        pipeline.run_inline(deps)
+        outcome = pipeline.run_inline(deps)
         last = CliRunner().invoke(app, ["calibrate"])
         dry = CliRunner().invoke(app, ["calibrate", "--dry-run"])
     finally:
@@ -119,3 +119,20 @@ def test_calibrate_command_prints_histogram_null_and_bands(deps, monkeypatch):
     assert "bands: strong" in last.output and "best-match similarity per entry" in last.output
     assert "null distribution" in last.output and "#" in last.output
     assert dry.exit_code == 0 and "dry run over" in dry.output and "bands: strong" in dry.output
+
+    # Provenance (issue 11 #8): every block ends with who said it, on what kind of call, when; the
+    # commit lists the entry ids of each block.
+    import re
+    import subprocess
+
+    from playbook_sync.models import InsertedCallout
+
+    with deps.session() as session:
+        blocks = list(session.scalars(select(InsertedCallout)))
+    assert blocks and outcome["commit_sha"]
+    for block in blocks:
+        body = block.block.splitlines()[1]
+        assert re.search(r" -- .+, (coaching call|sales call|execution report), \d{4}-\d{2}-\d{2}", body), body
+    message = subprocess.run(["git", "-C", str(settings.playbook_path), "log", "-1", "--format=%B", outcome["commit_sha"]],
+                             capture_output=True, text=True, check=True).stdout
+    assert all(str(e) in message for block in blocks for e in block.entry_ids)

@@ -140,3 +140,24 @@ def test_module_folders_with_names_and_new_sops_placed_in_them():
     assert module_layout("module-7", docs) == (None, None)
     with pytest.raises(ValueError):
         render_new_sop("module-2", 4, draft, folder="docs/../../etc")
+
+
+def test_every_callout_ends_with_its_provenance_and_stays_a_valid_block():
+    from datetime import UTC, datetime
+
+    from playbook_sync.callouts import _is_block, attribution, render_block
+    from playbook_sync.schemas import Entry, TranscriptType
+
+    entries = [Entry(id="00000000-0000-0000-0000-000000000001", category="insight", content="x", speaker="J. R. Smith",
+                     transcript_type="coaching", created_at=datetime(2026, 11, 15, tzinfo=UTC)),
+               Entry(id="00000000-0000-0000-0000-000000000002", category="insight", content="y", speaker="Marcus Lee {AE}",
+                     transcript_type="sales", created_at=datetime(2026, 11, 16, tzinfo=UTC)),
+               Entry(id="00000000-0000-0000-0000-000000000003", category="insight", content="z", speaker=None,
+                     transcript_type="report")]
+    line = attribution(entries)
+    assert line.startswith("J R Smith, coaching call, 2026-11-15; Marcus Lee")
+    assert "sales call, 2026-11-16" in line and "unnamed speaker, execution report" in line and "{" not in line
+    block = render_block(CalloutKind.field_tip, "Ask for the budget owner early. It saves a week.",
+                         {TranscriptType.coaching, TranscriptType.sales}, line)
+    body = block.splitlines()[1]
+    assert body.endswith(f" -- {line}") and _is_block(block.splitlines())
