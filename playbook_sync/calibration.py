@@ -39,9 +39,6 @@ SAMPLE = 200  # entries whose scores form the null (deterministic: the first by 
 POOL = 200  # nearest sections per sampled entry
 MIN_NULL = 30  # fewer null scores than this: not enough to calibrate, the configured bands apply
 WEAK_QUANTILE, STRONG_QUANTILE = 0.90, 0.99
-# Two independent rankings (words, vectors) agreeing on the SOP is evidence of its own: it then only has to
-# stand out as much as the best unrelated SOP typically does (the null's median), not 9 times in 10.
-AGREED_QUANTILE = 0.50
 
 _NULL_SQL = """
 SELECT e.id, n.file_path, max(1 - n.distance) AS similarity
@@ -88,15 +85,12 @@ class Gate:
     mode: str  # excess | absolute
     strong: float
     weak: float
-    agreed: float | None = None  # the lower bar of an SOP both rankings put first (excess mode)
 
-    def band(self, similarity: float, level: float | None, *, agreed: bool = False) -> str:
+    def band(self, similarity: float, level: float | None) -> str:
         value = similarity - (level or 0.0) if self.mode == "excess" else similarity
         if value >= self.strong:
             return "strong"
-        if value >= self.weak or (agreed and self.agreed is not None and value >= self.agreed):
-            return "weak"
-        return "none"
+        return "weak" if value >= self.weak else "none"
 
 
 def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, settings: Settings) -> dict:
@@ -117,7 +111,6 @@ def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, sett
         values = np.asarray(excess, dtype=float)
         record |= {"mode": "excess", "strong": round(float(np.quantile(values, STRONG_QUANTILE)), 4),
                    "weak": round(float(np.quantile(values, WEAK_QUANTILE)), 4),
-                   "agreed": round(float(np.quantile(values, AGREED_QUANTILE)), 4),
                    "source": f"calibrated on {len(excess)} null scores"}
     return record
 
@@ -134,7 +127,7 @@ def gate_of(record: dict | None, settings: Settings, model: str) -> Gate:
     if not record or "strong" not in record:
         configured = settings.bands_for(model)
         return Gate("absolute", configured.strong, configured.weak)
-    return Gate(record.get("mode", "absolute"), record["strong"], min(record["weak"], record["strong"]), record.get("agreed"))
+    return Gate(record.get("mode", "absolute"), record["strong"], min(record["weak"], record["strong"]))
 
 
 def describe(record: dict | None) -> list[str]:

@@ -164,14 +164,12 @@ def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate) -> 
     hits, level = hybrid_sops(session, entry_id=entry_id, k=k)
     if not hits:
         return None, []
-    kept = [(h, b) for h in hits if (b := gate.band(h.similarity, level, agreed=h.agreed)) != "none"]
+    kept = [(h, b) for h in hits if (b := gate.band(h.similarity, level)) != "none"]
     rows = {r.file_path: r for r in session.scalars(select(SopEmbedding).options(defer(SopEmbedding.embedding))
                                                     .where(SopEmbedding.file_path.in_([h.sop_path for h, _ in kept])))}
     return max(h.similarity for h in hits), [
         Candidate(sop_path=h.sop_path, title=rows[h.sop_path].title, section=h.section, similarity=h.similarity,
-                  band=b, sop_text=rows[h.sop_path].content,
-                  # Agreement counts against a calibrated null; pinned (absolute) bands mean what they say.
-                  agreed=h.agreed and gate.mode == "excess")
+                  band=b, sop_text=rows[h.sop_path].content)
         for h, b in kept if h.sop_path in rows
     ]
 

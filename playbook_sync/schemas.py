@@ -124,7 +124,6 @@ class Candidate(BaseModel):
     similarity: float
     band: str  # strong | weak
     sop_text: str = ""
-    agreed: bool = False  # lexical and vector rankings both put this SOP first (retrieval.py)
 
 
 class ClassifyRequest(BaseModel):

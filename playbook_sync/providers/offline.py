@@ -222,10 +222,8 @@ class OfflineLLM:
         unigram = _containment(set(terms(content)), set(terms(sop)))
         pairs = _containment(set(phrase_pairs(content)), set(phrase_pairs(sop)))
         shared = f"{unigram:.0%} of its key terms"
-        # A weak-band candidate that both rankings of hybrid retrieval put first (and that stands above the
-        # playbook's null) needs no more evidence; other weak ones must also share the SOP's vocabulary.
         on_topic = candidate.band == "strong" or (
-            candidate.band == "weak" and (candidate.agreed or unigram >= WEAK_ENRICH_CONTAINMENT)
+            candidate.band == "weak" and unigram >= WEAK_ENRICH_CONTAINMENT
         )
         if unigram >= REDUNDANT_CONTAINMENT and pairs >= REDUNDANT_BIGRAMS:
             action, confidence = Action.redundant, (unigram + pairs) / 2

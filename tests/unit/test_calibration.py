@@ -46,11 +46,10 @@ def test_pinned_bands_are_used_and_recorded():
 @given(sims=st.lists(st.floats(min_value=0, max_value=1), min_size=2, max_size=40), k=st.integers(1, 5),
        sim=st.floats(min_value=0, max_value=1), bump=st.floats(min_value=0, max_value=0.5))
 def test_gate_is_monotone_and_relative_to_the_entry_baseline(sims, k, sim, bump):
-    gate = calibration.Gate("excess", strong=0.1, weak=0.05, agreed=0.02)
+    gate = calibration.Gate("excess", strong=0.1, weak=0.05)
     level = calibration.baseline(sims, k)
     order = {"none": 0, "weak": 1, "strong": 2}
     assert order[gate.band(sim + bump, level)] >= order[gate.band(sim, level)]
-    assert order[gate.band(sim, level, agreed=True)] >= order[gate.band(sim, level)]
     # An entry that resembles everything (a higher baseline) needs a higher score for the same band.
     if level is not None:
         assert gate.band(sim, level + bump) in {b for b, v in order.items() if v <= order[gate.band(sim, level)]}

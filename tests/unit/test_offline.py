@@ -130,11 +130,7 @@ def _classify(content: str, *candidates: Candidate) -> list[Decision]:
     return OfflineLLM().classify(ClassifyRequest(entry=_entry(content), candidates=list(candidates)))
 
 
-def test_agreed_weak_candidate_is_trusted_and_an_entry_gets_one_home():
-    # Both rankings of hybrid retrieval put this SOP first, and it stands above the playbook's null.
-    podcast = "Our podcast guest booking spreadsheet needs a new owner."
-    assert [d.action for d in _classify(podcast, _candidate("weak", 0.22).model_copy(update={"agreed": True}))] == [Action.enrich]
-    assert [d.action for d in _classify(podcast, _candidate("weak", 0.22))] == [Action.tangential]
+def test_an_entry_gets_one_home_from_the_offline_classifier():
     both = _classify("Lowercase cold email subject lines of four words get more opens.",
                      _candidate("strong", 0.5, "docs/a.md"), _candidate("strong", 0.45, "docs/b.md"))
     assert [d.action for d in both] == [Action.enrich, Action.tangential]
