@@ -11,7 +11,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync.models import DIMENSIONS, KnowledgeEntry, OrphanCluster, OrphanMember, SopEmbedding, SopSection
+from playbook_sync.models import DIMENSIONS, KnowledgeEntry, OrphanCluster, OrphanMember, SopEmbedding
 
 
 @dataclass
@@ -138,14 +138,10 @@ def promotable(session: Session, *, min_entries: int, min_sources: int) -> list[
 
 
 def nearest_module(session: Session, *, centroid: Sequence[float], modules: set[str]) -> str | None:
-    """The module of the SOP whose best section is nearest to a cluster, among the modules that exist.
-
-    Sections, not whole-SOP vectors: a long SOP's whole vector is truncated and blurred across its
-    topics, while its sections are what entries are matched against."""
-    distance = SopSection.embedding.cosine_distance(list(centroid))
+    """The module of the SOP nearest to a cluster, among the modules that exist."""
+    distance = SopEmbedding.embedding.cosine_distance(list(centroid))
     for module in session.scalars(
-        select(SopEmbedding.module).join(SopSection, SopSection.sop_embedding_id == SopEmbedding.id)
-        .where(SopEmbedding.module.in_(modules)).order_by(distance).limit(1)
+        select(SopEmbedding.module).where(SopEmbedding.module.in_(modules)).order_by(distance).limit(1)
     ):
         return module
     return min(modules, key=lambda m: int(m.split("-")[1])) if modules else None

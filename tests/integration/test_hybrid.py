@@ -137,17 +137,3 @@ def test_calibrate_command_prints_histogram_null_and_bands(deps, monkeypatch):
                              capture_output=True, text=True, check=True).stdout
     assert all(str(e) in message for block in blocks for e in block.entry_ids)
 
-
-def test_a_new_sop_goes_to_the_module_of_the_nearest_section(database_url):
-    from playbook_sync import orphans
-
-    # SOP A's whole vector is nearest to the cluster, but SOP B has the section that is about it.
-    a = sop("docs/sops/module-1-x/sop-1-1-a.md", "SOP 1.1: A", {"1a. General": "Everything."})
-    b = sop("docs/sops/module-3-y/sop-3-1-b.md", "SOP 3.1: B", {"1a. Exact": "The topic.", "1b. Other": "Else."})
-    with db.session_scope(database_url) as session:
-        store.replace_sop(session, doc=parse_sop("docs/sops/module-1-x/sop-1-1-a.md", a), model="m",
-                          whole=vec(1, 0.1), sections=[vec(0.3, 1)])
-        store.replace_sop(session, doc=parse_sop("docs/sops/module-3-y/sop-3-1-b.md", b), model="m",
-                          whole=vec(0, 1), sections=[vec(1, 0), vec(0, 1)])
-        session.flush()
-        assert orphans.nearest_module(session, centroid=vec(1, 0), modules={"module-1", "module-3"}) == "module-3"
