@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, calibration, retrieval, store
+from playbook_sync import adhoc, matching, store
 from playbook_sync.models import KnowledgeEntry, RunItem, SyncRun
 from playbook_sync import costs
+from playbook_sync import calibration, retrieval
 from playbook_sync.providers import chunking
 from playbook_sync.providers.base import Embedder
 from playbook_sync.runtime import Deps
@@ -170,7 +171,7 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
 def record_decisions(session: Session, item: RunItem, candidates: Sequence[Candidate], answered: Sequence[Decision]) -> dict:
     """Log the classifier's decision per candidate and settle the item (matched|redundant|orphaned)."""
     run_id, entry_id = item.run_id, item.entry_id
-    decisions = {d.sop_path: d for d in retrieval.limit_homes(list(candidates), list(answered))}
+    decisions = {d.sop_path: d for d in answered}
     missing = [c.sop_path for c in candidates if c.sop_path not in decisions]
     if missing:
         raise ValueError(f"classifier gave no decision for {', '.join(missing)}")

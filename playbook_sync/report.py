@@ -81,7 +81,7 @@ def build(session: Session, deps: Deps, run: SyncRun) -> dict[str, Any]:
             "errors": [line for line in (run.error_log or "").splitlines() if line.strip()],
         },
         "counts": counts,
-        "histogram": _histogram(run, items, settings),
+        "histogram": _calibrated(run, _histogram(run, items, settings)),
         "sops": _sop_changes(session, deps, run),
         "clusters": _clusters(session, run, settings),
         "cost": _cost(session, run),
@@ -103,17 +103,22 @@ def _excerpt(text: str, limit: int = 160) -> str:
 def _histogram(run: SyncRun, items, settings: Settings) -> dict:
     from playbook_sync.finalize import histogram
 
+    bands = settings.bands_for(run.embedding_model)
+    if run.score_histogram:
+        return {"strong": bands.strong, "weak": bands.weak} | dict(run.score_histogram)
+    scores = [i.best_score for i in items if i.best_score is not None]
+    return histogram(scores) | {"strong": bands.strong, "weak": bands.weak}
+
+
+def _calibrated(run: SyncRun, histogram: dict) -> dict:
+    """The bands this run used (calibration.py): relative to each entry's baseline, unless pinned."""
     from playbook_sync.calibration import describe
 
-    bands = settings.bands_for(run.embedding_model)
-    # The bands this run used (calibration.py): relative to each entry's baseline unless pinned.
-    calibrated = {"calibration": describe(run.calibration), "null": (run.calibration or {}).get("null")}
-    if run.calibration and run.calibration.get("mode") == "absolute":
-        bands = type(bands)(strong=run.calibration["strong"], weak=run.calibration["weak"])
-    if run.score_histogram:
-        return {"strong": bands.strong, "weak": bands.weak} | dict(run.score_histogram) | calibrated
-    scores = [i.best_score for i in items if i.best_score is not None]
-    return histogram(scores) | {"strong": bands.strong, "weak": bands.weak} | calibrated
+    record = run.calibration or {}
+    shown = {"calibration": describe(run.calibration), "null": record.get("null")}
+    if record.get("mode") == "absolute":
+        shown |= {"strong": record["strong"], "weak": record["weak"]}
+    return histogram | shown
 
 
 def diff_text(path: str, old: str | None, new: str | None) -> str:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, defer
 from playbook_sync.calibration import Gate, baseline
 from playbook_sync.headings import is_generic
 from playbook_sync.models import SopEmbedding, SopSearchStats
-from playbook_sync.schemas import Action, Candidate, Decision
+from playbook_sync.schemas import Candidate
 
 # The constant of reciprocal rank fusion (Cormack et al., 2009): 60 damps the head of each
 # list so neither ranking alone decides; it is the published default, not fitted here.
@@ -173,16 +173,3 @@ def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate) -> 
         for h, b in kept if h.sop_path in rows
     ]
 
-
-MAX_HOMES = 2
-
-
-def limit_homes(candidates: list[Candidate], decisions: list[Decision]) -> list[Decision]:
-    """One home per entry, two when the classifier says it applies to both: any further `enrich`
-    (in fused order) becomes `tangential`, with the reason recorded in the match log."""
-    order = {c.sop_path: i for i, c in enumerate(candidates)}
-    enriched = sorted((d for d in decisions if d.action == Action.enrich), key=lambda d: order.get(d.sop_path, len(order)))
-    kept = {d.sop_path for d in enriched[:MAX_HOMES]}
-    note = f"Not written here: an entry enriches at most {MAX_HOMES} SOPs ({', '.join(sorted(kept))})."
-    return [d.model_copy(update={"action": Action.tangential, "rationale": f"{note} {d.rationale}".strip()})
-            if d.action == Action.enrich and d.sop_path not in kept else d for d in decisions]

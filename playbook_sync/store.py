@@ -21,7 +21,6 @@ from playbook_sync.models import (
     SyncRun,
 )
 from playbook_sync.schemas import OWED_ITEM_STATUSES, Entry, EntryIn, ItemStatus, RunStatus, SopDoc
-from playbook_sync.sops import section_embedding_text
 
 
 class RunLocked(Exception):
@@ -207,6 +206,8 @@ def sop_cache(session: Session) -> dict[str, tuple[str, str]]:
 
 def replace_sop(session: Session, *, doc: SopDoc, model: str, whole: list[float], sections: list[list[float]]) -> None:
     """Store an SOP and its section vectors, replacing any older version."""
+    from playbook_sync.sops import section_embedding_text
+
     session.execute(delete(SopEmbedding).where(SopEmbedding.file_path == doc.path))
     row = SopEmbedding(
         file_path=doc.path, content_hash=doc.content_hash, embedding=whole, embedding_model=model,

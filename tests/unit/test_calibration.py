@@ -11,7 +11,7 @@ from playbook_sync.callouts import choose_section
 from playbook_sync.config import Bands, Settings
 from playbook_sync.headings import is_generic
 from playbook_sync.new_sop import module_layout, render_new_sop
-from playbook_sync.retrieval import MAX_HOMES, limit_homes
+from playbook_sync.homes import MAX_HOMES, limit_homes
 from playbook_sync.schemas import Action, CalloutKind, Candidate, Decision, SopDraft
 from playbook_sync.sops import module_of, parse_sop
 
@@ -160,3 +160,17 @@ def test_every_callout_ends_with_its_provenance_and_stays_a_valid_block():
                          {TranscriptType.coaching, TranscriptType.sales}, line)
     body = block.splitlines()[1]
     assert body.endswith(f" -- {line}") and _is_block(block.splitlines())
+
+
+def test_a_real_models_answer_enriches_at_most_two_sops():
+    from playbook_sync.providers.structured import parse_classification
+    from playbook_sync.schemas import ClassifyRequest, Entry
+
+    candidates = [_cand(f"docs/{i}.md") for i in range(3)]
+    request = ClassifyRequest(entry=Entry(id="00000000-0000-0000-0000-000000000009", category="insight", content="x",
+                                          transcript_type="sales"), candidates=candidates)
+    answer = {"decisions": [{"sop_path": c.sop_path, "action": "enrich", "section": "", "rationale": "fits",
+                             "confidence": 0.9} for c in reversed(candidates)]}
+    decisions = parse_classification(answer, request)
+    assert [d.action for d in decisions] == [Action.enrich, Action.enrich, Action.tangential]
+    assert "at most 2" in decisions[2].rationale
