@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 TARGETS = {"recall@1": 0.85, "recall@3": 0.95, "sop_precision": 0.90, "section_precision": 0.80}
 
 
@@ -106,4 +108,5 @@ def render(results: dict, history: list[dict]) -> str:
         "each entry's first final status.",
         "",
     ]
-    return "\n".join(lines)
+    notes = Path(__file__).with_name("notes.md")  # hand-written closing notes, kept with the numbers
+    return "\n".join(lines) + ("\n" + notes.read_text() if notes.exists() else "")
