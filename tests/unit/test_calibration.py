@@ -27,9 +27,9 @@ def test_calibrated_bands_are_ordered_and_come_from_the_null(raw, excess):
     assert record["strong"] >= record["weak"]
     if len(excess) >= calibration.MIN_NULL:
         assert record["mode"] == "excess"
-        assert min(excess) <= record["weak"] <= record["strong"] <= max(excess)
+        assert min(excess) - 1e-4 <= record["weak"] <= record["strong"] <= max(excess) + 1e-4  # 4 decimals kept
         above = sum(e > record["weak"] + 1e-4 for e in excess) / len(excess)  # the record keeps 4 decimals
-        assert above <= 1 - calibration.WEAK_QUANTILE + 1e-9  # at most 1 in 10 null scores clears weak
+        assert above <= 1 - calibration.WEAK_QUANTILE + 1e-9  # at most 1 in 10 null scores clears weak (exact)
     else:
         assert record["mode"] == "absolute"  # too little data: the configured bands apply
 
