@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test unit integration lint bench lock config-table clean
+.PHONY: demo test unit integration lint bench quality lock config-table clean
 
 # Locked, hash-checked dependencies first (the same set as the image and CI), then the project
 # itself without dependencies; no build isolation, so the build uses the locked setuptools.
@@ -51,6 +51,10 @@ lock: $(STAMP)
 # The README's configuration table, generated from Settings (a test fails when they drift).
 config-table: $(STAMP)
 	$(BIN)/python -m playbook_sync.config_table --write README.md
+
+# Retrieval and placement quality on a labelled playbook (bench/quality/) → QUALITY.md (a few minutes).
+quality: $(STAMP)
+	$(BIN)/python -m bench.quality $(QUALITY_ARGS)
 
 clean:
 	rm -rf $(VENV) .playbook-sync .pytest_cache .hypothesis bench/out build dist

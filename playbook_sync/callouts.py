@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections import defaultdict
 
+from playbook_sync.headings import is_generic
 from playbook_sync.mdx import frontmatter_length, mdx_safe, scan
 from playbook_sync.schemas import CalloutKind, Category, Section, SopDoc, TranscriptType
 
@@ -69,12 +70,35 @@ def sentences(text: str) -> list[str]:
     return [part for part in _SENTENCE_BREAK.split(text.strip()) if part]
 
 
-def render_block(kind: CalloutKind, body: str, transcript_types: set[TranscriptType]) -> str:
-    """`:::type Title\\n<1-3 MDX-safe sentences>\\n:::\\n`; raises ValueError on an empty body."""
+def render_block(kind: CalloutKind, body: str, transcript_types: set[TranscriptType], attribution: str = "") -> str:
+    """`:::type Title\\n<1-3 MDX-safe sentences>[ -- attribution]\\n:::\\n`; ValueError on an empty body."""
     text = " ".join(sentences(mdx_safe(body))[:MAX_SENTENCES])
     if not text:
         raise ValueError("callout body is empty after MDX sanitizing")
+    if attribution:
+        text = f"{text} -- {attribution}"
     return f"{_opener(CalloutKind(kind), transcript_types)}\n{text}\n{CLOSER}\n"
+
+
+_SOURCE_KIND = {TranscriptType.coaching: "coaching call", TranscriptType.sales: "sales call",
+                TranscriptType.report: "execution report"}
+MAX_ATTRIBUTED = 3
+
+
+def attribution(entries) -> str:
+    """Who said it, on what kind of call, when: `Dana Whitfield, coaching call, 2026-11-15; ...`.
+
+    MDX-safe and never a sentence of its own (the block keeps its 1-3 sentences): it follows ` -- `
+    and has no `.`/`!`/`?` followed by a space inside."""
+    parts = []
+    for entry in entries:
+        when = f", {entry.created_at:%Y-%m-%d}" if getattr(entry, "created_at", None) else ""
+        speaker = " ".join((entry.speaker or "unnamed speaker").split())
+        parts.append(f"{speaker}, {_SOURCE_KIND.get(TranscriptType(entry.transcript_type), 'call')}{when}")
+    unique = list(dict.fromkeys(parts))
+    more = len(unique) - MAX_ATTRIBUTED
+    text = "; ".join(unique[:MAX_ATTRIBUTED]) + (f"; and {more} more" if more > 0 else "")
+    return re.sub(r"[.!?]+(\s)", r"\1", mdx_safe(text)).strip()
 
 
 def _is_block(lines: list[str]) -> bool:
@@ -114,13 +138,16 @@ def _is_step(section: Section) -> bool:
     """A content section an insight can sit in: has a body and is not a meta section."""
     body = section.text.splitlines()[1:]
     heading = section.heading.casefold()
-    return section.level > 0 and any(line.strip() for line in body) and not any(m in heading for m in _NOT_STEPS)
+    return (section.level > 0 and any(line.strip() for line in body) and not any(m in heading for m in _NOT_STEPS)
+            and not is_generic(section.heading))
 
 
 def _fallback(doc: SopDoc) -> Section:
-    """The last real section, else the preamble, else an empty point at the end of the file."""
+    """The last real section that is not a generic one (References, Appendix...), else the last real
+    section, else the preamble, else an empty point at the end of the file."""
     if doc.sections:
-        return next((s for s in reversed(doc.sections) if s.level), doc.sections[-1])
+        real = [s for s in doc.sections if s.level]
+        return next((s for s in reversed(real) if not is_generic(s.heading)), real[-1] if real else doc.sections[-1])
     end = len(doc.content.splitlines())
     return Section(heading="", level=0, start_line=end, end_line=end, text="")
 
@@ -129,6 +156,8 @@ def choose_section(doc: SopDoc, kind: CalloutKind, hint: str | None) -> Section:
     """The section a callout of `kind` goes in (DESIGN §1 table), always a real one."""
     kind = CalloutKind(kind)
     hinted = _hinted(doc, hint)
+    if hinted is not None and is_generic(hinted.heading):
+        hinted = None  # generic sections are targets only when nothing else fits (_fallback)
     candidates: list[Section | None] = []
     if kind is CalloutKind.field_tip and hinted is not None and _is_step(hinted):
         candidates.append(hinted)

@@ -44,6 +44,8 @@ def commit_message(run: SyncRun, applied: Applied) -> str:
             detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
             sections = ", ".join(sorted({b.hint or "(top)" for b in blocks}))
             lines.append(f"- {path}: {detail} from {entries} entr{'ies' if entries != 1 else 'y'} (sections: {sections})")
+            for b in blocks:  # which entries each block came from, so an editor can trace a tip back
+                lines.append(f"  - {b.hint or '(top)'}, {KIND_LABEL[b.kind]}: {', '.join(str(e) for e in b.entry_ids)}")
         lines.append("")
     if applied.sops:
         lines.append("Created:")

@@ -62,8 +62,9 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "batch_poll_seconds": (None, "how often beat polls a submitted Message Batch"),
     "prompts_dir": ("`playbook_sync/prompt_templates/`", "one prompt file per step (shipped in the package)"),
     "prices": ("list prices", 'JSON, USD per million tokens, merged over the built-in table: `{"model": {"input": 5, "output": 25}}`; batch calls cost half'),
-    "bands": ("per model", 'JSON, merged over the built-in bands, e.g. `{"text-embedding-3-small": {"strong": 0.75, '
-              '"weak": 0.60}}`; needs `0 < weak <= strong <= 1`'),
+    "bands": ("calibrated", "unset: each run calibrates its bands on the playbook's own null distribution "
+              '(`playbook-sync calibrate`); set, e.g. `{"text-embedding-3-small": {"strong": 0.75, "weak": 0.60}}`, '
+              "to pin absolute bands per model; needs `0 < weak <= strong <= 1`"),
     "top_k": (None, "candidate SOPs per entry"),
     "max_enrichments_per_sop": (None, "per run; the rest are deferred to the next run"),
     "cluster_min_entries": (None, "orphans needed for a new SOP"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from playbook_sync import callouts
 from playbook_sync.mdx import find_hazards, frontmatter_length, mdx_safe
-from playbook_sync.new_sop import next_number, render_new_sop
+from playbook_sync.new_sop import module_layout, next_number, render_new_sop
 from playbook_sync.providers.base import LLM
 from playbook_sync.schemas import CalloutKind, CalloutRequest, Entry, NewSopRequest, Section, SopDoc, SopDraft
 from playbook_sync.sops import Problem, SopError, check_docs, parse_sop
@@ -99,7 +99,8 @@ def plan_block(llm: LLM, doc: SopDoc, kind: CalloutKind, hint: str, entries: lis
             raise AnchorError(f"{problem} (asked twice)")
     if anchored is not None:  # the anchor's section, still subject to the kind's placement rules
         section = callouts.choose_section(doc, kind, anchored.heading)
-    block = callouts.render_block(kind, mdx_safe(draft.body), {e.transcript_type for e in entries})
+    block = callouts.render_block(kind, mdx_safe(draft.body), {e.transcript_type for e in entries},
+                                  callouts.attribution(entries))
     return PlannedBlock(doc.path, section.heading, kind, block, [e.id for e in entries])
 
 
@@ -167,7 +168,8 @@ def place_new_sop(*, cluster_id: uuid.UUID, label: str, draft: SopDraft, entries
     """Render a draft at the next free number of its module (after `taken`) and check it."""
     existing = [(d.path, d.sop_id, d.title) for d in docs.values()] + [(p, "", "") for p in taken]
     number = next_number(existing, module)
-    path, content = render_new_sop(module, number, draft)
+    folder, position = module_layout(module, [(d.path, d.module, d.content) for d in docs.values()])
+    path, content = render_new_sop(module, number, draft, folder=folder, position=position)
     reason = _new_hazards("", content)
     parse_sop(path, content.encode("utf-8"))  # our own template must parse; raises SopError if not
     if reason:

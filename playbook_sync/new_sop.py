@@ -64,16 +64,21 @@ def next_number(existing: Iterable[tuple[str, str | None, str | None]], module: 
     return highest + 1
 
 
-def sop_path(module: str, number: int, slug: str) -> str:
-    """`docs/sops/module-N/sop-N-number-slug.md`; ValueError unless it stays in that folder."""
+def sop_path(module: str, number: int, slug: str, folder: str | None = None) -> str:
+    """`<folder>/sop-N-number-slug.md`, the folder being where the module's SOPs live (default
+    `docs/sops/module-N`); ValueError unless it stays in that folder."""
     n = _module_number(module)
+    base = PurePosixPath(folder) if folder else PurePosixPath(SOPS_ROOT, module)
+    # The folder comes from the repository's own paths; still, never absolute or climbing out.
+    if ".." in base.parts or base.is_absolute() or not base.parts:
+        raise ValueError(f"refusing SOP folder {str(base)!r}")
     if isinstance(number, bool) or not isinstance(number, int) or number < 1:
         raise ValueError(f"SOP number must be a positive integer, got {number!r}")
     name = f"sop-{n}-{number}-{slug}.md"
-    path = PurePosixPath(SOPS_ROOT, module, name)
+    path = base / name
     # The slug comes from model output: check the result, not just the inputs.
-    if not _FILE.fullmatch(name) or path.parent != PurePosixPath(SOPS_ROOT, module) or ".." in path.parts:
-        raise ValueError(f"refusing SOP path outside {SOPS_ROOT}/{module}/: {str(path)!r}")
+    if not _FILE.fullmatch(name) or path.parent != base or ".." in path.parts:
+        raise ValueError(f"refusing SOP path outside {base}/: {str(path)!r}")
     return str(path)
 
 
@@ -88,8 +93,10 @@ def _step(number: int, text: str) -> str:
     return f"{title}\n\n{body}\n" if body else f"{title}\n"
 
 
-def render_new_sop(module: str, number: int, draft: SopDraft) -> tuple[str, str]:
-    """(path, content) of a new SOP following the spec template; all draft text made MDX-safe."""
+def render_new_sop(module: str, number: int, draft: SopDraft, *, folder: str | None = None,
+                   position: int | None = None) -> tuple[str, str]:
+    """(path, content) of a new SOP following the spec template; all draft text made MDX-safe.
+    `folder`: where the module's SOPs live; `position`: its sidebar_position (after the last SOP)."""
     n = _module_number(module)
     title = mdx_safe(draft.title)
     overview = mdx_safe(draft.overview)
@@ -100,10 +107,11 @@ def render_new_sop(module: str, number: int, draft: SopDraft) -> tuple[str, str]
     if missing:
         raise ValueError(f"SOP draft has no usable {', '.join(missing)} after MDX sanitizing")
     slug = slugify(title)
-    path = sop_path(module, number, slug)
+    path = sop_path(module, number, slug, folder)
     full_title = f"SOP {n}.{number}: {title}"
     # JSON strings are valid YAML double-quoted scalars: quotes, colons and '#' stay literal.
-    frontmatter = f"---\nid: sop-{n}-{number}-{slug}\ntitle: {json.dumps(full_title, ensure_ascii=False)}\n---\n"
+    sidebar = f"sidebar_position: {int(position)}\n" if position is not None else ""
+    frontmatter = f"---\nid: sop-{n}-{number}-{slug}\ntitle: {json.dumps(full_title, ensure_ascii=False)}\n{sidebar}---\n"
     content = "\n".join([
         frontmatter,
         f"# {full_title}\n",
@@ -128,3 +136,24 @@ def _check(path: str, content: str, title: str) -> None:
         raise ValueError(f"rendered SOP title reads back as {doc.title!r}, expected {title!r}")
     if hazards := find_hazards(content):
         raise ValueError(f"rendered SOP has MDX hazards: {hazards}")
+
+
+_POSITION = re.compile(r"^sidebar_position:\s*(\d+)\s*$", re.MULTILINE)
+
+
+def module_layout(module: str, docs: Iterable[tuple[str, str | None, str]]) -> tuple[str | None, int | None]:
+    """(folder, next sidebar position) for a new SOP of `module`, from the SOPs already there.
+
+    docs: (path, module, content). The folder is the one holding most of the module's SOPs,
+    whatever its name (`module-2-lead-management/`); the position follows the folder's last one.
+    """
+    folders: dict[str, list[str]] = {}
+    for path, doc_module, content in docs:
+        if doc_module == module:
+            folders.setdefault(str(PurePosixPath(path).parent), []).append(content)
+    if not folders:
+        return None, None
+    folder = max(sorted(folders), key=lambda f: len(folders[f]))
+    positions = [int(m.group(1)) for content in folders[folder]
+                 if (m := _POSITION.search(content.split("\n---", 1)[0] if content.startswith("---") else ""))]
+    return folder, (max(positions) + 1 if positions else None)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, costs, lifecycle, matching, store
+from playbook_sync import adhoc, calibration, costs, lifecycle, retrieval, store
 from playbook_sync.deps import Deps
 from playbook_sync.errors import ConfigError
 from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401  (finalize_run: the chord callback's name here)
@@ -76,6 +76,9 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         ids = planned.entry_ids if planned is not None else store.owed_entry_ids(session)
         with costs.metered(session, deps.ledger, run_id=run.id, apart=True) as entries_meter:
             embed_entries(session, deps.embedder, ids)
+        session.flush()
+        run.calibration = calibration.calibrate(*calibration.null_scores(session, entry_ids=ids, k=deps.settings.top_k),
+                                                model=deps.embedder.model, settings=deps.settings)
         store.add_items(session, run_id=run.id, entry_ids=ids)
         run.entries_processed = len(ids)
         # The run log: each SOP skipped, then the embedders' warnings (e.g. inputs truncated to the model's limit).
@@ -103,12 +106,16 @@ def sync_sops(session: Session, deps: Deps, run: SyncRun) -> list[Problem]:
     if not checkup.docs:  # nothing readable: a wrong setting, not a playbook to empty
         _no_sops(deps, run.base_sha, len(checkup.paths))
     changed = [doc for path, doc in checkup.docs.items() if cache.get(path) != (doc.content_hash, model)]
-    store.delete_sops(session, paths=[p for p in cache if p not in checkup.docs])
+    removed = [p for p in cache if p not in checkup.docs]
+    store.delete_sops(session, paths=removed)
     texts = [t for doc in changed for t in [whole_embedding_text(doc), *(section_embedding_text(doc, s) for s in doc.sections)]]
     vectors = iter(embed_all(deps.embedder, texts))
     for doc in changed:
         whole = next(vectors)
         store.replace_sop(session, doc=doc, model=model, whole=whole, sections=[next(vectors) for _ in doc.sections])
+    session.flush()
+    if changed or removed or retrieval.lexicon_missing(session):
+        retrieval.refresh_lexicon(session)  # BM25's IDF follows the playbook
     return [problems[0] for problems in unreadable.values()]
 
 
@@ -151,8 +158,9 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
         with costs.metered(session, deps.ledger, run_id=run_id, entry_id=entry_id):
             embed_entries(session, deps.embedder, [entry_id])
         session.flush()
-    bands = deps.settings.bands_for(deps.embedder.model)
-    best, candidates = matching.candidates(session, vector=store.embedding_of(entry_id), k=deps.settings.top_k, bands=bands)
+    run = session.get(SyncRun, run_id)
+    gate = calibration.gate_of(run.calibration if run else None, deps.settings, deps.embedder.model)
+    best, candidates = retrieval.candidates(session, entry_id=entry_id, k=deps.settings.top_k, gate=gate)
     item.best_score = best
     answered: list[Decision] = []
     if candidates:

@@ -81,7 +81,7 @@ def build(session: Session, settings: Settings, repo: PlaybookRepo, run: SyncRun
             "errors": [line for line in (run.error_log or "").splitlines() if line.strip()],
         },
         "counts": counts,
-        "histogram": _histogram(run, items, settings),
+        "histogram": _calibrated(run, _histogram(run, items, settings)),
         "sops": _sop_changes(session, repo, settings.docs_root, run),
         "clusters": _clusters(session, run, settings),
         "cost": _cost(session, run),
@@ -106,6 +106,17 @@ def _histogram(run: SyncRun, items, settings: Settings) -> dict:
         return {"strong": bands.strong, "weak": bands.weak} | dict(run.score_histogram)
     scores = [i.best_score for i in items if i.best_score is not None]
     return lifecycle.histogram(scores) | {"strong": bands.strong, "weak": bands.weak}
+
+
+def _calibrated(run: SyncRun, histogram: dict) -> dict:
+    """The bands this run used (calibration.py): relative to each entry's baseline, unless pinned."""
+    from playbook_sync.calibration import describe
+
+    record = run.calibration or {}
+    shown = {"calibration": describe(run.calibration), "null": record.get("null")}
+    if record.get("mode") == "absolute":
+        shown |= {"strong": record["strong"], "weak": record["weak"]}
+    return histogram | shown
 
 
 def diff_text(path: str, old: str | None, new: str | None) -> str:

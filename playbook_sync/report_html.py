@@ -222,6 +222,7 @@ def render(report: dict) -> str:
 <section id="counts"><div class="stats">{stats}</div><div class="bar">{bar}</div><div class="legend">{legend}</div></section>
 <section class="card" id="histogram"><h2>Best-match similarity <span class="muted small">({h.get("n", 0)} entries; bands for {_e(run["embedding_model"])})</span></h2>
 {histogram_svg(h)}
+{"".join(f'<p class="muted small">{_e(line)}</p>' for line in h.get("calibration", []))}
 <div class="legend"><span><i style="background:#8c959f"></i>no match → orphan</span><span><i style="background:#d4a72c"></i>weak candidate</span><span><i style="background:#2da44e"></i>strong candidate</span></div></section>
 <section class="card" id="changes"><h2>SOP changes</h2>{_sops(report["sops"])}</section>
 <section class="card" id="clusters"><h2>Orphan clusters <span class="muted small">({report["clusters"]["open_total"]} open; promotion needs both bars full)</span></h2>{_clusters(report["clusters"])}</section>

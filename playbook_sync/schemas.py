@@ -113,6 +113,7 @@ class Entry(BaseModel):
     transcript_type: TranscriptType
     tags: list[str] = Field(default_factory=list)
     source_ref: str | None = None
+    created_at: datetime | None = None  # when it was said: callouts name it (provenance)
 
 
 class Section(BaseModel):

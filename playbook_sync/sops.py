@@ -25,7 +25,8 @@ from playbook_sync.schemas import Section, SopDoc
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_MODULE = re.compile(r"(?:^|/)(module-\d+)(?:/|$)")
+# A module folder is `module-4` or named like `module-2-lead-management`; either way the module is `module-N`.
+_MODULE = re.compile(r"(?:^|/)module-0*(\d+)(?:[-_][^/]*)?/")
 
 
 # Problems after which a doc is not parsed at all: it is neither embedded nor edited.
@@ -76,9 +77,9 @@ def content_hash(content: bytes | str) -> str:
 
 
 def module_of(path: str) -> str | None:
-    """`module-4` from `docs/sops/module-4/...`, else None."""
+    """`module-4` from `docs/sops/module-4/...` or `docs/sops/module-4-customer-success/...`, else None."""
     match = _MODULE.search(path)
-    return match.group(1) if match else None
+    return f"module-{match.group(1)}" if match else None
 
 
 def is_doc(path: str, docs_root: str = "docs") -> bool:

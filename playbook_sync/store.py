@@ -271,6 +271,8 @@ def sop_cache(session: Session) -> dict[str, tuple[str, str]]:
 
 def replace_sop(session: Session, *, doc: SopDoc, model: str, whole: list[float], sections: list[list[float]]) -> None:
     """Store an SOP and its section vectors, replacing any older version."""
+    from playbook_sync.sops import section_embedding_text
+
     session.execute(delete(SopEmbedding).where(SopEmbedding.file_path == doc.path))
     row = SopEmbedding(
         file_path=doc.path, content_hash=doc.content_hash, embedding=whole, embedding_model=model,
@@ -279,7 +281,8 @@ def replace_sop(session: Session, *, doc: SopDoc, model: str, whole: list[float]
     session.add(row)
     session.flush()
     session.add_all(
-        SopSection(sop_embedding_id=row.id, file_path=doc.path, heading=s.heading, position=i, embedding=v)
+        SopSection(sop_embedding_id=row.id, file_path=doc.path, heading=s.heading, position=i, embedding=v,
+                   body=section_embedding_text(doc, s))  # the lexical side of hybrid retrieval reads this
         for i, (s, v) in enumerate(zip(doc.sections, sections, strict=True))
     )
 
@@ -340,3 +343,15 @@ def entry_contents(session: Session, *, entry_ids: Iterable[uuid.UUID]) -> dict[
     if not ids:
         return {}
     return dict(session.execute(select(KnowledgeEntry.id, KnowledgeEntry.content).where(KnowledgeEntry.id.in_(ids))).all())
+
+
+def recent_embedded_entry_ids(session: Session, *, model: str, limit: int) -> list[uuid.UUID]:
+    """The newest entries embedded with `model` (a calibration sample)."""
+    return list(session.scalars(select(KnowledgeEntry.id).where(KnowledgeEntry.embedding_model == model)
+                                .order_by(KnowledgeEntry.created_at.desc()).limit(limit)))
+
+
+def last_calibrated_run(session: Session) -> SyncRun | None:
+    """The newest run that recorded a calibration."""
+    return session.scalars(select(SyncRun).where(SyncRun.calibration.is_not(None))
+                           .order_by(SyncRun.run_at.desc()).limit(1)).first()

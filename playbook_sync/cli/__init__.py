@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from playbook_sync.cli import history, playbook, run
+from playbook_sync.cli import calibrate, history, playbook, run
 from playbook_sync.cli.shared import console, print_error, sentence, set_debug
 
 app = typer.Typer(help="Keep a Docusaurus playbook alive from captured call knowledge.", no_args_is_help=True)
@@ -25,6 +25,7 @@ app.add_typer(run.enqueue_app, name="enqueue")
 app.command()(history.report)
 app.command()(playbook.validate)
 app.command()(playbook.flower)
+app.command()(calibrate.calibrate)
 
 
 def _print_version(value: bool) -> None:

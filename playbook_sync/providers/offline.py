@@ -205,7 +205,11 @@ class OfflineLLM:
         decisions = [self._decide(request.entry.content, c) for c in request.candidates]
         covered = next((d for d in decisions if d.action == Action.redundant), None)
         if covered is None:
-            return decisions
+            # One home per entry: candidates come best first (fused ranking), so the first SOP it
+            # enriches is where it belongs; a heuristic cannot argue that it also belongs elsewhere.
+            home = next((d for d in decisions if d.action == Action.enrich), None)
+            note = {"action": Action.tangential, "rationale": f"Belongs in {home.sop_path if home else ''}, a better match."}
+            return [d.model_copy(update=note) if d.action == Action.enrich and d is not home else d for d in decisions]
         # Knowledge the playbook already holds is not copied into a second SOP: a
         # reviewer would see the same advice twice.
         note = f"Already covered by {covered.sop_path}; adding it here would duplicate it."

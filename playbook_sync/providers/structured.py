@@ -18,6 +18,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from playbook_sync import callouts, prompts
+from playbook_sync.homes import limit_homes
 from playbook_sync.providers.base import ProviderError
 from playbook_sync.schemas import (
     CalloutDraft,
@@ -146,7 +147,7 @@ def _validate(model: type[M], data: object) -> M:
 
 
 def parse_classification(data: object, request: ClassifyRequest) -> list[Decision]:
-    """Exactly one decision per candidate, in candidate order."""
+    """Exactly one decision per candidate, in candidate order; `enrich` for at most two SOPs."""
     answer = _validate(_Classification, data)
     wanted = [c.sop_path for c in request.candidates]
     got: dict[str, _Decision] = {}
@@ -159,8 +160,9 @@ def parse_classification(data: object, request: ClassifyRequest) -> list[Decisio
     missing = [p for p in wanted if p not in got]
     if missing:
         raise InvalidAnswer(f"no decision for {', '.join(missing)}")
-    return [Decision(sop_path=p, action=got[p].action, section=got[p].section or None,
-                     rationale=got[p].rationale, confidence=got[p].confidence) for p in wanted]
+    decisions = [Decision(sop_path=p, action=got[p].action, section=got[p].section or None,
+                          rationale=got[p].rationale, confidence=got[p].confidence) for p in wanted]
+    return limit_homes(request.candidates, decisions)  # one home per entry (two when the model says so)
 
 
 def callout_header(kind: CalloutKind, entries: Sequence[Entry]) -> tuple[str, str]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from playbook_sync import matching
+from playbook_sync import matching, retrieval, store
+from playbook_sync.calibration import Gate
 from playbook_sync.config import Bands
-from playbook_sync.models import DIMENSIONS, SopEmbedding, SopSection
+from playbook_sync.models import DIMENSIONS, KnowledgeEntry, SopEmbedding, SopSection
+from playbook_sync.schemas import EntryIn
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +59,8 @@ def test_best_section_decides_and_top_k_distinct_sops(deps):
     assert {h for _, h, _ in nearest} == {"near"}
 
 
-def test_an_sop_with_many_similar_sections_does_not_crowd_out_the_others(deps):
-    """One SOP whose sections all sit nearer than anything else fills the nearest-section pool;
-    candidates are per SOP, so the next SOPs still come back, each with its best section."""
-    flood = 4 * max(3 * matching.SECTIONS_PER_SOP, 40)  # several times the pool
+def _flood(deps, flood: int) -> None:
+    """docs/flood.md: `flood` sections nearer than anything else; a..d: one near section each, farther and farther."""
     with deps.session() as s:
         s.query(SopSection).delete()
         s.query(SopEmbedding).delete()
@@ -73,10 +75,34 @@ def test_an_sop_with_many_similar_sections_does_not_crowd_out_the_others(deps):
             s.flush()
             s.add(SopSection(sop_embedding_id=row.id, file_path=row.file_path, heading="far", position=0, embedding=vec(0, 1)))
             s.add(SopSection(sop_embedding_id=row.id, file_path=row.file_path, heading="near", position=1, embedding=vec(1, near)))
+
+
+FLOOD_SIMILARITIES = [round(1 / (1 + 1e-6) ** 0.5, 4), round(1 / 1.25 ** 0.5, 4), round(1 / 1.64 ** 0.5, 4)]
+
+
+def test_an_sop_with_many_similar_sections_does_not_crowd_out_the_others(deps):
+    """One SOP whose sections all sit nearer than anything else fills the nearest-section pool;
+    candidates are per SOP, so the next SOPs still come back, each with its best section.
+    The run's entry point is retrieval.candidates (hybrid); matching.nearest_sops is the vector-only ranking."""
+    _flood(deps, 4 * max(3 * matching.SECTIONS_PER_SOP, 40, retrieval.POOL))  # several times either pool
+    entry_id = uuid.uuid4()
+    with deps.session() as s:
+        store.upsert_entries(s, entries=[EntryIn(id=entry_id, category="insight", content="x", transcript_type="sales")])
+        s.flush()
+        row = s.get(KnowledgeEntry, entry_id)
+        row.embedding, row.embedding_model = vec(1, 0), "m"
+    with deps.session() as s:
+        retrieval.refresh_lexicon(s)
+        hits, _ = retrieval.hybrid_sops(s, entry_id=entry_id, k=3)
+        best_h, cands_h = retrieval.candidates(s, entry_id=entry_id, k=3, gate=Gate(mode="absolute", strong=0.9, weak=0.5))
+    assert [(h.sop_path, h.section) for h in hits] == [("docs/flood.md", "f0"), ("docs/a.md", "near"), ("docs/b.md", "near")]
+    assert [round(h.similarity, 4) for h in hits] == FLOOD_SIMILARITIES
+    assert round(best_h, 4) == FLOOD_SIMILARITIES[0]
+    assert [(c.sop_path, c.section, c.band) for c in cands_h] == [
+        ("docs/flood.md", "f0", "strong"), ("docs/a.md", "near", "weak"), ("docs/b.md", "near", "weak")]
     with deps.session() as s:
         nearest = matching.nearest_sops(s, vector=vec(1, 0), k=3)
         best, cands = matching.candidates(s, vector=vec(1, 0), k=3, bands=Bands(strong=0.9, weak=0.5))
     assert [(p, h) for p, h, _ in nearest] == [("docs/flood.md", "f0"), ("docs/a.md", "near"), ("docs/b.md", "near")]
-    assert [round(sim, 4) for _, _, sim in nearest] == [round(1 / (1 + 1e-6) ** 0.5, 4), round(1 / 1.25 ** 0.5, 4),
-                                                         round(1 / 1.64 ** 0.5, 4)]
+    assert [round(sim, 4) for _, _, sim in nearest] == FLOOD_SIMILARITIES
     assert [(c.sop_path, c.band) for c in cands] == [("docs/flood.md", "strong"), ("docs/a.md", "weak"), ("docs/b.md", "weak")]

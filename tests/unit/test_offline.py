@@ -130,6 +130,13 @@ def _classify(content: str, *candidates: Candidate) -> list[Decision]:
     return OfflineLLM().classify(ClassifyRequest(entry=_entry(content), candidates=list(candidates)))
 
 
+def test_an_entry_gets_one_home_from_the_offline_classifier():
+    both = _classify("Lowercase cold email subject lines of four words get more opens.",
+                     _candidate("strong", 0.5, "docs/a.md"), _candidate("strong", 0.45, "docs/b.md"))
+    assert [d.action for d in both] == [Action.enrich, Action.tangential]
+    assert "docs/a.md" in both[1].rationale
+
+
 def test_classify_yields_each_action_on_crafted_inputs():
     assert isinstance(OfflineLLM(), LLM)
     redundant = _classify("Keep cold emails under 100 words and end with a single low-friction question.",

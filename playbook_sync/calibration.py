@@ -1,0 +1,145 @@
+"""Bands that fit the playbook: a null distribution of similarities, measured per run.
+
+An absolute band (0.75/0.60 for text-embedding-3-small, 0.35/0.20 offline) says nothing
+about a given playbook: on long SOPs the right match of the offline embedder scored a
+median 0.19 and off-topic text 0.11, so a 0.20 weak band cut half of the true matches. What
+does transfer is the playbook's own contrast: how an entry scores against SOPs it is not
+about. At the start of each run we take a sample of the run's entries and find, for each,
+the best-section similarity of the SOPs beyond its top k (within its nearest sections).
+Their median is that entry's baseline: text full of generic words resembles every SOP a
+little, a terse note resembles none, and only how far a candidate stands above the entry's
+own baseline says whether it is about that SOP. The null distribution is how far the best
+of those unrelated SOPs (rank k+1) stands above its entry's baseline — the best, because a
+candidate is itself the best of many SOPs, and the maximum of many unrelated scores stands
+out by chance. It gives the bands:
+
+- weak   = its 90th percentile: the candidate stands out more than the best unrelated SOP
+           does for 9 in 10 entries;
+- strong = its 99th percentile.
+
+The quantiles are the conventional significance levels, not numbers fitted to one corpus;
+the fused rank decides which SOPs are candidates and in what order (the classifier sees
+the best first). Settings still pin bands: PLAYBOOK_SYNC_BANDS set → absolute bands, and
+the run records that they were pinned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from playbook_sync.config import Settings
+
+SAMPLE = 200  # entries whose scores form the null (deterministic: the first by id)
+POOL = 200  # nearest sections per sampled entry
+MIN_NULL = 30  # fewer null scores than this: not enough to calibrate, the configured bands apply
+WEAK_QUANTILE, STRONG_QUANTILE = 0.90, 0.99
+
+_NULL_SQL = """
+SELECT e.id, n.file_path, max(1 - n.distance) AS similarity
+FROM cp_knowledge_entries e
+CROSS JOIN LATERAL (
+    SELECT s.file_path, s.embedding <=> e.embedding AS distance
+    FROM cp_sop_sections s ORDER BY s.embedding <=> e.embedding LIMIT :pool) n
+WHERE e.id = ANY(:ids) AND e.embedding IS NOT NULL
+GROUP BY e.id, n.file_path
+"""
+
+
+def baseline(per_sop: Sequence[float], k: int) -> float | None:
+    """An entry's own null level: the median best-section similarity of the SOPs after its top k."""
+    rest = sorted(per_sop, reverse=True)[k:]
+    return float(np.median(rest)) if rest else None
+
+
+def null_scores(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int, sample: int = SAMPLE) -> tuple[list[float], list[float]]:
+    """(similarities of the SOPs ranked after each sampled entry's top k, and per entry the excess of the
+    best of them over that entry's baseline): entries that resemble everything (generic words) and
+    entries that resemble little are put on one scale."""
+    ids = sorted(entry_ids)[:sample]
+    if not ids:
+        return [], []
+    session.execute(text(f"SET LOCAL hnsw.ef_search = {POOL}"))
+    per_entry: dict[uuid.UUID, list[float]] = {}
+    for entry_id, _path, similarity in session.execute(text(_NULL_SQL), {"ids": ids, "pool": POOL}):
+        per_entry.setdefault(entry_id, []).append(float(similarity))
+    raw, excess = [], []
+    for scores in per_entry.values():
+        rest, level = sorted(scores, reverse=True)[k:], baseline(scores, k)
+        raw += rest
+        # The best unrelated SOP, not a typical one: a candidate is the maximum over many SOPs, so it
+        # must be compared with the maximum of the null (its first order statistic), or chance wins.
+        excess += [rest[0] - level] if level is not None else []
+    return raw, excess
+
+
+@dataclass(frozen=True)
+class Gate:
+    """How a candidate's similarity is banded: above the entry's baseline (calibrated) or absolute (pinned)."""
+
+    mode: str  # excess | absolute
+    strong: float
+    weak: float
+
+    def band(self, similarity: float, level: float | None) -> str:
+        value = similarity - (level or 0.0) if self.mode == "excess" else similarity
+        if value >= self.strong:
+            return "strong"
+        return "weak" if value >= self.weak else "none"
+
+
+def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, settings: Settings) -> dict:
+    """The run's calibration record: the null's summary and histogram, and the bands it gives."""
+    pinned = "bands" in settings.model_fields_set
+    record: dict = {"model": model, "null": {"n": len(raw)}, "pinned": pinned}
+    if raw:
+        values = np.asarray(raw, dtype=float)
+        record["null"] |= {"median": round(float(np.median(values)), 4),
+                           "p90": round(float(np.quantile(values, WEAK_QUANTILE)), 4),
+                           "p99": round(float(np.quantile(values, STRONG_QUANTILE)), 4),
+                           "histogram": _histogram(values)}
+    configured = settings.bands_for(model)
+    if pinned or len(excess) < MIN_NULL:
+        record |= {"mode": "absolute", "strong": configured.strong, "weak": configured.weak,
+                   "source": "pinned in settings" if pinned else f"configured (only {len(excess)} null scores)"}
+    else:
+        values = np.asarray(excess, dtype=float)
+        # "higher": an observed value (an order statistic), so at most 1 in 10 null scores exceeds weak.
+        record |= {"mode": "excess", "strong": round(float(np.quantile(values, STRONG_QUANTILE, method="higher")), 4),
+                   "weak": round(float(np.quantile(values, WEAK_QUANTILE, method="higher")), 4),
+                   "source": f"calibrated on {len(excess)} null scores"}
+    return record
+
+
+def _histogram(values: np.ndarray, step: float = 0.05) -> dict:
+    """Counts in fixed bins of `step` over [0, 1], the same shape as the run's best-match histogram."""
+    bins = int(round(1 / step))
+    counts = np.bincount(np.clip((values / step).astype(int), 0, bins - 1), minlength=bins)
+    return {"step": step, "counts": counts.tolist(), "n": int(len(values))}
+
+
+def gate_of(record: dict | None, settings: Settings, model: str) -> Gate:
+    """The gate a run uses: its calibration record, else the configured bands."""
+    if not record or "strong" not in record:
+        configured = settings.bands_for(model)
+        return Gate("absolute", configured.strong, configured.weak)
+    return Gate(record.get("mode", "absolute"), record["strong"], min(record["weak"], record["strong"]))
+
+
+def describe(record: dict | None) -> list[str]:
+    """Lines for the CLI and the report."""
+    if not record:
+        return ["no calibration recorded for this run"]
+    null = record.get("null", {})
+    above = " above the entry's baseline" if record.get("mode") == "excess" else ""
+    lines = [f"embedding model: {record.get('model')}",
+             f"bands: strong {record['strong']:+.3f}, weak {record['weak']:+.3f}{above} ({record['source']})"]
+    if null.get("n"):
+        lines.append(f"null distribution (SOPs beyond each entry's top k): n={null['n']}, median {null['median']:.3f}, "
+                     f"p90 {null['p90']:.3f}, p99 {null['p99']:.3f}")
+    return lines

@@ -1,0 +1,175 @@
+"""Hybrid retrieval in PostgreSQL: BM25 over SOP sections fused with the pgvector ranking.
+
+Why both: on long real SOPs the embedder's similarity of the right SOP sits barely above
+that of unrelated ones (the offline embedder scored a median 0.19 against 0.11 on a real
+playbook), while the rare words an entry shares with its home section (a product term, a
+process name) are exactly what a bag-of-words ranking with inverse document frequency
+rewards. Reciprocal rank fusion needs no common scale between the two, so the embedder
+stays swappable (offline or OpenAI) without re-weighting anything.
+
+Everything runs in one SQL statement per entry: the entry's lexemes (English stemming, as
+the sections' generated `search` tsvector), their IDF from the playbook's own sections
+(cp_sop_lexicon, refreshed when SOPs change), BM25 per section over the GIN index, the
+nearest sections by HNSW, RRF at section level, then the best section per SOP and the top-k
+SOPs — so one SOP with many similar sections cannot crowd the others out of the list.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, defer
+
+from playbook_sync.calibration import Gate, baseline
+from playbook_sync.headings import is_generic
+from playbook_sync.models import SopEmbedding, SopSearchStats
+from playbook_sync.schemas import Candidate
+
+# The constant of reciprocal rank fusion (Cormack et al., 2009): 60 damps the head of each
+# list so neither ranking alone decides; it is the published default, not fitted here.
+RRF_K = 60
+# BM25's usual constants (Robertson & Zaragoza): term-frequency saturation and length normalisation.
+BM25_K1, BM25_B = 1.2, 0.75
+# Sections taken from each ranking before fusing; the vector side reads them off the HNSW index.
+POOL = 200
+# The entry's most informative lexemes (by IDF) that query the GIN index; a long entry would
+# otherwise match nearly every section through its common words.
+MAX_TERMS = 32
+
+@dataclass(frozen=True)
+class Hit:
+    """One SOP in the fused ranking, with the section that placed it there."""
+
+    sop_path: str
+    section: str  # best fused section that is not a generic one (else the best one)
+    similarity: float  # embedder similarity of the SOP's best section (what bands are calibrated on)
+    fused: float  # RRF score of the SOP's best section
+    rank: int  # 1-based position in the fused ranking
+    agreed: bool = False  # it holds the best section of both rankings: lexical and vector agree
+
+
+_ENTRY_TERMS = """
+    terms AS MATERIALIZED (
+        SELECT l.word, ln(1 + (st.sections - l.ndoc + 0.5) / (l.ndoc + 0.5)) AS idf
+        FROM cp_knowledge_entries e
+        CROSS JOIN cp_sop_search_stats st
+        CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', e.content || ' ' || coalesce(e.context, '')))) AS w
+        JOIN cp_sop_lexicon l ON l.word = w
+        WHERE e.id = :entry_id
+        ORDER BY idf DESC LIMIT :max_terms),
+    query AS (SELECT string_agg(quote_literal(word), ' | ')::tsquery AS q FROM terms)"""
+
+HYBRID_SQL = f"""
+WITH {_ENTRY_TERMS},
+    lexical AS (
+        SELECT s.id, s.file_path, s.heading,
+               sum(t.idf * (array_length(u.positions, 1) * ({BM25_K1} + 1))
+                   / (array_length(u.positions, 1)
+                      + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * length(s.search) / st.avg_length))) AS score
+        FROM cp_sop_sections s
+        CROSS JOIN query
+        CROSS JOIN cp_sop_search_stats st
+        CROSS JOIN LATERAL unnest(s.search) AS u
+        JOIN terms t ON t.word = u.lexeme
+        WHERE s.search @@ query.q
+        GROUP BY s.id, s.file_path, s.heading
+        ORDER BY score DESC LIMIT :pool),
+    nearest AS (
+        SELECT id, file_path, heading, embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id) AS distance
+        FROM cp_sop_sections
+        ORDER BY distance LIMIT :pool),
+    ranked AS (
+        SELECT coalesce(l.id, v.id) AS id, coalesce(l.file_path, v.file_path) AS file_path,
+               coalesce(l.heading, v.heading) AS heading, 1 - v.distance AS similarity,
+               coalesce(1.0 / ({RRF_K} + l.rank), 0) + coalesce(1.0 / ({RRF_K} + v.rank), 0) AS fused,
+               l.rank AS lexical_rank, v.rank AS vector_rank
+        FROM (SELECT *, rank() OVER (ORDER BY score DESC) AS rank FROM lexical) l
+        FULL JOIN (SELECT *, rank() OVER (ORDER BY distance) AS rank FROM nearest) v ON v.id = l.id)
+SELECT file_path, heading, similarity, fused, lexical_rank, vector_rank FROM ranked ORDER BY fused DESC, file_path, heading
+"""
+
+# The embedder similarity of named SOPs' best sections (for SOPs only the lexical side found).
+_BEST_SIMILARITY_SQL = """
+SELECT DISTINCT ON (file_path) file_path, heading, 1 - (embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id))
+FROM cp_sop_sections WHERE file_path = ANY(:paths)
+ORDER BY file_path, embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id)
+"""
+
+
+_OTHER_SOPS_SQL = """
+SELECT file_path, heading, similarity FROM (
+    SELECT DISTINCT ON (file_path) file_path, heading,
+           1 - (embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id)) AS similarity
+    FROM cp_sop_sections WHERE NOT (file_path = ANY(:seen))
+    ORDER BY file_path, embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id)) best
+ORDER BY similarity DESC LIMIT :k
+"""
+
+
+def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = POOL) -> tuple[list[Hit], float | None]:
+    """The k SOPs ranked by the fused score of their best section (lexical BM25 + vector, RRF), and the
+    entry's baseline similarity (calibration.baseline over the SOPs of its nearest sections)."""
+    pool = max(pool, k * 12)
+    # As in matching.py: keep the planner on the HNSW index (a high ef_search makes it cost an exact scan
+    # as cheaper), and only for this statement.
+    session.execute(text(f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off"))
+    rows = session.execute(text(HYBRID_SQL), {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS}).all()
+    session.execute(text("SET LOCAL enable_seqscan = on"))
+    per_sop: dict[str, dict] = {}
+    for path, heading, similarity, fused, lexical_rank, vector_rank in rows:
+        sop = per_sop.setdefault(path, {"fused": float(fused), "section": None, "any": heading, "similarity": None,
+                                        "agreed": set()})
+        sop["agreed"] |= {side for side, r in (("lexical", lexical_rank), ("vector", vector_rank)) if r == 1}
+        if sop["section"] is None and not is_generic(heading):
+            sop["section"] = heading
+        if similarity is not None and (sop["similarity"] is None or similarity > sop["similarity"]):
+            sop["similarity"] = float(similarity)
+    if len(per_sop) < k and len(rows) >= pool:
+        # A few SOPs with many similar sections filled both pools: the other SOPs are ranked exactly, best
+        # section per SOP, after every pooled one (they are farther than all of the vector pool).
+        for i, (path, heading, similarity) in enumerate(session.execute(text(_OTHER_SOPS_SQL), {
+                "entry_id": entry_id, "seen": list(per_sop), "k": k - len(per_sop)}), start=1):
+            per_sop[path] = {"fused": 1.0 / (RRF_K + pool + i), "section": None if is_generic(heading) else heading,
+                             "any": heading, "similarity": float(similarity), "agreed": set()}
+    level = baseline([s["similarity"] for s in per_sop.values() if s["similarity"] is not None], k)
+    top = sorted(per_sop.items(), key=lambda kv: (-kv[1]["fused"], kv[0]))[:k]
+    missing = [p for p, sop in top if sop["similarity"] is None]
+    if missing:
+        for path, _heading, similarity in session.execute(text(_BEST_SIMILARITY_SQL), {"entry_id": entry_id, "paths": missing}):
+            per_sop[path]["similarity"] = float(similarity)
+    return [Hit(sop_path=p, section=sop["section"] if sop["section"] is not None else sop["any"],
+                similarity=sop["similarity"] if sop["similarity"] is not None else 0.0, fused=sop["fused"], rank=i,
+                agreed=sop["agreed"] == {"lexical", "vector"})
+            for i, (p, sop) in enumerate(top, start=1)], level
+
+
+def refresh_lexicon(session: Session) -> None:
+    """Document frequency of every lexeme over the playbook's sections, for BM25's IDF (after SOP changes)."""
+    session.execute(text("DELETE FROM cp_sop_lexicon"))
+    session.execute(text("INSERT INTO cp_sop_lexicon (word, ndoc) SELECT word, ndoc FROM ts_stat('SELECT search FROM cp_sop_sections')"))
+    session.execute(text("DELETE FROM cp_sop_search_stats"))
+    session.execute(text("INSERT INTO cp_sop_search_stats (id, sections, avg_length) "
+                         "SELECT 1, count(*), coalesce(avg(length(search)), 1) FROM cp_sop_sections"))
+
+
+def lexicon_missing(session: Session) -> bool:
+    """No BM25 statistics yet (a fresh database, or sections stored by other means)."""
+    return session.get(SopSearchStats, 1) is None
+
+
+def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate) -> tuple[float | None, list[Candidate]]:
+    """The best similarity among the fused top k, and the candidates worth the classifier's time, in fused order."""
+    hits, level = hybrid_sops(session, entry_id=entry_id, k=k)
+    if not hits:
+        return None, []
+    kept = [(h, b) for h in hits if (b := gate.band(h.similarity, level)) != "none"]
+    rows = {r.file_path: r for r in session.scalars(select(SopEmbedding).options(defer(SopEmbedding.embedding))
+                                                    .where(SopEmbedding.file_path.in_([h.sop_path for h, _ in kept])))}
+    return max(h.similarity for h in hits), [
+        Candidate(sop_path=h.sop_path, title=rows[h.sop_path].title, section=h.section, similarity=h.similarity,
+                  band=b, sop_text=rows[h.sop_path].content)
+        for h, b in kept if h.sop_path in rows
+    ]
+

@@ -1,0 +1,139 @@
+"""Hybrid retrieval in PostgreSQL (issue 11 #1) and the run's calibration (#2), on the real database."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from playbook_sync import db, matching, pipeline, retrieval, store
+from playbook_sync.models import DIMENSIONS, KnowledgeEntry, SopLexicon, SopSection, SyncRun
+from playbook_sync.schemas import EntryIn
+from playbook_sync.sops import parse_sop
+
+pytestmark = pytest.mark.integration
+
+
+def vec(*head: float) -> list[float]:
+    return list(head) + [0.0] * (DIMENSIONS - len(head))
+
+
+def sop(path: str, title: str, sections: dict[str, str]) -> bytes:
+    body = "".join(f"## {heading}\n\n{text}\n\n" for heading, text in sections.items())
+    return f"---\nid: {path.rsplit('/', 1)[-1][:-3]}\ntitle: \"{title}\"\n---\n\n{body}".encode()
+
+
+def load(url: str, docs: dict[str, tuple[bytes, list[list[float]]]], entry: str, vector: list[float]) -> uuid.UUID:
+    entry_id = uuid.uuid4()
+    with db.session_scope(url) as session:
+        for path, (content, vectors) in docs.items():
+            doc = parse_sop(path, content)
+            store.replace_sop(session, doc=doc, model="m", whole=vectors[0], sections=vectors)
+        session.flush()
+        retrieval.refresh_lexicon(session)
+        store.upsert_entries(session, entries=[EntryIn(id=entry_id, category="insight", content=entry, transcript_type="sales")])
+        session.flush()
+        row = session.get(KnowledgeEntry, entry_id)
+        row.embedding, row.embedding_model = vector, "m"
+    return entry_id
+
+
+def test_lexical_ranking_finds_the_sop_the_vectors_miss(database_url):
+    # The entry names a rare process term that only one SOP's section uses; the vectors point elsewhere.
+    alpha = sop("docs/sops/module-1-a/sop-1-1-alpha.md", "SOP 1.1: Alpha",
+                {"1a. Escrow Reconciliation": "Match the escrow ledger to the bank statement every Friday.",
+                 "Glossary": "Escrow: money held by a third party."})
+    beta = sop("docs/sops/module-1-a/sop-1-2-beta.md", "SOP 1.2: Beta", {"1a. Weekly Meeting": "Hold the team meeting."})
+    entry_id = load(database_url, {"docs/sops/module-1-a/sop-1-1-alpha.md": (alpha, [vec(0, 1), vec(0, 1)]),
+                                   "docs/sops/module-1-a/sop-1-2-beta.md": (beta, [vec(1, 0.2)])},
+                    "The escrow reconciliation broke again before the meeting.", vec(1, 0.1))
+    with db.session_scope(database_url) as session:
+        vector_only = matching.nearest_sops(session, vector=store.embedding_of(entry_id), k=1)
+        hits, level = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
+    assert [p for p, _, _ in vector_only] == ["docs/sops/module-1-a/sop-1-2-beta.md"]
+    assert hits[0].sop_path == "docs/sops/module-1-a/sop-1-1-alpha.md"  # two lexical hits outrank one vector hit
+    assert hits[0].section == "1a. Escrow Reconciliation"  # never the glossary, though it names the term too
+    assert hits[0].similarity == pytest.approx(0.1 / 1.01 ** 0.5, abs=1e-5)  # the embedder's own score, for the bands
+    assert not hits[0].agreed and [h.rank for h in hits] == [1, 2]
+
+
+def test_an_sop_with_many_similar_sections_does_not_crowd_out_the_others(database_url):
+    big = sop("docs/sops/module-2-b/sop-2-1-big.md", "SOP 2.1: Big", {f"Part {i}": "Words." for i in range(retrieval.POOL + 20)})
+    small = sop("docs/sops/module-2-b/sop-2-2-small.md", "SOP 2.2: Small", {"1a. Only": "Other."})
+    entry_id = load(database_url, {"docs/sops/module-2-b/sop-2-1-big.md": (big, [vec(1, 0.01 * (i % 7)) for i in range(retrieval.POOL + 20)]),
+                                   "docs/sops/module-2-b/sop-2-2-small.md": (small, [vec(0.6, 0.8)])},
+                    "Nothing in common with either text.", vec(1, 0))
+    with db.session_scope(database_url) as session:
+        hits, _ = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
+    assert [h.sop_path for h in hits] == ["docs/sops/module-2-b/sop-2-1-big.md", "docs/sops/module-2-b/sop-2-2-small.md"]
+    assert hits[1].similarity == pytest.approx(0.6, abs=1e-5)
+
+
+def test_a_run_refreshes_the_lexicon_and_records_its_calibration(deps):
+    from datetime import UTC, datetime
+
+    from playbook_sync import demo
+
+    with deps.session() as session:
+        store.upsert_entries(session, entries=demo.entries(datetime.now(UTC)))
+    with deps.session() as session:
+        started = pipeline.start_run(session, deps)
+    with deps.session() as session:
+        run = session.get(SyncRun, started.run_id)
+        assert session.scalar(select(func.count()).select_from(SopLexicon)) > 100
+        assert session.scalar(select(func.count()).where(SopSection.body.is_(None))) == 0
+        record = run.calibration
+    assert record["mode"] == "excess" and record["null"]["n"] > 0
+    assert record["strong"] >= record["weak"] and record["source"].startswith("calibrated on")
+    with deps.session() as session:
+        result = pipeline.process_entry(session, deps, run_id=started.run_id, entry_id=started.entry_ids[0])
+    assert result["status"] in ("matched", "redundant", "orphaned")
+
+
+def test_calibrate_command_prints_histogram_null_and_bands(deps, monkeypatch):
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from playbook_sync import demo
+    from playbook_sync.cli import app
+    from playbook_sync.config import get_settings
+
+    settings = deps.settings
+    monkeypatch.setenv("PLAYBOOK_SYNC_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("PLAYBOOK_SYNC_BROKER_URL", settings.broker_url or "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("PLAYBOOK_SYNC_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    try:
+        before = CliRunner().invoke(app, ["calibrate"])
+        assert before.exit_code == 1 and "no run has recorded a calibration" in before.output
+        with deps.session() as session:
+            store.upsert_entries(session, entries=demo.entries(datetime.now(UTC)))
+        outcome = pipeline.run_inline(deps)
+        last = CliRunner().invoke(app, ["calibrate"])
+        dry = CliRunner().invoke(app, ["calibrate", "--dry-run"])
+    finally:
+        get_settings.cache_clear()
+    assert last.exit_code == 0, last.output
+    assert "bands: strong" in last.output and "best-match similarity per entry" in last.output
+    assert "null distribution" in last.output and "#" in last.output
+    assert dry.exit_code == 0 and "dry run over" in dry.output and "bands: strong" in dry.output
+
+    # Provenance (issue 11 #8): every block ends with who said it, on what kind of call, when; the
+    # commit lists the entry ids of each block.
+    import re
+    import subprocess
+
+    from playbook_sync.models import InsertedCallout
+
+    with deps.session() as session:
+        blocks = list(session.scalars(select(InsertedCallout)))
+    assert blocks and outcome["commit_sha"]
+    for block in blocks:
+        body = block.block.splitlines()[1]
+        assert re.search(r" -- .+, (coaching call|sales call|execution report), \d{4}-\d{2}-\d{2}", body), body
+    message = subprocess.run(["git", "-C", str(settings.playbook_path), "log", "-1", "--format=%B", outcome["commit_sha"]],
+                             capture_output=True, text=True, check=True).stdout
+    assert all(str(e) in message for block in blocks for e in block.entry_ids)
+

@@ -1,0 +1,177 @@
+"""Calibrated bands (issue 11 #2), one home per entry (#4), generic sections (#3), module folders (#5)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from playbook_sync import calibration
+from playbook_sync.callouts import choose_section
+from playbook_sync.config import Bands, Settings
+from playbook_sync.headings import is_generic
+from playbook_sync.homes import MAX_HOMES, limit_homes
+from playbook_sync.new_sop import module_layout, render_new_sop
+from playbook_sync.schemas import Action, CalloutKind, Candidate, Decision, SopDraft
+from playbook_sync.sops import module_of, parse_sop
+
+pytestmark = pytest.mark.unit
+MODEL = "offline-lexical-v1"
+scores = st.lists(st.floats(min_value=-1.0, max_value=1.0, allow_nan=False), min_size=0, max_size=300)
+
+
+@hsettings(deadline=None)
+@given(raw=scores, excess=scores)
+def test_calibrated_bands_are_ordered_and_come_from_the_null(raw, excess):
+    record = calibration.calibrate(raw, excess, model=MODEL, settings=Settings(_env_file=None))
+    assert record["strong"] >= record["weak"]
+    if len(excess) >= calibration.MIN_NULL:
+        assert record["mode"] == "excess"
+        assert min(excess) - 1e-4 <= record["weak"] <= record["strong"] <= max(excess) + 1e-4  # 4 decimals kept
+        above = sum(e > record["weak"] + 1e-4 for e in excess) / len(excess)  # the record keeps 4 decimals
+        assert above <= 1 - calibration.WEAK_QUANTILE + 1e-9  # at most 1 in 10 null scores clears weak (exact)
+    else:
+        assert record["mode"] == "absolute"  # too little data: the configured bands apply
+
+
+def test_pinned_bands_are_used_and_recorded():
+    settings = Settings(_env_file=None, bands={MODEL: Bands(strong=0.5, weak=0.3)})
+    record = calibration.calibrate([0.1] * 100, [0.01 * i for i in range(100)], model=MODEL, settings=settings)
+    assert (record["mode"], record["strong"], record["weak"], record["pinned"]) == ("absolute", 0.5, 0.3, True)
+    gate = calibration.gate_of(record, settings, MODEL)
+    assert [gate.band(s, 0.2) for s in (0.55, 0.35, 0.25)] == ["strong", "weak", "none"]
+
+
+@hsettings(deadline=None)
+@given(sims=st.lists(st.floats(min_value=0, max_value=1), min_size=2, max_size=40), k=st.integers(1, 5),
+       sim=st.floats(min_value=0, max_value=1), bump=st.floats(min_value=0, max_value=0.5))
+def test_gate_is_monotone_and_relative_to_the_entry_baseline(sims, k, sim, bump):
+    gate = calibration.Gate("excess", strong=0.1, weak=0.05)
+    level = calibration.baseline(sims, k)
+    order = {"none": 0, "weak": 1, "strong": 2}
+    assert order[gate.band(sim + bump, level)] >= order[gate.band(sim, level)]
+    # An entry that resembles everything (a higher baseline) needs a higher score for the same band.
+    if level is not None:
+        assert gate.band(sim, level + bump) in {b for b, v in order.items() if v <= order[gate.band(sim, level)]}
+
+
+def test_the_null_of_the_best_unrelated_sop_needs_the_order_statistic():
+    assert calibration.baseline([0.9, 0.5, 0.4, 0.2, 0.1], k=1) == pytest.approx(0.3)
+    assert calibration.baseline([0.9, 0.5], k=3) is None
+
+
+def _decision(path: str, action: Action) -> Decision:
+    return Decision(sop_path=path, action=action, rationale="fits")
+
+
+def _cand(path: str) -> Candidate:
+    return Candidate(sop_path=path, title=path, section="", similarity=0.3, band="weak")
+
+
+@hsettings(deadline=None)
+@given(actions=st.lists(st.sampled_from([Action.enrich, Action.redundant, Action.tangential]), min_size=1, max_size=6))
+def test_an_entry_enriches_at_most_two_sops_the_best_ranked(actions):
+    candidates = [_cand(f"docs/{i}.md") for i in range(len(actions))]
+    decisions = [_decision(c.sop_path, a) for c, a in zip(candidates, actions)]
+    out = limit_homes(candidates, list(reversed(decisions)))  # the classifier's order does not matter
+    kept = [d.sop_path for d in out if d.action == Action.enrich]
+    wanted = [c.sop_path for c, a in zip(candidates, actions) if a == Action.enrich][:MAX_HOMES]
+    assert sorted(kept) == sorted(wanted)
+    assert all("at most" in d.rationale for d in out if d.action == Action.tangential
+               and actions[int(d.sop_path[5:-3])] == Action.enrich)
+
+
+@pytest.mark.parametrize("heading", ["References", "Appendix A: Field Definitions", "4a. Maintenance Schedule",
+                                     "Glossary", "Revision History", "Table of Contents", "Resources", "Changelog"])
+def test_generic_headings(heading):
+    assert is_generic(heading)
+
+
+@pytest.mark.parametrize("heading", ["1c. Alignment Loop & Strategic Meeting Cadence", "Key Principles",
+                                     "Common Mistakes", "Step 2: Qualify the lead", "Why This Matters"])
+def test_procedure_headings_are_not_generic(heading):
+    assert not is_generic(heading)
+
+
+DOC = """---
+id: sop-2-3-demo
+title: "SOP 2.3: Demo"
+sidebar_position: 3
+---
+
+# SOP 2.3: Demo
+
+## 1a. Intake
+
+Take the request.
+
+## References
+
+- SOP 2.1
+
+## Appendix A: Fields
+
+Field list.
+"""
+
+
+def test_callouts_never_land_in_generic_sections_when_a_step_fits():
+    doc = parse_sop("docs/sops/module-2-lead-management/sop-2-3-demo.md", DOC.encode())
+    for kind in CalloutKind:
+        assert choose_section(doc, kind, "References").heading == "1a. Intake"
+        assert choose_section(doc, kind, None).heading == "1a. Intake"
+
+
+def test_module_folders_with_names_and_new_sops_placed_in_them():
+    assert module_of("docs/sops/module-2-lead-management/sop-2-3-demo.md") == "module-2"
+    assert module_of("docs/sops/module-4/sop-4-1-x.md") == "module-4"
+    assert module_of("docs/sops/module-12_ops/x.md") == "module-12"
+    assert module_of("docs/sops/modules.md") is None
+    docs = [("docs/sops/module-2-lead-management/sop-2-3-demo.md", "module-2", DOC),
+            ("docs/sops/module-2-lead-management/sop-2-1-x.md", "module-2", DOC.replace("sidebar_position: 3", "sidebar_position: 1")),
+            ("docs/sops/module-1-lifecycle/sop-1-1-x.md", "module-1", DOC.replace("sidebar_position: 3", "sidebar_position: 9"))]
+    folder, position = module_layout("module-2", docs)
+    assert (folder, position) == ("docs/sops/module-2-lead-management", 4)
+    draft = SopDraft(title="Trade Show Follow-Up", overview="o", steps=["Scan badges."], key_lessons=["Be quick."])
+    path, content = render_new_sop("module-2", 4, draft, folder=folder, position=position)
+    assert path == "docs/sops/module-2-lead-management/sop-2-4-trade-show-follow-up.md"
+    assert "\nsidebar_position: 4\n" in content.split("\n---\n", 1)[0] + "\n"
+    assert module_layout("module-7", docs) == (None, None)
+    with pytest.raises(ValueError):
+        render_new_sop("module-2", 4, draft, folder="docs/../../etc")
+
+
+def test_every_callout_ends_with_its_provenance_and_stays_a_valid_block():
+    from datetime import UTC, datetime
+
+    from playbook_sync.callouts import _is_block, attribution, render_block
+    from playbook_sync.schemas import Entry, TranscriptType
+
+    entries = [Entry(id="00000000-0000-0000-0000-000000000001", category="insight", content="x", speaker="J. R. Smith",
+                     transcript_type="coaching", created_at=datetime(2026, 11, 15, tzinfo=UTC)),
+               Entry(id="00000000-0000-0000-0000-000000000002", category="insight", content="y", speaker="Marcus Lee {AE}",
+                     transcript_type="sales", created_at=datetime(2026, 11, 16, tzinfo=UTC)),
+               Entry(id="00000000-0000-0000-0000-000000000003", category="insight", content="z", speaker=None,
+                     transcript_type="report")]
+    line = attribution(entries)
+    assert line.startswith("J R Smith, coaching call, 2026-11-15; Marcus Lee")
+    assert "sales call, 2026-11-16" in line and "unnamed speaker, execution report" in line and "{" not in line
+    block = render_block(CalloutKind.field_tip, "Ask for the budget owner early. It saves a week.",
+                         {TranscriptType.coaching, TranscriptType.sales}, line)
+    body = block.splitlines()[1]
+    assert body.endswith(f" -- {line}") and _is_block(block.splitlines())
+
+
+def test_a_real_models_answer_enriches_at_most_two_sops():
+    from playbook_sync.providers.structured import parse_classification
+    from playbook_sync.schemas import ClassifyRequest, Entry
+
+    candidates = [_cand(f"docs/{i}.md") for i in range(3)]
+    request = ClassifyRequest(entry=Entry(id="00000000-0000-0000-0000-000000000009", category="insight", content="x",
+                                          transcript_type="sales"), candidates=candidates)
+    answer = {"decisions": [{"sop_path": c.sop_path, "action": "enrich", "section": "", "rationale": "fits",
+                             "confidence": 0.9} for c in reversed(candidates)]}
+    decisions = parse_classification(answer, request)
+    assert [d.action for d in decisions] == [Action.enrich, Action.enrich, Action.tangential]
+    assert "at most 2" in decisions[2].rationale
