@@ -28,7 +28,8 @@ def worker_process(app: Celery, *, concurrency: int = 4, name: str = "local", en
     cmd = [sys.executable, "-m", "celery", "-A", "playbook_sync.worker.app", "worker", "-P", "threads", "-c", str(concurrency),
            "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                            preexec_fn=_die_with_parent)
     try:
         wait_ready(app, proc, ready_timeout)
         yield proc
@@ -36,6 +37,21 @@ def worker_process(app: Celery, *, concurrency: int = 4, name: str = "local", en
         stop(proc)
         if log_file:
             out.close()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the process that started us dies (Linux).
+
+    A command killed with SIGKILL cannot stop its worker; without this the orphan kept
+    consuming from a broker nobody else uses, one more stray per kill (found by hand).
+    SIGTERM is Celery's warm shutdown: a task in flight finishes or is redelivered.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker outlives a SIGKILLed parent, as before
+        pass
 
 
 def wait_ready(app: Celery, proc: subprocess.Popen, timeout: float) -> None:

@@ -248,6 +248,28 @@ def test_a_stopped_command_stops_every_service_it_started(sig, data):
     assert not pid_file.exists()  # postgres stopped cleanly (pg_ctl stop removes it)
 
 
+def test_a_command_killed_with_sigkill_takes_its_worker_with_it(data):
+    """SIGKILL cannot be handled, so the worker is tied to its parent's life (PR_SET_PDEATHSIG):
+    before, each killed command left a worker consuming from its broker for good."""
+    proc = spawn(data, "demo", PLAYBOOK_SYNC_LLM="tests.support:SlowLLM", **{SLOW_ENV: "1.5"})
+    try:
+        wait_until(lambda: any("celery" in c for c in processes_of(data).values()) or proc.poll() is not None,
+                   120, "the local worker")
+        workers = [pid for pid, c in processes_of(data).items() if "celery" in c]
+        assert workers and proc.poll() is None, proc.communicate()
+        proc.kill()
+        proc.wait(10)
+        wait_until(lambda: not [p for p in workers if alive(p)], 30, f"the worker {workers} to die with its command")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in leftovers(data):  # what SIGKILL leaves by design (the servers); the next command reaps runs
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 # -- exit codes: 0 success, 1 failed, 2 partial ---------------------------------------------------------
 
 
