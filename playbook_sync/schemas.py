@@ -46,7 +46,6 @@ class ItemStatus(StrEnum):
 
 
 FINAL_ITEM_STATUSES = {ItemStatus.enriched, ItemStatus.redundant, ItemStatus.orphaned}
-OWED_ITEM_STATUSES = {ItemStatus.deferred, ItemStatus.failed}
 
 
 class RunStatus(StrEnum):
