@@ -220,6 +220,12 @@ class Settings(BaseSettings):
     build_timeout_seconds: int = 900
     build_cache_dir: Path | None = None  # node_modules per package.json; default data_dir/site-build
 
+    # The HTTP API and pages (`playbook-sync serve`).
+    api_token: SecretStr | None = None  # operator bearer token; without it the server binds to 127.0.0.1 only
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_max_body_bytes: int = 2 << 20  # larger request bodies get 413 before a route reads them
+
     @field_validator("data_dir", "repo_path", "reports_dir", "prompts_dir", mode="after")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:

@@ -87,6 +87,11 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "llm_rate_limit": (None, "Celery rate limit of `process_entry` per worker, e.g. `120/m`"),
     "log_format": (None, "worker logs: `json` (one object per line) or `text`; both carry `run_id`, `entry_id`, `task_id`"),
     "flower_basic_auth": (None, "`user:password` for Flower, passed in its environment (without it, Flower answers only on 127.0.0.1)"),
+    "api_token": (None, "bearer token of the operator for the HTTP API (`playbook-sync serve`); without it the server "
+                  "listens on 127.0.0.1 only and says so; a secret"),
+    "api_host": (None, "address `serve` binds to (anything but loopback needs `API_TOKEN`)"),
+    "api_port": (None, "port `serve` listens on"),
+    "api_max_body_bytes": (None, "request bodies larger than this (2 MiB) get 413 before any route reads them"),
     "build_gate": (None, "run the playbook's own Docusaurus build on the changed tree before each commit; pages it fails on are deferred"),
     "build_timeout_seconds": (None, "limit of one `npm install` or site build"),
     "build_cache_dir": ("`DATA_DIR/site-build`", "node_modules per `package.json`, reused across builds"),

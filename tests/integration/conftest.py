@@ -14,3 +14,15 @@ def deps(settings) -> Deps:
     """Deps over a fresh sample playbook repository and a fresh database."""
     init_repo(settings.playbook_path, demo.playbook_files(), branch=settings.branch)
     return Deps.from_settings(settings)
+
+
+@pytest.fixture
+def api(settings):
+    """The real FastAPI app on a real server over the test database, no token: (client, settings)."""
+    from playbook_sync import db
+    from playbook_sync.api import create_app
+    from tests.http import served
+
+    db.upgrade(settings.database_url)
+    with served(create_app(settings)) as client:
+        yield client

@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 PACKAGE = Path(__file__).resolve().parents[2] / "playbook_sync"
-EDGES = ("playbook_sync.cli", "playbook_sync.worker")  # the only modules that may import celery/typer
+EDGES = ("playbook_sync.cli", "playbook_sync.worker", "playbook_sync.api")  # the only modules that may import celery/typer/fastapi
 EDGE_LIBRARIES = ("celery", "kombu", "typer", "fastapi", "uvicorn")
 
 

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 SECRETS = {"POSTGRES_PASSWORD": "pg-s3cret", "PLAYBOOK_SYNC_GITHUB_TOKEN": "ghp-s3cret",
            "PLAYBOOK_SYNC_FLOWER_BASIC_AUTH": "ops:flower-s3cret", "PLAYBOOK_SYNC_ANTHROPIC_API_KEY": "sk-ant-s3cret",
-           "PLAYBOOK_SYNC_OPENAI_API_KEY": "sk-oai-s3cret", "PLAYBOOK_SYNC_DEPLOY_WEBHOOK_URL": "https://hook/s3cret"}
+           "PLAYBOOK_SYNC_OPENAI_API_KEY": "sk-oai-s3cret", "PLAYBOOK_SYNC_DEPLOY_WEBHOOK_URL": "https://hook/s3cret",
+           "PLAYBOOK_SYNC_API_TOKEN": "api-s3cret"}
 _VAR = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])((?:[^{}]|\{[^{}]*\})*))?\})")
 
 
@@ -88,12 +89,14 @@ def reads(role: str) -> set[str]:
         "celery": recorded,
         "flower": recorded | {"flower_basic_auth"},
         "migrate": {"database_url", "broker_url"},
-        "worker": set(Settings.model_fields) - {"flower_basic_auth", "data_dir"},
+        "worker": set(Settings.model_fields) - {"flower_basic_auth", "data_dir"} - API,
+        "api": set(Settings.model_fields) - {"flower_basic_auth", "data_dir", "api_host", "api_port"},
     }[role]
     return {f"PLAYBOOK_SYNC_{name.upper()}" for name in fields}
 
 
-ROLES = {"migrate": "migrate", "worker": "worker", "worker-llm": "worker", "beat": "celery", "flower": "flower"}
+ROLES = {"migrate": "migrate", "worker": "worker", "worker-llm": "worker", "beat": "celery", "flower": "flower", "api": "api"}
+API = {"api_token", "api_host", "api_port", "api_max_body_bytes"}  # `serve` only (host and port are its arguments)
 
 
 def test_every_service_gets_only_the_variables_it_reads():
@@ -112,7 +115,7 @@ def test_every_service_gets_only_the_variables_it_reads():
 
 def test_secrets_are_required_and_reach_only_the_services_that_use_them():
     env = read_env(ROOT / ".env.example")
-    for name in ("POSTGRES_PASSWORD", "PLAYBOOK_SYNC_GITHUB_TOKEN", "PLAYBOOK_SYNC_FLOWER_BASIC_AUTH"):
+    for name in ("POSTGRES_PASSWORD", "PLAYBOOK_SYNC_GITHUB_TOKEN", "PLAYBOOK_SYNC_FLOWER_BASIC_AUTH", "PLAYBOOK_SYNC_API_TOKEN"):
         assert env[name] == "", f".env.example ships a value for {name}"
         with pytest.raises(Unset, match=name):
             resolved(env | {k: v for k, v in SECRETS.items() if k != name})  # empty counts as unset
@@ -123,12 +126,13 @@ def test_secrets_are_required_and_reach_only_the_services_that_use_them():
                       if value in " ".join(map(str, [*s.get("environment", {}).values(), *s.get("command", [])]))}
              for secret, value in SECRETS.items()}
     assert where == {
-        "POSTGRES_PASSWORD": {"postgres", "migrate", "worker", "worker-llm"},
-        "PLAYBOOK_SYNC_GITHUB_TOKEN": {"worker", "worker-llm"},
+        "POSTGRES_PASSWORD": {"postgres", "migrate", "worker", "worker-llm", "api"},
+        "PLAYBOOK_SYNC_GITHUB_TOKEN": {"worker", "worker-llm", "api"},
         "PLAYBOOK_SYNC_FLOWER_BASIC_AUTH": {"flower"},
-        "PLAYBOOK_SYNC_ANTHROPIC_API_KEY": {"worker", "worker-llm"},
-        "PLAYBOOK_SYNC_OPENAI_API_KEY": {"worker", "worker-llm"},
-        "PLAYBOOK_SYNC_DEPLOY_WEBHOOK_URL": {"worker", "worker-llm"},
+        "PLAYBOOK_SYNC_ANTHROPIC_API_KEY": {"worker", "worker-llm", "api"},
+        "PLAYBOOK_SYNC_OPENAI_API_KEY": {"worker", "worker-llm", "api"},
+        "PLAYBOOK_SYNC_DEPLOY_WEBHOOK_URL": {"worker", "worker-llm", "api"},
+        "PLAYBOOK_SYNC_API_TOKEN": {"api"},
     }
     assert not any(SECRETS["PLAYBOOK_SYNC_FLOWER_BASIC_AUTH"] in " ".join(s.get("command", []))
                    for s in model["services"].values())

@@ -1,0 +1,39 @@
+"""The FastAPI app: settings and sessions on app.state, the body-size guard, the routers, /healthz.
+
+Routes stay thin: they validate the request (pydantic), call a service function of the domain
+and shape its answer. Each feature adds its router in ROUTERS below and nothing else here.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from playbook_sync import __version__
+from playbook_sync.api.limits import BodySizeLimit
+from playbook_sync.api.state import SessionDep
+from playbook_sync.config import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app over `settings` (default: the process's settings; the database URL must be set)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="playbook-sync", version=__version__,
+                  description="Knowledge, execution reports, search, runs and playbooks of playbook-sync.")
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz(session: SessionDep) -> dict:
+        """The app answers and its database does."""
+        session.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    for router in _routers():
+        app.include_router(router)
+    return app
+
+
+def _routers() -> list:
+    """Every feature's router; imported here so that each stays a module of its own."""
+    return []

@@ -1,0 +1,35 @@
+"""`playbook-sync serve`: the HTTP API and the Playbook Builder pages (uvicorn)."""
+
+from __future__ import annotations
+
+import typer
+
+from playbook_sync.cli.shared import console, maybe_worker, services
+from playbook_sync.config import get_settings
+from playbook_sync.errors import ConfigError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve(host: str = typer.Option(None, help="listen address (default PLAYBOOK_SYNC_API_HOST, 127.0.0.1)"),
+          port: int = typer.Option(None, help="HTTP port (default PLAYBOOK_SYNC_API_PORT, 8000)")) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) and the pages; on the embedded profile with a local worker."""
+    import uvicorn
+
+    base = get_settings()
+    host, port = host or base.api_host, port or base.api_port
+    if base.api_token is None and host not in LOOPBACK:
+        raise ConfigError("api_token", f"serving on {host} needs a bearer token: set PLAYBOOK_SYNC_API_TOKEN, "
+                                       "or serve on 127.0.0.1")
+    embedded = not base.broker_url
+    with services() as settings:
+        from playbook_sync.api import create_app
+        from playbook_sync.worker.app import app as celery_app
+
+        with maybe_worker(celery_app, embedded, settings):
+            if settings.api_token is None:
+                console.print("no PLAYBOOK_SYNC_API_TOKEN: listening on 127.0.0.1 only, without authentication",
+                              highlight=False)
+            console.print(f"playbook-sync API on http://{host}:{port} (docs: /docs, pages: /playbooks; Ctrl-C stops it)",
+                          highlight=False)
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
