@@ -21,16 +21,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_brings_up_the_whole_stack_from_one_env_file():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "redis", "migrate", "worker", "worker-llm", "beat", "flower"} <= set(services)
+    assert {"postgres", "redis", "migrate", "worker", "worker-llm", "beat", "flower", "api"} <= set(services)
     assert services["postgres"]["image"].startswith("pgvector/pgvector")
     app = [s for s in services.values() if s.get("build") == "."]
-    assert {n for n, s in services.items() if s.get("build") == "."} == {"migrate", "worker", "worker-llm", "beat", "flower"}
+    assert {n for n, s in services.items() if s.get("build") == "."} == {"migrate", "worker", "worker-llm", "beat", "flower", "api"}
     assert not any("env_file" in s for s in app)  # .env feeds interpolation; no container gets all of it
     defaults = Settings(_env_file=None)
     llm = " ".join(services["worker-llm"]["command"])
     assert "-P threads" in llm and f"-Q ${{PLAYBOOK_SYNC_LLM_QUEUE:-{defaults.llm_queue}}}" in llm
     assert f"-Q ${{PLAYBOOK_SYNC_QUEUE:-{defaults.queue}}}" in " ".join(services["worker"]["command"])
     assert services["flower"]["command"][:2] == ["playbook-sync", "flower"]
+    assert services["api"]["command"][:2] == ["playbook-sync", "serve"]
     assert services["migrate"]["restart"] == "no" and services["migrate"]["command"] == ["playbook-sync", "db", "upgrade"]
     # Every variable compose interpolates is in the committed example, and every PLAYBOOK_SYNC_ one is a setting.
     example = (ROOT / ".env.example").read_text()
