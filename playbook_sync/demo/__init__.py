@@ -40,3 +40,15 @@ def reports(now: datetime) -> list:
     shift = now - timedelta(hours=1) - newest
     dates = ("started_at", "completed_at", "report_generated_at")
     return [r.model_copy(update={k: getattr(r, k) + shift for k in dates if getattr(r, k) is not None}) for r in found]
+
+
+def ingest_reports(settings, now: datetime) -> int:
+    """Store (or refresh) the sample execution reports; how many there are."""
+    from playbook_sync.db import session_scope
+    from playbook_sync.deps import build_embedder
+    from playbook_sync.reports import Stored, store_reports
+
+    found = reports(now)
+    with session_scope(settings.database_url) as session:
+        store_reports(session, build_embedder(settings), [(n, b"", r) for n, r in enumerate(found, 1)], "reports.jsonl", Stored())
+    return len(found)
