@@ -17,6 +17,7 @@ from typing import Literal
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from playbook_sync.ingest import clean
 from playbook_sync.providers.base import Embedder
 from playbook_sync.retrieval import RRF_K
 
@@ -157,7 +158,7 @@ def _snippet(headline: str | None, body: str | None, limit: int = 240) -> str:
 def search(session: Session, embedder: Embedder, query: str, filters: Filters | None = None) -> list[Result]:
     """The best `filters.limit` results for the query, fused from both rankings over every allowed source."""
     filters = filters or Filters()
-    query = " ".join(query.split())
+    query = " ".join(clean(query).split())  # invisible and control characters are not a query
     if not query:
         raise SearchError("the search query is empty")
     vector = embedder.embed([query[:8000]])[0]
