@@ -121,7 +121,7 @@ def validate_report(obj: dict) -> ReportIn | str:
     try:
         return ReportIn.model_validate(cleaned)
     except ValidationError as exc:
-        return validation_reasons(exc, "report")
+        return validation_reasons(exc, "report").replace("Value error, ", "")
 
 
 def iter_reports(lines: Iterable[bytes], source: str, out: Parsed) -> Iterator[tuple[int, bytes, ReportIn]]:
