@@ -8,18 +8,19 @@ the same reports never write a second one. The arithmetic is in evidence.py.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from playbook_sync import callouts
 from playbook_sync.evidence import ReportFacts, SopEvidence, aggregate, material_change, parse_outcomes, summary_text
 from playbook_sync.models import InsertedCallout, SopEmbedding
 from playbook_sync.models_reports import OutcomeCallout, PlaybookReport
-from playbook_sync.schemas import CalloutKind, SopDoc, TranscriptType
+from playbook_sync.schemas import CalloutKind, Category, EntryIn, SopDoc, TranscriptType
 from playbook_sync.sops import read_frontmatter
 
 # Where the aggregate reads best: a results/outcomes section, else the reasons the SOP exists.
@@ -133,3 +134,40 @@ def stats(session: Session, settings, sop: str | None = None, *, now: datetime |
         found = {path: aggregate([], now=now, period_days=settings.evidence_period_days)}
     return [{"sop": path, "sop_id": rows[path][0], "title": rows[path][1], "playbook_ids": playbook_ids(path, rows[path][2]),
              "summary": summary_text(ev) if ev.metrics else None, **ev.to_dict()} for path, ev in sorted(found.items())]
+
+
+# -- reports no SOP maps: knowledge like any entry ---------------------------------------------
+
+ENTRY_NAMESPACE = uuid.UUID("0d9d8f3e-58a4-5b0e-8c1e-7f2b6a13e013")
+
+
+def unmapped_entries(session: Session) -> list[EntryIn]:
+    """An `outcome` entry (transcript_type report) per completed report of a playbook no synced SOP maps.
+
+    Its id is derived from the report and its text, so a run never adds the same one twice and
+    an updated report (new outcomes) is new knowledge. Mapped playbooks feed the aggregate instead.
+    """
+    contents = dict(session.execute(select(SopEmbedding.file_path, SopEmbedding.content)).all())
+    mapped = {p for ids in mapping(contents).values() for p in ids}
+    rows = session.scalars(select(PlaybookReport).options(defer(PlaybookReport.embedding))
+                           .where(PlaybookReport.status == "completed", PlaybookReport.playbook_id.not_in(mapped))
+                           .order_by(PlaybookReport.report_id))
+    out = []
+    for r in rows:
+        body = (r.body or "").strip()
+        if not body:
+            continue
+        when = r.completed_at or r.report_generated_at
+        out.append(EntryIn(id=uuid.uuid5(ENTRY_NAMESPACE, f"{r.report_id}\n{body}"), category=Category.outcome,
+                           content=body[:20_000], transcript_type=TranscriptType.report, tags=[r.playbook_id[:200]],
+                           context=f"Execution report {r.report_id} of {r.playbook_name or r.playbook_id} ({r.status})",
+                           speaker=(r.account_name or r.account_id)[:200], source_ref=f"report:{r.report_id}"[:500],
+                           created_at=when))
+    return out
+
+
+def add_unmapped_entries(session: Session) -> int:
+    """Store the unmapped reports' outcome entries (ids already stored are skipped); how many were new."""
+    from playbook_sync import store
+
+    return store.upsert_entries(session, entries=unmapped_entries(session))

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, calibration, costs, lifecycle, retrieval, store
+from playbook_sync import adhoc, calibration, costs, lifecycle, outcome_callouts, retrieval, store
 from playbook_sync.deps import Deps
 from playbook_sync.errors import ConfigError
 from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401  (finalize_run: the chord callback's name here)
@@ -73,6 +73,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
             skipped = sync_sops(session, deps, run)
         # Every entry without a final outcome, whatever its created_at says: the window
         # (start, now] is bookkeeping of when we ran, not a filter on the client's dates.
+        outcome_callouts.add_unmapped_entries(session)  # reports of playbooks no SOP maps: entries like any other
         ids = planned.entry_ids if planned is not None else store.owed_entry_ids(session)
         with costs.metered(session, deps.ledger, run_id=run.id, apart=True) as entries_meter:
             embed_entries(session, deps.embedder, ids)

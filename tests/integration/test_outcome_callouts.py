@@ -85,3 +85,22 @@ def test_stats_per_sop_by_id_or_path(deps):
     assert (nps["count"], nps["median_delta"], nps["median_before"], nps["median_after"]) == (2, 13.0, 27.5, 40.5)
     assert {s["sop"] for s in every} == MAPPED
     assert later[0]["executions"] == 0 and later[0]["summary"] is None  # outside the period
+
+
+def test_a_report_of_an_unmapped_playbook_becomes_an_outcome_entry_matched_like_any(deps):
+    from playbook_sync.models import KnowledgeEntry, RunItem
+
+    now = datetime.now(UTC)
+    unmapped = demo.reports(now)[0].model_copy(update={
+        "report_id": "rpt-linkedin-1", "execution_id": None, "playbook_id": "linkedin-warmup", "playbook_name": "LinkedIn Warm-up",
+        "report_data": {"executive_summary": "Voice notes after a LinkedIn connection request is accepted tripled replies.",
+                        "outcomes_achieved": ["LinkedIn reply rate 8% → 24%"]}})
+    ingest(deps, [*demo.reports(now), unmapped, unmapped.model_copy(update={"report_id": "rpt-open", "status": "in-progress"})])
+    first = pipeline.run_inline(deps)
+    with deps.session() as s:
+        entries = list(s.scalars(select(KnowledgeEntry).where(KnowledgeEntry.source_ref.like("report:%"))))
+        assert [(e.source_ref, e.category, e.transcript_type) for e in entries] == [("report:rpt-linkedin-1", "outcome", "report")]
+        assert "LinkedIn reply rate 8% → 24%" in entries[0].content
+        item = s.get(RunItem, (first["run_id"], entries[0].id))
+        assert item is not None and item.best_sop == "docs/sops/module-2/sop-2-2-run-linkedin-outreach.md"
+    assert pipeline.run_inline(deps)["entries"] == 0  # nothing owed twice, no second entry for the same report
