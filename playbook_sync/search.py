@@ -151,7 +151,7 @@ ORDER BY f.score DESC, f.type, f.key
 
 
 def _snippet(headline: str | None, body: str | None, limit: int = 240) -> str:
-    text = " ".join((headline if headline and headline.strip() else body or "").split())
+    text = " ".join(re.sub(r"(?m)^#{1,6}\s+", "", headline if headline and headline.strip() else body or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -121,5 +121,6 @@ def sops_stats(sop: str = typer.Argument(None, help="an SOP's frontmatter id or 
         console.print(f"  last {s['period_days']} days: {s['executions']} executions, {rate} completed, "
                       f"median steps completed {steps}", markup=False, highlight=False)
         for m in s["metrics"]:
-            console.print(f"  {m['metric']}: median delta {m['median_delta']:+g}{m['unit'] or ''} over {m['count']} "
+            unit = f" {m['unit']}" if (m["unit"] or "").isalpha() else m["unit"] or ""
+            console.print(f"  {m['metric']}: median delta {m['median_delta']:+g}{unit} over {m['count']} "
                           f"({m['median_before']:g} → {m['median_after']:g})", markup=False, highlight=False)
