@@ -112,5 +112,12 @@ def test_bad_bodies_get_422_naming_the_field_and_big_ones_413(synced):
         assert api.get("/api/search", params={"q": "x", "type": "video"}).json()["detail"][0]["loc"][:2] == ["query", "type"]
         assert api.get("/api/search", params={"q": "x", "limit": 0}).status_code == 422
         assert api.get("/api/context").json()["detail"][0]["loc"] == ["query", "customer_id"]
+        assert api.post("/api/reports", json=good).status_code == 200
+        taken = api.post("/api/reports", json=[good | {"report_id": "other-1", "execution_id": None},
+                                               good | {"report_id": "other-2"}])  # its execution has a report already
+        assert taken.status_code == 422 and taken.json()["detail"][0]["loc"][:2] == ["body", 1]
+        assert f"already has report {good['report_id']}" in taken.json()["detail"][0]["msg"]
+        with deps.session() as s:  # the whole request was undone, the earlier report is intact
+            assert list(s.scalars(select(PlaybookReport.report_id))) == [good["report_id"]]
         huge = api.post("/api/reports", json=good | {"report_data": {"executive_summary": "x" * 5000}})
         assert huge.status_code == 413
