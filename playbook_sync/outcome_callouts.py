@@ -166,8 +166,11 @@ def unmapped_entries(session: Session) -> list[EntryIn]:
     return out
 
 
-def add_unmapped_entries(session: Session) -> int:
-    """Store the unmapped reports' outcome entries (ids already stored are skipped); how many were new."""
+def prepare(session: Session, embedder) -> int:
+    """At a run's start: re-embed reports whose text or model changed (the SOP cache rule; e.g. a new embedder),
+    and store the unmapped reports' outcome entries (ids already stored are skipped); how many entries were new."""
     from playbook_sync import store
+    from playbook_sync.reports import embed_reports
 
+    embed_reports(session, embedder)
     return store.upsert_entries(session, entries=unmapped_entries(session))

@@ -96,6 +96,8 @@ def test_a_report_of_an_unmapped_playbook_becomes_an_outcome_entry_matched_like_
         "report_data": {"executive_summary": "Voice notes after a LinkedIn connection request is accepted tripled replies.",
                         "outcomes_achieved": ["LinkedIn reply rate 8% → 24%"]}})
     ingest(deps, [*demo.reports(now), unmapped, unmapped.model_copy(update={"report_id": "rpt-open", "status": "in-progress"})])
+    with deps.session() as s:  # embedded by another model (the embedder changed): the run re-embeds it
+        s.get(PlaybookReport, "rpt-acme-cold-1").embedding_model = "an-older-model"
     first = pipeline.run_inline(deps)
     with deps.session() as s:
         entries = list(s.scalars(select(KnowledgeEntry).where(KnowledgeEntry.source_ref.like("report:%"))))
@@ -103,4 +105,5 @@ def test_a_report_of_an_unmapped_playbook_becomes_an_outcome_entry_matched_like_
         assert "LinkedIn reply rate 8% → 24%" in entries[0].content
         item = s.get(RunItem, (first["run_id"], entries[0].id))
         assert item is not None and item.best_sop == "docs/sops/module-2/sop-2-2-run-linkedin-outreach.md"
+        assert s.get(PlaybookReport, "rpt-acme-cold-1").embedding_model == deps.embedder.model
     assert pipeline.run_inline(deps)["entries"] == 0  # nothing owed twice, no second entry for the same report
