@@ -115,7 +115,10 @@ def _clean_deep(value, path: str = "") -> tuple[Any, str | None]:
 def validate_report(obj: dict) -> ReportIn | str:
     """A report, or the precise reason it is refused (field: message)."""
     obj = {k: v for k, v in obj.items() if v is not None}
-    cleaned, bad = _clean_deep(obj)
+    try:
+        cleaned, bad = _clean_deep(obj)
+    except RecursionError:
+        return "report_data: nested too deeply"
     if bad:
         return bad
     try:

@@ -94,7 +94,7 @@ sop_lex AS (
 sop_vec AS (
     SELECT 'sop'::text AS type, s.id::text AS key, s.embedding <=> q.v AS distance
     FROM cp_sop_sections s CROSS JOIN q JOIN cp_sop_embeddings e ON e.id = s.sop_embedding_id
-    WHERE :want_sop AND (CAST(:since AS timestamptz) IS NULL OR e.updated_at >= :since)
+    WHERE :want_sop AND :use_vec AND (CAST(:since AS timestamptz) IS NULL OR e.updated_at >= :since)
     ORDER BY distance LIMIT :pool),
 entry_lex AS (
     SELECT 'entry'::text, k.id::text, ts_rank(k.search, q.tq, 1)
@@ -104,7 +104,7 @@ entry_lex AS (
 entry_vec AS (
     SELECT 'entry'::text, k.id::text, k.embedding <=> q.v
     FROM cp_knowledge_entries k CROSS JOIN q
-    WHERE :want_entry AND k.embedding IS NOT NULL AND k.embedding_model = :model
+    WHERE :want_entry AND :use_vec AND k.embedding IS NOT NULL AND k.embedding_model = :model
       AND (CAST(:since AS timestamptz) IS NULL OR k.created_at >= :since)
     ORDER BY 3 LIMIT :pool),
 report_rows AS (
@@ -120,7 +120,8 @@ report_lex AS (
     FROM report_rows r CROSS JOIN q WHERE r.search @@ q.tq ORDER BY 3 DESC LIMIT :pool),
 report_vec AS (
     SELECT 'report'::text, r.report_id, r.embedding <=> q.v
-    FROM report_rows r CROSS JOIN q WHERE r.embedding IS NOT NULL AND r.embedding_model = :model ORDER BY 3 LIMIT :pool),
+    FROM report_rows r CROSS JOIN q WHERE :use_vec AND r.embedding IS NOT NULL AND r.embedding_model = :model
+    ORDER BY 3 LIMIT :pool),
 lex AS (
     SELECT type, key, rank() OVER (ORDER BY score DESC) AS r
     FROM (SELECT * FROM sop_lex UNION ALL SELECT * FROM entry_lex UNION ALL SELECT * FROM report_lex) x),
@@ -167,7 +168,8 @@ def search(session: Session, embedder: Embedder, query: str, filters: Filters | 
         "vec": "[" + ",".join(repr(float(x)) for x in vector) + "]", "q": query, "model": embedder.model,
         "want_sop": "sop" in types, "want_entry": "entry" in types, "want_report": "report" in types,
         "customer": filters.customer, "account": filters.account, "playbook": filters.playbook,
-        "status": filters.status, "since": filters.since, "pool": max(POOL, filters.limit * 5), "limit": filters.limit,
+        # A query without a content word embeds to zeros, whose cosine distance is undefined: lexical side only.
+        "use_vec": any(x != 0 for x in vector), "status": filters.status, "since": filters.since, "pool": max(POOL, filters.limit * 5), "limit": filters.limit,
     }
     out = []
     for row in session.execute(text(_SQL), params):
