@@ -70,12 +70,15 @@ def search(query: str = typer.Argument(..., help="what to look for, in your own 
            as_json: bool = typer.Option(False, "--json", help="print the results as JSON")) -> None:
     """Hybrid search (full text + vectors) across SOP sections, knowledge entries and execution reports."""
     from playbook_sync.deps import build_embedder
+    from playbook_sync.ingest import clean
     from playbook_sync.search import KINDS, Filters, SearchError
     from playbook_sync.search import search as run_search
 
     try:
         filters = Filters(types=tuple(type_) if type_ else KINDS, customer=customer, account=account, playbook=playbook,
                           status=status, since=_since(since), limit=limit)
+        if not clean(query).strip():  # before any service starts
+            raise SearchError("the search query is empty")
     except SearchError as exc:
         print_error(str(exc))
         raise typer.Exit(2) from None

@@ -142,13 +142,3 @@ def test_search_and_stats_commands_and_their_wrong_flags(inproc, settings, tmp_p
     listing = cli("sops", "stats")
     assert listing.returncode == 0 and "no SOP maps a playbook yet" in listing.stdout
 
-
-def test_nested_too_deeply_is_a_reason_not_a_crash():
-    from playbook_sync.reports import validate_report
-
-    deep: dict = {}
-    node = deep
-    for _ in range(5000):
-        node["x"] = {}
-        node = node["x"]
-    assert validate_report(BASE | {"report_id": "d", "report_data": deep}) == "report_data: nested too deeply"
