@@ -17,7 +17,19 @@ from playbook_sync import ingest, reports
 from playbook_sync.api.state import SessionDep, SettingsDep, get_caller
 
 router = APIRouter(prefix="/api", tags=["knowledge"], dependencies=[Depends(get_caller)])
-Records = Annotated[list[dict[str, Any]] | dict[str, Any], Body(description="one record, or a list of records")]
+_ENTRY = {"category": "insight", "content": "Naming the prospect's competitor in the subject line doubled opens.",
+          "transcript_type": "coaching", "speaker": "Dana Whitfield", "tags": ["cold-email"], "created_at": "2026-11-15T15:00:00Z"}
+_REPORT = {"report_id": "rpt-42", "customer_id": "cust-acme", "account_id": "acct-acme-us", "playbook_id": "voc-sprint",
+           "playbook_name": "VoC Sprint", "account_name": "Acme US", "status": "completed", "steps_completed": 5,
+           "total_steps": 5, "completed_at": "2026-11-20T17:00:00Z",
+           "report_data": {"executive_summary": "Closed the loop on every detractor within 48 hours.",
+                           "outcomes_achieved": [{"metric": "NPS", "before": 25, "after": 40}], "next_steps": ["Quarterly survey"]}}
+Entries = Annotated[list[dict[str, Any]] | dict[str, Any], Body(
+    description="one entry, or a list (the JSONL line format of `ingest`)",
+    openapi_examples={"one": {"value": _ENTRY}, "several": {"value": [_ENTRY, _ENTRY | {"category": "question"}]}})]
+Reports = Annotated[list[dict[str, Any]] | dict[str, Any], Body(
+    description="one execution report, or a list (the JSONL line format of `ingest-reports`)",
+    openapi_examples={"one": {"value": _REPORT}})]
 MAX_RECORDS = 1000
 
 
@@ -42,7 +54,7 @@ def _refuse(parsed: ingest.Parsed, settings, source: str) -> None:
 
 
 @router.post("/entries")
-def post_entries(payload: Records, session: SessionDep, settings: SettingsDep) -> dict:
+def post_entries(payload: Entries, session: SessionDep, settings: SettingsDep) -> dict:
     """Store knowledge entries (the JSONL format of `ingest`); an id already stored keeps its stored entry."""
     lines = _lines(payload)
     checked = ingest.Parsed()
@@ -54,7 +66,7 @@ def post_entries(payload: Records, session: SessionDep, settings: SettingsDep) -
 
 
 @router.post("/reports")
-def post_reports(payload: Records, session: SessionDep, settings: SettingsDep) -> dict:
+def post_reports(payload: Reports, session: SessionDep, settings: SettingsDep) -> dict:
     """Store execution reports (the JSONL format of `ingest-reports`); a report_id already stored is updated."""
     from playbook_sync.deps import build_embedder
 
