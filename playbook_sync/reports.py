@@ -260,7 +260,7 @@ def text_hash(text: str) -> str:
 
 def embed_reports(session: Session, embedder: Embedder, report_ids: Sequence[str] | None = None) -> int:
     """Embed reports whose text or model changed since their vector was made (None: every report); how many."""
-    from playbook_sync.pipeline import embed_all
+    from playbook_sync.providers.chunking import embed_all
 
     stmt = select(PlaybookReport).where(or_(PlaybookReport.embedding.is_(None),
                                             PlaybookReport.embedding_model.is_distinct_from(embedder.model),
