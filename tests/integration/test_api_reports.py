@@ -67,6 +67,8 @@ def test_every_endpoint_without_a_token_configured(synced):
         assert {r["report_id"] for r in ctx["recent"]} == {"rpt-acme-cold-1", "rpt-acme-disc-1"}
         assert ctx["similar"] and all(r["customer_id"] != "cust-acme" and r["status"] == "completed" for r in ctx["similar"])
         assert ctx["similar"][0]["report_id"] == "rpt-umbrella-disc-1"  # the other discovery reset that worked
+        umbrella = ctx["similar"][0]["evidence"]
+        assert {"metric": "Win rate", "before": 21.0, "after": 26.0, "delta": 5.0, "unit": "%", "status": "increased"} in umbrella
 
         runs = api.get("/api/runs").json()["runs"]
         assert runs[0]["run_id"] == run_id
