@@ -35,7 +35,7 @@ def get_run(run_id: str, session: SessionDep, settings: SettingsDep) -> dict:
     return report.build(session, settings, build_repo(settings), run)
 
 
-@router.get("/sops/{sop}/stats")
+@router.get("/sops/{sop:path}/stats")
 def get_sop_stats(sop: str, session: SessionDep, settings: SettingsDep) -> dict:
     """Outcome evidence of one SOP (frontmatter id or path) over PLAYBOOK_SYNC_EVIDENCE_PERIOD_DAYS."""
     try:

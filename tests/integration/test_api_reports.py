@@ -57,7 +57,8 @@ def test_every_endpoint_without_a_token_configured(synced):
 
         found = api.get("/api/search", params={"q": "how much did replies go up after the outbound emails", "limit": 5}).json()
         assert found["results"] and {"type", "score", "title", "snippet", "link"} <= set(found["results"][0])
-        only = api.get("/api/search", params={"q": "win rate discovery", "type": "report", "customer": "cust-acme"}).json()
+        only = api.get("/api/search", params={"q": "win rate discovery", "type": "report", "customer": "cust-acme",
+                                              "since": "2026-01-01"}).json()
         assert only["results"] and {r["link"] for r in only["results"]} == {"report:rpt-acme-cold-1", "report:rpt-acme-disc-1"}
         sops = api.get("/api/search", params={"q": "discovery call agenda", "type": "sop", "limit": 3}).json()["results"]
         assert sops[0]["link"].startswith("docs/sops/module-3/sop-3-1-run-a-discovery-call.md#")
@@ -76,6 +77,8 @@ def test_every_endpoint_without_a_token_configured(synced):
         assert api.get("/api/runs/ffffffff").status_code == 404
         stats = api.get("/api/sops/sop-3-1-run-a-discovery-call/stats").json()
         assert stats["executions"] == 3 and stats["completed"] == 2
+        by_path = api.get("/api/sops/docs/sops/module-3/sop-3-1-run-a-discovery-call.md/stats").json()
+        assert by_path["sop_id"] == "sop-3-1-run-a-discovery-call" and by_path["executions"] == 3
         assert api.get("/api/sops/no-such-sop/stats").status_code == 404
         paths = api.get("/openapi.json").json()["paths"]
         assert {"/api/entries", "/api/reports", "/api/search", "/api/context", "/api/runs", "/api/runs/{run_id}",
