@@ -229,6 +229,8 @@ class Settings(BaseSettings):
     # Outcome evidence from execution reports (evidence.py, outcome_callouts.py).
     evidence_period_days: int = Field(default=90, ge=1, le=3660)
     evidence_min_change: float = Field(default=0.1, ge=0.0, le=10.0)
+    # playbook id → SOP ids (frontmatter `id`) or paths, besides SOP frontmatter `playbook_ids`.
+    playbook_sops: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("data_dir", "repo_path", "reports_dir", "prompts_dir", mode="after")
     @classmethod

@@ -27,17 +27,26 @@ from playbook_sync.sops import read_frontmatter
 _HINTS = ("results", "outcomes", "metrics", "why this matters", "key principles")
 
 
-def playbook_ids(path: str, content: str) -> list[str]:
-    """The `playbook_ids` an SOP's frontmatter maps to it (a list or one string); [] when none or unreadable."""
+def _frontmatter(path: str, content: str) -> dict:
     front = read_frontmatter(path, content.splitlines(keepends=True))
-    value = getattr(front, "meta", {}).get("playbook_ids")
+    return getattr(front, "meta", {})
+
+
+def playbook_ids(path: str, content: str, extra: Mapping[str, list[str]] | None = None) -> list[str]:
+    """The playbook ids mapped to an SOP: its frontmatter `playbook_ids` (a list or one string), then those the
+    PLAYBOOK_SOPS setting (`extra`) maps to its id or path; [] when none or the frontmatter is unreadable."""
+    meta = _frontmatter(path, content)
+    value = meta.get("playbook_ids")
     values = [value] if isinstance(value, str | int) else value if isinstance(value, list) else []
-    return [str(v).strip() for v in values if isinstance(v, str | int) and str(v).strip()]
+    ids = [str(v).strip() for v in values if isinstance(v, str | int) and str(v).strip()]
+    names = {path, str(meta.get("id", ""))}
+    ids += [p for p, sops in (extra or {}).items() if names & set(sops) and p not in ids]
+    return ids
 
 
-def mapping(contents: Mapping[str, str]) -> dict[str, list[str]]:
+def mapping(contents: Mapping[str, str], extra: Mapping[str, list[str]] | None = None) -> dict[str, list[str]]:
     """SOP path → the playbook ids mapped to it (SOPs without any left out)."""
-    return {path: ids for path, content in contents.items() if (ids := playbook_ids(path, content))}
+    return {path: ids for path, content in contents.items() if (ids := playbook_ids(path, content, extra))}
 
 
 def facts(session: Session, playbooks: list[str]) -> dict[str, list[ReportFacts]]:
@@ -57,9 +66,10 @@ def facts(session: Session, playbooks: list[str]) -> dict[str, list[ReportFacts]
     return out
 
 
-def evidence(session: Session, contents: Mapping[str, str], *, now: datetime, period_days: int) -> dict[str, SopEvidence]:
+def evidence(session: Session, contents: Mapping[str, str], *, now: datetime, period_days: int,
+             extra: Mapping[str, list[str]] | None = None) -> dict[str, SopEvidence]:
     """SOP path → its evidence over the period, for every SOP with mapped playbooks."""
-    mapped = mapping(contents)
+    mapped = mapping(contents, extra)
     by_playbook = facts(session, sorted({p for ids in mapped.values() for p in ids}))
     return {path: aggregate([f for p in ids for f in by_playbook[p]], now=now, period_days=period_days)
             for path, ids in mapped.items()}
@@ -89,12 +99,13 @@ def plan(session: Session, deps, run, docs: Mapping[str, SopDoc], *, now: dateti
     now = now or datetime.now(UTC)
     settings = deps.settings
     planned = []
-    all_evidence = evidence(session, {p: d.content for p, d in docs.items()}, now=now, period_days=settings.evidence_period_days)
+    all_evidence = evidence(session, {p: d.content for p, d in docs.items()}, now=now,
+                            period_days=settings.evidence_period_days, extra=settings.playbook_sops)
     for path, ev in sorted(all_evidence.items()):
         if not material_change(published(session, path), ev, min_change=settings.evidence_min_change):
             continue
         doc = docs[path]
-        block = render(doc, ev, playbook_ids(path, doc.content))
+        block = render(doc, ev, playbook_ids(path, doc.content, settings.playbook_sops))
         digest = callouts.block_hash(block)
         written = session.scalar(select(InsertedCallout.id).where(InsertedCallout.sop_file_path == path,
                                                                   InsertedCallout.block_hash == digest).limit(1))
@@ -128,11 +139,13 @@ def stats(session: Session, settings, sop: str | None = None, *, now: datetime |
     rows = {path: (sop_id, title, content) for path, sop_id, title, content in session.execute(stmt)}
     if sop is not None and not rows:
         raise LookupError(f"no SOP {sop!r} in the synced playbook (give its frontmatter id or its path; a run syncs SOPs)")
-    found = evidence(session, {p: c for p, (_, _, c) in rows.items()}, now=now, period_days=settings.evidence_period_days)
+    found = evidence(session, {p: c for p, (_, _, c) in rows.items()}, now=now, period_days=settings.evidence_period_days,
+                     extra=settings.playbook_sops)
     if sop is not None and not found:
         path = next(iter(rows))
         found = {path: aggregate([], now=now, period_days=settings.evidence_period_days)}
-    return [{"sop": path, "sop_id": rows[path][0], "title": rows[path][1], "playbook_ids": playbook_ids(path, rows[path][2]),
+    return [{"sop": path, "sop_id": rows[path][0], "title": rows[path][1],
+             "playbook_ids": playbook_ids(path, rows[path][2], settings.playbook_sops),
              "summary": summary_text(ev) if ev.metrics else None, **ev.to_dict()} for path, ev in sorted(found.items())]
 
 
@@ -141,14 +154,14 @@ def stats(session: Session, settings, sop: str | None = None, *, now: datetime |
 ENTRY_NAMESPACE = uuid.UUID("0d9d8f3e-58a4-5b0e-8c1e-7f2b6a13e013")
 
 
-def unmapped_entries(session: Session) -> list[EntryIn]:
+def unmapped_entries(session: Session, extra: Mapping[str, list[str]] | None = None) -> list[EntryIn]:
     """An `outcome` entry (transcript_type report) per completed report of a playbook no synced SOP maps.
 
     Its id is derived from the report and its text, so a run never adds the same one twice and
     an updated report (new outcomes) is new knowledge. Mapped playbooks feed the aggregate instead.
     """
     contents = dict(session.execute(select(SopEmbedding.file_path, SopEmbedding.content)).all())
-    mapped = {p for ids in mapping(contents).values() for p in ids}
+    mapped = {p for ids in mapping(contents, extra).values() for p in ids}
     rows = session.scalars(select(PlaybookReport).options(defer(PlaybookReport.embedding))
                            .where(PlaybookReport.status == "completed", PlaybookReport.playbook_id.not_in(mapped))
                            .order_by(PlaybookReport.report_id))
@@ -166,11 +179,11 @@ def unmapped_entries(session: Session) -> list[EntryIn]:
     return out
 
 
-def prepare(session: Session, embedder) -> int:
+def prepare(session: Session, deps) -> int:
     """At a run's start: re-embed reports whose text or model changed (the SOP cache rule; e.g. a new embedder),
     and store the unmapped reports' outcome entries (ids already stored are skipped); how many entries were new."""
     from playbook_sync import store
     from playbook_sync.reports import embed_reports
 
-    embed_reports(session, embedder)
-    return store.upsert_entries(session, entries=unmapped_entries(session))
+    embed_reports(session, deps.embedder)
+    return store.upsert_entries(session, entries=unmapped_entries(session, deps.settings.playbook_sops))

@@ -65,7 +65,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         # Embedding calls of the start; stored apart: they were paid for even if the start fails.
         with costs.metered(session, deps.ledger, run_id=run.id, apart=True) as meter:
             skipped = sync_sops(session, deps, run)
-            outcome_callouts.prepare(session, deps.embedder)  # execution reports: vectors current, unmapped ones as entries
+            outcome_callouts.prepare(session, deps)  # execution reports: vectors current, unmapped ones as entries
         # Every entry without a final outcome, whatever its created_at says: the window
         # (start, now] is bookkeeping of when we ran, not a filter on the client's dates.
         ids = planned.entry_ids if planned is not None else store.owed_entry_ids(session)

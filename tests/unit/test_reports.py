@@ -56,3 +56,19 @@ def test_any_report_data_is_validated_without_raising(data):
     got = validate_report(BASE | {"report_data": data})
     if isinstance(got, ReportIn):
         assert isinstance(report_text(got), str)
+
+
+def test_playbooks_map_to_sops_by_frontmatter_and_by_the_setting():
+    from playbook_sync.outcome_callouts import mapping
+
+    contents = {
+        "docs/a.md": "---\nid: sop-a\ntitle: A\nplaybook_ids: [voc-sprint, 7]\n---\n# A\n",
+        "docs/b.md": "---\nid: sop-b\ntitle: B\nplaybook_ids: onboarding\n---\n",
+        "docs/c.md": "---\nid: sop-c\ntitle: C\n---\n",
+        "docs/broken.md": "---\nid: [unclosed\n---\n",
+        "docs/none.md": "no frontmatter at all",
+    }
+    assert mapping(contents) == {"docs/a.md": ["voc-sprint", "7"], "docs/b.md": ["onboarding"]}
+    extra = {"renewal-play": ["sop-c", "docs/a.md"], "voc-sprint": ["sop-a"], "ghost": ["sop-zzz"]}
+    assert mapping(contents, extra) == {"docs/a.md": ["voc-sprint", "7", "renewal-play"], "docs/b.md": ["onboarding"],
+                                        "docs/c.md": ["renewal-play"]}
