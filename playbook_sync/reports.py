@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -202,12 +202,10 @@ def _execution_owner(session: Session, report: ReportIn) -> str | None:
 
 def upsert(session: Session, report: ReportIn) -> str:
     """Insert or update one report (and its execution): 'added' | 'updated' | 'kept' (stored copy is newer)."""
-    session.execute(insert(PlaybookExecution).values(
-        execution_id=report.execution, customer_id=report.customer_id, account_id=report.account_id,
-        playbook_id=report.playbook_id, execution_data=report.execution_data,
-    ).on_conflict_do_update(index_elements=["execution_id"], set_={
-        "customer_id": report.customer_id, "account_id": report.account_id, "playbook_id": report.playbook_id,
-        "execution_data": report.execution_data, "updated_at": func.now()}))
+    execution = {"customer_id": report.customer_id, "account_id": report.account_id, "playbook_id": report.playbook_id,
+                 "execution_data": report.execution_data}
+    session.execute(insert(PlaybookExecution).values(execution_id=report.execution, **execution)
+                    .on_conflict_do_nothing(index_elements=["execution_id"]))
     values = {k: getattr(report, k) for k in _REPORT_FIELDS} | {"duration": None if report.duration is None else str(report.duration)}
     existed = session.scalar(select(PlaybookReport.report_id).where(PlaybookReport.report_id == report.report_id))
     stmt = insert(PlaybookReport).values(report_id=report.report_id, execution_id=report.execution, body=report_text(report),
@@ -220,7 +218,11 @@ def upsert(session: Session, report: ReportIn) -> str:
                   stmt.excluded.report_generated_at >= PlaybookReport.report_generated_at),
     ).returning(PlaybookReport.report_id)
     done = session.scalar(stmt)
-    return "kept" if done is None else "updated" if existed else "added"
+    if done is None:
+        return "kept"  # a late copy: neither the report nor its execution changes
+    session.execute(update(PlaybookExecution).where(PlaybookExecution.execution_id == report.execution)
+                    .values(**execution, updated_at=func.now()))
+    return "updated" if existed else "added"
 
 
 def store_reports(session: Session, embedder: Embedder | None, numbered: Sequence[tuple[int, bytes, ReportIn]],

@@ -105,8 +105,8 @@ def test_ingest_reports_good_bad_duplicate_late_and_unicode(cli, settings, tmp_p
     assert rows["r-1"].embedding_model and rows["r-2"].embedding is not None
 
     late = tmp_path / "late.jsonl"  # an older copy arriving after the newer one is not applied
-    write(late, BASE | {"report_id": "r-1", "report_generated_at": "2026-11-19T10:00:00Z",
-                        "report_data": {"executive_summary": "Stale copy."}},
+    write(late, BASE | {"report_id": "r-1", "report_generated_at": "2026-11-19T10:00:00Z", "account_id": "stale",
+                        "execution_data": {"stale": True}, "report_data": {"executive_summary": "Stale copy."}},
           BASE | {"report_id": "r-2", "status": "failed"})
     second = cli("ingest-reports", str(late))
     assert second.returncode == 0, second.stdout + second.stderr
@@ -114,7 +114,9 @@ def test_ingest_reports_good_bad_duplicate_late_and_unicode(cli, settings, tmp_p
     rows = stored(settings)
     assert rows["r-1"].report_data["executive_summary"] == "Updated later in the same file." and rows["r-2"].status == "failed"
     with db.session_scope(settings.database_url) as s:
-        assert len(list(s.scalars(select(PlaybookExecution)))) == 2  # one execution per report, never duplicated
+        executions = list(s.scalars(select(PlaybookExecution)))
+        assert len(executions) == 2  # one execution per report, never duplicated
+        assert all(e.account_id == "a1" and e.execution_data == {} for e in executions)  # the stale copy changed nothing
 
 
 def test_search_and_stats_commands_and_their_wrong_flags(inproc, settings, tmp_path):
