@@ -151,7 +151,7 @@ def _as_lines(value) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, Mapping):
-        return [f"{k}: {_as_lines(v)[0] if _as_lines(v) else ''}" for k, v in value.items()]
+        return [f"{k}: {', '.join(_as_lines(v))}" for k, v in value.items()]
     if isinstance(value, list):
         return [line for v in value for line in _as_lines(v)]
     return [str(value)]
