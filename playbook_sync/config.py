@@ -226,6 +226,12 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_max_body_bytes: int = 2 << 20  # larger request bodies get 413 before a route reads them
 
+    # Outcome evidence from execution reports (evidence.py, outcome_callouts.py).
+    evidence_period_days: int = Field(default=90, ge=1, le=3660)
+    evidence_min_change: float = Field(default=0.1, ge=0.0, le=10.0)
+    # playbook id → SOP ids (frontmatter `id`) or paths, besides SOP frontmatter `playbook_ids`.
+    playbook_sops: dict[str, list[str]] = Field(default_factory=dict)
+
     @field_validator("data_dir", "repo_path", "reports_dir", "prompts_dir", mode="after")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:

@@ -92,6 +92,11 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "api_host": (None, "address `serve` binds to (anything but loopback needs `API_TOKEN`)"),
     "api_port": (None, "port `serve` listens on"),
     "api_max_body_bytes": (None, "request bodies larger than this (2 MiB) get 413 before any route reads them"),
+    "evidence_period_days": (None, "outcome evidence per SOP covers execution reports completed in this many days (90: this quarter)"),
+    "evidence_min_change": (None, "a new `Results From the Field` callout needs a metric's median delta to move by this fraction "
+                            "(or a new metric, or a quarter more executions)"),
+    "playbook_sops": ("`{}`", 'JSON, playbook id → SOP ids or paths whose evidence its reports feed, besides SOP frontmatter '
+                      '`playbook_ids: [...]`: `{"voc-sprint": ["sop-4-2-run-a-voc-sprint"]}`'),
     "build_gate": (None, "run the playbook's own Docusaurus build on the changed tree before each commit; pages it fails on are deferred"),
     "build_timeout_seconds": (None, "limit of one `npm install` or site build"),
     "build_cache_dir": ("`DATA_DIR/site-build`", "node_modules per `package.json`, reused across builds"),

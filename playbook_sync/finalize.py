@@ -14,7 +14,7 @@ from typing import TypeVar
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync import batch, callouts, costs, lifecycle, orphans, publish, report, store, validate
+from playbook_sync import batch, callouts, costs, lifecycle, orphans, outcome_callouts, publish, report, store, validate
 from playbook_sync.changelog import commit_message
 from playbook_sync.deps import Deps
 from playbook_sync.edits import (
@@ -71,6 +71,7 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
                         deps.settings.llm_concurrency)
         try:
             blocks, deferred = _plan_enrichments(session, deps, run_id, docs, not_editable)
+            blocks += outcome_callouts.plan(session, deps, run, docs)  # one aggregate per SOP from execution reports
         finally:
             drafted = drafts()
         new_sops = _place_new_sops(clusters, drafted, docs, errors, _used_paths(session, deps) if clusters else set())

@@ -110,10 +110,10 @@ def _date_warning(created: datetime | None, now: datetime) -> str | None:
     return None
 
 
-def iter_entries(lines: Iterable[bytes], source: str, out: Parsed, *, now: datetime | None = None) -> Iterator[tuple[int, bytes, EntryIn]]:
-    """Validate each line; yield (line number, raw, entry) for the valid ones and record the rest in out."""
-    now = now or datetime.now(UTC)
-    first_line: dict[str, int] = {}
+def json_objects(lines: Iterable[bytes], source: str, out: Parsed) -> Iterator[tuple[int, bytes, dict]]:
+    """The JSON object on each non-blank line (BOM, CRLF, size, UTF-8 and JSON checked); the rest recorded in out.
+
+    Shared by every JSONL ingest (entries here, execution reports in reports.py)."""
     for number, raw in enumerate(lines, start=1):
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM):]
@@ -137,14 +137,26 @@ def iter_entries(lines: Iterable[bytes], source: str, out: Parsed, *, now: datet
         if not isinstance(obj, dict):
             out.reject(source, number, raw, f"expected a JSON object, got {type(obj).__name__}")
             continue
+        yield number, raw, obj
+
+
+def validation_reasons(exc: ValidationError, what: str = "entry") -> str:
+    """pydantic's errors as one line: `field: message; field: message`."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in exc.errors())
+
+
+def iter_entries(lines: Iterable[bytes], source: str, out: Parsed, *, now: datetime | None = None) -> Iterator[tuple[int, bytes, EntryIn]]:
+    """Validate each line; yield (line number, raw, entry) for the valid ones and record the rest in out."""
+    now = now or datetime.now(UTC)
+    first_line: dict[str, int] = {}
+    for number, raw, obj in json_objects(lines, source, out):
         if reason := _clean_fields(obj):
             out.reject(source, number, raw, reason)
             continue
         try:
             entry = EntryIn.model_validate(obj)
         except ValidationError as exc:
-            reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in exc.errors())
-            out.reject(source, number, raw, reasons)
+            out.reject(source, number, raw, validation_reasons(exc))
             continue
         if entry.id is not None:
             key = str(entry.id)

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 DIMENSIONS = 1536
+ENTRY_SEARCH = "to_tsvector('english'::regconfig, ((content || ' '::text) || COALESCE(context, ''::text)))"
 
 
 class Base(DeclarativeBase):
@@ -55,9 +56,12 @@ class KnowledgeEntry(Base):
     received_at: Mapped[datetime] = _now()
     embedding = mapped_column(Vector(DIMENSIONS), nullable=True)
     embedding_model: Mapped[str | None] = mapped_column(Text)
+    # English lexemes of content + context for the lexical side of search.py (migration 0005).
+    search = mapped_column(TSVECTOR, Computed(ENTRY_SEARCH, persisted=True))
 
     __table_args__ = (Index("ix_cp_knowledge_entries_created_at", "created_at"),
-                      Index("ix_cp_knowledge_entries_received_at", "received_at"))
+                      Index("ix_cp_knowledge_entries_received_at", "received_at"),
+                      Index("ix_cp_knowledge_entries_search", "search", postgresql_using="gin"))
 
 
 class SopEmbedding(Base):

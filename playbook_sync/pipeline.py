@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, calibration, costs, lifecycle, retrieval, store
+from playbook_sync import adhoc, calibration, costs, lifecycle, outcome_callouts, retrieval, store
 from playbook_sync.deps import Deps
 from playbook_sync.errors import ConfigError
 from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401  (finalize_run: the chord callback's name here)
 from playbook_sync.models import KnowledgeEntry, RunItem, SyncRun
 from playbook_sync.providers import chunking
-from playbook_sync.providers.base import Embedder, TokenBudget
+from playbook_sync.providers.base import Embedder
 from playbook_sync.schemas import ClassifyRequest, Decision, ItemStatus
 from playbook_sync.sops import Problem, check_docs, section_embedding_text, whole_embedding_text
 
@@ -33,14 +33,8 @@ class RunStart:
 
 
 def embed_all(embedder: Embedder, texts: Sequence[str]) -> list[list[float]]:
-    """Embed texts in as few requests as the embedder allows: ≤ max_batch inputs and, when the
-    embedder has a token budget (providers.base.TokenBudget), ≤ that many tokens each."""
-    budget = embedder.max_batch_tokens if isinstance(embedder, TokenBudget) else None
-    sizes = [embedder.count_tokens(t) for t in texts] if budget else [0] * len(texts)
-    vectors: list[list[float]] = []
-    for start, end in chunking.spans(sizes, max_items=embedder.max_batch, max_total=budget):
-        vectors.extend(embedder.embed(texts[start:end]))
-    return vectors
+    """Embed texts in as few requests as the embedder allows (providers.chunking.embed_all, where reports use it too)."""
+    return chunking.embed_all(embedder, texts)
 
 
 def entry_text(entry: KnowledgeEntry) -> str:
@@ -71,6 +65,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         # Embedding calls of the start; stored apart: they were paid for even if the start fails.
         with costs.metered(session, deps.ledger, run_id=run.id, apart=True) as meter:
             skipped = sync_sops(session, deps, run)
+            outcome_callouts.prepare(session, deps)  # execution reports: vectors current, unmapped ones as entries
         # Every entry without a final outcome, whatever its created_at says: the window
         # (start, now] is bookkeeping of when we ran, not a filter on the client's dates.
         ids = planned.entry_ids if planned is not None else store.owed_entry_ids(session)

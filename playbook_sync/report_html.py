@@ -185,6 +185,21 @@ def _problems(problems: list[dict]) -> str:
     return f'<table><tr><th>outcome</th><th>entry</th><th>reason</th></tr>{rows}</table>'
 
 
+def _metric(m: dict) -> str:
+    return f"{m['metric']}: {m['median_delta']:+g} (n={m['count']})"
+
+
+def _evidence(items: list[dict]) -> str:
+    """Outcome evidence from execution reports: the aggregate callouts this run planned (issue 13)."""
+    if not items:
+        return '<p class="empty">No new outcome evidence.</p>'
+    rows = "".join(
+        f'<tr><td>{_e(i["sop"])}</td><td>{_e(i["evidence"].get("executions"))}</td>'
+        f'<td>{_e("; ".join(_metric(m) for m in i["evidence"].get("metrics", [])))}</td>'
+        f'<td>{"committed" if i["committed"] else "not committed"}</td></tr>' for i in items)
+    return f'<table><tr><th>SOP</th><th>executions</th><th>median delta per metric</th><th></th></tr>{rows}</table>'
+
+
 def render(report: dict) -> str:
     """The whole page."""
     run, counts = report["run"], report["counts"]
@@ -225,6 +240,7 @@ def render(report: dict) -> str:
 {"".join(f'<p class="muted small">{_e(line)}</p>' for line in h.get("calibration", []))}
 <div class="legend"><span><i style="background:#8c959f"></i>no match → orphan</span><span><i style="background:#d4a72c"></i>weak candidate</span><span><i style="background:#2da44e"></i>strong candidate</span></div></section>
 <section class="card" id="changes"><h2>SOP changes</h2>{_sops(report["sops"])}</section>
+<section class="card" id="evidence"><h2>Results from the field</h2>{_evidence(report.get("evidence", []))}</section>
 <section class="card" id="clusters"><h2>Orphan clusters <span class="muted small">({report["clusters"]["open_total"]} open; promotion needs both bars full)</span></h2>{_clusters(report["clusters"])}</section>
 <section class="card" id="cost"><h2>Tokens and cost</h2>{_cost(report["cost"])}</section>
 <section class="card" id="problems"><h2>Failed and deferred entries</h2>{_problems(report["problems"])}</section>

@@ -36,4 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _routers() -> list:
     """Every feature's router; imported here so that each stays a module of its own."""
-    return []
+    from playbook_sync.api import routes_knowledge, routes_runs, routes_search
+
+    return [
+        routes_knowledge.router,
+        routes_search.router,
+        routes_runs.router,
+    ]

@@ -76,6 +76,8 @@ def demo() -> None:
         with db.session_scope(settings.database_url) as session:
             added = store.upsert_entries(session, entries=sample.entries(datetime.now(UTC)))
         console.print(f"ingested {added} new sample knowledge entries")
+        reports_added = sample.ingest_reports(settings, datetime.now(UTC))  # execution reports (issue 13)
+        console.print(f"stored {reports_added} sample execution reports (new or refreshed)")
         from playbook_sync.worker.app import app as celery_app
 
         with maybe_worker(celery_app, True, settings) as worker:

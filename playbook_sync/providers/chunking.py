@@ -24,3 +24,16 @@ def spans(sizes: Sequence[int], *, max_items: int, max_total: int | None = None)
     if start < len(sizes):
         out.append((start, len(sizes)))
     return out
+
+
+def embed_all(embedder, texts: Sequence[str]) -> list[list[float]]:
+    """Embed texts in as few requests as the embedder allows: ≤ max_batch inputs and, when the
+    embedder has a token budget (providers.base.TokenBudget), ≤ that many tokens each."""
+    from playbook_sync.providers.base import TokenBudget
+
+    budget = embedder.max_batch_tokens if isinstance(embedder, TokenBudget) else None
+    sizes = [embedder.count_tokens(t) for t in texts] if budget else [0] * len(texts)
+    vectors: list[list[float]] = []
+    for start, end in spans(sizes, max_items=embedder.max_batch, max_total=budget):
+        vectors.extend(embedder.embed(texts[start:end]))
+    return vectors

@@ -57,6 +57,7 @@ def test_models_and_migrations_agree(database_url):
     from alembic.migration import MigrationContext
 
     from playbook_sync.models import Base
+    from playbook_sync.models_reports import PlaybookReport  # noqa: F401  (registers the report tables)
 
     with db.get_engine(database_url).connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
