@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from playbook_sync.cli import calibrate, history, playbook, run, serve
+from playbook_sync.cli import calibrate, history, playbook, run, serve, users
 from playbook_sync.cli.shared import console, print_error, sentence, set_debug
 
 app = typer.Typer(help="Keep a Docusaurus playbook alive from captured call knowledge.", no_args_is_help=True)
@@ -27,6 +27,7 @@ app.command()(playbook.validate)
 app.command()(playbook.flower)
 app.command()(calibrate.calibrate)
 app.command()(serve.serve)
+app.add_typer(users.users_app, name="users")
 
 
 def _print_version(value: bool) -> None:

@@ -1,0 +1,5 @@
+"""The Playbook Builder pages (filled below)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
