@@ -8,7 +8,7 @@ its body without changing its callers.
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from playbook_sync.builder.models import Source
@@ -80,3 +80,15 @@ def sources_for(session: Session, embedder, query: str, limit: int = 8) -> list[
     for i in range(max(len(sections), len(entries))):
         mixed += [s[i] for s in (sections, entries) if i < len(s)]
     return mixed[:limit]
+
+
+def index(session: Session, deps) -> None:
+    """Make the knowledge searchable without waiting for a weekly run: SOP sections (changed ones
+    re-embedded, as a run does) and every entry without a vector for the current embedder."""
+    from types import SimpleNamespace
+
+    from playbook_sync import pipeline
+    from playbook_sync.models import KnowledgeEntry
+
+    pipeline.sync_sops(session, deps, SimpleNamespace(base_sha=None))  # a stand-in for the run row it notes the head on
+    pipeline.embed_entries(session, deps.embedder, list(session.scalars(select(KnowledgeEntry.id))))

@@ -72,7 +72,7 @@ def outline(request: OutlineRequest) -> PlaybookOutline:
     pains = list(dict.fromkeys(goals + found)) or [f"Getting value from {request.product_line or 'the product'} quickly."]
     competitors = []
     if match := _COMPETITORS.search(request.goals):
-        competitors = [c.strip() for c in re.split(r",|\band\b", match.group(1)) if c.strip()][:5]
+        competitors = [c.strip(" .") for c in re.split(r",|\band\b", match.group(1)) if c.strip(" .")][:5]
     scenarios = []
     for i, stage in enumerate(PLAN[count]):
         rotated = (pains[i % len(pains):] + pains[: i % len(pains)])[:3]
