@@ -60,6 +60,13 @@ def _clip(value: str) -> str:
     return value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1].rsplit(" ", 1)[0] + "…"
 
 
+def _section_text(body: str, title: str, heading: str) -> str:
+    """A section's prose: without the title and heading it is stored with, headings and admonition fences."""
+    lines = body.splitlines()
+    lines = lines[1 + bool(heading):] if lines and lines[0] == title else lines
+    return "\n".join(line for line in lines if not line.lstrip().startswith(("#", ":::", "---")))
+
+
 def sources_for(session: Session, embedder, query: str, limit: int = 8) -> list[dict]:
     """Up to `limit` sources for `query`, best first, alternating SOP sections and knowledge entries.
 
@@ -70,7 +77,7 @@ def sources_for(session: Session, embedder, query: str, limit: int = 8) -> list[
     vector = "[" + ",".join(f"{x:.7g}" for x in embedder.embed([query])[0]) + "]"
     params = {"q": query, "v": vector, "pool": POOL, "limit": limit}
     sections = [Source(type="sop_section", id=str(sid), title=f"{title} — {heading}" if heading else title,
-                       text=_clip(body)).model_dump()
+                       text=_clip(_section_text(body, title, heading))).model_dump()
                 for sid, _path, heading, body, title, _score in session.execute(text(_SECTIONS), params)]
     entries = [Source(type="entry", id=str(eid), title=f"{category.replace('_', ' ')} from a {kind} call"
                       if kind != "report" else f"{category.replace('_', ' ')} from an execution report",
