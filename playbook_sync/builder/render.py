@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -89,16 +88,16 @@ def html_page(view: Playbook) -> str:
 
 
 def chromium() -> str | None:
-    """The Chromium binary: PLAYBOOK_SYNC_CHROMIUM if set, else the first of CHROMIUM_NAMES on PATH."""
-    return os.environ.get("PLAYBOOK_SYNC_CHROMIUM") or next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    """The Chromium binary: the first of CHROMIUM_NAMES on PATH."""
+    return next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
 
 
 def pdf(view: Playbook) -> bytes:
     """The playbook printed to PDF by headless Chromium (its own print engine, no other renderer)."""
     binary = chromium()
     if binary is None:
-        raise RendererMissing("PDF export needs Chromium: install it (e.g. apt-get install chromium) or set "
-                              "PLAYBOOK_SYNC_CHROMIUM to its path")
+        raise RendererMissing("PDF export needs Chromium on PATH: install it (e.g. apt-get install chromium, "
+                              "or `make browser`)")
     with tempfile.TemporaryDirectory(prefix="playbook-pdf-") as tmp:
         page, out = Path(tmp, "playbook.html"), Path(tmp, "playbook.pdf")
         page.write_text(html_page(view), encoding="utf-8")

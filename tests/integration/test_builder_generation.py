@@ -133,3 +133,16 @@ def test_deleting_a_playbook_during_generation_fails_the_job_with_a_sentence(kno
     with d.session() as s:
         job = generation.get_job(s, local_user_id(s), job_id)
         assert job.error == "the playbook was deleted during generation" and job.playbook_id is None
+
+
+def test_the_demo_leaves_one_generated_sample_playbook(deps):
+    from playbook_sync.builder.demo import sample_playbook
+
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
+    first, made = sample_playbook(deps)
+    again, made_again = sample_playbook(deps)
+    assert made and not made_again and again == first
+    with deps.session() as s:
+        row = s.get(PlaybookRow, first)
+        assert len(row.scenarios) == 4 and all(sc.content_modules.get("objection_handling") for sc in row.scenarios)
