@@ -141,3 +141,36 @@ def test_hostile_text_round_trips_unchanged(two_users):
     assert got["edited"] == ["objection_handling"] and got["id"] == sid
     markdown = alice.get(f"/api/playbooks/{pid}/export.md")
     assert markdown.status_code == 200 and "日本語" in markdown.text
+
+
+def test_pages_ask_for_a_token_when_one_is_set_and_keep_it_in_a_strict_cookie(settings):
+    from pydantic import SecretStr
+
+    db.upgrade(settings.database_url)
+    with db.session_scope(settings.database_url) as session:
+        _, alice = add_user(session, "Alice")
+    app = create_app(settings.model_copy(update={"api_token": SecretStr("operator-secret")}))
+    with served(app) as browser:
+        assert browser.get("/playbooks").headers["location"] == "/login"
+        assert browser.post("/login", data={"token": "psu_wrong"}).status_code == 401
+        signed = browser.post("/login", data={"token": alice})
+        assert signed.status_code == 303 and "samesite=strict" in signed.headers["set-cookie"].lower()
+        assert "httponly" in signed.headers["set-cookie"].lower()
+        created = browser.post("/playbooks/new", data={"title": "From the page"})
+        assert created.status_code == 303
+        page = browser.get(created.headers["location"])
+        assert page.status_code == 200 and "From the page" in page.text and 'for="pb-title"' in page.text
+        pid = created.headers["location"].rsplit("/", 1)[1]
+        added = browser.post(f"/playbooks/{pid}/scenario", data={"title": "Discovery", "deal_stage": "discovery"})
+        sid = dict(p.split("=") for p in added.headers["location"].split("?")[1].split("&"))["scenario"]
+        form = {"title": "Discovery", "deal_stage": "discovery", "pairs": "0", "objection_0": "Too {pricey} <b>",
+                "response_0": "Value.", "updated_at": "2000-01-01T00:00:00+00:00"}
+        stale = browser.post(f"/playbooks/{pid}/scenarios/{sid}/save", data=form)
+        assert "error=" in stale.headers["location"] and "changed+since" in stale.headers["location"]
+        view = browser.get(stale.headers["location"])
+        assert 'role="alert"' in view.text and "Too {pricey}" not in view.text
+        saved = browser.post(f"/playbooks/{pid}/scenarios/{sid}/save", data=form | {"updated_at": ""})
+        assert "saved=scenario" in saved.headers["location"]
+        assert "Too {pricey} &lt;b&gt;" in browser.get(saved.headers["location"]).text  # escaped, not markup
+    with served(app, token=alice) as api:
+        assert api.get(f"/api/playbooks/{pid}").json()["owner"] == "Alice"

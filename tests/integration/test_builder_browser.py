@@ -84,4 +84,16 @@ def test_build_a_playbook_in_the_browser(knowledge, settings, redis_url, tmp_pat
         page.get_by_role("button", name="Publish to the playbook").click()
         expect(page.locator(".sidebar")).to_contain_text("Published as docs/sops/")
         assert _commits(settings.playbook_path) == before + 1
+        # Generate with AI from the library: the builder page follows the job, then lists 3 scenarios.
+        page.goto(f"{base}/playbooks")
+        page.get_by_text("Generate with AI").click()
+        form = page.locator("form[action='/playbooks/generate']")
+        form.get_by_label("Title").fill("Mid-market retainer")
+        form.get_by_label("Target persona").fill("Founder")
+        form.get_by_label("Scenarios (3 to 6)").fill("3")
+        form.get_by_role("button", name="Generate playbook").click()
+        expect(page.locator("ol.scenarios li")).to_have_count(3, timeout=90_000)
+        page.goto(f"{base}/playbooks")
+        expect(page.locator("li.playbook")).to_have_count(2)
+        page.screenshot(path=str(ARTIFACTS / "library.png"), full_page=True)
         browser.close()
