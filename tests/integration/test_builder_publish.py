@@ -60,3 +60,31 @@ def test_export_markdown_and_pdf(api):
     pdf = api.get(f"/api/playbooks/{pid}/export.pdf", timeout=120)
     assert pdf.status_code == 200, pdf.text
     assert pdf.content.startswith(b"%PDF-") and pdf.headers["content-type"] == "application/pdf"
+
+
+def test_publish_in_pull_request_mode_opens_the_sync_pull_request(settings, tmp_path):
+    from playbook_sync import db, demo
+    from playbook_sync.builder import publishing, service
+    from playbook_sync.builder.models import PlaybookIn, ScenarioIn
+    from playbook_sync.builder.users import local_user_id
+    from playbook_sync.providers.github import GitHubRepo
+    from playbook_sync.publish import wrap_repo
+    from tests.fakes.github_server import FakeGitHub
+    from tests.integration.test_pull_requests import BRANCH, TOKEN, git
+
+    db.upgrade(settings.database_url)
+    pr_settings = settings.model_copy(update={"publish": "pull_request"})
+    with FakeGitHub(tmp_path / "remote.git", token=TOKEN, files=demo.playbook_files()) as gh:
+        repo = wrap_repo(GitHubRepo(gh.full_name, TOKEN, base_url=gh.base_url, seconds_between_requests=None,
+                                    seconds_between_writes=None), pr_settings)
+        main = git(gh.git.path, "rev-parse", "main")
+        with db.session_scope(settings.database_url) as s:
+            user = local_user_id(s)
+            pid = service.create_playbook(s, user, PlaybookIn(title="Reviewed playbook")).id
+            service.add_scenario(s, user, pid, ScenarioIn(title="Discovery Call with CTO"))
+            row = publishing.publish(s, pr_settings, user, pid, repo=repo)
+            path = row.published_path
+        assert git(gh.git.path, "rev-parse", "main") == main  # nothing lands on main before review
+        assert git(gh.git.path, "rev-list", "--count", f"main..{BRANCH}") == "1"
+        assert path in git(gh.git.path, "show", "--stat", "--format=%B", BRANCH)
+        assert len(gh.pulls) == 1 and f"Playbook-Builder-Playbook: {pid}" in gh.pulls[0]["body"]
