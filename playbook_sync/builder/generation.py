@@ -91,14 +91,20 @@ def run_job(sessions: Sessions, embedder, llm, ledger: costs.Ledger, job_id: uui
             result = step(sessions, embedder, llm, job_id)
         status, error, message = "succeeded", None, "done"
     except (Gone, NotFound) as exc:
-        status, error, message, result = "failed", f"{exc}", "stopped", None
+        status, error, message, result = "failed", f"{exc}", "stopped", _partial(sessions, job_id)
     except Exception as exc:  # a provider's failure, told as its sentence; the job row keeps it
-        status, error, message, result = "failed", f"{type(exc).__name__}: {exc}", "failed", None
+        status, error, message, result = "failed", f"{type(exc).__name__}: {exc}", "failed", _partial(sessions, job_id)
     cost = sum(c.cost_usd for c in calls)
     usage = {"calls": len(calls), **{f: sum(getattr(c.usage, f) for c in calls) for f in costs.TOKEN_FIELDS}}
     _progress(sessions, job_id, status=status, error=error, message=message, result=result,
               progress=100 if status == "succeeded" else 0, cost_usd=cost, usage=usage)
     return {"job_id": str(job_id), "status": status}
+
+
+def _partial(sessions: Sessions, job_id: uuid.UUID) -> dict | None:
+    """What a failed job made before it failed (its scenario ids), kept on the row."""
+    with sessions() as session:
+        return session.get(GenerationJob, job_id).result
 
 
 def _refs(found: list[dict]) -> list[tuple[str, Source]]:
@@ -121,13 +127,19 @@ def _playbook(sessions: Sessions, embedder, llm, job_id: uuid.UUID) -> dict:
                                        ask.get("product_line"), ask.get("goals")]))
         sources = _refs(grounding.sources_for(session, embedder, query, SOURCES_PER_CALL))
         job.sources = [s.model_dump(exclude={"text"}) | {"ref": r} for r, s in sources]
-    outline = llm.generate_outline(OutlineRequest(**ask, sources=sources))
-    _progress(sessions, job_id, progress=20, message=f"writing {len(outline.scenarios)} scenarios")
-    with sessions() as session:
-        playbook = _locked_playbook(session, user_id, playbook_id)
-        if "description" not in playbook.edited:
-            playbook.description = outline.description
-        ids = [insert_scenario(session, playbook, ScenarioIn(**s.model_dump()), edited=[]).id for s in outline.scenarios]
+        # A redelivered task (worker lost mid-job) continues with the scenarios it already made.
+        ids = [uuid.UUID(i) for i in (job.result or {}).get("scenario_ids", [])]
+    if not ids:
+        outline = llm.generate_outline(OutlineRequest(**ask, sources=sources))
+        _progress(sessions, job_id, progress=20, message=f"writing {len(outline.scenarios)} scenarios")
+        with sessions() as session:
+            playbook = _locked_playbook(session, user_id, playbook_id)
+            if "description" not in playbook.edited:
+                playbook.description = outline.description
+            ids = [insert_scenario(session, playbook, ScenarioIn(**s.model_dump()), edited=[]).id
+                   for s in outline.scenarios]
+            session.get(GenerationJob, job_id).result = {"playbook_id": str(playbook_id),
+                                                         "scenario_ids": [str(i) for i in ids]}
     for i, scenario_id in enumerate(ids, start=1):
         _modules(sessions, embedder, llm, job_id, user_id, playbook_id, scenario_id, list(MODULE_NAMES), False)
         _progress(sessions, job_id, progress=20 + 80 * i // (len(ids) + 1), message=f"scenario {i} of {len(ids)} written")

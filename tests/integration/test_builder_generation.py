@@ -13,7 +13,7 @@ from playbook_sync import demo, store
 from playbook_sync.api import create_app
 from playbook_sync.builder import generation, grounding
 from playbook_sync.builder.models import GenerateRequest
-from playbook_sync.builder.tables import PlaybookRow
+from playbook_sync.builder.tables import GenerationJob, PlaybookRow
 from playbook_sync.builder.users import local_user_id
 from playbook_sync.models import LlmCall
 from playbook_sync.worker.app import app
@@ -146,3 +146,30 @@ def test_the_demo_leaves_one_generated_sample_playbook(deps):
     with deps.session() as s:
         row = s.get(PlaybookRow, first)
         assert len(row.scenarios) == 4 and all(sc.content_modules.get("objection_handling") for sc in row.scenarios)
+
+
+def test_a_redelivered_playbook_job_continues_without_duplicating_scenarios(knowledge):
+    d = knowledge
+    with d.session() as s:
+        job = generation.start_playbook_job(s, local_user_id(s), GenerateRequest(**ASK))
+        job_id, pid = job.id, job.playbook_id
+
+    class DyingLLM:  # the worker is lost after the outline and one scenario
+        calls = 0
+
+        def generate_outline(self, request):
+            return d.llm.generate_outline(request)
+
+        def generate_modules(self, request):
+            DyingLLM.calls += 1
+            if DyingLLM.calls > 1:
+                raise RuntimeError("worker lost")
+            return d.llm.generate_modules(request)
+
+    assert generation.run_job(d.session, d.embedder, DyingLLM(), d.ledger, job_id)["status"] == "failed"
+    with d.session() as s:
+        s.get(GenerationJob, job_id).status = "running"  # as the broker redelivers an unacknowledged task
+    assert generation.run_job(d.session, d.embedder, d.llm, d.ledger, job_id)["status"] == "succeeded"
+    with d.session() as s:
+        scenarios = s.get(PlaybookRow, pid).scenarios
+        assert len(scenarios) == 4 and all(sc.content_modules.get("next_steps") for sc in scenarios)
