@@ -173,3 +173,22 @@ def test_a_redelivered_playbook_job_continues_without_duplicating_scenarios(know
     with d.session() as s:
         scenarios = s.get(PlaybookRow, pid).scenarios
         assert len(scenarios) == 4 and all(sc.content_modules.get("next_steps") for sc in scenarios)
+
+
+def test_a_failed_job_shows_its_error_on_the_builder_page(knowledge, settings):
+    from playbook_sync.builder import service
+    from playbook_sync.builder.models import PlaybookIn, ScenarioGenerateRequest, ScenarioIn
+
+    d = knowledge
+    with d.session() as s:
+        user = local_user_id(s)
+        pid = service.create_playbook(s, user, PlaybookIn(title="Doomed")).id
+        keep = service.add_scenario(s, user, pid, ScenarioIn(title="Stays")).id
+        sid = service.add_scenario(s, user, pid, ScenarioIn(title="Goes")).id
+        job_id = generation.start_scenario_job(s, user, pid, sid, ScenarioGenerateRequest()).id
+        service.delete_scenario(s, user, pid, sid)  # deleted before the worker picks the job up
+    assert generation.run_job(d.session, d.embedder, d.llm, d.ledger, job_id)["status"] == "failed"
+    with served(create_app(settings)) as client:
+        page = client.get(f"/playbooks/{pid}", params={"scenario": str(keep), "job": str(job_id)})
+        assert page.status_code == 200 and 'role="alert">Generation failed: the scenario was deleted' in page.text
+        assert client.get(f"/api/jobs/{job_id}").json()["error"] == "the scenario was deleted before generation started"
