@@ -137,6 +137,16 @@ def generate_playbook(body: GenerateRequest, session: SessionDep, settings: Sett
     return enqueue(session, settings, generation.start_playbook_job(session, user_id_of(session, caller), body))
 
 
+@router.post("/playbooks/{playbook_id}/scenarios/generate", response_model=JobView, status_code=202)
+def add_and_generate_scenario(playbook_id: uuid.UUID, body: ScenarioIn, session: SessionDep, settings: SettingsDep,
+                              caller: CallerDep) -> JobView:
+    """Add a scenario from its details and generate its content modules (what it already holds is kept)."""
+    user = user_id_of(session, caller)
+    row = _call(service.add_scenario, session, user, playbook_id, body)
+    return enqueue(session, settings, generation.start_scenario_job(session, user, playbook_id, row.id,
+                                                                     ScenarioGenerateRequest()))
+
+
 @router.post("/playbooks/{playbook_id}/scenarios/{scenario_id}/generate", response_model=JobView, status_code=202)
 def generate_scenario(playbook_id: uuid.UUID, scenario_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
                       caller: CallerDep, body: ScenarioGenerateRequest | None = None) -> JobView:

@@ -4,6 +4,7 @@ metered, and a module a person edited survives regeneration unless overwrite is 
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -192,3 +193,19 @@ def test_a_failed_job_shows_its_error_on_the_builder_page(knowledge, settings):
         page = client.get(f"/playbooks/{pid}", params={"scenario": str(keep), "job": str(job_id)})
         assert page.status_code == 200 and 'role="alert">Generation failed: the scenario was deleted' in page.text
         assert client.get(f"/api/jobs/{job_id}").json()["error"] == "the scenario was deleted before generation started"
+
+
+def test_add_and_generate_a_scenario_in_one_request(knowledge, settings, redis_url):
+    with served(create_app(settings)) as client:  # the task waits in Redis; the job is run here instead
+        pid = client.post("/api/playbooks", json={"title": "One call", "target_persona": "CFO"}).json()["id"]
+        accepted = client.post(f"/api/playbooks/{pid}/scenarios/generate",
+                               json={"title": "Proposal Review with CFO", "deal_stage": "proposal",
+                                     "content_modules": {"next_steps": ["Ours."]}})
+        assert accepted.status_code == 202 and accepted.json()["status"] == "queued", accepted.text
+        job = accepted.json()
+        d = knowledge
+        assert generation.run_job(d.session, d.embedder, d.llm, d.ledger, uuid.UUID(job["id"]))["status"] == "succeeded"
+        scenario = client.get(f"/api/playbooks/{pid}").json()["scenarios"][0]
+        assert scenario["id"] == job["scenario_id"] and scenario["content_modules"]["next_steps"] == ["Ours."]
+        assert scenario["content_modules"]["discovery_questions"] and scenario["sources"]
+    app.control.purge()  # the task left in Redis is done; no later test's worker should meet it
