@@ -174,3 +174,17 @@ def test_pages_ask_for_a_token_when_one_is_set_and_keep_it_in_a_strict_cookie(se
         assert "Too {pricey} &lt;b&gt;" in browser.get(saved.headers["location"]).text  # escaped, not markup
     with served(app, token=alice) as api:
         assert api.get(f"/api/playbooks/{pid}").json()["owner"] == "Alice"
+
+
+def test_another_users_published_playbook_page_is_read_only(settings):
+    db.upgrade(settings.database_url)
+    with db.session_scope(settings.database_url) as session:
+        _, alice = add_user(session, "Alice")
+    app = create_app(settings)
+    with served(app, token=alice) as a, served(app) as operator:
+        pid = a.post("/api/playbooks", json={"title": "Shared", "status": "published"}).json()["id"]
+        page = operator.get(f"/playbooks/{pid}")
+        assert page.status_code == 200 and "By Alice: you can read it, not change it." in page.text
+        assert "Save playbook" not in page.text and "Publish to the playbook" not in page.text
+        assert operator.post(f"/playbooks/{pid}/delete").status_code == 404
+        assert a.get(f"/api/playbooks/{pid}").status_code == 200
