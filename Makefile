@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test unit integration lint bench quality lock config-table clean
+.PHONY: demo test unit integration lint bench quality lock config-table clean browser
 
 # Locked, hash-checked dependencies first (the same set as the image and CI), then the project
 # itself without dependencies; no build isolation, so the build uses the locked setuptools.
@@ -18,9 +18,14 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/playbook-sync demo
 
-# Everything, the wheel test and the Docusaurus build gate (marked slow) included.
-test: $(STAMP)
+# Everything, the wheel test, the Docusaurus build gate and the builder's browser test (marked slow) included.
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Headless Chromium from the system's packages, for the browser test and PDF export (apt-get; sudo when not root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit

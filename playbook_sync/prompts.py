@@ -34,6 +34,12 @@ SPECS: dict[str, dict[str, frozenset[str]]] = {
     },
     "name_cluster": {"system": frozenset(), "task": frozenset({"entries", "feedback"})},
     "draft_sop": {"system": frozenset(), "task": frozenset({"module", "label", "entries", "feedback"})},
+    # The Playbook Builder (builder/, providers/builder_steps.py).
+    "build_playbook": {"system": frozenset(), "sources": frozenset({"sources"}),
+                       "task": frozenset({"title", "persona", "industry", "product_line", "goals", "count", "feedback"})},
+    "build_modules": {"system": frozenset(), "sources": frozenset({"sources"}),
+                      "task": frozenset({"playbook", "persona", "industry", "product_line", "scenario", "modules",
+                                         "feedback"})},
 }
 
 

@@ -68,8 +68,11 @@ def get_caller(settings: SettingsDep, session: SessionDep,
 
 
 def _user_for_token(session: Session, token: str) -> Caller | None:
-    """The Playbook Builder's per-user tokens (issue 15) plug in here."""
-    return None
+    """A Playbook Builder user's token (`playbook-sync users add NAME`), looked up by its hash."""
+    from playbook_sync.builder.users import user_for_token
+
+    user = user_for_token(session, token)
+    return Caller(name=user.name, user_id=user.id) if user else None
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

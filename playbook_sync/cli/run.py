@@ -84,9 +84,20 @@ def demo() -> None:
             outcome = start_and_follow(settings, trigger="demo", worker=worker)
         print_summary(outcome, settings)
         print_report_path(outcome, settings)
+        _sample_playbook(settings)
         console.print(f"playbook repository: {repo_path.resolve()}")
         console.print(f"look at it with: git -C {repo_path} log --stat")
     exit_for(outcome)
+
+
+def _sample_playbook(settings) -> None:
+    """The Playbook Builder's sample, generated over the same knowledge (see builder/demo.py)."""
+    from playbook_sync.builder.demo import sample_playbook
+    from playbook_sync.deps import Deps
+
+    playbook_id, made = sample_playbook(Deps.from_settings(settings))
+    console.print(f"{'generated' if made else 'kept'} the sample playbook: open it with `playbook-sync serve`, then "
+                  f"http://127.0.0.1:{settings.api_port}/playbooks/{playbook_id}", highlight=False)
 
 
 # -- enqueue ---------------------------------------------------------------------------

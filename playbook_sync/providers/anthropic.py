@@ -15,6 +15,7 @@ import anthropic
 from playbook_sync import costs
 from playbook_sync.providers import retry
 from playbook_sync.providers.base import ProviderError
+from playbook_sync.providers.builder_steps import BuilderSteps
 from playbook_sync.providers.structured import (
     CLASSIFY,
     InvalidAnswer,
@@ -68,7 +69,7 @@ class BatchResult:
     model: str
 
 
-class AnthropicLLM(StructuredLLM):
+class AnthropicLLM(BuilderSteps, StructuredLLM):
     """The LLM protocol on the Messages API (and the batch hooks batch.py uses)."""
 
     provider = "anthropic"

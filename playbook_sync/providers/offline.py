@@ -11,7 +11,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from playbook_sync.builder.models import ModulesDraft, ModulesRequest, OutlineRequest, PlaybookOutline
 from playbook_sync.config import OFFLINE_EMBEDDING_MODEL
+from playbook_sync.providers import offline_builder
 from playbook_sync.providers.base import ProviderError
 from playbook_sync.schemas import Action, CalloutDraft, CalloutRequest, Candidate, ClassifyRequest, Decision, Entry, NewSopRequest, SopDraft
 
@@ -307,6 +309,16 @@ class OfflineLLM:
         ])
         lessons = _dedupe(lessons or statements or steps)[:5]
         return SopDraft(title=title, overview=overview, steps=_dedupe(steps), key_lessons=lessons)
+
+    def generate_outline(self, request: OutlineRequest) -> PlaybookOutline:
+        """The Playbook Builder's structure: 3-6 scenarios (providers/offline_builder.py)."""
+        self.calls["generate_outline"] += 1
+        return offline_builder.outline(request)
+
+    def generate_modules(self, request: ModulesRequest) -> ModulesDraft:
+        """One scenario's content modules from its sources (providers/offline_builder.py)."""
+        self.calls["generate_modules"] += 1
+        return offline_builder.modules(request)
 
 
 def containment(part: str, whole: str) -> float:

@@ -12,6 +12,7 @@ import tiktoken
 from playbook_sync import costs
 from playbook_sync.providers import retry
 from playbook_sync.providers.base import ProviderError
+from playbook_sync.providers.builder_steps import BuilderSteps
 from playbook_sync.providers.structured import (
     InvalidAnswer,
     PromptParts,
@@ -138,7 +139,7 @@ def usage_of(completion) -> costs.Usage:
                        cache_read_tokens=cached)
 
 
-class OpenAILLM(StructuredLLM):
+class OpenAILLM(BuilderSteps, StructuredLLM):
     """The LLM protocol on Chat Completions with a strict JSON-schema response format."""
 
     provider = "openai"

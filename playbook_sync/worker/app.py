@@ -11,14 +11,15 @@ from playbook_sync.worker.schedule import beat_schedule
 
 # Tasks that call the LLM: routed to settings.llm_queue (stable names: Flower, routes, beat).
 # poll_batches applies ended Message Batches and may classify failed results directly.
-LLM_TASKS = ("playbook_sync.process_entry", "playbook_sync.finalize_run", "playbook_sync.poll_batches")
+LLM_TASKS = ("playbook_sync.process_entry", "playbook_sync.finalize_run", "playbook_sync.poll_batches",
+             "playbook_sync.generate_playbook_content")
 
 
 def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app configured from settings (broker and backend are the same Redis)."""
     settings = settings or get_settings()
     broker = settings.broker_url or "redis://127.0.0.1:6379/0"
-    app = Celery("playbook_sync", broker=broker, backend=settings.result_backend or broker, include=["playbook_sync.worker.tasks"])
+    app = Celery("playbook_sync", broker=broker, backend=settings.result_backend or broker, include=["playbook_sync.worker.tasks", "playbook_sync.worker.builder_tasks"])
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

@@ -73,6 +73,29 @@ def draft(prompt: str) -> dict:
             "key_lessons": [_first_sentence(e) for e in entries[:3]]}
 
 
+def playbook_outline(prompt: str) -> dict:
+    """The number of scenarios asked for, along the deal, citing nothing it was not given."""
+    count = int(re.search(r"^Scenarios wanted: (\d+)$", prompt, re.MULTILINE).group(1))
+    persona = re.search(r"^Target persona: (.*)$", prompt, re.MULTILINE).group(1)
+    stages = ["discovery", "demo", "proposal", "negotiation", "closing", "expansion"][:count]
+    return {"description": f"A playbook for selling to {persona}, written by the fake model.",
+            "scenarios": [{"title": f"{s.capitalize()} meeting with {persona}", "deal_stage": s,
+                           "meeting_context": "A meeting in the deal.", "customer_pain_points": ["Slow onboarding."],
+                           "competitors": []} for s in stages]}
+
+
+def content_modules(prompt: str) -> dict:
+    """Every module, each citing the first source ids the prompt lists."""
+    refs = re.findall(r'<source id="(src-\d+)"', prompt)[:2]
+    return {"opening_strategy": "Open with what the fake model read in the sources.",
+            "key_messages": ["Fake model message one.", "Fake model message two."],
+            "value_propositions": ["Faster onboarding."], "discovery_questions": ["What slows you down today?"],
+            "objection_handling": [{"objection": "Fake model objection.", "response": "Fake model response."}],
+            "next_steps": ["Book the demo."],
+            "sources": {m: refs for m in ("opening_strategy", "key_messages", "value_propositions",
+                                          "discovery_questions", "objection_handling", "next_steps")}}
+
+
 def generic(schema: Mapping[str, Any]) -> Any:
     """A minimal instance of a JSON schema (first enum value, one array item)."""
     if "enum" in schema:
@@ -87,5 +110,6 @@ def generic(schema: Mapping[str, Any]) -> Any:
 
 def default_answer(name: str, schema: Mapping[str, Any], prompt: str) -> Any:
     """Our four steps answered sensibly; anything else from its schema."""
-    handlers = {"record_classification": classify, "write_callout": callout, "name_cluster": cluster, "draft_sop": draft}
+    handlers = {"record_classification": classify, "write_callout": callout, "name_cluster": cluster, "draft_sop": draft,
+                "draft_playbook": playbook_outline, "write_content_modules": content_modules}
     return handlers[name](prompt) if name in handlers else generic(schema)

@@ -28,11 +28,12 @@ def test_operator_token_is_required_when_configured(settings):
     app = create_app(guarded)
     with served(app) as anonymous:
         assert anonymous.get("/healthz").status_code == 200  # health needs no token
-        probe = [r.path for r in app.routes if getattr(r, "path", "").startswith("/api/")]
-        for path in probe[:1]:
-            assert anonymous.get(path).status_code == 401
+        assert anonymous.get("/api/runs").status_code == 401
     with served(app, token="wrong") as wrong:
         assert wrong.get("/healthz").status_code == 200
+        assert wrong.get("/api/runs").status_code == 401
+    with served(app, token="s3cret-token") as operator:
+        assert operator.get("/api/runs").status_code == 200
 
 
 def test_oversized_bodies_get_413_declared_or_streamed(settings):

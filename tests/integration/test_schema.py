@@ -56,6 +56,7 @@ def test_models_and_migrations_agree(database_url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    import playbook_sync.builder.tables  # noqa: F401  (the builder's tables share Base)
     from playbook_sync.models import Base
     from playbook_sync.models_reports import PlaybookReport  # noqa: F401  (registers the report tables)
 

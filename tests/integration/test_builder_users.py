@@ -1,0 +1,42 @@
+"""`playbook-sync users add NAME` prints a token once, stores only its hash; the token acts as that user."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import text
+
+from playbook_sync import db
+from playbook_sync.api import create_app
+from playbook_sync.builder.users import UserError, add_user
+from tests.http import served
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(settings, *args):
+    env = {"PATH": os.environ["PATH"], "PLAYBOOK_SYNC_ENV_FILE": os.devnull,
+           "PLAYBOOK_SYNC_DATABASE_URL": settings.database_url, "PLAYBOOK_SYNC_DATA_DIR": str(settings.data_dir)}
+    return subprocess.run([sys.executable, "-m", "playbook_sync.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_users_add_and_list_and_the_token_works(settings):
+    added = _cli(settings, "users", "add", "Zoë Ångström")
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    assert token.startswith("psu_")
+    with db.get_engine(settings.database_url).connect() as conn:
+        stored = conn.execute(text("SELECT name, token_hash FROM cp_users")).all()
+    assert stored == [("Zoë Ångström", hashlib.sha256(token.encode()).hexdigest())]  # the hash, never the token
+    with db.session_scope(settings.database_url) as session, pytest.raises(UserError, match="exists already"):
+        add_user(session, "Zoë  Ångström")  # the same name, spaced differently
+    listed = _cli(settings, "users", "list")
+    assert "Zoë Ångström" in listed.stdout and token not in listed.stdout
+    with served(create_app(settings), token=token) as client:
+        made = client.post("/api/playbooks", json={"title": "Mine"})
+        assert made.status_code == 201 and made.json()["owner"] == "Zoë Ångström"
