@@ -63,3 +63,27 @@ def _merge(sets: Iterable[set[uuid.UUID]]) -> list[list[uuid.UUID]]:
         merged = set(ids).union(*overlapping)
         groups = [g for g in groups if not g & ids] + [merged]
     return sorted((sorted(g) for g in groups), key=lambda g: (-len(g), str(g[0])))
+
+
+def home_module(session: Session, *, entry_ids: Iterable[uuid.UUID], modules: set[str], k: int) -> str | None:
+    """The module a new topic belongs to: the one its entries' fused top-k SOPs come from, weighted by
+    their reciprocal-rank-fusion score (None when retrieval finds none of `modules`).
+
+    Not the SOP nearest to the cluster's centroid: a whole long SOP's vector is an average of many
+    subjects, and a centroid of differently phrased entries is near nothing in particular, while each
+    entry's own ranking (lexical and vector, best section per SOP) says where its neighbours live."""
+    from playbook_sync.models import SopEmbedding
+    from playbook_sync.retrieval import hybrid_sops
+
+    votes: dict[str, float] = {}
+    for entry_id in entry_ids:
+        for hit in hybrid_sops(session, entry_id=entry_id, k=k)[0]:
+            votes[hit.sop_path] = votes.get(hit.sop_path, 0.0) + hit.fused
+    if not votes:
+        return None
+    per_module: dict[str, float] = {}
+    for path, module in session.execute(text(f"SELECT file_path, module FROM {SopEmbedding.__tablename__} "
+                                             "WHERE file_path = ANY(:paths)"), {"paths": list(votes)}):
+        if module in modules:
+            per_module[module] = per_module.get(module, 0.0) + votes[path]
+    return max(sorted(per_module), key=per_module.get) if per_module else None
