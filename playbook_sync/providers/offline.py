@@ -13,6 +13,7 @@ import numpy as np
 
 from playbook_sync.config import OFFLINE_EMBEDDING_MODEL
 from playbook_sync.providers.base import ProviderError
+from playbook_sync.restatements import restated_callout
 from playbook_sync.schemas import Action, CalloutDraft, CalloutRequest, Candidate, ClassifyRequest, Decision, Entry, NewSopRequest, SopDraft
 
 # Letters of any script, so accented words stay whole; straight or curly apostrophes.
@@ -229,6 +230,12 @@ class OfflineLLM:
         if unigram >= REDUNDANT_CONTAINMENT and pairs >= REDUNDANT_BIGRAMS:
             action, confidence = Action.redundant, (unigram + pairs) / 2
             rationale = f"Restates this SOP: {shared} and {pairs:.0%} of its phrases are there."
+        # Judged only where the entry belongs: beside an SOP it is not about, any short callout is "nearer"
+        # than paragraphs that share nothing with it either.
+        elif on_topic and (restated := restated_callout(content, candidate.sop_text, OfflineEmbedder.features)):
+            action, confidence = Action.redundant, restated[1]
+            rationale = (f"Says again what a callout here says ({restated[1]:.2f} similar, its nearest section "
+                         f"{restated[2]:.2f}): {restated[0][:120]}")
         elif on_topic:
             action = Action.enrich
             confidence = 0.5 * candidate.similarity + 0.5 * unigram
