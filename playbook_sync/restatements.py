@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 
 _OPENER = re.compile(r"^:::[A-Za-z]+\b")
 _HEADING = re.compile(r"^#{1,6}\s")
-_ATTRIBUTION = " -- "  # callouts.render_block puts who said it after this; not what it says
+_ATTRIBUTION = " -- "  # blocks written before the attribution had a line of its own carry it after this
+_CREDIT = "— "  # callouts.ATTRIBUTION_PREFIX: the block's attribution line
 
 Features = Callable[[str], Mapping[str, float]]
 
@@ -35,7 +36,7 @@ def split(sop_text: str) -> tuple[list[str], list[str]]:
                 body = " ".join(block)
                 callouts.append(body.rsplit(_ATTRIBUTION, 1)[0] if _ATTRIBUTION in body else body)
                 block = None
-            else:
+            elif not line.startswith(_CREDIT):  # who said it, not what was said
                 block.append(line.strip())
         elif _OPENER.match(line):
             block = []

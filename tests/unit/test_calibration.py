@@ -159,8 +159,8 @@ def test_every_callout_ends_with_its_provenance_and_stays_a_valid_block():
     assert "sales call, 2026-11-16" in line and "unnamed speaker, execution report" in line and "{" not in line
     block = render_block(CalloutKind.field_tip, "Ask for the budget owner early. It saves a week.",
                          {TranscriptType.coaching, TranscriptType.sales}, line)
-    body = block.splitlines()[1]
-    assert body.endswith(f" -- {line}") and _is_block(block.splitlines())
+    lines = block.splitlines()
+    assert lines[1] == "Ask for the budget owner early. It saves a week." and lines[2] == f"— {line}" and _is_block(lines)
 
 
 def test_a_real_models_answer_enriches_at_most_two_sops():

@@ -24,7 +24,8 @@ the price increase and the multi-year terms with finance before the first renewa
 Document the renewal forecast in the CRM with the owner and the date.
 
 :::tip From the Field
-Confirm the executive sponsor before the renewal window opens; late sponsors stall the price increase. -- Dana, coaching call, 2026-11-20
+Confirm the executive sponsor before the renewal window opens; late sponsors stall the price increase.
+— Dana Whitfield, coaching call, 2026-11-20
 :::
 
 ## 1b. Churn Risk Review
@@ -41,6 +42,11 @@ def test_split_separates_callouts_from_the_sops_own_text():
     callouts, sections = split(SOP)
     assert callouts == ["Confirm the executive sponsor before the renewal window opens; late sponsors stall the price increase."]
     assert not any("executive sponsor" in s for s in sections) and any(s.startswith("1b. Churn Risk Review") for s in sections)
+
+
+def test_a_block_written_before_attribution_lines_is_read_without_its_inline_credit():
+    old = SOP.replace(".\n— Dana Whitfield", ". -- Dana Whitfield")
+    assert split(old)[0] == split(SOP)[0]
 
 
 def test_a_restatement_in_other_words_is_found():
