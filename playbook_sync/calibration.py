@@ -98,16 +98,17 @@ class Gate:
             return "strong"
         return "weak" if value >= self.weak else "none"
 
-    def bands(self, similarities: Sequence[float], level: float | None) -> list[str]:
+    def bands(self, similarities: Sequence[float], level: float | None, agreed: bool = False) -> list[str]:
         """The band of each of an entry's fused top k (best first), or "none" for those not worth asking about.
 
         Pinned (absolute) bands judge each SOP alone. Calibrated ones judge the entry: when its
-        best candidate stands above the null's median, the classifier sees all k, those under
-        weak as `low`, and picks among them; the fused rank orders them."""
+        best candidate stands above the null's median, or the lexical and vector rankings put the
+        same section first (`agreed`), the classifier sees all k, those under weak as `low`, and
+        picks among them; the fused rank orders them."""
         own = [self.band(s, level) for s in similarities]
         if self.mode != "excess" or self.ask is None or not similarities:
             return own
-        if max(similarities) - (level or 0.0) < min(self.ask, self.weak):
+        if not agreed and max(similarities) - (level or 0.0) < min(self.ask, self.weak):
             return ["none"] * len(own)
         return ["low" if b == "none" else b for b in own]
 
