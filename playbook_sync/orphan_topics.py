@@ -20,8 +20,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
+
+from playbook_sync.models import SopEmbedding
+from playbook_sync.retrieval import hybrid_sops
 
 _TOPIC_WORDS_SQL = """
 WITH words AS (
@@ -72,9 +75,6 @@ def home_module(session: Session, *, entry_ids: Iterable[uuid.UUID], modules: se
     Not the SOP nearest to the cluster's centroid: a whole long SOP's vector is an average of many
     subjects, and a centroid of differently phrased entries is near nothing in particular, while each
     entry's own ranking (lexical and vector, best section per SOP) says where its neighbours live."""
-    from playbook_sync.models import SopEmbedding
-    from playbook_sync.retrieval import hybrid_sops
-
     votes: dict[str, float] = {}
     for entry_id in entry_ids:
         for hit in hybrid_sops(session, entry_id=entry_id, k=k)[0]:
@@ -82,8 +82,8 @@ def home_module(session: Session, *, entry_ids: Iterable[uuid.UUID], modules: se
     if not votes:
         return None
     per_module: dict[str, float] = {}
-    for path, module in session.execute(text(f"SELECT file_path, module FROM {SopEmbedding.__tablename__} "
-                                             "WHERE file_path = ANY(:paths)"), {"paths": list(votes)}):
+    for path, module in session.execute(select(SopEmbedding.file_path, SopEmbedding.module)
+                                        .where(SopEmbedding.file_path.in_(list(votes)))):
         if module in modules:
             per_module[module] = per_module.get(module, 0.0) + votes[path]
     return max(sorted(per_module), key=per_module.get) if per_module else None
