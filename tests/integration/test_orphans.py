@@ -67,8 +67,11 @@ def test_three_orphans_from_one_source_do_not(deps):
 def test_orphans_whose_shared_words_a_homed_entry_also_uses_make_no_sop(deps):
     # A matched entry that happens to use the orphans' words: they are how calls talk, not a topic the
     # playbook lacks (orphan_topics), so the three orphans stay orphans.
+    # The webinar words are outside its lead sentence, so the callout (the offline LLM writes lead sentences)
+    # does not bring them into the playbook: only the homed-entry rule keeps them from being a topic.
     homed = ("Cold email subject lines that name the prospect's main competitor got twice the opens of our generic "
-             "subject lines, and the same subject line lifted our webinar funnel replay invitations.")
+             "two-word subject lines. Keep it to the competitor's name plus one word, like 'gong vs you'. "
+             "Webinar funnel replay invitations too.")
     with deps.session() as s:
         store.upsert_entries(s, entries=[entry(homed, source="call-z", created_at=T0 - timedelta(days=1))])
     first = pipeline.run_inline(deps, now=T0)
