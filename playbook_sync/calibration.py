@@ -15,7 +15,12 @@ out by chance. It gives the bands:
 
 - weak   = its 90th percentile: the candidate stands out more than the best unrelated SOP
            does for 9 in 10 entries;
-- strong = its 99th percentile.
+- strong = its 99th percentile;
+- ask    = its median: the entry's best candidate beats the best unrelated SOP more often than
+           not. An entry whose best candidate clears it is worth the classifier's time, and the
+           classifier then sees the whole fused top k (those under weak marked `low`): with a
+           lexical embedder many true homes stand out from the null no more than chance does,
+           and cutting them one by one lost the home SOP before anyone could pick it.
 
 The quantiles are the conventional significance levels, not numbers fitted to one corpus;
 the fused rank decides which SOPs are candidates and in what order (the classifier sees
@@ -38,7 +43,7 @@ from playbook_sync.config import Settings
 SAMPLE = 200  # entries whose scores form the null (deterministic: the first by id)
 POOL = 200  # nearest sections per sampled entry
 MIN_NULL = 30  # fewer null scores than this: not enough to calibrate, the configured bands apply
-WEAK_QUANTILE, STRONG_QUANTILE = 0.90, 0.99
+ASK_QUANTILE, WEAK_QUANTILE, STRONG_QUANTILE = 0.50, 0.90, 0.99
 
 _NULL_SQL = """
 SELECT e.id, n.file_path, max(1 - n.distance) AS similarity
@@ -85,12 +90,27 @@ class Gate:
     mode: str  # excess | absolute
     strong: float
     weak: float
+    ask: float | None = None  # excess mode: the entry is worth asking about once its best candidate clears this
 
     def band(self, similarity: float, level: float | None) -> str:
         value = similarity - (level or 0.0) if self.mode == "excess" else similarity
         if value >= self.strong:
             return "strong"
         return "weak" if value >= self.weak else "none"
+
+    def bands(self, similarities: Sequence[float], level: float | None, agreed: bool = False) -> list[str]:
+        """The band of each of an entry's fused top k (best first), or "none" for those not worth asking about.
+
+        Pinned (absolute) bands judge each SOP alone. Calibrated ones judge the entry: when its
+        best candidate stands above the null's median, or the lexical and vector rankings put the
+        same section first (`agreed`), the classifier sees all k, those under weak as `low`, and
+        picks among them; the fused rank orders them."""
+        own = [self.band(s, level) for s in similarities]
+        if self.mode != "excess" or self.ask is None or not similarities:
+            return own
+        if not agreed and max(similarities) - (level or 0.0) < min(self.ask, self.weak):
+            return ["none"] * len(own)
+        return ["low" if b == "none" else b for b in own]
 
 
 def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, settings: Settings) -> dict:
@@ -112,6 +132,7 @@ def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, sett
         # "higher": an observed value (an order statistic), so at most 1 in 10 null scores exceeds weak.
         record |= {"mode": "excess", "strong": round(float(np.quantile(values, STRONG_QUANTILE, method="higher")), 4),
                    "weak": round(float(np.quantile(values, WEAK_QUANTILE, method="higher")), 4),
+                   "ask": round(float(np.quantile(values, ASK_QUANTILE, method="higher")), 4),
                    "source": f"calibrated on {len(excess)} null scores"}
     return record
 
@@ -128,7 +149,9 @@ def gate_of(record: dict | None, settings: Settings, model: str) -> Gate:
     if not record or "strong" not in record:
         configured = settings.bands_for(model)
         return Gate("absolute", configured.strong, configured.weak)
-    return Gate(record.get("mode", "absolute"), record["strong"], min(record["weak"], record["strong"]))
+    weak = min(record["weak"], record["strong"])
+    return Gate(record.get("mode", "absolute"), record["strong"], weak,
+                min(record["ask"], weak) if record.get("ask") is not None else None)
 
 
 def describe(record: dict | None) -> list[str]:
@@ -139,6 +162,8 @@ def describe(record: dict | None) -> list[str]:
     above = " above the entry's baseline" if record.get("mode") == "excess" else ""
     lines = [f"embedding model: {record.get('model')}",
              f"bands: strong {record['strong']:+.3f}, weak {record['weak']:+.3f}{above} ({record['source']})"]
+    if record.get("ask") is not None:
+        lines.append(f"worth asking the classifier: best candidate {record['ask']:+.3f}{above} (the null's median)")
     if null.get("n"):
         lines.append(f"null distribution (SOPs beyond each entry's top k): n={null['n']}, median {null['median']:.3f}, "
                      f"p90 {null['p90']:.3f}, p99 {null['p99']:.3f}")

@@ -70,14 +70,17 @@ def sentences(text: str) -> list[str]:
     return [part for part in _SENTENCE_BREAK.split(text.strip()) if part]
 
 
+# The attribution line of a block: who said it, on what kind of call, when (issue 11 #8).
+ATTRIBUTION_PREFIX = "— "
+
+
 def render_block(kind: CalloutKind, body: str, transcript_types: set[TranscriptType], attribution: str = "") -> str:
-    """`:::type Title\\n<1-3 MDX-safe sentences>[ -- attribution]\\n:::\\n`; ValueError on an empty body."""
+    """`:::type Title\\n<1-3 MDX-safe sentences>\\n[— attribution\\n]:::\\n`; ValueError on an empty body."""
     text = " ".join(sentences(mdx_safe(body))[:MAX_SENTENCES])
     if not text:
         raise ValueError("callout body is empty after MDX sanitizing")
-    if attribution:
-        text = f"{text} -- {attribution}"
-    return f"{_opener(CalloutKind(kind), transcript_types)}\n{text}\n{CLOSER}\n"
+    credit = f"{ATTRIBUTION_PREFIX}{attribution}\n" if attribution else ""
+    return f"{_opener(CalloutKind(kind), transcript_types)}\n{text}\n{credit}{CLOSER}\n"
 
 
 _SOURCE_KIND = {TranscriptType.coaching: "coaching call", TranscriptType.sales: "sales call",
@@ -88,8 +91,8 @@ MAX_ATTRIBUTED = 3
 def attribution(entries) -> str:
     """Who said it, on what kind of call, when: `Dana Whitfield, coaching call, 2026-11-15; ...`.
 
-    MDX-safe and never a sentence of its own (the block keeps its 1-3 sentences): it follows ` -- `
-    and has no `.`/`!`/`?` followed by a space inside."""
+    MDX-safe, on the block's last line after `— `, and never a sentence of its own: no `.`/`!`/`?`
+    followed by a space inside."""
     parts = []
     for entry in entries:
         when = f", {entry.created_at:%Y-%m-%d}" if getattr(entry, "created_at", None) else ""
@@ -102,14 +105,17 @@ def attribution(entries) -> str:
 
 
 def _is_block(lines: list[str]) -> bool:
-    """Three lines (no line endings) that render_block could have produced."""
+    """Three lines, or four with an attribution line (no line endings), that render_block could have produced."""
+    credit = lines[2:-1] if len(lines) == 4 else []
     return (
-        len(lines) == 3
+        len(lines) in (3, 4)
         and lines[0] in OPENERS
-        and lines[2] == CLOSER
+        and lines[-1] == CLOSER
         and bool(lines[1])
         and mdx_safe(lines[1]) == lines[1]
         and len(sentences(lines[1])) <= MAX_SENTENCES
+        and all(c.startswith(ATTRIBUTION_PREFIX) and c.strip() != ATTRIBUTION_PREFIX.strip() and mdx_safe(c) == c
+                for c in credit)
     )
 
 
@@ -254,13 +260,16 @@ def _chunk_ends(new: list[str], start: int, limit: int, eol: str) -> list[int]:
     ends: list[int] = []
     pos = start + (1 if start < limit and new[start] == eol else 0)
 
-    def block_at(p: int) -> bool:
-        return p + 3 <= limit and all(line.endswith(eol) for line in new[p : p + 3]) and _is_block(
-            [line.removesuffix(eol) for line in new[p : p + 3]]
-        )
+    def block_at(p: int) -> int:
+        """The length of the block starting at p (4 with an attribution line, else 3), or 0."""
+        for size in (4, 3):
+            if p + size <= limit and all(line.endswith(eol) for line in new[p : p + size]) and _is_block(
+                    [line.removesuffix(eol) for line in new[p : p + size]]):
+                return size
+        return 0
 
-    while block_at(pos):
-        pos += 3
+    while size := block_at(pos):
+        pos += size
         ends.append(pos)
         if pos < limit and new[pos] == eol:
             ends.append(pos + 1)

@@ -14,7 +14,7 @@ from typing import TypeVar
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync import batch, callouts, costs, lifecycle, orphans, outcome_callouts, publish, report, store, validate
+from playbook_sync import batch, callouts, costs, lifecycle, orphan_topics, orphans, outcome_callouts, publish, report, store, validate
 from playbook_sync.changelog import commit_message
 from playbook_sync.deps import Deps
 from playbook_sync.edits import (
@@ -32,7 +32,7 @@ from playbook_sync.faults import crash_point
 from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, SopEmbedding, SyncRun
 from playbook_sync.providers.base import NonFastForward, PathHistory
 from playbook_sync.schemas import Action, ItemStatus, RunStatus
-from playbook_sync.sops import Problem
+from playbook_sync.sops import Problem, parse_sop
 
 log = logging.getLogger(__name__)
 COMMIT_ATTEMPTS = 3  # a concurrent push is rebased this many times before giving up
@@ -127,7 +127,8 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
 def _new_sop_clusters(session: Session, deps: Deps, docs) -> list[tuple]:
     """(cluster, module, entries) for each cluster that has enough agreeing orphans to become an SOP."""
     modules = {d.module for d in docs.values() if d.module} or {"module-1"}
-    return [(c, orphans.nearest_module(session, centroid=c.centroid, modules=modules), [store.to_entry(e) for e in c.entries])
+    return [(c, orphan_topics.home_module(session, entry_ids=[e.id for e in c.entries], modules=modules, k=deps.settings.top_k)
+             or orphans.nearest_module(session, centroid=c.centroid, modules=modules), [store.to_entry(e) for e in c.entries])
             for c in orphans.promotable(session, min_entries=deps.settings.cluster_min_entries,
                                         min_sources=deps.settings.cluster_min_sources)]
 
@@ -153,8 +154,10 @@ def _place_new_sops(clusters: list[tuple], drafts: list, docs, errors: list[str]
         try:
             if isinstance(drafted, Exception):
                 raise drafted
+            # The SOPs placed before it count as the folder's last ones: numbers and sidebar positions follow them.
+            placed = {p.path: parse_sop(p.path, p.content.encode("utf-8")) for p in planned}
             planned.append(place_new_sop(cluster_id=cluster.id, label=drafted[0], draft=drafted[1], entries=entries,
-                                         module=module, docs=docs, taken=used | {p.path for p in planned}))
+                                         module=module, docs=docs | placed, taken=used | set(placed)))
         except Exception as exc:  # the cluster stays open and is tried again next run
             errors.append(f"new SOP for cluster {cluster.id} not created: {exc}")
     return planned

@@ -11,6 +11,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
+from playbook_sync import orphan_topics
 from playbook_sync.models import DIMENSIONS, KnowledgeEntry, OrphanCluster, OrphanMember, SopEmbedding
 
 
@@ -127,14 +128,40 @@ def _members(session: Session, cluster_id: uuid.UUID) -> list[KnowledgeEntry]:
 
 
 def promotable(session: Session, *, min_entries: int, min_sources: int) -> list[ClusterView]:
-    """Open clusters with enough entries from enough distinct sources to become an SOP."""
+    """Open orphans that share a topic the playbook lacks (orphan_topics), with enough entries from
+    enough distinct sources to become an SOP: each topic gathered into one open cluster of its own."""
     out = []
-    for cluster in session.scalars(select(OrphanCluster).where(OrphanCluster.status == "open").order_by(OrphanCluster.created_at)):
+    for group in orphan_topics.topic_groups(session, min_entries=min_entries, min_sources=min_sources):
+        cluster = _gather(session, group)
         members = _members(session, cluster.id)
         sources = {m.source_ref or f"entry:{m.id}" for m in members}
-        if len(members) >= min_entries and len(sources) >= min_sources:
-            out.append(ClusterView(cluster.id, cluster.label, members, sources, list(cluster.centroid)))
+        out.append(ClusterView(cluster.id, cluster.label, members, sources, list(cluster.centroid)))
     return out
+
+
+def _gather(session: Session, entry_ids: list[uuid.UUID]) -> OrphanCluster:
+    """The open cluster holding exactly these orphans: an existing one, else a new one they move into
+    (clusters they leave are refreshed, or dropped once empty)."""
+    rows = list(session.scalars(select(OrphanMember).where(OrphanMember.entry_id.in_(entry_ids))))
+    holders = sorted({r.cluster_id for r in rows}, key=str)
+    for cluster_id in holders:
+        if set(session.scalars(select(OrphanMember.entry_id).where(OrphanMember.cluster_id == cluster_id))) == set(entry_ids):
+            return session.get(OrphanCluster, cluster_id)
+    cluster = OrphanCluster(id=uuid.uuid4(), tags=[])
+    session.add(cluster)
+    session.flush()
+    for row in rows:
+        row.cluster_id = cluster.id
+    session.flush()
+    for cluster_id in holders:
+        left = session.get(OrphanCluster, cluster_id)
+        if session.scalar(select(func.count()).where(OrphanMember.cluster_id == cluster_id)):
+            _refresh(session, left)
+        else:
+            session.delete(left)
+    _refresh(session, cluster)
+    session.flush()
+    return cluster
 
 
 def nearest_module(session: Session, *, centroid: Sequence[float], modules: set[str]) -> str | None:

@@ -164,7 +164,7 @@ def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate) -> 
     hits, level = hybrid_sops(session, entry_id=entry_id, k=k)
     if not hits:
         return None, []
-    kept = [(h, b) for h in hits if (b := gate.band(h.similarity, level)) != "none"]
+    kept = [(h, b) for h, b in zip(hits, gate.bands([h.similarity for h in hits], level, hits[0].agreed), strict=True) if b != "none"]
     rows = {r.file_path: r for r in session.scalars(select(SopEmbedding).options(defer(SopEmbedding.embedding))
                                                     .where(SopEmbedding.file_path.in_([h.sop_path for h, _ in kept])))}
     return max(h.similarity for h in hits), [

@@ -144,7 +144,7 @@ class Candidate(BaseModel):
     title: str
     section: str
     similarity: float
-    band: str  # strong | weak
+    band: str  # strong | weak | low (under weak, shown because the entry's best candidate is worth asking about)
     sop_text: str = ""
 
 

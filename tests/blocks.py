@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from playbook_sync.callouts import CLOSER, OPENERS
+from playbook_sync.callouts import ATTRIBUTION_PREFIX, CLOSER, OPENERS
 
 # Entries built by tagged() open with "Ref qx<number>:", so their lead sentence (which the
 # offline LLM copies into the block body) names them: a block in a file names its entries
@@ -14,10 +14,15 @@ MARKER = re.compile(r"\bref qx(\d+)\b", re.IGNORECASE)
 
 
 def blocks_in(text: str) -> list[str]:
-    """Every callout block (opener, body, closer) in one file, in order."""
+    """Every callout block (opener, body, [attribution line,] closer) in one file, in order."""
     lines = text.splitlines()
-    return ["\n".join(lines[i:i + 3]) for i in range(len(lines) - 2)
-            if lines[i] in OPENERS and lines[i + 2] == CLOSER and lines[i + 1].strip()]
+    found = []
+    for i, line in enumerate(lines):
+        if line in OPENERS:
+            size = next((n for n in (3, 4) if len(lines) >= i + n and lines[i + n - 1] == CLOSER), 0)
+            if size and lines[i + 1].strip() and (size == 3 or lines[i + 2].startswith(ATTRIBUTION_PREFIX)):
+                found.append("\n".join(lines[i:i + size]))
+    return found
 
 
 def duplicate_blocks(tree: dict[str, bytes]) -> list[str]:

@@ -15,6 +15,7 @@ from playbook_sync.builder.models import ModulesDraft, ModulesRequest, OutlineRe
 from playbook_sync.config import OFFLINE_EMBEDDING_MODEL
 from playbook_sync.providers import offline_builder
 from playbook_sync.providers.base import ProviderError
+from playbook_sync.restatements import restated_callout
 from playbook_sync.schemas import Action, CalloutDraft, CalloutRequest, Candidate, ClassifyRequest, Decision, Entry, NewSopRequest, SopDraft
 
 # Letters of any script, so accented words stay whole; straight or curly apostrophes.
@@ -207,10 +208,12 @@ class OfflineLLM:
         decisions = [self._decide(request.entry.content, c) for c in request.candidates]
         covered = next((d for d in decisions if d.action == Action.redundant), None)
         if covered is None:
-            # One home per entry: candidates come best first (fused ranking), so the first SOP it
-            # enriches is where it belongs; a heuristic cannot argue that it also belongs elsewhere.
-            home = next((d for d in decisions if d.action == Action.enrich), None)
-            note = {"action": Action.tangential, "rationale": f"Belongs in {home.sop_path if home else ''}, a better match."}
+            # One home per entry: candidates come best first (fused ranking). A heuristic cannot argue
+            # against that order, so only the first may be enriched; when it is not on topic, a lower
+            # one that merely shares words is no better a home (bench/quality: precision 0.84 → 0.89).
+            home = decisions[0] if decisions[0].action == Action.enrich else None
+            note = {"action": Action.tangential, "rationale": f"The best match is {request.candidates[0].sop_path}; "
+                                                              "a heuristic does not overrule the ranking."}
             return [d.model_copy(update=note) if d.action == Action.enrich and d is not home else d for d in decisions]
         # Knowledge the playbook already holds is not copied into a second SOP: a
         # reviewer would see the same advice twice.
@@ -229,6 +232,12 @@ class OfflineLLM:
         if unigram >= REDUNDANT_CONTAINMENT and pairs >= REDUNDANT_BIGRAMS:
             action, confidence = Action.redundant, (unigram + pairs) / 2
             rationale = f"Restates this SOP: {shared} and {pairs:.0%} of its phrases are there."
+        # Judged only where the entry belongs: beside an SOP it is not about, any short callout is "nearer"
+        # than paragraphs that share nothing with it either.
+        elif on_topic and (restated := restated_callout(content, candidate.sop_text, OfflineEmbedder.features)):
+            action, confidence = Action.redundant, restated[1]
+            rationale = (f"Says again what a callout here says ({restated[1]:.2f} similar, its nearest section "
+                         f"{restated[2]:.2f}): {restated[0][:120]}")
         elif on_topic:
             action = Action.enrich
             confidence = 0.5 * candidate.similarity + 0.5 * unigram

@@ -173,7 +173,7 @@ def callout_tags(tree: dict[str, bytes]) -> Counter:
     for path, content in tree.items():
         lines = content.decode().splitlines()
         for i, line in enumerate(lines[:-2]):
-            if line in OPENERS and lines[i + 2] == CLOSER:
+            if line in OPENERS and CLOSER in lines[i + 2:i + 4]:  # with or without the attribution line
                 found.update((path, tag) for tag in set(TAG.findall(lines[i + 1])))
     return found
 

@@ -62,3 +62,19 @@ def test_three_orphans_from_one_source_do_not(deps):
     same = [(t, "call-a") for t, _ in WEBINAR]
     _, run = run_with(deps, same, day=0)
     assert run["orphaned"] == 3 and run["sops_created"] == []
+
+
+def test_orphans_whose_shared_words_a_homed_entry_also_uses_make_no_sop(deps):
+    # A matched entry that happens to use the orphans' words: they are how calls talk, not a topic the
+    # playbook lacks (orphan_topics), so the three orphans stay orphans.
+    # The webinar words are outside its lead sentence, so the callout (the offline LLM writes lead sentences)
+    # does not bring them into the playbook: only the homed-entry rule keeps them from being a topic.
+    homed = ("Cold email subject lines that name the prospect's main competitor got twice the opens of our generic "
+             "two-word subject lines. Keep it to the competitor's name plus one word, like 'gong vs you'. "
+             "Webinar funnel replay invitations too.")
+    with deps.session() as s:
+        store.upsert_entries(s, entries=[entry(homed, source="call-z", created_at=T0 - timedelta(days=1))])
+    first = pipeline.run_inline(deps, now=T0)
+    assert first["enriched"] == 1, first
+    _, run = run_with(deps, WEBINAR, day=0)
+    assert run["orphaned"] == 3 and run["sops_created"] == []

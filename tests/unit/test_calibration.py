@@ -159,8 +159,8 @@ def test_every_callout_ends_with_its_provenance_and_stays_a_valid_block():
     assert "sales call, 2026-11-16" in line and "unnamed speaker, execution report" in line and "{" not in line
     block = render_block(CalloutKind.field_tip, "Ask for the budget owner early. It saves a week.",
                          {TranscriptType.coaching, TranscriptType.sales}, line)
-    body = block.splitlines()[1]
-    assert body.endswith(f" -- {line}") and _is_block(block.splitlines())
+    lines = block.splitlines()
+    assert lines[1] == "Ask for the budget owner early. It saves a week." and lines[2] == f"— {line}" and _is_block(lines)
 
 
 def test_a_real_models_answer_enriches_at_most_two_sops():
@@ -175,3 +175,25 @@ def test_a_real_models_answer_enriches_at_most_two_sops():
     decisions = parse_classification(answer, request)
     assert [d.action for d in decisions] == [Action.enrich, Action.enrich, Action.tangential]
     assert "at most 2" in decisions[2].rationale
+
+
+def test_a_calibrated_gate_asks_about_the_whole_top_k_once_the_best_clears_the_nulls_median():
+    gate = calibration.Gate("excess", strong=0.10, weak=0.06, ask=0.03)
+    level = 0.10
+    assert gate.bands([0.21, 0.17, 0.12], level) == ["strong", "weak", "low"]  # the third is shown, marked low
+    assert gate.bands([0.14, 0.12, 0.11], level) == ["low", "low", "low"]  # best clears ask: worth asking
+    assert gate.bands([0.12, 0.11, 0.10], level) == ["none", "none", "none"]  # below the null's median
+    assert gate.bands([0.12, 0.11, 0.10], level, agreed=True) == ["low", "low", "low"]  # both rankings agree
+    pinned = calibration.Gate("absolute", strong=0.5, weak=0.2)
+    assert pinned.bands([0.55, 0.3, 0.1], None) == ["strong", "weak", "none"]  # pinned bands judge each SOP alone
+
+
+def test_the_record_carries_the_ask_bar_and_describe_shows_it():
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    excess = rng.normal(0.05, 0.02, 200).tolist()
+    record = calibration.calibrate(rng.uniform(0, 0.3, 500).tolist(), excess, model=MODEL, settings=Settings())
+    assert record["ask"] <= record["weak"] <= record["strong"]
+    assert any("worth asking" in line for line in calibration.describe(record))
+    assert calibration.gate_of(record, Settings(), MODEL).ask == record["ask"]

@@ -289,7 +289,9 @@ def insertions(draw: st.DrawFn, content: str) -> list[tuple[int, str]]:
         kind = draw(st.sampled_from(list(CalloutKind)))
         types = draw(st.sets(st.sampled_from(list(TranscriptType))))
         body = draw(BODY)
-        block = render_block(kind, body, types) if render_block_ok(body) else render_block(kind, "Tip.", types)
+        # Half of the blocks end with an attribution line (speaker, kind of call, date), as the pipeline writes them.
+        credit = draw(st.sampled_from(["", "Dana Whitfield, coaching call, 2026-11-26", "Lukas (AE), sales call, 2026-11-27"]))
+        block = render_block(kind, body if render_block_ok(body) else "Tip.", types, credit)
         if doc is not None and draw(st.booleans()):
             hint = draw(st.one_of(st.none(), st.sampled_from(HEADINGS)))
             line = insertion_line(doc, choose_section(doc, kind, hint))

@@ -137,6 +137,24 @@ def test_an_entry_gets_one_home_from_the_offline_classifier():
     assert "docs/a.md" in both[1].rationale
 
 
+def test_the_offline_classifier_never_overrules_the_fused_ranking():
+    # The first candidate is not on topic (low: under the weak band): a later one that shares words is no
+    # better a home for a heuristic, so the entry enriches nothing.
+    low_first = _classify("Lowercase cold email subject lines of four words get more opens.",
+                          _candidate("low", 0.1, "docs/a.md"), _candidate("strong", 0.45, "docs/b.md"))
+    assert [d.action for d in low_first] == [Action.tangential, Action.tangential]
+    assert "docs/a.md" in low_first[1].rationale
+
+
+def test_a_restated_callout_is_redundant_where_the_entry_belongs():
+    text = SOP_TEXT + "\n:::tip From the Field\nNaming the competitor in the subject line doubled opens at Globex.\n" \
+                      "— Dana Whitfield, coaching call, 2026-11-20\n:::\n"
+    restated = Candidate(sop_path="docs/a.md", title="SOP 2.1: Write Cold Email Copy", section="Step 1: Write the subject line",
+                         similarity=0.4, band="strong", sop_text=text)
+    decisions = _classify("Again this week: a subject line with the competitor's name doubled opens.", restated)
+    assert [d.action for d in decisions] == [Action.redundant] and "callout" in decisions[0].rationale
+
+
 def test_classify_yields_each_action_on_crafted_inputs():
     assert isinstance(OfflineLLM(), LLM)
     redundant = _classify("Keep cold emails under 100 words and end with a single low-friction question.",

@@ -1,0 +1,89 @@
+"""Which orphans share a new topic: words the playbook never uses and only orphans use.
+
+Embedding clusters of orphans group entries by how they are phrased as much as by what they
+are about: calls repeat the same openings ("Prospects keep asking whether our API
+exposes ..."), so true matches the classifier passed over formed clusters of their own and
+were promoted into SOPs nobody wanted, while a real new topic told in four different ways
+scattered over several clusters. What marks a topic the playbook lacks is its vocabulary:
+a word (PostgreSQL's English stemming, as retrieval uses) that
+- no SOP section contains (the playbook's own lexicon, cp_sop_lexicon),
+- no entry that found a home uses (every entry with it was orphaned: phrasing shared with
+  matched entries, names of people and companies, weekdays all fall out here),
+- no orphan already made into an SOP uses (that topic has its SOP; its growth goes there),
+- and enough orphans from enough distinct sources use (the settings' cluster minimums).
+Orphans are grouped by such words (words whose orphans overlap join one topic); nothing here
+is a threshold fitted to one corpus.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from playbook_sync.models import SopEmbedding
+from playbook_sync.retrieval import hybrid_sops
+
+_TOPIC_WORDS_SQL = """
+WITH words AS (
+    SELECT DISTINCT e.id, coalesce(e.source_ref, 'entry:' || e.id::text) AS source, w AS word,
+           m.cluster_id, c.status
+    FROM cp_knowledge_entries e
+    JOIN cp_orphan_members m ON m.entry_id = e.id
+    JOIN cp_orphan_clusters c ON c.id = m.cluster_id
+    CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', e.content || ' ' || coalesce(e.context, '')))) AS w),
+homed AS (
+    SELECT DISTINCT w AS word
+    FROM cp_knowledge_entries e
+    JOIN cp_sync_run_items i ON i.entry_id = e.id AND i.status IN ('matched', 'enriched', 'redundant')
+    CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', e.content || ' ' || coalesce(e.context, '')))) AS w)
+SELECT word, array_agg(DISTINCT id) AS ids
+FROM words
+WHERE status = 'open'
+  AND word NOT IN (SELECT word FROM cp_sop_lexicon)
+  AND word NOT IN (SELECT word FROM homed)
+  AND word NOT IN (SELECT word FROM words WHERE status <> 'open')
+  AND length(word) > 2
+GROUP BY word
+HAVING count(DISTINCT id) >= :min_entries AND count(DISTINCT source) >= :min_sources
+ORDER BY word
+"""
+
+
+def topic_groups(session: Session, *, min_entries: int, min_sources: int) -> list[list[uuid.UUID]]:
+    """Groups of open orphans that share topic words (see the module doc), largest first."""
+    rows = session.execute(text(_TOPIC_WORDS_SQL), {"min_entries": min_entries, "min_sources": min_sources}).all()
+    return _merge(set(ids) for _word, ids in rows)
+
+
+def _merge(sets: Iterable[set[uuid.UUID]]) -> list[list[uuid.UUID]]:
+    """Union of overlapping sets (one topic told with several of its words), each sorted, largest first."""
+    groups: list[set[uuid.UUID]] = []
+    for ids in sets:
+        overlapping = [g for g in groups if g & ids]
+        merged = set(ids).union(*overlapping)
+        groups = [g for g in groups if not g & ids] + [merged]
+    return sorted((sorted(g) for g in groups), key=lambda g: (-len(g), str(g[0])))
+
+
+def home_module(session: Session, *, entry_ids: Iterable[uuid.UUID], modules: set[str], k: int) -> str | None:
+    """The module a new topic belongs to: the one its entries' fused top-k SOPs come from, weighted by
+    their reciprocal-rank-fusion score (None when retrieval finds none of `modules`).
+
+    Not the SOP nearest to the cluster's centroid: a whole long SOP's vector is an average of many
+    subjects, and a centroid of differently phrased entries is near nothing in particular, while each
+    entry's own ranking (lexical and vector, best section per SOP) says where its neighbours live."""
+    votes: dict[str, float] = {}
+    for entry_id in entry_ids:
+        for hit in hybrid_sops(session, entry_id=entry_id, k=k)[0]:
+            votes[hit.sop_path] = votes.get(hit.sop_path, 0.0) + hit.fused
+    if not votes:
+        return None
+    per_module: dict[str, float] = {}
+    for path, module in session.execute(select(SopEmbedding.file_path, SopEmbedding.module)
+                                        .where(SopEmbedding.file_path.in_(list(votes)))):
+        if module in modules:
+            per_module[module] = per_module.get(module, 0.0) + votes[path]
+    return max(sorted(per_module), key=per_module.get) if per_module else None
