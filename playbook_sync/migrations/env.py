@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from playbook_sync import models_learning  # noqa: F401  (its tables join Base.metadata)
 from playbook_sync.models import Base
 
 config = context.config
