@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync import lifecycle, store
+from playbook_sync import learning_metrics, lifecycle, store
 from playbook_sync.models import (
     InsertedCallout,
     KnowledgeEntry,
@@ -85,6 +85,7 @@ def build(session: Session, settings: Settings, repo: PlaybookRepo, run: SyncRun
         "sops": _sop_changes(session, repo, settings.docs_root, run),
         "clusters": _clusters(session, run, settings),
         "cost": _cost(session, run),
+        "learning": learning_metrics.section(session, run),  # issue 14: survival, confidence, lessons
         "problems": [
             {"entry_id": str(i.entry_id), "status": i.status, "reason": i.error or "",
              "category": entries[i.entry_id].category if i.entry_id in entries else None,
