@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from playbook_sync.cli import calibrate, history, playbook, run, serve
+from playbook_sync.cli import calibrate, history, playbook, run, serve, sops
 from playbook_sync.cli.shared import console, print_error, sentence, set_debug
 
 app = typer.Typer(help="Keep a Docusaurus playbook alive from captured call knowledge.", no_args_is_help=True)
@@ -27,6 +27,7 @@ app.command()(playbook.validate)
 app.command()(playbook.flower)
 app.command()(calibrate.calibrate)
 app.command()(serve.serve)
+app.add_typer(sops.sops_app, name="sops")
 
 
 def _print_version(value: bool) -> None:

@@ -7,14 +7,18 @@ fewer callouts of that kind there, holding the entries for review instead.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from playbook_sync import learning, pipeline, report, store
+from playbook_sync.cli import app as cli_app
+from playbook_sync.config import get_settings
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
 from playbook_sync.models_learning import CalloutState, Lesson, RunLearning
 from tests.support import entry
@@ -64,7 +68,7 @@ def tips_in(blocks: list[InsertedCallout], path: str) -> list[InsertedCallout]:
     return [c for c in blocks if c.sop_file_path == path and c.block.startswith(":::tip")]
 
 
-def test_three_runs_editors_decline_and_rewrite_then_the_loop_writes_fewer(deps, settings, redis_url, tmp_path):
+def test_three_runs_editors_decline_and_rewrite_then_the_loop_writes_fewer(deps, settings, redis_url, tmp_path, monkeypatch):
     # Floor between two declines (0.0867) and one (0.095) of a fresh (SOP, category): confidence.py by hand.
     deps.settings.min_callout_confidence = settings.min_callout_confidence = 0.09
     discovery = "Discovery calls go better with a written agenda sent the day before."
@@ -137,3 +141,20 @@ def test_three_runs_editors_decline_and_rewrite_then_the_loop_writes_fewer(deps,
     assert any(x["helpful"] == 1 for x in learned["strongest"]["docs/sops/module-3/sop-3-1-run-a-discovery-call.md"])
     # One declined-tip lesson (the run-3 repeat is within the 5-minute dampener), one from the rewrite.
     assert sorted(x.kind for x in lessons) == ["declined", "edited"] and all(x.strength == 1.0 for x in lessons)
+    # The same numbers in the HTML report, `runs show` and `playbook-sync sops`.
+    from playbook_sync.report_html import render
+
+    assert "What editors kept" in render(data) and "acceptance 60%" in render(data)
+    for key, value in (worker_env(settings) | {"COLUMNS": "200"}).items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        shown = CliRunner().invoke(cli_app, ["runs", "show", r3["run_id"][:8]])
+        listed = CliRunner().invoke(cli_app, ["sops", "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert shown.exit_code == 0 and "acceptance 60%, edited 20%, declined 40%" in shown.output, shown.output
+    assert "trend (acceptance): — → 75% → 60%" in shown.output
+    cold = json.loads(listed.output)[COLD]
+    assert cold["category"]["insight"]["confidence"] == pytest.approx(0.0867, abs=1e-4)
+    assert cold["callouts"] == {"declined": 2, "edited": 1, "kept": 1}
