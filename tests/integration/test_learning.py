@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from playbook_sync import learning, pipeline, report, store
+from playbook_sync import demo, learning, pipeline, report, store
 from playbook_sync.cli import app as cli_app
 from playbook_sync.config import get_settings
 from playbook_sync.models import InsertedCallout, RunItem, SyncRun
@@ -158,3 +158,60 @@ def test_three_runs_editors_decline_and_rewrite_then_the_loop_writes_fewer(deps,
     cold = json.loads(listed.output)[COLD]
     assert cold["category"]["insight"]["confidence"] == pytest.approx(0.0867, abs=1e-4)
     assert cold["callouts"] == {"declined": 2, "edited": 1, "kept": 1}
+
+
+def test_pull_request_mode_removed_before_merge_or_closed_unmerged_is_declined(settings, tmp_path):
+    from tests.fakes.github_server import FakeGitHub
+    from tests.integration.test_pull_requests import BRANCH, TOKEN, fresh, pr_deps
+
+    with FakeGitHub(tmp_path / "remote.git", token=TOKEN, files=demo.playbook_files()) as gh:
+        deps = pr_deps(settings, gh, None)
+        add(deps, *fresh(datetime.now(UTC)))
+        first = pipeline.run_inline(deps)
+        written = callouts_of(deps, first["run_id"])
+        assert len(written) == 4 and gh.pulls[0]["state"] == "open"
+        removed, rewritten = written[0], written[1]
+        # The reviewer removes one callout and rewrites another on the review branch.
+        head = deps.repo.base.branch_head(BRANCH)
+        new = rewritten.block.split("\n")[0] + "\nShorter, in the reviewer's words.\n:::"
+        files = {removed.sop_file_path: deps.repo.read_file(removed.sop_file_path, head).decode().replace(removed.block, "")}
+        other = files.get(rewritten.sop_file_path) or deps.repo.read_file(rewritten.sop_file_path, head).decode()
+        files[rewritten.sop_file_path] = other.replace(rewritten.block.rstrip("\n"), new)
+        deps.repo.work.commit({p: t.encode() for p, t in files.items()}, "review", parent=head)
+
+        pipeline.run_inline(deps)  # the pull request is still open: removed = declined, the rest pending
+        seen = states(deps)
+        assert seen[removed.id][0] == "declined"
+        assert {seen[c.id][0] for c in written if c is not removed} == {"pending"}
+
+        gh.close_pull(1, merge=True)
+        add(deps, entry("Discovery calls that end with a booked next step close far more often.", created_at=datetime.now(UTC)))
+        third = pipeline.run_inline(deps)  # merged: what is on main landed
+        seen = states(deps)
+        assert seen[removed.id][0] == "declined" and seen[rewritten.id] == ("edited", new)
+        assert {seen[c.id][0] for c in written[2:]} == {"kept"}
+        with deps.session() as s:
+            assert s.get(RunLearning, third["run_id"]).metrics["acceptance_rate"] == 0.75
+        late = callouts_of(deps, third["run_id"])
+        assert late and len(gh.pulls) == 2
+
+        gh.close_pull(2)  # closed unmerged: everything it proposed is declined
+        pipeline.run_inline(deps)
+        seen = states(deps)
+        assert {seen[c.id][0] for c in late} == {"declined"}
+
+
+def test_force_pushed_history_is_judged_by_the_tree(deps):
+    """Matching is by content: a squash that keeps the callouts keeps them; a reset that drops them declines them."""
+    base = git(deps, "rev-parse", "HEAD").strip()
+    add(deps, entry("Cold email subject lines naming the prospect's competitor got twice the opens.", created_at=T0),
+        entry("Discovery calls go better with a written agenda sent the day before.", created_at=T0))
+    written = callouts_of(deps, pipeline.run_inline(deps)["run_id"])
+    assert len(written) == 2
+    git(deps, "reset", "-q", "--soft", base)  # rewrite history: our commit is gone, its content stays
+    git(deps, "-c", "user.name=Editor", "-c", "user.email=editor@example.com", "commit", "-qm", "squashed")
+    pipeline.run_inline(deps)
+    assert {states(deps)[c.id][0] for c in written} == {"kept"}
+    git(deps, "reset", "-q", "--hard", base)  # force the branch back to before the run
+    pipeline.run_inline(deps)
+    assert {states(deps)[c.id][0] for c in written} == {"declined"}
