@@ -215,3 +215,23 @@ def test_force_pushed_history_is_judged_by_the_tree(deps):
     git(deps, "reset", "-q", "--hard", base)  # force the branch back to before the run
     pipeline.run_inline(deps)
     assert {states(deps)[c.id][0] for c in written} == {"declined"}
+
+
+def test_a_repeated_lesson_strengthens_once_past_the_dampener_and_decays(deps):
+    from playbook_sync.lessons import remember, top
+
+    said = "Editors removed {} field tip callouts from this SOP: propose one here only when the entry adds a step detail."
+    with deps.session() as s:
+        assert remember(s, sop_path=COLD, category="insight", kind="declined", text=said.format(2), now=T0) == 1
+        s.flush()
+        # a repeat (>= 0.9 similar) 2 minutes later is refused by the 5-minute dampener
+        assert remember(s, sop_path=COLD, category="insight", kind="declined", text=said.format(3), now=T0 + timedelta(minutes=2)) == 0
+        # a week later it strengthens the same lesson: 1 decayed by one period (0.95), + 0.5
+        assert remember(s, sop_path=COLD, category="insight", kind="declined", text=said.format(3), now=T0 + timedelta(days=7)) == 1
+        s.flush()
+        (lesson,) = s.scalars(select(Lesson)).all()
+        assert lesson.strength == pytest.approx(1.45) and lesson.confirmations == 2 and lesson.text == said.format(3)
+        remember(s, sop_path=COLD, category="insight", kind="edited", text="Editors rewrote a field tip callout here.", now=T0)
+        s.flush()
+        assert top(s, COLD, now=T0 + timedelta(days=7)) == [said.format(3), "Editors rewrote a field tip callout here."]
+        assert top(s, COLD, now=T0, category="question") == []
