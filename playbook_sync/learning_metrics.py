@@ -174,3 +174,23 @@ def overview(session: Session, now: datetime | None = None) -> dict[str, dict]:
             for sop, v in sorted(out.items())}
 
 
+
+
+SUGGEST_SOURCES = 3  # independent sources behind a callout before its text is proposed for the step itself
+
+
+def suggestions(session: Session, min_sources: int = SUGGEST_SOURCES) -> str:
+    """Pull request body text proposing step-text changes for callouts many sources back; never committed.
+
+    Folding a callout into the step rewrites the step, which is not additive: a person decides."""
+    rows = session.execute(select(CalloutState, InsertedCallout.block).join(
+        InsertedCallout, InsertedCallout.id == CalloutState.callout_id).where(
+        CalloutState.state.in_([State.pending, State.kept, State.edited]))).all()
+    strong = sorted(((s, b) for s, b in rows if len(s.sources or []) >= min_sources),
+                    key=lambda sb: (-len(sb[0].sources), sb[0].sop_file_path))
+    if not strong:
+        return ""
+    lines = [f'- `{s.current_sop_path or s.sop_file_path}`, section "{s.current_section or s.section}": '
+             f'"{body_of(s.current_text or b)[:240]}" is backed by {len(s.sources)} independent sources '
+             f"({s.helpful} repeats); consider making it part of the step text." for s, b in strong[:10]]
+    return "\n\n**Suggested step-text changes** (not committed; a person decides):\n" + "\n".join(lines)

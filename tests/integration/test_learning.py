@@ -166,11 +166,13 @@ def test_pull_request_mode_removed_before_merge_or_closed_unmerged_is_declined(s
 
     with FakeGitHub(tmp_path / "remote.git", token=TOKEN, files=demo.playbook_files()) as gh:
         deps = pr_deps(settings, gh, None)
-        add(deps, *fresh(datetime.now(UTC)))
+        sent = fresh(datetime.now(UTC))
+        add(deps, *sent)
         first = pipeline.run_inline(deps)
         written = callouts_of(deps, first["run_id"])
         assert len(written) == 4 and gh.pulls[0]["state"] == "open"
-        removed, rewritten = written[0], written[1]
+        backed = next(c for c in written if sent[2].id in c.entry_ids)
+        removed, rewritten = [c for c in written if c is not backed][:2]
         # The reviewer removes one callout and rewrites another on the review branch.
         head = deps.repo.base.branch_head(BRANCH)
         new = rewritten.block.split("\n")[0] + "\nShorter, in the reviewer's words.\n:::"
@@ -179,20 +181,37 @@ def test_pull_request_mode_removed_before_merge_or_closed_unmerged_is_declined(s
         files[rewritten.sop_file_path] = other.replace(rewritten.block.rstrip("\n"), new)
         deps.repo.work.commit({p: t.encode() for p, t in files.items()}, "review", parent=head)
 
-        pipeline.run_inline(deps)  # the pull request is still open: removed = declined, the rest pending
+        # Two more calls repeat one callout; a new entry makes the run commit and append to the pull request.
+        add(deps, *(entry(sent[2].content, created_at=datetime.now(UTC), source=f"call-repeat-{i}") for i in range(2)),
+            entry("Proposals that restate the prospect's cost of inaction in the first paragraph close faster.",
+                  created_at=datetime.now(UTC), source="call-new"))
+        second = pipeline.run_inline(deps)  # the pull request is still open: removed = declined, the rest pending
         seen = states(deps)
         assert seen[removed.id][0] == "declined"
         assert {seen[c.id][0] for c in written if c is not removed} == {"pending"}
+        with deps.session() as s:
+            strong = s.get(CalloutState, backed.id)
+            assert (strong.helpful, len(strong.sources)) == (2, 3)
+        assert second["commit_sha"] and second["redundant"] == 2
+        body = gh.pulls[0]["body"]
+        assert "**Suggested step-text changes** (not committed" in body and "backed by 3 independent sources" in body
+        head = deps.repo.base.branch_head(BRANCH)
+        assert not any(b"Suggested step-text" in t for t in deps.repo.read_tree("docs", head).values())
 
         gh.close_pull(1, merge=True)
         add(deps, entry("Discovery calls that end with a booked next step close far more often.", created_at=datetime.now(UTC)))
         third = pipeline.run_inline(deps)  # merged: what is on main landed
         seen = states(deps)
         assert seen[removed.id][0] == "declined" and seen[rewritten.id] == ("edited", new)
-        assert {seen[c.id][0] for c in written[2:]} == {"kept"}
-        with deps.session() as s:
-            assert s.get(RunLearning, third["run_id"]).metrics["acceptance_rate"] == 0.75
+        assert {seen[c.id][0] for c in written if c not in (removed, rewritten)} == {"kept"}
         late = callouts_of(deps, third["run_id"])
+        with deps.session() as s:
+            decided = [*written, *callouts_of(deps, second["run_id"])]
+            metrics = s.get(RunLearning, third["run_id"]).metrics
+        # run 1's four and run 2's one landed or not: 1 declined, 1 edited, the rest kept
+        assert metrics["decided"] == len(decided) and metrics["callouts"]["declined"] == 1
+        assert metrics["acceptance_rate"] == round((len(decided) - 1) / len(decided), 4)
+        assert metrics["freshness_lag_days"] is not None
         assert late and len(gh.pulls) == 2
 
         gh.close_pull(2)  # closed unmerged: everything it proposed is declined
