@@ -102,7 +102,7 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
     for m in rows:
         if (m.sop_file_path, m.knowledge_entry_id) not in done:
             per_sop[m.sop_file_path].append(m)
-    per_sop = learning.plan(session, deps.settings, session.get(SyncRun, run_id), per_sop, {i: e.category for i, e in entries.items()})
+    per_sop = learning.plan(session, deps.settings, session.get(SyncRun, run_id), per_sop, {i: e.category for i, e in entries.items()}, docs)
     blocks: list[PlannedBlock] = []
     deferred: dict[uuid.UUID, str] = {}
     jobs: list[tuple] = []  # (path, doc, kind, section, entries): one edit call each

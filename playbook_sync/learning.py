@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from playbook_sync import confidence, lessons, lifecycle, store, survival
+from playbook_sync import callouts, confidence, lessons, lifecycle, store, survival
 from playbook_sync.models import RunItem, SyncRun
 from playbook_sync.models_learning import CalloutState
 from playbook_sync.schemas import Action, ItemStatus
@@ -109,7 +109,7 @@ def of(table: dict, key: tuple[str, str]) -> float:
 
 
 def plan(session: Session, settings, run: SyncRun, per_sop: dict[str, list], categories: dict[uuid.UUID, str],
-         now: datetime | None = None) -> dict[str, list]:
+         docs: dict | None = None, now: datetime | None = None) -> dict[str, list]:
     """Order each SOP's enrich matches by confidence (category, then section) and hold those below the floor.
 
     A held match is not written: its action becomes `held`; an entry all of whose enrich
@@ -122,8 +122,9 @@ def plan(session: Session, settings, run: SyncRun, per_sop: dict[str, list], cat
         ordered, held = {}, {}
         for path, ms in per_sop.items():
             def score(m, path=path):
-                cat = of(conf["category"], (path, categories.get(m.knowledge_entry_id, "")))
-                return cat, of(conf["section"], (path, m.section or "")), m.confidence or 0.0
+                category = categories.get(m.knowledge_entry_id, "")
+                return (of(conf["category"], (path, category)), of(conf["section"], (path, _section(docs, path, category, m))),
+                        m.confidence or 0.0)
 
             keep = []
             for m in sorted(ms, key=score, reverse=True):
@@ -141,6 +142,14 @@ def plan(session: Session, settings, run: SyncRun, per_sop: dict[str, list], cat
         return ordered
 
     return guarded(session, run, "confidence ranking", step, per_sop)
+
+
+def _section(docs: dict | None, path: str, category: str, match) -> str:
+    """The heading a callout for this match would go under (as recorded for written ones), else the classifier's hint."""
+    doc = (docs or {}).get(path)
+    if doc is None or not category:
+        return match.section or ""
+    return callouts.choose_section(doc, callouts.kind_for(category), match.section).heading
 
 
 def hold(session: Session, run_id: uuid.UUID, reasons: dict[uuid.UUID, str]) -> None:

@@ -95,10 +95,17 @@ def compute(session: Session, run: SyncRun, now: datetime) -> dict:
         "confidence": {name: [{"sop": k[0], name: k[1], "confidence": round(v[0], 4), "kept": round(v[1], 3),
                                "declined": round(v[2], 3)} for k, v in sorted(t.items())] for name, t in tables.items()},
         "strongest": _strongest(session, rows),
-        "held": [{"entry_id": str(i.entry_id), "sop": i.best_sop, "reason": i.error or ""}
-                 for i in learning.held_items(session, run.id)],
+        "held": _held(session, run),
         "lessons": {p: lessons.top(session, p, now=now) for p in sorted({r.sop_file_path for r in rows})},
     }
+
+
+def _held(session: Session, run: SyncRun) -> list[dict]:
+    """This run's held entries, to review: which, where, why, what they say."""
+    items = learning.held_items(session, run.id)
+    said = store.entry_contents(session, entry_ids=[i.entry_id for i in items])
+    return [{"entry_id": str(i.entry_id), "sop": i.best_sop, "reason": i.error or "",
+             "excerpt": " ".join(said.get(i.entry_id, "").split())[:160]} for i in items]
 
 
 def _freshness(session: Session, rows: list[CalloutState]) -> float | None:

@@ -57,7 +57,8 @@ def html(learning: dict | None) -> str:
     strongest = _table(["SOP", "helpful", "sources", "callout"],
                        [[sop, x["helpful"], x["sources"], x["text"]] for sop, xs in learning.get("strongest", {}).items()
                         for x in xs])
-    held = _table(["entry", "SOP", "why"], [[h["entry_id"][:8], h["sop"] or "", h["reason"]] for h in learning.get("held", [])])
+    held = _table(["entry", "SOP", "why", "says"], [[h["entry_id"][:8], h["sop"] or "", h["reason"], h.get("excerpt", "")]
+                                                   for h in learning.get("held", [])])
     taught = _table(["SOP", "lesson"], [[sop, x] for sop, xs in learning.get("lessons", {}).items() for x in xs])
     return (f'<section class="card" id="learning"><h2>What editors kept</h2><ul>{summary}</ul>'
             f"<h3>Trend</h3>{trend}<h3>Confidence per SOP and category</h3>{conf}"

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from playbook_sync import demo, learning, pipeline, report, store
 from playbook_sync.cli import app as cli_app
 from playbook_sync.config import get_settings
-from playbook_sync.models import InsertedCallout, RunItem, SyncRun
+from playbook_sync.models import InsertedCallout, KnowledgeSopMatch, RunItem, SyncRun
 from playbook_sync.models_learning import CalloutState, Lesson, RunLearning
 from tests.support import entry
 
@@ -254,3 +254,26 @@ def test_a_repeated_lesson_strengthens_once_past_the_dampener_and_decays(deps):
         s.flush()
         assert top(s, COLD, now=T0 + timedelta(days=7)) == [said.format(3), "Editors rewrote a field tip callout here."]
         assert top(s, COLD, now=T0, category="question") == []
+
+
+def test_the_more_trusted_category_takes_the_sops_slot(deps):
+    """max_enrichments_per_sop = 1: after editors declined the SOP's tip and kept its results note, a new
+    results entry takes the one slot (0.145 > 0.095) although the classifier is surer of the new tip
+    (offline confidence 0.69 against 0.565: without the ranking the tip would take it)."""
+    add(deps, entry("Cold email subject lines naming the prospect's competitor got twice the opens.", created_at=T0),
+        entry("Cold email openers that mention a recent hire lifted replies from 2% to 6%.", created_at=T0, category="outcome"))
+    first = callouts_of(deps, pipeline.run_inline(deps)["run_id"])
+    edit_by_hand(deps, COLD, drop_block(tips_in(first, COLD)[0].block))
+    deps.settings.max_enrichments_per_sop = 1
+    tip, note = add(deps, entry("Cold email first lines that mention the prospect's recent hire got more replies.",
+                                created_at=T0 + timedelta(days=1)),
+                    entry("Cold email openers that cite one customer result lifted the reply rate from 3% to 5%.",
+                          created_at=T0 + timedelta(days=2), category="outcome"))
+    second = pipeline.run_inline(deps)
+    with deps.session() as s:
+        items = {i.entry_id: i for i in s.scalars(select(RunItem).where(RunItem.run_id == second["run_id"]))}
+        sure = dict(s.execute(select(KnowledgeSopMatch.knowledge_entry_id, KnowledgeSopMatch.confidence).where(
+            KnowledgeSopMatch.sync_run_id == second["run_id"], KnowledgeSopMatch.sop_file_path == COLD)).all())
+    assert sure[tip] > sure[note]
+    assert items[note].status == "enriched" and items[tip].status == "deferred", {k: (v.status, v.error) for k, v in items.items()}
+    assert "reached 1 enrichments" in items[tip].error
