@@ -8,7 +8,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
@@ -82,10 +81,6 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     return _finish(session, deps, run)
 
 
-def run_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _entries(session: Session, ids: list[uuid.UUID], *, vectors: bool = True) -> list[KnowledgeEntry]:
     stmt = select(KnowledgeEntry).where(KnowledgeEntry.id.in_(ids))
     return list(session.scalars(stmt if vectors else stmt.options(defer(KnowledgeEntry.embedding)))) if ids else []
@@ -121,7 +116,7 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
     # The edit calls are independent: made concurrently, or a big week's callback waits for
     # them one after another (bench/: this was most of a 1,000-entry run's wall time).
     outcomes = _concurrently([partial(plan_block, deps.llm, doc, kind, section, group,
-                                      lessons=lessons.top(session, doc.path, now=run_now(), category=group[0].category))
+                                      lessons=lessons.top(session, doc.path, category=group[0].category))
                               for _, doc, kind, section, group in jobs],
                              deps.settings.llm_concurrency)
     for (path, *_, group), outcome in zip(jobs, outcomes, strict=True):

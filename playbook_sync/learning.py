@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from playbook_sync import callouts, confidence, lessons, lifecycle, store, survival
+from playbook_sync import callouts, confidence, costs, lessons, lifecycle, store, survival
 from playbook_sync.models import RunItem, SyncRun
 from playbook_sync.models_learning import CalloutState
 from playbook_sync.schemas import Action, ItemStatus
@@ -54,7 +54,8 @@ def before_edits(session: Session, deps, run: SyncRun, now: datetime | None = No
         found = trees(deps.repo, deps.settings.docs_root)
         changes = survival.observe(session, trees=found, now=now, sha=run.base_sha,
                                    landed_immediately=len(found) == 1 and not hasattr(deps.repo, "open_pull_request"))
-        lessons.learn(session, changes, now=now, llm=deps.llm)
+        with costs.metered(session, deps.ledger, run_id=run.id, apart=True):  # the lessons calls (real providers)
+            lessons.learn(session, changes, now=now, llm=deps.llm)
         return len(changes)
 
     return guarded(session, run, "callout survival", step, 0)

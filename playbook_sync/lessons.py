@@ -1,9 +1,8 @@
 """Short lessons per (SOP, category), learned from what editors declined or rewrote.
 
-Offline (every provider today): deterministic rules, "editors removed N insight callouts
-from this SOP". The seam for a real model: an LLM with an `extract_lessons(sop_path,
-changes) -> list[(category, kind, text)]` method is asked once per SOP with changes, and
-its lessons take the place of the rules' for that SOP (no provider implements it yet).
+Offline: deterministic rules, "editors removed N field tip callouts from this SOP". The real
+providers (Anthropic, OpenAI) are asked once per SOP with changes, a small structured call
+(providers/lesson_call.py); if that call fails, the rules stand in for that SOP.
 
 A lesson that repeats an existing one (same SOP and category, text similarity >=
 DUPLICATE) strengthens it (confidence.reinforce: +0.5, decayed, dampened for 5 minutes)
@@ -24,7 +23,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from playbook_sync import confidence
+from playbook_sync.models import InsertedCallout
 from playbook_sync.models_learning import CalloutState, Lesson
+from playbook_sync.providers import lesson_call
+from playbook_sync.providers.structured import StructuredLLM
 from playbook_sync.survival import ACCEPTED, State, body_of
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ def learn(session: Session, changes: list[tuple[CalloutState, State]], *, now: d
     for row in session.scalars(select(CalloutState)):
         totals[(row.sop_file_path, row.category)] += _away(row)
     touched = 0
-    extract = getattr(llm, "extract_lessons", None)
+    written = _written(session, [r.callout_id for r, _ in changes])
     for sop_path, changed in sorted(by_sop.items()):
         kept = {r.category for r, _ in changed if r.state in ACCEPTED}
         for lesson in _lessons_of(session, sop_path, kept):
@@ -73,11 +75,26 @@ def learn(session: Session, changes: list[tuple[CalloutState, State]], *, now: d
         interesting = [(r, p) for r, p in changed if _away(r) or r.state == State.edited]
         if not interesting:
             continue
-        found = extract(sop_path, interesting) if callable(extract) else _rules(sop_path, interesting, totals)
+        found = _rules(sop_path, interesting, totals)
+        if isinstance(llm, StructuredLLM):
+            try:
+                found = lesson_call.extract(llm, sop_path, [_change(r, written) for r, _ in interesting])
+            except Exception as exc:  # a lesson is never worth a run: the rules stand in
+                log.warning("lessons call for %s failed, rules used: %s", sop_path, exc)
         for category, kind, text in found:
             touched += remember(session, sop_path=sop_path, category=category, kind=kind, text=text, now=now)
     session.flush()
     return touched
+
+
+def _written(session: Session, ids: list) -> dict:
+    return dict(session.execute(select(InsertedCallout.id, InsertedCallout.block).where(InsertedCallout.id.in_(ids))).all())
+
+
+def _change(row: CalloutState, written: dict) -> dict[str, str]:
+    now = body_of(row.current_text) if row.current_text else ""
+    return {"category": row.category, "state": row.state, "written": body_of(written.get(row.callout_id, ""))[:300],
+            "now": now[:300]}
 
 
 def _lessons_of(session: Session, sop_path: str, categories: set[str]) -> list[Lesson]:
@@ -105,8 +122,9 @@ def _hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.casefold().split()).encode()).hexdigest()
 
 
-def top(session: Session, sop_path: str, *, now: datetime, category: str | None = None, k: int = TOP_K) -> list[str]:
+def top(session: Session, sop_path: str, *, now: datetime | None = None, category: str | None = None, k: int = TOP_K) -> list[str]:
     """The k best lessons for an SOP (and category), by weight × confidence × recency."""
+    now = now or datetime.now(UTC)
     stmt = select(Lesson).where(Lesson.sop_file_path == sop_path)
     if category is not None:
         stmt = stmt.where(Lesson.category == category)

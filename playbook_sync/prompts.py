@@ -34,6 +34,7 @@ SPECS: dict[str, dict[str, frozenset[str]]] = {
     },
     "name_cluster": {"system": frozenset(), "task": frozenset({"entries", "feedback"})},
     "draft_sop": {"system": frozenset(), "task": frozenset({"module", "label", "entries", "feedback"})},
+    "extract_lessons": {"system": frozenset(), "task": frozenset({"sop", "changes", "feedback"})},  # issue 14 (lessons.py)
 }
 
 

@@ -277,3 +277,31 @@ def test_the_more_trusted_category_takes_the_sops_slot(deps):
     assert sure[tip] > sure[note]
     assert items[note].status == "enriched" and items[tip].status == "deferred", {k: (v.status, v.error) for k, v in items.items()}
     assert "reached 1 enrichments" in items[tip].error
+
+
+def test_real_provider_lessons_are_one_structured_call_per_sop(deps):
+    """Anthropic (real SDK, fake server): the SOP with a declined callout gets one metered `lessons` call."""
+    from playbook_sync.models import LlmCall
+    from tests.fakes.answers import default_answer
+    from tests.fakes.anthropic_server import FakeAnthropic
+    from tests.fakes.wiring import real_deps
+
+    asked = []
+    taught = "Propose field tips here only for steps the SOP leaves vague."
+
+    def responder(name, schema, prompt):
+        if name != "record_lessons":
+            return default_answer(name, schema, prompt)
+        asked.append(prompt)
+        return {"lessons": [{"category": "insight", "kind": "declined", "text": taught}]}
+
+    add(deps, entry("Cold email subject lines naming the prospect's competitor got twice the opens.", created_at=T0))
+    (tip,) = callouts_of(deps, pipeline.run_inline(deps)["run_id"])
+    edit_by_hand(deps, COLD, drop_block(tip.block))
+    with FakeAnthropic(responder=responder) as fake:
+        run = pipeline.run_inline(real_deps(deps, fake, None))
+    assert len(asked) == 1 and "insight callout declined: we wrote" in asked[0]
+    with deps.session() as s:
+        assert [x.text for x in s.scalars(select(Lesson))] == [taught]
+        steps = list(s.scalars(select(LlmCall.step).where(LlmCall.run_id == run["run_id"])))
+    assert steps == ["lessons"]

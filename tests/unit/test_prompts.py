@@ -17,9 +17,10 @@ pytestmark = pytest.mark.unit
 
 def test_every_step_has_a_prompt_file_that_loads():
     loaded = prompts.load_all()
-    assert sorted(loaded) == ["classify_entry", "draft_sop", "generate_edit", "name_cluster"]
+    assert sorted(loaded) == ["classify_entry", "draft_sop", "extract_lessons", "generate_edit", "name_cluster"]
     assert {n: (p.path.parent, p.path.name) for n, p in loaded.items()} == {
         n: (prompts.default_dir(), f) for n, f in [("classify_entry", "classify_entry.md"), ("draft_sop", "draft_sop.md"),
+                                                   ("extract_lessons", "extract_lessons.md"),
                                                    ("generate_edit", "generate_edit.md"), ("name_cluster", "name_cluster.md")]}
     classify = loaded["classify_entry"]
     assert list(classify.parts) == ["system", "sop", "task"]  # stable parts first, for caching
