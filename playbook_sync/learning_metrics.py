@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from playbook_sync import learning, lessons, store
 from playbook_sync.models import InsertedCallout, KnowledgeEntry, SyncRun
@@ -44,10 +44,13 @@ def reinforce(session: Session, run: SyncRun, now: datetime) -> int:
     pairs = [(m.knowledge_entry_id, m.sop_file_path) for m in store.matches(session, run_id=run.id, action=Action.redundant)]
     if not pairs:
         return 0
-    live = list(session.execute(select(CalloutState, InsertedCallout).join(
+    sops = {sop for _, sop in pairs}
+    live = [(s, c) for s, c in session.execute(select(CalloutState, InsertedCallout).join(
         InsertedCallout, InsertedCallout.id == CalloutState.callout_id).where(
-        CalloutState.state.in_([State.pending, State.kept, State.edited, State.moved]))))
-    entries = {e.id: e for e in session.scalars(select(KnowledgeEntry).where(
+        CalloutState.state.in_([State.pending, State.kept, State.edited, State.moved]))).all()
+        if (s.current_sop_path or s.sop_file_path) in sops]
+    # Without the vectors: only words and sources are compared here.
+    entries = {e.id: e for e in session.scalars(select(KnowledgeEntry).options(defer(KnowledgeEntry.embedding)).where(
         KnowledgeEntry.id.in_({e for e, _ in pairs} | {i for _, c in live for i in c.entry_ids})))}
     done = 0
     for entry_id, sop in pairs:

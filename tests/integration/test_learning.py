@@ -96,7 +96,8 @@ def test_three_runs_editors_decline_and_rewrite_then_the_loop_writes_fewer(deps,
     assert seen[question.id] == ("edited", rewritten)
     assert all(seen[c.id][0] == "kept" for c in kept)
     second = callouts_of(deps, r2["run_id"])
-    assert len(tips_in(second, COLD)) == 1 and r2["redundant"] == 1  # the repeat added no block...
+    assert len(tips_in(second, COLD)) == 1 and r2["redundant"] == 1
+    assert [c.sop_file_path for c in second] == [COLD]  # the repeat added no block...
     with deps.session() as s:
         d1 = s.get(CalloutState, next(c.id for c in kept if "agenda" in c.block))
         assert (d1.helpful, len(d1.sources)) == (1, 2)  # ...it strengthened the callout it repeats
