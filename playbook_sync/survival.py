@@ -8,8 +8,10 @@ kept. In order, for each callout:
 1. the same block (block_hash) in its SOP: kept (moved, when in another section);
 2. the same block in another SOP: moved;
 3. an admonition in its SOP that no tracked block explains, whose body is close to the
-   callout's (EDIT_SIMILARITY; an admonition with the same opener in the same section gets
-   SAME_PLACE toward it, a rewrite in place): edited, and the person's text is stored;
+   callout's (EDIT_SIMILARITY of the characters, or WORD_OVERLAP of the content words; a
+   rewrite in place, same opener and section, needs only PLACE_OVERLAP of the words): edited,
+   and the person's text is stored. Words, not characters, for the looser rules: two
+   unrelated English sentences share a third of their characters, but hardly any words;
 4. such an admonition in another SOP (MOVE_SIMILARITY, stricter): moved, with its text;
 5. else declined when its SOP is still there, sop_deleted when the SOP is gone (deleting a
    whole SOP says nothing about one callout, so it counts neither way).
@@ -37,9 +39,11 @@ from playbook_sync.models import InsertedCallout, KnowledgeEntry
 from playbook_sync.models_learning import CalloutState
 from playbook_sync.sops import SopError, is_doc, parse_sop
 
-EDIT_SIMILARITY = 0.5
+EDIT_SIMILARITY = 0.6
+WORD_OVERLAP = 0.5
+PLACE_OVERLAP = 0.25
 MOVE_SIMILARITY = 0.8
-SAME_PLACE = 0.35  # bonus when an admonition has the callout's opener and section: rewritten in place
+_CONTENT_WORD = re.compile(r"[a-z0-9%]{4,}")
 _OPENER = re.compile(r"^:::[A-Za-z]+\b")
 _CLOSER = re.compile(r"^:::\s*$")
 _KIND_CATEGORY = {"tip": "insight", "warning": "question", "info": "product_intel", "note": "outcome"}
@@ -114,6 +118,16 @@ def _similar(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a.casefold(), b.casefold(), autojunk=False).ratio() if a and b else 0.0
 
 
+def _words(text: str) -> set[str]:
+    return set(_CONTENT_WORD.findall(text.split(" -- ")[0].casefold()))  # without the attribution
+
+
+def _overlap(a: str, b: str) -> float:
+    """Shared content words over the smaller set's size."""
+    x, y = _words(a), _words(b)
+    return len(x & y) / min(len(x), len(y)) if x and y else 0.0
+
+
 def locate(tree: Tree, callouts_: list[InsertedCallout]) -> dict[uuid.UUID, Found]:
     """Where each callout is in the tree (see the module docstring for the order of the rules)."""
     found: dict[uuid.UUID, Found] = {}
@@ -133,15 +147,18 @@ def locate(tree: Tree, callouts_: list[InsertedCallout]) -> dict[uuid.UUID, Foun
         body, opener = body_of(c.block), c.block.split("\n", 1)[0].strip()
 
         def likeness(a: Admonition, body=body, opener=opener, c=c) -> float:
-            # A rewrite keeps little text but usually the admonition type and title, and its section.
-            same = a.text.split("\n", 1)[0].strip() == opener and a.path == c.sop_file_path
-            return _similar(body, a.body) + (SAME_PLACE if same and a.section == c.section else 0.0)
+            """0 unless `a` passes a rule of the module docstring; else how alike the two are."""
+            chars, words = _similar(body, a.body), _overlap(body, a.body)
+            if a.path != c.sop_file_path:
+                return chars + words if max(chars, words) >= MOVE_SIMILARITY else 0.0
+            in_place = a.text.split("\n", 1)[0].strip() == opener and a.section == c.section
+            passes = chars >= EDIT_SIMILARITY or words >= WORD_OVERLAP or (in_place and words >= PLACE_OVERLAP)
+            return chars + words if passes else 0.0
 
-        for paths, floor, state in (([c.sop_file_path], EDIT_SIMILARITY, State.edited),
-                                    (sorted(tree.paths - {c.sop_file_path}), MOVE_SIMILARITY, State.moved)):
+        for paths, state in (([c.sop_file_path], State.edited), (sorted(tree.paths - {c.sop_file_path}), State.moved)):
             pool = [a for p in paths for a in tree.blocks.get(p, []) if id(a) not in claimed and a.body]
             best = max(pool, key=likeness, default=None)
-            if best is not None and likeness(best) >= floor:
+            if best is not None and likeness(best) > 0:
                 claimed.add(id(best))
                 found[c.id] = Found(state, best.path, best.section, best.text)
                 break

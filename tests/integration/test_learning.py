@@ -176,7 +176,8 @@ def test_pull_request_mode_removed_before_merge_or_closed_unmerged_is_declined(s
         removed, rewritten = [c for c in written if c is not backed][:2]
         # The reviewer removes one callout and rewrites another on the review branch.
         head = deps.repo.base.branch_head(BRANCH)
-        new = rewritten.block.split("\n")[0] + "\nShorter, in the reviewer's words.\n:::"
+        shorter = " ".join(rewritten.block.split("\n")[1].split()[:7]).rstrip(",;.")
+        new = rewritten.block.split("\n")[0] + f"\n{shorter}, as the reviewer put it.\n:::"
         files = {removed.sop_file_path: deps.repo.read_file(removed.sop_file_path, head).decode().replace(removed.block, "")}
         other = files.get(rewritten.sop_file_path) or deps.repo.read_file(rewritten.sop_file_path, head).decode()
         files[rewritten.sop_file_path] = other.replace(rewritten.block.rstrip("\n"), new)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from playbook_sync import callouts, demo
 from playbook_sync.models import InsertedCallout
@@ -83,3 +85,35 @@ def test_a_rewrite_is_claimed_once():
     files, rows = written()
     new = ":::note Results From the Field\nOpeners naming a recent hire replied three times as often.\n:::"
     assert judge(change(files, COLD, NOTE.rstrip("\n"), new), rows) == [(State.kept, COLD, None), (State.edited, COLD, new)]
+
+
+_words = st.lists(st.sampled_from(["cold", "email", "subject", "lines", "opens", "replies", "hire", "agenda", "price",
+                                   "discovery", "competitor", "number", "week", "call", "prospect"]), min_size=3, max_size=12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_words, min_size=1, max_size=6, unique_by=tuple), st.data())
+def test_removed_callouts_and_only_those_are_declined(bodies, data):
+    files = demo.playbook_files()
+    doc = parse_sop(COLD, files[COLD])
+    sections = [s for s in doc.sections if s.level]
+    blocks, rows = [], []
+    for i, words in enumerate(bodies):
+        block = callouts.render_block(CalloutKind.field_tip, f"Callout {i}: {' '.join(words)}.", set())
+        section = data.draw(st.sampled_from(sections))
+        blocks.append((callouts.insertion_line(doc, section), block))
+        rows.append(InsertedCallout(id=uuid.uuid4(), sop_file_path=COLD, section=section.heading, entry_ids=[],
+                                    block=block, block_hash=callouts.block_hash(block)))
+    text = callouts.insert_blocks(doc.content, blocks)
+    gone = data.draw(st.sets(st.sampled_from(range(len(rows)))))
+    for i in gone:
+        text = text.replace(rows[i].block, "")
+    found = locate(Tree(files | {COLD: text.encode()}, "docs"), rows)
+    assert {i for i, r in enumerate(rows) if found[r.id].state == State.declined} == gone
+    assert all(found[r.id].state == State.kept for i, r in enumerate(rows) if i not in gone)
+
+
+def test_an_unrelated_admonition_of_the_same_type_is_not_taken_for_a_rewrite():
+    files, rows = written()
+    own = ":::tip From the Field\nBook the follow-up meeting before you hang up the phone.\n:::"
+    assert judge(change(files, COLD, TIP.rstrip("\n"), own), rows)[0][0] == State.declined
