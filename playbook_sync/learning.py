@@ -35,7 +35,11 @@ def guarded(session: Session, run: SyncRun, what: str, call, default=None):
 
 
 def trees(repo, docs_root: str) -> list[tuple[str, survival.Tree]]:
-    """The base branch's tree, then an open review branch's (pull request mode)."""
+    """The base branch's tree, then an open review branch's (pull request mode).
+
+    Pull request mode is recognised by shape, not by isinstance(publish.PullRequestRepo):
+    publish imports this package (the pull request body's suggestions), so the reverse would loop.
+    """
     base = getattr(repo, "base", None)
     if base is None or not hasattr(repo, "open_pull_request"):
         return [("base", survival.Tree(repo.read_tree(docs_root, repo.head()), docs_root))]

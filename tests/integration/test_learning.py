@@ -222,8 +222,9 @@ def test_pull_request_mode_removed_before_merge_or_closed_unmerged_is_declined(s
         assert {seen[c.id][0] for c in late} == {"declined"}
 
 
-def test_force_pushed_history_is_judged_by_the_tree(deps):
-    """Matching is by content: a squash that keeps the callouts keeps them; a reset that drops them declines them."""
+def test_force_pushed_history_and_a_deleted_sop_are_judged_by_the_tree(deps):
+    """Matching is by content: a squash that keeps the callouts keeps them; a deleted SOP counts neither way
+    (not decided); a reset that drops the callouts declines them."""
     base = git(deps, "rev-parse", "HEAD").strip()
     add(deps, entry("Cold email subject lines naming the prospect's competitor got twice the opens.", created_at=T0),
         entry("Discovery calls go better with a written agenda sent the day before.", created_at=T0))
@@ -233,6 +234,14 @@ def test_force_pushed_history_is_judged_by_the_tree(deps):
     git(deps, "-c", "user.name=Editor", "-c", "user.email=editor@example.com", "commit", "-qm", "squashed")
     pipeline.run_inline(deps)
     assert {states(deps)[c.id][0] for c in written} == {"kept"}
+    discovery = next(c for c in written if c.sop_file_path != COLD)
+    git(deps, "rm", "-q", discovery.sop_file_path)
+    git(deps, "-c", "user.name=Editor", "-c", "user.email=editor@example.com", "commit", "-qm", "drop an SOP")
+    deleted = pipeline.run_inline(deps)
+    assert states(deps)[discovery.id][0] == "sop_deleted"
+    with deps.session() as s:
+        metrics = s.get(RunLearning, deleted["run_id"]).metrics
+    assert (metrics["decided"], metrics["acceptance_rate"], metrics["callouts"]["sop_deleted"]) == (1, 1.0, 1)
     git(deps, "reset", "-q", "--hard", base)  # force the branch back to before the run
     pipeline.run_inline(deps)
     assert {states(deps)[c.id][0] for c in written} == {"declined"}
