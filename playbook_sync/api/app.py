@@ -36,4 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _routers() -> list:
     """Every feature's router; imported here so that each stays a module of its own."""
-    return []
+    from playbook_sync.api import learning
+
+    return [learning.router]

@@ -68,7 +68,7 @@ def tips_in(blocks: list[InsertedCallout], path: str) -> list[InsertedCallout]:
     return [c for c in blocks if c.sop_file_path == path and c.block.startswith(":::tip")]
 
 
-def test_three_runs_editors_decline_and_rewrite_then_the_loop_writes_fewer(deps, settings, redis_url, tmp_path, monkeypatch):
+def test_three_runs_editors_decline_and_rewrite_then_the_loop_writes_fewer(deps, settings, redis_url, tmp_path, monkeypatch, api):
     # Floor between two declines (0.0867) and one (0.095) of a fresh (SOP, category): confidence.py by hand.
     deps.settings.min_callout_confidence = settings.min_callout_confidence = 0.09
     discovery = "Discovery calls go better with a written agenda sent the day before."
@@ -159,6 +159,10 @@ def test_three_runs_editors_decline_and_rewrite_then_the_loop_writes_fewer(deps,
     cold = json.loads(listed.output)[COLD]
     assert cold["category"]["insight"]["confidence"] == pytest.approx(0.0867, abs=1e-4)
     assert cold["callouts"] == {"declined": 2, "edited": 1, "kept": 1}
+    # ...and over HTTP.
+    assert api.get("/learning/sops").json()[COLD]["category"]["insight"] == cold["category"]["insight"]
+    assert api.get(f"/learning/runs/{r3['run_id'][:8]}").json()["acceptance_rate"] == 0.6
+    assert api.get("/learning/runs/ffffffff").status_code == 404
 
 
 def test_pull_request_mode_removed_before_merge_or_closed_unmerged_is_declined(settings, tmp_path):
