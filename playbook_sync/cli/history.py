@@ -76,10 +76,10 @@ def runs_show(run_id: str = typer.Argument(..., help="a run id or unique prefix"
         out.print(f"commit  {r.commit_sha or 'none'}", highlight=False)
         if r.pull_request_url:
             out.print(f"pull request {r.pull_request_url}", highlight=False)
-        problems = [i for i in store.items(session, run_id=r.id) if i.status in ("failed", "deferred")]
+        problems = [i for i in store.items(session, run_id=r.id) if i.status in ("failed", "deferred", "held")]
         if problems:
             contents = store.entry_contents(session, entry_ids=[i.entry_id for i in problems])
-            out.print(f"[bold]failed and deferred entries ({len(problems)})[/bold]")
+            out.print(f"[bold]failed, deferred and held entries ({len(problems)})[/bold]")
             for i in problems:
                 out.print(f"  {i.status:<8} {i.entry_id}  {i.error or '(no reason recorded)'}", highlight=False, markup=False)
                 out.print(f"           “{' '.join(contents.get(i.entry_id, '').split())[:100]}”", highlight=False, markup=False)

@@ -156,6 +156,7 @@ def test_three_runs_editors_decline_and_rewrite_then_the_loop_writes_fewer(deps,
         get_settings.cache_clear()
     assert shown.exit_code == 0 and "acceptance 60%, edited 20%, declined 40%" in shown.output, shown.output
     assert "trend (acceptance): — → 75% → 60%" in shown.output
+    assert shown.output.count("held     ") == 2 and "below 0.09" in shown.output  # each held entry, with why
     cold = json.loads(listed.output)[COLD]
     assert cold["category"]["insight"]["confidence"] == pytest.approx(0.0867, abs=1e-4)
     assert cold["callouts"] == {"declined": 2, "edited": 1, "kept": 1}
