@@ -5,7 +5,11 @@ The model follows the self-improving playbook system this project grows from:
 - A Beta-Binomial posterior over "editors keep this kind of callout here", with the prior
   α = 0.1, β = 0.9 (a new kind of callout is assumed to be kept one time in ten until seen).
 - Maturity: over its first MATURITY observations the confidence blends from the cold-start
-  value toward the posterior, so two early keeps cannot make it look certain.
+  value toward the posterior, so two early keeps cannot make it look certain. A consequence of
+  the blend, kept as specified: before maturity, with a posterior above the cold start, one more
+  decline still moves the blend toward that posterior and can raise it a little (2 kept: 0.22;
+  2 kept, 1 declined: 0.2275). A decline never scores above a keep, and once mature, or below the
+  cold start, declines only lower it (tests/unit/test_confidence.py).
 - Clamped to [FLOOR, CEILING]: never certain either way, so a later keep or decline still moves it.
 - Observations and strengths decay by DECAY per PERIOD: what editors did last quarter counts
   less than what they did last week.
