@@ -72,6 +72,7 @@ _BOUNDS: dict[str, tuple[float, float | None, bool]] = {
     "cluster_min_entries": (2, None, False),
     "cluster_min_sources": (1, None, False),
     "cluster_similarity": (0, 1, True),
+    "min_callout_confidence": (0, 1, False),
     "llm_concurrency": (1, None, False),
     "embedding_batch_size": (1, 2048, False),  # the Embeddings API's limit per request
     "embedding_batch_tokens": (1, None, False),
@@ -191,6 +192,9 @@ class Settings(BaseSettings):
     cluster_min_entries: int = 3
     cluster_min_sources: int = 2
     cluster_similarity: float = 0.30
+    # Entries of an (SOP, category) whose callouts editors keep declining are held for review below this
+    # (confidence.py: a new pair starts at 0.1; about six declines in a row, none kept, go below 0.05).
+    min_callout_confidence: float = 0.05
 
     # Tasks and schedule.
     task_max_retries: int = 3

@@ -68,6 +68,7 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "top_k": (None, "candidate SOPs per entry"),
     "max_enrichments_per_sop": (None, "per run; the rest are deferred to the next run"),
     "cluster_min_entries": (None, "orphans needed for a new SOP"),
+    "min_callout_confidence": (None, "below this (SOP, category) confidence an entry is held for review, not written"),
     "cluster_min_sources": (None, "distinct sources needed for a new SOP"),
     "cluster_similarity": (None, "how close an orphan must be to a cluster to join it"),
     "task_max_retries": (None, "per-entry task retries once a provider call has used up its own `LLM_MAX_RETRIES`: a "

@@ -79,7 +79,8 @@ def anchor_section(doc: SopDoc, anchor: str | None) -> tuple[Section | None, str
     return next((s for s in doc.sections if s.start_line <= found < s.end_line), None), None
 
 
-def plan_block(llm: LLM, doc: SopDoc, kind: CalloutKind, hint: str, entries: list[Entry]) -> PlannedBlock:
+def plan_block(llm: LLM, doc: SopDoc, kind: CalloutKind, hint: str, entries: list[Entry],
+               lessons: list[str] | None = None) -> PlannedBlock:
     """Ask the LLM for an insertion plan (anchor + 1-3 sentences) and render it as a safe callout.
 
     A plan whose anchor is not a line of the SOP is asked for once more, with the error;
@@ -88,7 +89,7 @@ def plan_block(llm: LLM, doc: SopDoc, kind: CalloutKind, hint: str, entries: lis
     section = callouts.choose_section(doc, kind, hint)
     request = CalloutRequest(
         sop_path=doc.path, sop_title=doc.title, section=section.heading, kind=kind,
-        entries=entries, section_text=section.text, sop_text=doc.content,
+        entries=entries, section_text=section.text, sop_text=doc.content, lessons=lessons or [],
     )
     draft = llm.write_callout(request)
     anchored, problem = anchor_section(doc, draft.anchor)

@@ -14,7 +14,22 @@ from typing import TypeVar
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync import batch, callouts, costs, lifecycle, orphan_topics, orphans, outcome_callouts, publish, report, store, validate
+from playbook_sync import (
+    batch,
+    callouts,
+    costs,
+    learning,
+    learning_metrics,
+    lessons,
+    lifecycle,
+    orphan_topics,
+    orphans,
+    outcome_callouts,
+    publish,
+    report,
+    store,
+    validate,
+)
 from playbook_sync.changelog import commit_message
 from playbook_sync.deps import Deps
 from playbook_sync.edits import (
@@ -58,6 +73,7 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     orphans.assign(session, run_id=run_id, threshold=deps.settings.cluster_similarity,
                    entries=_entries(session, [i.entry_id for i in store.items(session, run_id=run_id, status=ItemStatus.orphaned)]))
     session.commit()
+    learning.before_edits(session, deps, run)  # what editors did with earlier callouts, before we edit again
 
     head = deps.repo.head()
     docs, not_editable = parse_tree(deps.repo.read_tree(deps.settings.docs_root, head), deps.settings.docs_root,
@@ -97,6 +113,7 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
     for m in rows:
         if (m.sop_file_path, m.knowledge_entry_id) not in done:
             per_sop[m.sop_file_path].append(m)
+    per_sop = learning.plan(session, deps.settings, session.get(SyncRun, run_id), per_sop, {i: e.category for i, e in entries.items()}, docs)
     blocks: list[PlannedBlock] = []
     deferred: dict[uuid.UUID, str] = {}
     jobs: list[tuple] = []  # (path, doc, kind, section, entries): one edit call each
@@ -114,7 +131,9 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
         jobs += [(path, doc, kind, section, group) for (section, kind), group in groups.items()]
     # The edit calls are independent: made concurrently, or a big week's callback waits for
     # them one after another (bench/: this was most of a 1,000-entry run's wall time).
-    outcomes = _concurrently([partial(plan_block, deps.llm, doc, kind, section, group) for _, doc, kind, section, group in jobs],
+    outcomes = _concurrently([partial(plan_block, deps.llm, doc, kind, section, group,
+                                      lessons=lessons.top(session, doc.path, category=group[0].category))
+                              for _, doc, kind, section, group in jobs],
                              deps.settings.llm_concurrency)
     for (path, *_, group), outcome in zip(jobs, outcomes, strict=True):
         if isinstance(outcome, Exception):  # one failed edit defers its entries, never the run
@@ -238,6 +257,7 @@ def _record_pending(session: Session, run_id: uuid.UUID, applied: Applied) -> No
 def _finish(session: Session, deps: Deps, run: SyncRun) -> dict:
     """Close the run, then open/update its pull request, POST the webhook, write its report (none can fail it)."""
     lifecycle.close(session, run, deps.settings)
+    learning_metrics.after_run(session, deps, run)  # reinforcement from redundant entries, acceptance and the rest
     publish.after_commit(session, deps.repo, run, deps.settings.deploy_webhook_url)
     report.write_quietly(session, deps.settings, deps.repo, run)
     return lifecycle.summary(run)

@@ -30,7 +30,7 @@ SPECS: dict[str, dict[str, frozenset[str]]] = {
     "generate_edit": {
         "system": frozenset(),
         "sop": frozenset({"path", "title", "sop_text"}),
-        "task": frozenset({"section", "section_text", "callout_type", "title", "entries", "feedback"}),
+        "task": frozenset({"section", "section_text", "callout_type", "title", "entries", "lessons", "feedback"}),
     },
     "name_cluster": {"system": frozenset(), "task": frozenset({"entries", "feedback"})},
     "draft_sop": {"system": frozenset(), "task": frozenset({"module", "label", "entries", "feedback"})},
@@ -40,6 +40,7 @@ SPECS: dict[str, dict[str, frozenset[str]]] = {
     "build_modules": {"system": frozenset(), "sources": frozenset({"sources"}),
                       "task": frozenset({"playbook", "persona", "industry", "product_line", "scenario", "modules",
                                          "feedback"})},
+    "extract_lessons": {"system": frozenset(), "task": frozenset({"sop", "changes", "feedback"})},  # issue 14 (lessons.py)
 }
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from playbook_sync import lifecycle
+from playbook_sync import learning_metrics, lifecycle
 from playbook_sync.changelog import trailer
 from playbook_sync.providers.base import BranchingRepo, NonFastForward, PlaybookRepo
 
@@ -128,7 +128,8 @@ def after_commit(session: Session, repo: PlaybookRepo, run: SyncRun, webhook_url
     if isinstance(repo, PullRequestRepo) and not run.pull_request_url:
         try:
             # commit_message is lost when finalize died between the commit and its own DB commit.
-            run.pull_request_url = repo.publish(str(run.id), run.commit_message or trailer(run.id))
+            suggested = learning_metrics.suggestions(session)  # issue 14: step-text proposals, in the body only
+            run.pull_request_url = repo.publish(str(run.id), (run.commit_message or trailer(run.id)) + suggested)
         except Exception as exc:  # the commit is on the branch; the next run opens the pull request
             log.warning("pull request for run %s not opened: %s", run.id, exc, extra={"run_id": str(run.id)})
             lifecycle.append_log(run, f"pull request not opened: {exc}")

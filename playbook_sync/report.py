@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync import lifecycle, outcome_callouts, store
+from playbook_sync import learning_metrics, lifecycle, outcome_callouts, store
 from playbook_sync.models import (
     InsertedCallout,
     KnowledgeEntry,
@@ -86,6 +86,7 @@ def build(session: Session, settings: Settings, repo: PlaybookRepo, run: SyncRun
         "clusters": _clusters(session, run, settings),
         "cost": _cost(session, run),
         "evidence": outcome_callouts.for_run(session, run.id),  # Results From the Field, with their numbers
+        "learning": learning_metrics.section(session, run),  # issue 14: survival, confidence, lessons
         "problems": [
             {"entry_id": str(i.entry_id), "status": i.status, "reason": i.error or "",
              "category": entries[i.entry_id].category if i.entry_id in entries else None,

@@ -6,6 +6,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from playbook_sync import learning_report
+
 STATUS_COLORS = {"success": "#1a7f37", "partial": "#b35900", "failed": "#cf222e", "running": "#0969da"}
 NO_REASON = '<span class="empty">no reason recorded</span>'
 OUTCOME_COLORS = {"enriched": "#1a7f37", "redundant": "#6e7781", "orphaned": "#8250df", "deferred": "#b35900", "failed": "#cf222e"}
@@ -243,6 +245,7 @@ def render(report: dict) -> str:
 <section class="card" id="evidence"><h2>Results from the field</h2>{_evidence(report.get("evidence", []))}</section>
 <section class="card" id="clusters"><h2>Orphan clusters <span class="muted small">({report["clusters"]["open_total"]} open; promotion needs both bars full)</span></h2>{_clusters(report["clusters"])}</section>
 <section class="card" id="cost"><h2>Tokens and cost</h2>{_cost(report["cost"])}</section>
+{learning_report.html(report.get("learning"))}
 <section class="card" id="problems"><h2>Failed and deferred entries</h2>{_problems(report["problems"])}</section>
 {f'<section class="card" id="errors"><h2>Run log</h2><ul class="errors">{errors}</ul></section>' if errors else ""}
 <footer>generated {_e(_when(report["generated_at"]))} by playbook-sync</footer>

@@ -82,4 +82,13 @@ def restated_callout(entry_text: str, sop_text: str, features: Features) -> tupl
     scored = [(_cosine(entry, weighted(features(c))), c) for c in callouts]
     near, best_callout = max(scored, key=lambda sc: sc[0])
     paragraph = max(_cosine(entry, weighted(f)) for f in own)
-    return (best_callout, near, paragraph) if near > paragraph else None
+    # A figure the callout does not carry ("3% to 5%" beside its "2% to 6%") is new evidence, not the
+    # same knowledge again: the SOP-vocabulary weighting above cannot see it, so it is checked here.
+    if near > paragraph and not _figures(entry_text) - _figures(best_callout):
+        return best_callout, near, paragraph
+    return None
+
+
+def _figures(text: str) -> set[str]:
+    """The numbers a text states (12, 2.5, 40%), normalised: '2.0' and '2' are one figure."""
+    return {f.rstrip("0").rstrip(".") if "." in f else f for f in re.findall(r"\d+(?:[.,]\d+)?", text.replace(",", "."))}

@@ -31,6 +31,7 @@ class Action(StrEnum):
     orphaned = "orphaned"
     deferred = "deferred"
     failed = "failed"
+    held = "held"  # below the (SOP, category) confidence floor: not written, listed for review (learning.py)
 
 
 class ItemStatus(StrEnum):
@@ -43,9 +44,10 @@ class ItemStatus(StrEnum):
     orphaned = "orphaned"
     deferred = "deferred"
     failed = "failed"
+    held = "held"  # not written for low confidence; final, listed for review (learning.py)
 
 
-FINAL_ITEM_STATUSES = {ItemStatus.enriched, ItemStatus.redundant, ItemStatus.orphaned}
+FINAL_ITEM_STATUSES = {ItemStatus.enriched, ItemStatus.redundant, ItemStatus.orphaned, ItemStatus.held}
 
 
 class RunStatus(StrEnum):
@@ -146,6 +148,7 @@ class Candidate(BaseModel):
     similarity: float
     band: str  # strong | weak | low (under weak, shown because the entry's best candidate is worth asking about)
     sop_text: str = ""
+    lessons: list[str] = Field(default_factory=list)  # what editors taught about this SOP (lessons.py)
 
 
 class ClassifyRequest(BaseModel):
@@ -188,6 +191,7 @@ class CalloutRequest(BaseModel):
     section_text: str = ""
     sop_text: str = ""  # the whole SOP, so a model can copy an anchor line from it
     feedback: str | None = None  # why the previous answer was refused (asked again once)
+    lessons: list[str] = Field(default_factory=list)  # what editors taught about this SOP (lessons.py)
 
 
 class CalloutDraft(BaseModel):

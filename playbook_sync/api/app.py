@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _routers() -> list:
     """Every feature's router; imported here so that each stays a module of its own."""
-    from playbook_sync.api import builder, pages, routes_knowledge, routes_runs, routes_search
+    from playbook_sync.api import builder, learning, pages, routes_knowledge, routes_runs, routes_search
 
     return [
         routes_knowledge.router,
@@ -44,4 +44,5 @@ def _routers() -> list:
         routes_runs.router,
         builder.router,
         pages.router,
+        learning.router,
     ]

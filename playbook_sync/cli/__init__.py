@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from playbook_sync.cli import calibrate, history, playbook, reports, run, serve, users
+from playbook_sync.cli import calibrate, history, playbook, reports, run, serve, sops, users
 from playbook_sync.cli.shared import console, print_error, sentence, set_debug
 
 app = typer.Typer(help="Keep a Docusaurus playbook alive from captured call knowledge.", no_args_is_help=True)
@@ -29,7 +29,8 @@ app.command()(calibrate.calibrate)
 app.command()(serve.serve)
 app.command("ingest-reports")(reports.ingest_reports)
 app.command()(reports.search)
-app.add_typer(reports.sops_app, name="sops")
+sops.sops_app.command("stats")(reports.sops_stats)
+app.add_typer(sops.sops_app, name="sops")
 app.add_typer(users.users_app, name="users")
 
 

@@ -51,6 +51,7 @@ def runs(ctx: typer.Context, limit: int = typer.Option(10, help="how many runs")
 @runs_app.command("show")
 def runs_show(run_id: str = typer.Argument(..., help="a run id or unique prefix")) -> None:
     """One run: window, counts, SOPs, commit, and every failed or deferred entry with its reason."""
+    from playbook_sync import learning_metrics, learning_report
     from playbook_sync.report import find_run, paths_for
 
     out = console
@@ -75,13 +76,15 @@ def runs_show(run_id: str = typer.Argument(..., help="a run id or unique prefix"
         out.print(f"commit  {r.commit_sha or 'none'}", highlight=False)
         if r.pull_request_url:
             out.print(f"pull request {r.pull_request_url}", highlight=False)
-        problems = [i for i in store.items(session, run_id=r.id) if i.status in ("failed", "deferred")]
+        problems = [i for i in store.items(session, run_id=r.id) if i.status in ("failed", "deferred", "held")]
         if problems:
             contents = store.entry_contents(session, entry_ids=[i.entry_id for i in problems])
-            out.print(f"[bold]failed and deferred entries ({len(problems)})[/bold]")
+            out.print(f"[bold]failed, deferred and held entries ({len(problems)})[/bold]")
             for i in problems:
                 out.print(f"  {i.status:<8} {i.entry_id}  {i.error or '(no reason recorded)'}", highlight=False, markup=False)
                 out.print(f"           “{' '.join(contents.get(i.entry_id, '').split())[:100]}”", highlight=False, markup=False)
+        for line in learning_report.lines(learning_metrics.section(session, r)):  # issue 14
+            out.print(f"learning {line}", highlight=False, markup=False)
         for line in (r.error_log or "").splitlines():
             out.print(f"  log: {line}", highlight=False, markup=False)
         html = paths_for(settings, str(r.id))[1]

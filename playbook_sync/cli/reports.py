@@ -12,8 +12,6 @@ from playbook_sync import db
 from playbook_sync.cli.shared import console, print_error, services
 from playbook_sync.ingest import write_rejects
 
-sops_app = typer.Typer(help="SOPs of the synced playbook.", no_args_is_help=True)
-
 
 def _open(file: Path):
     try:
@@ -99,7 +97,6 @@ def search(query: str = typer.Argument(..., help="what to look for, in your own 
         console.print(f"    {r.snippet}", markup=False, highlight=False)
 
 
-@sops_app.command("stats")
 def sops_stats(sop: str = typer.Argument(None, help="an SOP's frontmatter id or path (default: every SOP with playbook_ids)"),
                as_json: bool = typer.Option(False, "--json", help="print the evidence as JSON")) -> None:
     """Outcome evidence per SOP from execution reports: executions, completion, median steps and per-metric deltas."""

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import playbook_sync.builder.tables  # noqa: F401  (the builder's tables share Base)
+from playbook_sync import models_learning  # noqa: F401  (its tables join Base.metadata)
 from playbook_sync.models import Base
 from playbook_sync.models_reports import PlaybookReport  # noqa: F401  (its tables join Base.metadata)
 

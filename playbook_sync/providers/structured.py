@@ -218,7 +218,7 @@ def classify_parts(prompt: prompts.Prompt, request: ClassifyRequest, error: str 
     """System rubric, then each candidate SOP (best first), then the entry."""
     entry = request.entry
     listing = "\n".join(f'- {c.sop_path}: best section "{c.section}", similarity {c.similarity:.2f} ({c.band})'
-                        for c in request.candidates)
+                        + _lessons(c.lessons) for c in request.candidates)
     task = prompt.render("task", category=entry.category.value,
                          source=_SOURCES.get(entry.transcript_type.value, entry.transcript_type.value),
                          tags=", ".join(entry.tags) or "none", content=entry.content, context=entry.context or "",
@@ -227,12 +227,18 @@ def classify_parts(prompt: prompts.Prompt, request: ClassifyRequest, error: str 
     return PromptParts(prompt.render("system"), blocks, task)
 
 
+def _lessons(lessons: Sequence[str]) -> str:
+    """Editors' lessons for one SOP (lessons.py), in the per-call task part: the cached prefix stays the same."""
+    return "".join(f"\n  lesson from this SOP's editors: {x}" for x in lessons)
+
+
 def edit_parts(prompt: prompts.Prompt, request: CalloutRequest, error: str = "") -> PromptParts:
     """System rules, then the SOP, then the section, required header and entries."""
     kind, title = callout_header(request.kind, request.entries)
     problem = "; ".join(filter(None, [request.feedback, error]))
     task = prompt.render("task", section=request.section, section_text=request.section_text, callout_type=kind,
-                         title=title, entries=_entries(request.entries), feedback=_feedback(problem))
+                         title=title, entries=_entries(request.entries), lessons=_lessons(request.lessons),
+                         feedback=_feedback(problem))
     blocks = (sop_block(prompt, request.sop_path, request.sop_title, request.sop_text or request.section_text),)
     return PromptParts(prompt.render("system"), blocks, task)
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 TABLES = {
     "cp_knowledge_entries", "cp_sop_embeddings", "cp_sop_sections", "cp_playbook_sync_runs",
     "cp_knowledge_sop_matches", "cp_sync_run_items", "cp_inserted_callouts", "cp_orphan_clusters",
-    "cp_orphan_members", "cp_llm_calls",
+    "cp_orphan_members", "cp_llm_calls", "cp_callout_states", "cp_lessons", "cp_run_learning",
 }
 
 
@@ -57,6 +57,7 @@ def test_models_and_migrations_agree(database_url):
     from alembic.migration import MigrationContext
 
     import playbook_sync.builder.tables  # noqa: F401  (the builder's tables share Base)
+    from playbook_sync import models_learning  # noqa: F401  (issue 14's tables)
     from playbook_sync.models import Base
     from playbook_sync.models_reports import PlaybookReport  # noqa: F401  (registers the report tables)
 

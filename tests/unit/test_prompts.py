@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 
 def test_every_step_has_a_prompt_file_that_loads():
     loaded = prompts.load_all()
-    names = ["build_modules", "build_playbook", "classify_entry", "draft_sop", "generate_edit", "name_cluster"]
+    names = ["build_modules", "build_playbook", "classify_entry", "draft_sop", "extract_lessons", "generate_edit", "name_cluster"]
     assert sorted(loaded) == names
     assert {n: (p.path.parent, p.path.name) for n, p in loaded.items()} == {n: (prompts.default_dir(), f"{n}.md") for n in names}
     classify = loaded["classify_entry"]
