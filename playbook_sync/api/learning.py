@@ -8,7 +8,7 @@ from playbook_sync import learning_metrics
 from playbook_sync.api.state import SessionDep, get_caller
 from playbook_sync.report import find_run
 
-router = APIRouter(prefix="/learning", tags=["learning"], dependencies=[Depends(get_caller)])
+router = APIRouter(prefix="/api/learning", tags=["learning"], dependencies=[Depends(get_caller)])
 
 
 @router.get("/sops")

@@ -169,9 +169,9 @@ def test_three_runs_editors_decline_and_rewrite_then_the_loop_writes_fewer(deps,
     assert cold["category"]["insight"]["confidence"] == pytest.approx(0.0867, abs=1e-4)
     assert cold["callouts"] == {"declined": 2, "edited": 1, "kept": 1}
     # ...and over HTTP.
-    assert api.get("/learning/sops").json()[COLD]["category"]["insight"] == cold["category"]["insight"]
-    assert api.get(f"/learning/runs/{r3['run_id'][:8]}").json()["acceptance_rate"] == 0.6
-    assert api.get("/learning/runs/ffffffff").status_code == 404
+    assert api.get("/api/learning/sops").json()[COLD]["category"]["insight"] == cold["category"]["insight"]
+    assert api.get(f"/api/learning/runs/{r3['run_id'][:8]}").json()["acceptance_rate"] == 0.6
+    assert api.get("/api/learning/runs/ffffffff").status_code == 404
 
 
 def test_pull_request_mode_removed_before_merge_or_closed_unmerged_is_declined(settings, tmp_path):
