@@ -5,6 +5,8 @@ reports (0005), ranked by ts_rank) and vector (pgvector, the same embedder as ev
 rankings are fused by reciprocal rank fusion, as retrieval.py does for entries against SOPs,
 in one SQL statement, with the filters in SQL. The query's lexemes are OR-ed: a query phrased
 differently from the text still ranks by the words it shares, and the vector side by meaning.
+The vector side keeps only rows with some similarity (cosine distance < 1): a query of stop words
+is orthogonal to every row, and ranking ties at distance 1 would return arbitrary rows as hits.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ sop_lex AS (
 sop_vec AS (
     SELECT 'sop'::text AS type, s.id::text AS key, s.embedding <=> q.v AS distance
     FROM cp_sop_sections s CROSS JOIN q JOIN cp_sop_embeddings e ON e.id = s.sop_embedding_id
-    WHERE :want_sop AND :use_vec AND (CAST(:since AS timestamptz) IS NULL OR e.updated_at >= :since)
+    WHERE :want_sop AND :use_vec AND (s.embedding <=> q.v) < 1
+      AND (CAST(:since AS timestamptz) IS NULL OR e.updated_at >= :since)
     ORDER BY distance LIMIT :pool),
 entry_lex AS (
     SELECT 'entry'::text, k.id::text, ts_rank(k.search, q.tq, 1)
@@ -104,7 +107,7 @@ entry_lex AS (
 entry_vec AS (
     SELECT 'entry'::text, k.id::text, k.embedding <=> q.v
     FROM cp_knowledge_entries k CROSS JOIN q
-    WHERE :want_entry AND :use_vec AND k.embedding IS NOT NULL AND k.embedding_model = :model
+    WHERE :want_entry AND :use_vec AND k.embedding IS NOT NULL AND k.embedding_model = :model AND (k.embedding <=> q.v) < 1
       AND (CAST(:since AS timestamptz) IS NULL OR k.created_at >= :since)
     ORDER BY 3 LIMIT :pool),
 report_rows AS (
@@ -120,7 +123,8 @@ report_lex AS (
     FROM report_rows r CROSS JOIN q WHERE r.search @@ q.tq ORDER BY 3 DESC LIMIT :pool),
 report_vec AS (
     SELECT 'report'::text, r.report_id, r.embedding <=> q.v
-    FROM report_rows r CROSS JOIN q WHERE :use_vec AND r.embedding IS NOT NULL AND r.embedding_model = :model
+    FROM report_rows r CROSS JOIN q
+    WHERE :use_vec AND r.embedding IS NOT NULL AND r.embedding_model = :model AND (r.embedding <=> q.v) < 1
     ORDER BY 3 LIMIT :pool),
 lex AS (
     SELECT type, key, rank() OVER (ORDER BY score DESC) AS r
