@@ -208,26 +208,37 @@ _SCORE = re.compile(r"\b(nps|csat|ces|score|index|rating)\b", re.IGNORECASE)  # 
 _PERIODS = {7: "this week", 30: "this month", 90: "this quarter", 365: "this year"}
 
 
-def fmt(value: float) -> str:
-    """25.0 → "25", 0.93 → "0.9", -0.0 → "0"."""
-    text = f"{value:.1f}".rstrip("0").rstrip(".")
+def fmt(value: float, places: int = 1) -> str:
+    """25.0 → "25", 0.93 → "0.9", -0.0 → "0"; fmt(0.04, 2) → "0.04"."""
+    text = f"{value:.{places}f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 
-def _with_unit(value: float, unit: str | None) -> str:
+def _with_unit(value: float, unit: str | None, places: int = 1) -> str:
     if unit == "$":
-        return f"${fmt(value)}"
+        return f"${fmt(value, places)}"
     if unit in (None, "points", "pts"):
-        return fmt(value)
-    return f"{fmt(value)}{unit}" if unit in ("%", "k", "x", "h") else f"{fmt(value)} {unit}"
+        return fmt(value, places)
+    return f"{fmt(value, places)}{unit}" if unit in ("%", "k", "x", "h") else f"{fmt(value, places)} {unit}"
+
+
+def _places(m: MetricEvidence) -> int:
+    """One decimal, or as many (up to 3) as it takes for a change to show: a rate going 0.12 → 0.16
+    must not read "rose a median 0 (0.1 → 0.2)"."""
+    for places in (1, 2, 3):
+        if fmt(abs(m.median_delta), places) != "0" and fmt(m.median_before, places) != fmt(m.median_after, places):
+            return places
+    return 1 if m.median_delta == 0 else 3
 
 
 def _change(m: MetricEvidence) -> str:
     verb = "rose" if m.median_delta > 0 else "fell" if m.median_delta < 0 else "held steady"
-    size = abs(m.median_delta)
+    size, places = abs(m.median_delta), _places(m)
     points = m.unit in ("%", "points", "pts") or (m.unit is None and _SCORE.search(m.metric) is not None)
-    amount = "" if m.median_delta == 0 else f" a median {fmt(size)} points" if points else f" a median {_with_unit(size, m.unit)}"
-    return f"{m.metric} {verb}{amount} ({_with_unit(m.median_before, m.unit)} → {_with_unit(m.median_after, m.unit)})"
+    amount = ("" if m.median_delta == 0 else f" a median {fmt(size, places)} points" if points
+              else f" a median {_with_unit(size, m.unit, places)}")
+    return (f"{m.metric} {verb}{amount} ({_with_unit(m.median_before, m.unit, places)} → "
+            f"{_with_unit(m.median_after, m.unit, places)})")
 
 
 def period_words(days: int) -> str:

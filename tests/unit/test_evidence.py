@@ -139,3 +139,17 @@ def test_number_and_fmt_round_trip(x):
 def test_number_refuses_what_is_not_one():
     assert number(True) == (None, None) and number("n/a") == (None, None) and number([1]) == (None, None)
     assert number("45%") == (45.0, "%") and number(" 1,250 ") == (1250.0, None)
+
+
+@pytest.mark.parametrize(("before", "after", "unit", "words"), [
+    (0.12, 0.16, None, "Conversion rate rose a median 0.04 (0.12 → 0.16)"),
+    (4.12, 4.16, None, "CSAT rose a median 0.04 points (4.12 → 4.16)"),
+    (0.002, 0.001, "%", "Conversion rate fell a median 0.001 points (0.002% → 0.001%)"),
+    (25, 40, None, "Conversion rate rose a median 15 (25 → 40)"),
+])
+def test_a_small_change_is_not_written_as_zero(before, after, unit, words):
+    """One decimal hid real changes: "CSAT rose a median 0 points (4.1 → 4.2)"."""
+    metric = "CSAT" if words.startswith("CSAT") else "Conversion rate"
+    facts = [ReportFacts("r1", "completed", NOW - timedelta(days=1), 5, 5,
+                         (Outcome(metric, before, after, after - before, unit, "x"),))]
+    assert summary_text(aggregate(facts, now=NOW, period_days=90)).startswith(f"Across 1 execution this quarter, {words}.")
