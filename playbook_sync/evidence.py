@@ -219,7 +219,14 @@ def _with_unit(value: float, unit: str | None, places: int = 1) -> str:
         return f"${fmt(value, places)}"
     if unit in (None, "points", "pts"):
         return fmt(value, places)
-    return f"{fmt(value, places)}{unit}" if unit in ("%", "k", "x", "h") else f"{fmt(value, places)} {unit}"
+    if unit in ("%", "k", "x", "h"):
+        return f"{fmt(value, places)}{unit}"
+    return f"{fmt(value, places)} {_one(unit) if fmt(abs(value), places) == '1' else unit}"
+
+
+def _one(unit: str) -> str:
+    """ "1 days" reads wrong: the singular of the plural units we parse."""
+    return {"days": "day", "hours": "hour", "points": "point"}.get(unit.lower(), unit)
 
 
 def _places(m: MetricEvidence) -> int:
@@ -251,5 +258,6 @@ def summary_text(ev: SopEvidence, max_metrics: int = 3) -> str:
     plural = "s" if ev.executions != 1 else ""
     changes = ", ".join(_change(m) + (f" in {m.count} of them" if m.count != ev.completed else "") for m in shown)
     first = f"Across {ev.executions} execution{plural} {period_words(ev.period_days)}, {changes}."
-    steps = (f", a median {fmt(ev.median_steps_completed)} steps done" if ev.median_steps_completed is not None else "")
+    n = ev.median_steps_completed
+    steps = f", a median {fmt(n)} step{'' if fmt(n) == '1' else 's'} done" if n is not None else ""
     return f"{first} {ev.completed} of {ev.executions} completed{steps}."

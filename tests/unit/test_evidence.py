@@ -153,3 +153,10 @@ def test_a_small_change_is_not_written_as_zero(before, after, unit, words):
     facts = [ReportFacts("r1", "completed", NOW - timedelta(days=1), 5, 5,
                          (Outcome(metric, before, after, after - before, unit, "x"),))]
     assert summary_text(aggregate(facts, now=NOW, period_days=90)).startswith(f"Across 1 execution this quarter, {words}.")
+
+
+def test_one_is_singular():
+    facts = [ReportFacts("r1", "completed", NOW - timedelta(days=1), 1, 5,
+                         (Outcome("Time to value", 30, 29, -1, "days", "x"),))]
+    text = summary_text(aggregate(facts, now=NOW, period_days=90))
+    assert text == "Across 1 execution this quarter, Time to value fell a median 1 day (30 days → 29 days). 1 of 1 completed, a median 1 step done."
