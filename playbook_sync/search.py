@@ -83,6 +83,11 @@ def anchor(heading: str) -> str:
 
 _HEADLINE = "'MaxFragments=1, MaxWords=28, MinWords=12, StartSel=\"\", StopSel=\"\", FragmentDelimiter=\" … \"'"
 
+# A section's body starts with the SOP title and its heading (sops.section_embedding_text) before
+# the section's own "## heading" line; the result's title shows both, so the snippet skips them
+# (it read "SOP 2.3: … Why This Matters Why This Matters Teams that stop…").
+_SOP_TEXT = r"regexp_replace(s.body, CASE WHEN s.heading <> '' THEN '^[^\n]*\n[^\n]*\n' ELSE '^[^\n]*\n' END, '')"
+
 _SQL = f"""
 WITH q AS (
     SELECT CAST(:vec AS vector) AS v,
@@ -142,9 +147,9 @@ SELECT f.type, f.key, f.score, f.lexical_rank, f.vector_rank,
                    WHEN 'entry' THEN initcap(replace(k.category, '_', ' ')) || coalesce(' — ' || k.speaker, '')
                    ELSE coalesce(r.playbook_name, r.playbook_id) || ' — ' || coalesce(r.account_name, r.account_id)
                         || ' (' || r.status || ')' END AS title,
-       coalesce(s.body, k.content || coalesce(E'\\n' || k.context, ''), r.body) AS body,
+       coalesce({_SOP_TEXT}, k.content || coalesce(E'\\n' || k.context, ''), r.body) AS body,
        s.file_path, s.heading,
-       ts_headline('english', coalesce(s.body, k.content || coalesce(E'\\n' || k.context, ''), r.body, ''), q.tq, {_HEADLINE})
+       ts_headline('english', coalesce({_SOP_TEXT}, k.content || coalesce(E'\\n' || k.context, ''), r.body, ''), q.tq, {_HEADLINE})
            AS headline
 FROM fused f CROSS JOIN q
 LEFT JOIN cp_sop_sections s ON f.type = 'sop' AND s.id::text = f.key
