@@ -124,8 +124,8 @@ async def create(request: Request, session: SessionDep, settings: SettingsDep) -
         try:
             body = PlaybookIn(title=str(form.get("title", "")), target_persona=str(form.get("target_persona", "")),
                               industry=str(form.get("industry", "")))
-        except ValidationError:
-            return _go("/playbooks?error=A+playbook+needs+a+title.")
+        except ValidationError as exc:  # which field and why: a 500-character title does not "need a title"
+            return _go("/playbooks?" + urlencode({"error": _first_error(exc)}))
         return _go(f"/playbooks/{service.create_playbook(session, user, body).id}")
     return _guard(page)(request, session, settings)
 

@@ -199,3 +199,10 @@ def test_a_response_comes_after_its_commit(two_users):
         assert alice.get(f"/api/playbooks/{pid}").status_code == 200
         assert alice.delete(f"/api/playbooks/{pid}").status_code == 204
         assert alice.get(f"/api/playbooks/{pid}").status_code == 404
+
+
+def test_the_new_playbook_form_says_what_is_wrong(api):
+    too_long = api.post("/playbooks/new", data={"title": "x" * 500})
+    assert too_long.status_code == 303 and "200+characters" in too_long.headers["location"], too_long.headers["location"]
+    empty = api.post("/playbooks/new", data={"title": ""})
+    assert "title" in empty.headers["location"]
