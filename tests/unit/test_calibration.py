@@ -175,3 +175,14 @@ def test_a_real_models_answer_enriches_at_most_two_sops():
     decisions = parse_classification(answer, request)
     assert [d.action for d in decisions] == [Action.enrich, Action.enrich, Action.tangential]
     assert "at most 2" in decisions[2].rationale
+
+
+def test_a_speaker_named_after_its_source_is_not_said_twice():
+    from datetime import UTC, datetime
+
+    from playbook_sync.callouts import attribution
+    from playbook_sync.schemas import Entry
+
+    entry = Entry(id="00000000-0000-0000-0000-000000000004", category="outcome", content="x", speaker="Execution report",
+                  transcript_type="report", created_at=datetime(2026, 12, 1, tzinfo=UTC))
+    assert attribution([entry]) == "Execution report, 2026-12-01"
