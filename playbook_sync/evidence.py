@@ -238,10 +238,24 @@ def _places(m: MetricEvidence) -> int:
     return 1 if m.median_delta == 0 else 3
 
 
+def _in_points(m: MetricEvidence) -> bool:
+    """A change of a percentage or a score is in points: 2.1% → 5.1% is 3 points, not 3%."""
+    return m.unit in ("%", "points", "pts") or (m.unit is None and _SCORE.search(m.metric) is not None)
+
+
+def stats_line(metric: Mapping) -> str:
+    """`sops stats`: "Reply rate: median delta +3.1 points over 3 (2.1% → 5.1%)", in the callout's units."""
+    m = MetricEvidence(**{k: metric[k] for k in MetricEvidence.__dataclass_fields__})
+    places, size = _places(m), abs(m.median_delta)
+    sign = "+" if m.median_delta > 0 else "-" if m.median_delta < 0 else "±"
+    amount = f"{fmt(size, places)} points" if _in_points(m) else _with_unit(size, m.unit, places)
+    return (f"{m.metric}: median delta {sign}{amount} over {m.count} "
+            f"({_with_unit(m.median_before, m.unit, places)} → {_with_unit(m.median_after, m.unit, places)})")
+
+
 def _change(m: MetricEvidence) -> str:
     verb = "rose" if m.median_delta > 0 else "fell" if m.median_delta < 0 else "held steady"
-    size, places = abs(m.median_delta), _places(m)
-    points = m.unit in ("%", "points", "pts") or (m.unit is None and _SCORE.search(m.metric) is not None)
+    size, places, points = abs(m.median_delta), _places(m), _in_points(m)
     amount = ("" if m.median_delta == 0 else f" a median {fmt(size, places)} points" if points
               else f" a median {_with_unit(size, m.unit, places)}")
     return (f"{m.metric} {verb}{amount} ({_with_unit(m.median_before, m.unit, places)} → "

@@ -160,3 +160,14 @@ def test_one_is_singular():
                          (Outcome("Time to value", 30, 29, -1, "days", "x"),))]
     text = summary_text(aggregate(facts, now=NOW, period_days=90))
     assert text == "Across 1 execution this quarter, Time to value fell a median 1 day (30 days → 29 days). 1 of 1 completed, a median 1 step done."
+
+
+def test_stats_line_says_points_and_keeps_units():
+    """`sops stats` printed "Reply rate: median delta +3.1% over 3 (2.1 → 5.1)": a relative-looking percent, bare values."""
+    from playbook_sync.evidence import stats_line
+
+    rate = {"metric": "Reply rate", "unit": "%", "count": 3, "median_delta": 3.0, "median_before": 2.1, "median_after": 5.1}
+    assert stats_line(rate) == "Reply rate: median delta +3 points over 3 (2.1% → 5.1%)"
+    days = {"metric": "Days to signature", "unit": "days", "count": 2, "median_delta": -8, "median_before": 19.5,
+            "median_after": 11.5}
+    assert stats_line(days) == "Days to signature: median delta -8 days over 2 (19.5 days → 11.5 days)"
