@@ -61,5 +61,10 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 def local_user_id(session: Session) -> int:
     """The operator's user (created on first use; concurrent first uses agree on one row)."""
+    # Looked up first: an INSERT .. ON CONFLICT on every request took a sequence value each time
+    # (users 1, 2, 3, then 264) and wrote on every read.
+    found = session.scalar(select(User.id).where(User.name == LOCAL_USER))
+    if found is not None:
+        return found
     session.execute(insert(User).values(name=LOCAL_USER).on_conflict_do_nothing(index_elements=["name"]))
     return session.scalar(select(User.id).where(User.name == LOCAL_USER))
