@@ -40,6 +40,14 @@ class Outcome:
     unit: str | None
     status: str  # the report's own word if it has one, else increased | decreased | unchanged
 
+    def to_dict(self) -> dict:
+        return asdict(self) | {"delta": tidy(self.delta)}
+
+
+def tidy(value: float) -> float:
+    """For JSON readers: 5.1 - 2.1 is 3.0000000000000004 in floats; they should read 3 (the arithmetic keeps the raw value)."""
+    return round(value, 9)
+
 
 def number(value) -> tuple[float | None, str | None]:
     """A JSON value as (number, unit): 25 → (25, None), "45%" → (45, "%"), "$1,200" → (1200, "$")."""
@@ -151,7 +159,10 @@ class SopEvidence:
     reports: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        for m in out["metrics"]:
+            m.update({k: tidy(m[k]) for k in ("median_delta", "median_before", "median_after")})
+        return out
 
 
 def in_period(when: datetime, now: datetime, period_days: int) -> bool:

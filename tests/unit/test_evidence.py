@@ -171,3 +171,11 @@ def test_stats_line_says_points_and_keeps_units():
     days = {"metric": "Days to signature", "unit": "days", "count": 2, "median_delta": -8, "median_before": 19.5,
             "median_after": 11.5}
     assert stats_line(days) == "Days to signature: median delta -8 days over 2 (19.5 days → 11.5 days)"
+
+
+def test_json_readers_get_tidy_numbers():
+    """The API said "median_delta": 3.1000000000000005 and "delta": 3.1000000000000005 for 2.1% → 5.2%."""
+    (outcome,) = parse_outcomes({"outcomes_achieved": ["Reply rate 2.1% → 5.2%"]})
+    assert outcome.to_dict()["delta"] == 3.1
+    facts = [ReportFacts("r1", "completed", NOW - timedelta(days=1), 5, 5, (outcome,))]
+    assert aggregate(facts, now=NOW, period_days=90).to_dict()["metrics"][0]["median_delta"] == 3.1
