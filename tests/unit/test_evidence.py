@@ -179,3 +179,11 @@ def test_json_readers_get_tidy_numbers():
     assert outcome.to_dict()["delta"] == 3.1
     facts = [ReportFacts("r1", "completed", NOW - timedelta(days=1), 5, 5, (outcome,))]
     assert aggregate(facts, now=NOW, period_days=90).to_dict()["metrics"][0]["median_delta"] == 3.1
+
+
+def test_the_run_report_shows_evidence_with_units():
+    from playbook_sync.report_html import _evidence
+
+    rate = {"metric": "Reply rate", "unit": "%", "count": 3, "median_delta": 3.0, "median_before": 2.1, "median_after": 5.1}
+    page = _evidence([{"sop": "docs/sops/a.md", "evidence": {"executions": 3, "metrics": [rate]}, "committed": True}])
+    assert "Reply rate: median delta +3 points over 3 (2.1% → 5.1%)" in page
