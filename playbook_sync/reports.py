@@ -232,7 +232,8 @@ def store_reports(session: Session, embedder: Embedder | None, numbered: Sequenc
 
     for number, raw, report in numbered:
         if owner := _execution_owner(session, report):
-            out.parsed.reject(source, number, raw, f"execution_id {report.execution} already has report {owner}")
+            # "field: reason", as every other reason: the API names the field (it said field: null).
+            out.parsed.reject(source, number, raw, f"execution_id: {report.execution} already has report {owner}")
             continue
         try:
             with session.begin_nested():
