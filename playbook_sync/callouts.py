@@ -97,7 +97,9 @@ def attribution(entries) -> str:
     for entry in entries:
         when = f", {entry.created_at:%Y-%m-%d}" if getattr(entry, "created_at", None) else ""
         speaker = " ".join((entry.speaker or "unnamed speaker").split())
-        parts.append(f"{speaker}, {_SOURCE_KIND.get(TranscriptType(entry.transcript_type), 'call')}{when}")
+        kind = _SOURCE_KIND.get(TranscriptType(entry.transcript_type), "call")
+        # A speaker named after its source ("Execution report") read "Execution report, execution report".
+        parts.append(f"{speaker}{'' if speaker.casefold() == kind else ', ' + kind}{when}")
     unique = list(dict.fromkeys(parts))
     more = len(unique) - MAX_ATTRIBUTED
     text = "; ".join(unique[:MAX_ATTRIBUTED]) + (f"; and {more} more" if more > 0 else "")

@@ -7,8 +7,6 @@ text block ("RECENT PLAYBOOK INSIGHTS …") and as JSON.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
@@ -32,7 +30,7 @@ def _view(r: PlaybookReport) -> dict:
             "status": r.status, "date": when.date().isoformat() if when else None,
             "steps_completed": r.steps_completed, "total_steps": r.total_steps,
             "executive_summary": data.get("executive_summary"), "outcomes": outcome_lines(data),
-            "evidence": [asdict(o) for o in parse_outcomes(data)],  # metric, before, after, delta, unit, status
+            "evidence": [o.to_dict() for o in parse_outcomes(data)],  # metric, before, after, delta, unit, status
             "next_steps": _as_lines(data.get("next_steps"))}
 
 

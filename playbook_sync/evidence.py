@@ -40,6 +40,14 @@ class Outcome:
     unit: str | None
     status: str  # the report's own word if it has one, else increased | decreased | unchanged
 
+    def to_dict(self) -> dict:
+        return asdict(self) | {"delta": tidy(self.delta)}
+
+
+def tidy(value: float) -> float:
+    """For JSON readers: 5.1 - 2.1 is 3.0000000000000004 in floats; they should read 3 (the arithmetic keeps the raw value)."""
+    return round(value, 9)
+
 
 def number(value) -> tuple[float | None, str | None]:
     """A JSON value as (number, unit): 25 → (25, None), "45%" → (45, "%"), "$1,200" → (1200, "$")."""
@@ -151,7 +159,10 @@ class SopEvidence:
     reports: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        for m in out["metrics"]:
+            m.update({k: tidy(m[k]) for k in ("median_delta", "median_before", "median_after")})
+        return out
 
 
 def in_period(when: datetime, now: datetime, period_days: int) -> bool:
@@ -208,26 +219,58 @@ _SCORE = re.compile(r"\b(nps|csat|ces|score|index|rating)\b", re.IGNORECASE)  # 
 _PERIODS = {7: "this week", 30: "this month", 90: "this quarter", 365: "this year"}
 
 
-def fmt(value: float) -> str:
-    """25.0 → "25", 0.93 → "0.9", -0.0 → "0"."""
-    text = f"{value:.1f}".rstrip("0").rstrip(".")
+def fmt(value: float, places: int = 1) -> str:
+    """25.0 → "25", 0.93 → "0.9", -0.0 → "0"; fmt(0.04, 2) → "0.04"."""
+    text = f"{value:.{places}f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 
-def _with_unit(value: float, unit: str | None) -> str:
+def _with_unit(value: float, unit: str | None, places: int = 1) -> str:
     if unit == "$":
-        return f"${fmt(value)}"
+        return f"${fmt(value, places)}"
     if unit in (None, "points", "pts"):
-        return fmt(value)
-    return f"{fmt(value)}{unit}" if unit in ("%", "k", "x", "h") else f"{fmt(value)} {unit}"
+        return fmt(value, places)
+    if unit in ("%", "k", "x", "h"):
+        return f"{fmt(value, places)}{unit}"
+    return f"{fmt(value, places)} {_one(unit) if fmt(abs(value), places) == '1' else unit}"
+
+
+def _one(unit: str) -> str:
+    """ "1 days" reads wrong: the singular of the plural units we parse."""
+    return {"days": "day", "hours": "hour", "points": "point"}.get(unit.lower(), unit)
+
+
+def _places(m: MetricEvidence) -> int:
+    """One decimal, or as many (up to 3) as it takes for a change to show: a rate going 0.12 → 0.16
+    must not read "rose a median 0 (0.1 → 0.2)"."""
+    for places in (1, 2, 3):
+        if fmt(abs(m.median_delta), places) != "0" and fmt(m.median_before, places) != fmt(m.median_after, places):
+            return places
+    return 1 if m.median_delta == 0 else 3
+
+
+def _in_points(m: MetricEvidence) -> bool:
+    """A change of a percentage or a score is in points: 2.1% → 5.1% is 3 points, not 3%."""
+    return m.unit in ("%", "points", "pts") or (m.unit is None and _SCORE.search(m.metric) is not None)
+
+
+def stats_line(metric: Mapping) -> str:
+    """`sops stats`: "Reply rate: median delta +3.1 points over 3 (2.1% → 5.1%)", in the callout's units."""
+    m = MetricEvidence(**{k: metric[k] for k in MetricEvidence.__dataclass_fields__})
+    places, size = _places(m), abs(m.median_delta)
+    sign = "+" if m.median_delta > 0 else "-" if m.median_delta < 0 else "±"
+    amount = f"{fmt(size, places)} points" if _in_points(m) else _with_unit(size, m.unit, places)
+    return (f"{m.metric}: median delta {sign}{amount} over {m.count} "
+            f"({_with_unit(m.median_before, m.unit, places)} → {_with_unit(m.median_after, m.unit, places)})")
 
 
 def _change(m: MetricEvidence) -> str:
     verb = "rose" if m.median_delta > 0 else "fell" if m.median_delta < 0 else "held steady"
-    size = abs(m.median_delta)
-    points = m.unit in ("%", "points", "pts") or (m.unit is None and _SCORE.search(m.metric) is not None)
-    amount = "" if m.median_delta == 0 else f" a median {fmt(size)} points" if points else f" a median {_with_unit(size, m.unit)}"
-    return f"{m.metric} {verb}{amount} ({_with_unit(m.median_before, m.unit)} → {_with_unit(m.median_after, m.unit)})"
+    size, places, points = abs(m.median_delta), _places(m), _in_points(m)
+    amount = ("" if m.median_delta == 0 else f" a median {fmt(size, places)} points" if points
+              else f" a median {_with_unit(size, m.unit, places)}")
+    return (f"{m.metric} {verb}{amount} ({_with_unit(m.median_before, m.unit, places)} → "
+            f"{_with_unit(m.median_after, m.unit, places)})")
 
 
 def period_words(days: int) -> str:
@@ -240,5 +283,6 @@ def summary_text(ev: SopEvidence, max_metrics: int = 3) -> str:
     plural = "s" if ev.executions != 1 else ""
     changes = ", ".join(_change(m) + (f" in {m.count} of them" if m.count != ev.completed else "") for m in shown)
     first = f"Across {ev.executions} execution{plural} {period_words(ev.period_days)}, {changes}."
-    steps = (f", a median {fmt(ev.median_steps_completed)} steps done" if ev.median_steps_completed is not None else "")
+    n = ev.median_steps_completed
+    steps = f", a median {fmt(n)} step{'' if fmt(n) == '1' else 's'} done" if n is not None else ""
     return f"{first} {ev.completed} of {ev.executions} completed{steps}."

@@ -71,8 +71,18 @@ def write_rejects(parsed: Parsed, directory: Path, source: str) -> Path | None:
     if not parsed.rejected:
         return None
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{Path(source).name}.rejected.jsonl"
-    with path.open("w", encoding="utf-8") as out:
+    stem = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{Path(source).name}"
+    # A new file every time: two same-named sources in one second overwrote the first one's rejects.
+    for n in range(1, 1000):
+        path = directory / f"{stem}{'' if n == 1 else f'-{n}'}.rejected.jsonl"
+        try:
+            out = path.open("x", encoding="utf-8")
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"{directory / stem}: too many rejected files in one second")
+    with out:
         for (number, raw), error in zip(parsed.rejected, parsed.errors, strict=True):
             out.write(json.dumps({"line": number, "reason": error, "raw": raw.decode("utf-8", "backslashreplace")}) + "\n")
     return path

@@ -188,7 +188,10 @@ def _problems(problems: list[dict]) -> str:
 
 
 def _metric(m: dict) -> str:
-    return f"{m['metric']}: {m['median_delta']:+g} (n={m['count']})"
+    """In the callout's units: "+3.1 (n=3)" did not say that 2.1% → 5.1% moved 3.1 points."""
+    from playbook_sync.evidence import stats_line
+
+    return stats_line(m)
 
 
 def _evidence(items: list[dict]) -> str:

@@ -232,7 +232,8 @@ def store_reports(session: Session, embedder: Embedder | None, numbered: Sequenc
 
     for number, raw, report in numbered:
         if owner := _execution_owner(session, report):
-            out.parsed.reject(source, number, raw, f"execution_id {report.execution} already has report {owner}")
+            # "field: reason", as every other reason: the API names the field (it said field: null).
+            out.parsed.reject(source, number, raw, f"execution_id: {report.execution} already has report {owner}")
             continue
         try:
             with session.begin_nested():
@@ -260,6 +261,9 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+EMBED_CHUNK = 256  # reports embedded and flushed at a time
+
+
 def embed_reports(session: Session, embedder: Embedder, report_ids: Sequence[str] | None = None) -> int:
     """Embed reports whose text or model changed since their vector was made (None: every report); how many."""
     from playbook_sync.providers.chunking import embed_all
@@ -273,7 +277,13 @@ def embed_reports(session: Session, embedder: Embedder, report_ids: Sequence[str
             return 0
         stmt = stmt.where(PlaybookReport.report_id.in_(list(report_ids)))
     rows = list(session.scalars(stmt.order_by(PlaybookReport.report_id)))
-    for row, vector in zip(rows, embed_all(embedder, [r.body or "" for r in rows]), strict=True):
-        row.embedding, row.embedding_model, row.embedded_hash = vector, embedder.model, text_hash(row.body or "")
-    session.flush()
+    # In chunks, each flushed and its vectors let go: a 20k-report file held every vector as Python
+    # floats at once (1.6 GB resident); the transaction is still the caller's.
+    for start in range(0, len(rows), EMBED_CHUNK):
+        chunk = rows[start:start + EMBED_CHUNK]
+        for row, vector in zip(chunk, embed_all(embedder, [r.body or "" for r in chunk]), strict=True):
+            row.embedding, row.embedding_model, row.embedded_hash = vector, embedder.model, text_hash(row.body or "")
+        session.flush()
+        for row in chunk:
+            session.expire(row, ["embedding"])
     return len(rows)

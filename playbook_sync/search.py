@@ -5,6 +5,8 @@ reports (0005), ranked by ts_rank) and vector (pgvector, the same embedder as ev
 rankings are fused by reciprocal rank fusion, as retrieval.py does for entries against SOPs,
 in one SQL statement, with the filters in SQL. The query's lexemes are OR-ed: a query phrased
 differently from the text still ranks by the words it shares, and the vector side by meaning.
+The vector side keeps only rows with some similarity (cosine distance < 1): a query of stop words
+is orthogonal to every row, and ranking ties at distance 1 would return arbitrary rows as hits.
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ def anchor(heading: str) -> str:
 
 _HEADLINE = "'MaxFragments=1, MaxWords=28, MinWords=12, StartSel=\"\", StopSel=\"\", FragmentDelimiter=\" … \"'"
 
+# A section's body starts with the SOP title and its heading (sops.section_embedding_text) before
+# the section's own "## heading" line; the result's title shows both, so the snippet skips them
+# (it read "SOP 2.3: … Why This Matters Why This Matters Teams that stop…").
+_SOP_TEXT = r"regexp_replace(s.body, CASE WHEN s.heading <> '' THEN '^[^\n]*\n[^\n]*\n' ELSE '^[^\n]*\n' END, '')"
+
 _SQL = f"""
 WITH q AS (
     SELECT CAST(:vec AS vector) AS v,
@@ -94,7 +101,8 @@ sop_lex AS (
 sop_vec AS (
     SELECT 'sop'::text AS type, s.id::text AS key, s.embedding <=> q.v AS distance
     FROM cp_sop_sections s CROSS JOIN q JOIN cp_sop_embeddings e ON e.id = s.sop_embedding_id
-    WHERE :want_sop AND :use_vec AND (CAST(:since AS timestamptz) IS NULL OR e.updated_at >= :since)
+    WHERE :want_sop AND :use_vec AND (s.embedding <=> q.v) < 1
+      AND (CAST(:since AS timestamptz) IS NULL OR e.updated_at >= :since)
     ORDER BY distance LIMIT :pool),
 entry_lex AS (
     SELECT 'entry'::text, k.id::text, ts_rank(k.search, q.tq, 1)
@@ -104,7 +112,7 @@ entry_lex AS (
 entry_vec AS (
     SELECT 'entry'::text, k.id::text, k.embedding <=> q.v
     FROM cp_knowledge_entries k CROSS JOIN q
-    WHERE :want_entry AND :use_vec AND k.embedding IS NOT NULL AND k.embedding_model = :model
+    WHERE :want_entry AND :use_vec AND k.embedding IS NOT NULL AND k.embedding_model = :model AND (k.embedding <=> q.v) < 1
       AND (CAST(:since AS timestamptz) IS NULL OR k.created_at >= :since)
     ORDER BY 3 LIMIT :pool),
 report_rows AS (
@@ -120,7 +128,8 @@ report_lex AS (
     FROM report_rows r CROSS JOIN q WHERE r.search @@ q.tq ORDER BY 3 DESC LIMIT :pool),
 report_vec AS (
     SELECT 'report'::text, r.report_id, r.embedding <=> q.v
-    FROM report_rows r CROSS JOIN q WHERE :use_vec AND r.embedding IS NOT NULL AND r.embedding_model = :model
+    FROM report_rows r CROSS JOIN q
+    WHERE :use_vec AND r.embedding IS NOT NULL AND r.embedding_model = :model AND (r.embedding <=> q.v) < 1
     ORDER BY 3 LIMIT :pool),
 lex AS (
     SELECT type, key, rank() OVER (ORDER BY score DESC) AS r
@@ -138,9 +147,9 @@ SELECT f.type, f.key, f.score, f.lexical_rank, f.vector_rank,
                    WHEN 'entry' THEN initcap(replace(k.category, '_', ' ')) || coalesce(' — ' || k.speaker, '')
                    ELSE coalesce(r.playbook_name, r.playbook_id) || ' — ' || coalesce(r.account_name, r.account_id)
                         || ' (' || r.status || ')' END AS title,
-       coalesce(s.body, k.content || coalesce(E'\\n' || k.context, ''), r.body) AS body,
+       coalesce({_SOP_TEXT}, k.content || coalesce(E'\\n' || k.context, ''), r.body) AS body,
        s.file_path, s.heading,
-       ts_headline('english', coalesce(s.body, k.content || coalesce(E'\\n' || k.context, ''), r.body, ''), q.tq, {_HEADLINE})
+       ts_headline('english', coalesce({_SOP_TEXT}, k.content || coalesce(E'\\n' || k.context, ''), r.body, ''), q.tq, {_HEADLINE})
            AS headline
 FROM fused f CROSS JOIN q
 LEFT JOIN cp_sop_sections s ON f.type = 'sop' AND s.id::text = f.key

@@ -7,6 +7,7 @@ kept in an HttpOnly, SameSite=Strict cookie (so another site cannot post our for
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode
@@ -123,8 +124,8 @@ async def create(request: Request, session: SessionDep, settings: SettingsDep) -
         try:
             body = PlaybookIn(title=str(form.get("title", "")), target_persona=str(form.get("target_persona", "")),
                               industry=str(form.get("industry", "")))
-        except ValidationError:
-            return _go("/playbooks?error=A+playbook+needs+a+title.")
+        except ValidationError as exc:  # which field and why: a 500-character title does not "need a title"
+            return _go("/playbooks?" + urlencode({"error": _first_error(exc)}))
         return _go(f"/playbooks/{service.create_playbook(session, user, body).id}")
     return _guard(page)(request, session, settings)
 
@@ -214,10 +215,16 @@ def _first_error(exc: ValidationError) -> str:
     return f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}"
 
 
+_PAIR_FIELD = re.compile(r"(?:objection|response|remove)_(\d{1,6})")
+
+
 def scenario_from_form(form: dict[str, str]) -> ScenarioUpdate:
     """The builder form: list editors are one item per line; objection pairs are numbered fields."""
     pairs = []
-    for i in range(int(form.get("pairs") or 0) + 1):
+    # The numbers of the pair fields sent, not the form's "pairs" count: "abc" there was a 500 and
+    # "1000000000" a loop that held a server thread for minutes.
+    numbers = sorted({int(m.group(1)) for key in form if (m := _PAIR_FIELD.fullmatch(key))})
+    for i in numbers:
         objection, response = form.get(f"objection_{i}", "").strip(), form.get(f"response_{i}", "").strip()
         if objection and form.get(f"remove_{i}") != "on":
             pairs.append({"objection": objection, "response": response})

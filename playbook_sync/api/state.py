@@ -23,12 +23,16 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """One session per request, committed when the route returns, rolled back when it raises."""
+    """One session per request, committed when the route returns, rolled back when it raises.
+
+    Scoped to the route function (see SessionDep): FastAPI's default ends a yield dependency
+    after the response is sent, so a client could read its own write before it was committed
+    (a 204 DELETE, then a GET that still finds the row) and a failed commit came after a 2xx."""
     with Session(get_engine(settings.database_url)) as session, session.begin():
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False)
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from playbook_sync.builder.tables import User
+from playbook_sync.ingest import clean
 
 LOCAL_USER = "operator"
 TOKEN_PREFIX = "psu_"
@@ -31,12 +32,14 @@ def hash_token(token: str) -> str:
 
 def add_user(session: Session, name: str) -> tuple[User, str]:
     """A new user and their token (returned once; only its hash is kept)."""
-    name = " ".join(name.split())
+    # Names are shown as owners: "zoë" + a zero-width space, or "Bob" beside "bob" or "Operator",
+    # would be a second user who looks like the first.
+    name = " ".join(clean(name).split())
     if not name or len(name) > 100:
         raise UserError("a user name must have 1 to 100 characters")
-    if name == LOCAL_USER:
+    if name.casefold() == LOCAL_USER:
         raise UserError(f"{LOCAL_USER!r} is reserved for the operator's local user")
-    if session.scalar(select(User.id).where(User.name == name)) is not None:
+    if session.scalar(select(User.id).where(func.lower(User.name) == name.lower())) is not None:
         raise UserError(f"a user named {name!r} exists already")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user = User(name=name, token_hash=hash_token(token))
@@ -58,5 +61,10 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 def local_user_id(session: Session) -> int:
     """The operator's user (created on first use; concurrent first uses agree on one row)."""
+    # Looked up first: an INSERT .. ON CONFLICT on every request took a sequence value each time
+    # (users 1, 2, 3, then 264) and wrote on every read.
+    found = session.scalar(select(User.id).where(User.name == LOCAL_USER))
+    if found is not None:
+        return found
     session.execute(insert(User).values(name=LOCAL_USER).on_conflict_do_nothing(index_elements=["name"]))
     return session.scalar(select(User.id).where(User.name == LOCAL_USER))

@@ -100,6 +100,7 @@ def search(query: str = typer.Argument(..., help="what to look for, in your own 
 def sops_stats(sop: str = typer.Argument(None, help="an SOP's frontmatter id or path (default: every SOP with playbook_ids)"),
                as_json: bool = typer.Option(False, "--json", help="print the evidence as JSON")) -> None:
     """Outcome evidence per SOP from execution reports: executions, completion, median steps and per-metric deltas."""
+    from playbook_sync.evidence import stats_line
     from playbook_sync.outcome_callouts import stats
 
     with services(broker=False) as settings, db.session_scope(settings.database_url) as session:
@@ -121,6 +122,4 @@ def sops_stats(sop: str = typer.Argument(None, help="an SOP's frontmatter id or 
         console.print(f"  last {s['period_days']} days: {s['executions']} executions, {rate} completed, "
                       f"median steps completed {steps}", markup=False, highlight=False)
         for m in s["metrics"]:
-            unit = f" {m['unit']}" if (m["unit"] or "").isalpha() else m["unit"] or ""
-            console.print(f"  {m['metric']}: median delta {m['median_delta']:+g}{unit} over {m['count']} "
-                          f"({m['median_before']:g} → {m['median_after']:g})", markup=False, highlight=False)
+            console.print(f"  {stats_line(m)}", markup=False, highlight=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import typer
 
 from playbook_sync.cli.shared import console, maybe_worker, services
@@ -21,6 +23,7 @@ def serve(host: str = typer.Option(None, help="listen address (default PLAYBOOK_
     if base.api_token is None and host not in LOOPBACK:
         raise ConfigError("api_token", f"serving on {host} needs a bearer token: set PLAYBOOK_SYNC_API_TOKEN, "
                                        "or serve on 127.0.0.1")
+    _check_port(host, port)
     embedded = not base.broker_url
     with services() as settings:
         from playbook_sync.api import create_app
@@ -33,3 +36,14 @@ def serve(host: str = typer.Option(None, help="listen address (default PLAYBOOK_
             console.print(f"playbook-sync API on http://{host}:{port} (docs: /docs, pages: /playbooks; Ctrl-C stops it)",
                           highlight=False)
             uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Before any service starts: a port out of range was a uvicorn traceback, one in use a log line
+    after the banner had announced the API there."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except (OSError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError("api_port", f"cannot listen on {host}:{port}: {reason}") from None

@@ -58,3 +58,17 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path):
                           env={"PATH": "/usr/bin:/bin", "PLAYBOOK_SYNC_ENV_FILE": "/dev/null"})
     assert proc.returncode == 1
     assert "PLAYBOOK_SYNC_API_TOKEN" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "busy"])
+def test_serve_says_in_one_line_when_it_cannot_listen(tmp_path, port):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        number = str(busy.getsockname()[1]) if port == "busy" else port
+        proc = subprocess.run([sys.executable, "-m", "playbook_sync.cli", "serve", "--port", number],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                              env={"PATH": "/usr/bin:/bin", "PLAYBOOK_SYNC_ENV_FILE": "/dev/null"})
+    assert proc.returncode == 1, proc.stderr
+    assert f"cannot listen on 127.0.0.1:{number}" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "API on" not in proc.stdout

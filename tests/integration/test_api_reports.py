@@ -130,6 +130,7 @@ def test_bad_bodies_get_422_naming_the_field_and_big_ones_413(synced):
                                                good | {"report_id": "other-2"}])  # its execution has a report already
         assert taken.status_code == 422 and taken.json()["detail"][0]["loc"][:2] == ["body", 1]
         assert f"already has report {good['report_id']}" in taken.json()["detail"][0]["msg"]
+        assert taken.json()["detail"][0]["field"] == "execution_id"
         with deps.session() as s:  # the whole request was undone, the earlier report is intact
             assert list(s.scalars(select(PlaybookReport.report_id))) == [good["report_id"]]
         huge = api.post("/api/reports", json=good | {"report_data": {"executive_summary": "x" * 5000}})

@@ -188,3 +188,21 @@ def test_another_users_published_playbook_page_is_read_only(settings):
         assert "Save playbook" not in page.text and "Publish to the playbook" not in page.text
         assert operator.post(f"/playbooks/{pid}/delete").status_code == 404
         assert a.get(f"/api/playbooks/{pid}").status_code == 200
+
+
+def test_a_response_comes_after_its_commit(two_users):
+    """The session commits before the response is sent: a client's next request sees its write
+    (a DELETE's 204 then a GET is a 404, never the playbook it just deleted)."""
+    alice, _, _ = two_users
+    for _ in range(20):
+        pid = alice.post("/api/playbooks", json={"title": "Gone soon"}).json()["id"]
+        assert alice.get(f"/api/playbooks/{pid}").status_code == 200
+        assert alice.delete(f"/api/playbooks/{pid}").status_code == 204
+        assert alice.get(f"/api/playbooks/{pid}").status_code == 404
+
+
+def test_the_new_playbook_form_says_what_is_wrong(api):
+    too_long = api.post("/playbooks/new", data={"title": "x" * 500})
+    assert too_long.status_code == 303 and "200+characters" in too_long.headers["location"], too_long.headers["location"]
+    empty = api.post("/playbooks/new", data={"title": ""})
+    assert "title" in empty.headers["location"]

@@ -40,3 +40,24 @@ def test_users_add_and_list_and_the_token_works(settings):
     with served(create_app(settings), token=token) as client:
         made = client.post("/api/playbooks", json={"title": "Mine"})
         assert made.status_code == 201 and made.json()["owner"] == "Zoë Ångström"
+
+
+def test_a_user_name_that_only_looks_different_is_refused(settings):
+    db.upgrade(settings.database_url)
+    with db.session_scope(settings.database_url) as session:
+        add_user(session, "zoë")
+        add_user(session, "Bob")
+        for lookalike in ("zoe\u0308", "zoë\u200b", "BOB", " bob\n", "Operator"):
+            with pytest.raises(UserError):
+                add_user(session, lookalike)
+
+
+def test_the_local_user_is_looked_up_not_reinserted(settings):
+    from playbook_sync.builder.users import local_user_id
+
+    db.upgrade(settings.database_url)
+    with db.session_scope(settings.database_url) as session:
+        first = local_user_id(session)
+        assert all(local_user_id(session) == first for _ in range(5))
+        user, _ = add_user(session, "Next")
+    assert user.id == first + 1  # no sequence values burnt by the lookups

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from playbook_sync import db
 from playbook_sync.models_reports import PlaybookExecution, PlaybookReport
@@ -144,3 +144,27 @@ def test_search_and_stats_commands_and_their_wrong_flags(inproc, settings, tmp_p
     listing = cli("sops", "stats")
     assert listing.returncode == 0 and "no SOP maps a playbook yet" in listing.stdout
 
+
+
+def test_a_big_file_is_embedded_in_chunks_not_all_at_once(settings):
+    """Every report's vector used to be held at once (a 20k-report file: 1.6 GB resident); now a chunk at a time."""
+    import tracemalloc
+
+    from playbook_sync import reports
+    from playbook_sync.providers.offline import OfflineEmbedder
+
+    db.upgrade(settings.database_url)
+    n = 4 * reports.EMBED_CHUNK
+    lines = [json.dumps({**BASE, "report_id": f"big-{i}", "report_data": {"executive_summary": f"reply rates {i}"}}).encode()
+             for i in range(n)]
+    embedder = OfflineEmbedder()
+    with db.session_scope(settings.database_url) as session:
+        reports.load(session, None, lines, "big.jsonl")
+        tracemalloc.start()
+        assert reports.embed_reports(session, embedder) == n
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    all_vectors = n * embedder.dimensions * 24  # a Python float is 24 bytes, before the list that holds it
+    assert peak < all_vectors, f"peak {peak / 1e6:.0f} MB while embedding {n} reports"
+    with db.session_scope(settings.database_url) as session:
+        assert session.scalar(select(func.count()).select_from(PlaybookReport).where(PlaybookReport.embedding.is_not(None))) == n

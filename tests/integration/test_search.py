@@ -135,3 +135,22 @@ def test_filters_exclude_what_they_should(corpus):
         Filters(status="done")
     with pytest.raises(SearchError, match="limit"):
         Filters(limit=0)
+
+
+def test_a_query_that_shares_nothing_finds_nothing(corpus):
+    """Stop words or punctuation only: the query's vector is orthogonal to every row (cosine distance 1),
+    so every row tied at vector rank 1 and the 'top' results were arbitrary. Nothing shared, nothing found."""
+    with corpus.session() as s:
+        for query in ("the and of", "!!!", "<->"):
+            assert search.search(s, corpus.embedder, query, Filters(limit=5)) == [], query
+        assert search.search(s, corpus.embedder, "the reply rate", Filters(limit=5))  # a content word still answers
+
+
+def test_a_section_snippet_does_not_repeat_the_title(corpus):
+    with corpus.session() as s:
+        results = search.search(s, corpus.embedder, "why a follow-up sequence matters", Filters(types=("sop",), limit=5))
+    assert results
+    for r in results:
+        sop_title, _, heading = r.title.partition(" › ")
+        assert not r.snippet.startswith(sop_title), r.snippet
+        assert not heading or f"{heading} {heading}" not in r.snippet, r.snippet

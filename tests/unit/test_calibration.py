@@ -197,3 +197,14 @@ def test_the_record_carries_the_ask_bar_and_describe_shows_it():
     assert record["ask"] <= record["weak"] <= record["strong"]
     assert any("worth asking" in line for line in calibration.describe(record))
     assert calibration.gate_of(record, Settings(), MODEL).ask == record["ask"]
+
+
+def test_a_speaker_named_after_its_source_is_not_said_twice():
+    from datetime import UTC, datetime
+
+    from playbook_sync.callouts import attribution
+    from playbook_sync.schemas import Entry
+
+    entry = Entry(id="00000000-0000-0000-0000-000000000004", category="outcome", content="x", speaker="Execution report",
+                  transcript_type="report", created_at=datetime(2026, 12, 1, tzinfo=UTC))
+    assert attribution([entry]) == "Execution report, 2026-12-01"

@@ -139,3 +139,51 @@ def test_number_and_fmt_round_trip(x):
 def test_number_refuses_what_is_not_one():
     assert number(True) == (None, None) and number("n/a") == (None, None) and number([1]) == (None, None)
     assert number("45%") == (45.0, "%") and number(" 1,250 ") == (1250.0, None)
+
+
+@pytest.mark.parametrize(("before", "after", "unit", "words"), [
+    (0.12, 0.16, None, "Conversion rate rose a median 0.04 (0.12 → 0.16)"),
+    (4.12, 4.16, None, "CSAT rose a median 0.04 points (4.12 → 4.16)"),
+    (0.002, 0.001, "%", "Conversion rate fell a median 0.001 points (0.002% → 0.001%)"),
+    (25, 40, None, "Conversion rate rose a median 15 (25 → 40)"),
+])
+def test_a_small_change_is_not_written_as_zero(before, after, unit, words):
+    """One decimal hid real changes: "CSAT rose a median 0 points (4.1 → 4.2)"."""
+    metric = "CSAT" if words.startswith("CSAT") else "Conversion rate"
+    facts = [ReportFacts("r1", "completed", NOW - timedelta(days=1), 5, 5,
+                         (Outcome(metric, before, after, after - before, unit, "x"),))]
+    assert summary_text(aggregate(facts, now=NOW, period_days=90)).startswith(f"Across 1 execution this quarter, {words}.")
+
+
+def test_one_is_singular():
+    facts = [ReportFacts("r1", "completed", NOW - timedelta(days=1), 1, 5,
+                         (Outcome("Time to value", 30, 29, -1, "days", "x"),))]
+    text = summary_text(aggregate(facts, now=NOW, period_days=90))
+    assert text == "Across 1 execution this quarter, Time to value fell a median 1 day (30 days → 29 days). 1 of 1 completed, a median 1 step done."
+
+
+def test_stats_line_says_points_and_keeps_units():
+    """`sops stats` printed "Reply rate: median delta +3.1% over 3 (2.1 → 5.1)": a relative-looking percent, bare values."""
+    from playbook_sync.evidence import stats_line
+
+    rate = {"metric": "Reply rate", "unit": "%", "count": 3, "median_delta": 3.0, "median_before": 2.1, "median_after": 5.1}
+    assert stats_line(rate) == "Reply rate: median delta +3 points over 3 (2.1% → 5.1%)"
+    days = {"metric": "Days to signature", "unit": "days", "count": 2, "median_delta": -8, "median_before": 19.5,
+            "median_after": 11.5}
+    assert stats_line(days) == "Days to signature: median delta -8 days over 2 (19.5 days → 11.5 days)"
+
+
+def test_json_readers_get_tidy_numbers():
+    """The API said "median_delta": 3.1000000000000005 and "delta": 3.1000000000000005 for 2.1% → 5.2%."""
+    (outcome,) = parse_outcomes({"outcomes_achieved": ["Reply rate 2.1% → 5.2%"]})
+    assert outcome.to_dict()["delta"] == 3.1
+    facts = [ReportFacts("r1", "completed", NOW - timedelta(days=1), 5, 5, (outcome,))]
+    assert aggregate(facts, now=NOW, period_days=90).to_dict()["metrics"][0]["median_delta"] == 3.1
+
+
+def test_the_run_report_shows_evidence_with_units():
+    from playbook_sync.report_html import _evidence
+
+    rate = {"metric": "Reply rate", "unit": "%", "count": 3, "median_delta": 3.0, "median_before": 2.1, "median_after": 5.1}
+    page = _evidence([{"sop": "docs/sops/a.md", "evidence": {"executions": 3, "metrics": [rate]}, "committed": True}])
+    assert "Reply rate: median delta +3 points over 3 (2.1% → 5.1%)" in page
