@@ -169,6 +169,15 @@ def run_scenarios(ws, profile: Profile, results: dict, save) -> None:
         ws.pg.admin(f'DROP DATABASE IF EXISTS "{base.template}" WITH (FORCE)')
 
 
+def call_bound_violations(results: dict) -> list[str]:
+    """Runs whose model calls exceed entries + enriched SOPs + new SOPs (+ cluster names): the bench fails on any."""
+    rows = [(r, f"{w} worker(s)", m) for part in ("scenarios", "zero_latency") for r in results[part]
+            for w, m in r["fanout"].items()] + [(r, "baseline", r["baseline"]) for r in results["scenarios"]
+                                               if r.get("baseline", {}).get("method") == "measured"]
+    return [f"{r['entries']} x {r['sops']}, {what}: {m['model_calls']} model calls > bound {m['model_call_bound']}"
+            for r, what, m in rows if "model_call_bound" in m and m["model_calls"] > m["model_call_bound"]]
+
+
 def run_zero_latency(ws, profile: Profile, results: dict, save) -> None:
     """Orchestration overhead: the same runs with the fakes answering at once."""
     from bench import scenario
@@ -263,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
 
         write(results, args.report)
         log.info("report in %s", args.report)
+    if violations := call_bound_violations(results):
+        log.error("model calls above the bound:\n  %s", "\n  ".join(violations))
+        return 1
     return 0
 
 

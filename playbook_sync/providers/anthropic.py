@@ -1,8 +1,11 @@
 """Anthropic provider: strict tool use, prompt caching, usage metering, Message Batches.
 
-Prompt layout, stable first so entries that match the same SOP reuse the cache:
-tool definition (static) → system rubric [cache_control] → each candidate SOP text
-[cache_control] → the entry. That is at most 4 breakpoints (the API's limit).
+Prompt layout, stable first: tool definition (static) → system rubric [cache_control] →
+each candidate SOP's outline and best-matching sections → the entry. Only the tool and
+system prefix is marked: it is the same for every call of a step, so it is written once and
+read by every later call. The SOP parts are not: they are excerpts chosen per entry (and an
+edit call per SOP is made once), so a breakpoint there would pay cache writes (1.25x the
+input price) that no later call reads (issue 12).
 """
 
 from __future__ import annotations
@@ -90,9 +93,7 @@ class AnthropicLLM(StructuredLLM):
 
     def params(self, step: Step, parts: PromptParts, model: str) -> dict:
         """Messages API parameters: forced strict tool, cache breakpoints on the stable parts."""
-        breakpoints = MAX_BREAKPOINTS - 1  # one goes on the system block
-        content = [{"type": "text", "text": block, **({"cache_control": _EPHEMERAL} if i < breakpoints else {})}
-                   for i, block in enumerate(parts.blocks)]
+        content = [{"type": "text", "text": block} for block in parts.blocks]
         content.append({"type": "text", "text": parts.task})
         return {
             "model": model,

@@ -88,3 +88,13 @@ def test_report_renders_tables_and_judges_targets_from_the_results():
     assert "1 of 2" not in text and "2 of 2 chord runs within the bound — **met**" in text
     assert "8.0 ms — **met**" in text
     assert "0.990 for entries with a match above the weak band" in text
+
+
+def test_the_bench_fails_on_model_calls_above_the_bound():
+    from bench.run import call_bound_violations
+
+    ok = {"model_calls": 10, "model_call_bound": 10}
+    over = {"model_calls": 12, "model_call_bound": 10}
+    results = {"scenarios": [{"entries": 5, "sops": 42, "fanout": {"1": ok, "2": over}, "baseline": ok | {"method": "measured"}}],
+               "zero_latency": []}
+    assert call_bound_violations(results) == ["5 x 42, 2 worker(s): 12 model calls > bound 10"]
