@@ -181,6 +181,22 @@ def targets(results: dict) -> list[str]:
     return out
 
 
+def cost_section(results: dict) -> list[str]:
+    """A realistic week's cost (bench/cost.py), measured in the same invocation."""
+    c = results.get("cost")
+    if not c:
+        return []
+    from bench.cost import table
+
+    return ["## Cost of a realistic week", "",
+            f"{c['entries']} entries (`bench/generate.py`) against {c['sops']} long SOPs of ~{c['words']:,} words "
+            "(`bench/longsops.py`), `pipeline.run_inline` through the real SDKs against the fakes (tokens = characters / 4; "
+            "prompt caching accounted as the service does, including its 1,024-token minimum and that an entry is "
+            "readable only once its writer was answered), at list prices. Direct calls, then batch mode (classifications "
+            "as one Message Batch, half price). `python -m bench.cost` runs this part alone.", "",
+            *table(c["results"]), ""]
+
+
 def render(results: dict) -> str:
     """The whole BENCHMARKS.md."""
     meta, mach, prof = results["meta"], results["meta"]["machine"], results["profile"]
@@ -242,6 +258,7 @@ def render(results: dict) -> str:
         "the ones whose candidates reach the classifier.", "",
         *_table(["vectors", "SOPs", "HNSW build", "build s", "ef_search", "plan", "p50 ms", "p95 ms", "exact plan",
                  "exact p50 ms", "exact p95 ms", "recall@3", "recall@3 (matched)", "exact check"], matching_rows(results)), "",
+        *cost_section(results),
         "## Targets", "", *targets(results), "",
     ]
     return "\n".join(lines)

@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--full", action="store_true", help="the complete matrix, baselines in full up to 1,000 entries")
     group.add_argument("--smoke", action="store_true", help="tiny sizes, to check the harness")
-    parser.add_argument("--only", choices=["matching", "scenarios"], help="run one part")
+    parser.add_argument("--only", choices=["matching", "scenarios", "cost"], help="run one part")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="before each measured run, wait up to this long for the machine's CPU to be mostly idle")
     parser.add_argument("--out", type=Path, default=OUT / "results.json")
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             results["matching"] = bench_matching(pg, profile.matching_sizes, queries=profile.matching_queries,
                                                  builds=profile.matching_builds, ef_searches=profile.matching_ef_searches)
             save()
-        if args.only in (None, "scenarios"):
+        if args.only in (None, "scenarios", "cost"):
             work = OUT / "work"
             work.mkdir(exist_ok=True)
             redis, broker = start_redis(work)
@@ -257,8 +257,14 @@ def main(argv: list[str] | None = None) -> int:
                 from bench.scenario import Workspace
 
                 ws = Workspace(pg, fakes, broker, work, redis_pid=redis_pid(broker))
-                run_scenarios(ws, profile, results, save)
-                run_zero_latency(ws, profile, results, save)
+                if args.only != "cost":
+                    run_scenarios(ws, profile, results, save)
+                    run_zero_latency(ws, profile, results, save)
+                from bench import cost
+
+                results["cost"] = {"entries": 50, "sops": 40, "words": 7_000,
+                                   "results": cost.run(50, 40, 7_000, OUT / "cost", pg=pg, fakes=fakes)}
+                save()
             finally:
                 fakes.stop()
                 release_results(app)

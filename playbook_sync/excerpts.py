@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from playbook_sync.schemas import SopDoc
 
-# ~1.5k tokens per classify candidate (4 characters a token); the outline counts against it.
-CLASSIFY_CHARS = 6_000
+# ~1.5k tokens for the best classify candidate (4 characters a token), ~1k for the others; the
+# outline counts against it. The runners-up need enough to see that the entry belongs elsewhere.
+CLASSIFY_CHARS, RUNNER_UP_CHARS = 6_000, 4_000
 # An edit call sees each target section up to this, each neighbour up to NEIGHBOUR_CHARS, all within EDIT_CHARS.
 TARGET_CHARS, NEIGHBOUR_CHARS, EDIT_CHARS = 8_000, 2_000, 20_000
 OUTLINE_CHARS = 2_000

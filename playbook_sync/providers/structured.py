@@ -248,9 +248,10 @@ def classify_parts(prompt: prompts.Prompt, request: ClassifyRequest, error: str 
                          source=_SOURCES.get(entry.transcript_type.value, entry.transcript_type.value),
                          tags=", ".join(entry.tags) or "none", content=entry.content, context=entry.context or "",
                          candidates=listing, feedback=_feedback(error))
-    # Per candidate its outline and best-matching sections (~1.5k tokens), not the whole file.
-    blocks = tuple(sop_block(prompt, c.sop_path, c.title, excerpts.for_candidate(c.sop_text, [c.section, *c.sections]))
-                   for c in request.candidates)
+    # Per candidate its outline and best-matching sections (~1.5k tokens, ~1k for runners-up), not the whole file.
+    sizes = [excerpts.CLASSIFY_CHARS] + [excerpts.RUNNER_UP_CHARS] * (len(request.candidates) - 1)
+    blocks = tuple(sop_block(prompt, c.sop_path, c.title, excerpts.for_candidate(c.sop_text, [c.section, *c.sections], size))
+                   for c, size in zip(request.candidates, sizes, strict=True))
     return PromptParts(prompt.render("system"), blocks, task)
 
 
