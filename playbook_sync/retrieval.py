@@ -17,6 +17,7 @@ SOPs — so one SOP with many similar sections cannot crowd the others out of th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select, text
@@ -116,8 +117,9 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
     pool = max(pool, k * 12)
     # As in matching.py: keep the planner on the HNSW index (a high ef_search makes it cost an exact scan
     # as cheaper), and only for this statement.
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off"))
-    rows = session.execute(text(HYBRID_SQL), {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS}).all()
+    # The settings go in the same round trip as the query (psycopg2 returns the last statement's rows).
+    rows = session.execute(text(f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off; {HYBRID_SQL}"),
+                           {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS}).all()
     session.execute(text("SET LOCAL enable_seqscan = on"))
     per_sop: dict[str, dict] = {}
     for path, heading, similarity, fused, lexical_rank, vector_rank in rows:
@@ -163,17 +165,26 @@ def lexicon_missing(session: Session) -> bool:
     return session.get(SopSearchStats, 1) is None
 
 
-def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate) -> tuple[float | None, list[Candidate]]:
-    """The best similarity among the fused top k, and the candidates worth the classifier's time, in fused order."""
+def sop_texts(session: Session, paths: list[str]) -> dict[str, tuple[str, str]]:
+    """path → (title, text) from the SOP cache."""
+    return {r.file_path: (r.title, r.content) for r in session.scalars(
+        select(SopEmbedding).options(defer(SopEmbedding.embedding)).where(SopEmbedding.file_path.in_(paths)))}
+
+
+def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate,
+               texts: Callable[[list[str]], dict[str, tuple[str, str]]] | None = None) -> tuple[float | None, list[Candidate]]:
+    """The best similarity among the fused top k, and the candidates worth the classifier's time, in fused order.
+
+    texts: path → (title, text) of SOPs (default: read from the SOP cache; the worker's hot path caches them per run).
+    """
     hits, level = hybrid_sops(session, entry_id=entry_id, k=k)
     if not hits:
         return None, []
     kept = [(h, b) for h in hits if (b := gate.band(h.similarity, level)) != "none"]
-    rows = {r.file_path: r for r in session.scalars(select(SopEmbedding).options(defer(SopEmbedding.embedding))
-                                                    .where(SopEmbedding.file_path.in_([h.sop_path for h, _ in kept])))}
+    rows = (texts or (lambda paths: sop_texts(session, paths)))([h.sop_path for h, _ in kept]) if kept else {}
     return max(h.similarity for h in hits), [
-        Candidate(sop_path=h.sop_path, title=rows[h.sop_path].title, section=h.section, similarity=h.similarity,
-                  band=b, sop_text=rows[h.sop_path].content, sections=list(h.sections))
+        Candidate(sop_path=h.sop_path, title=rows[h.sop_path][0], section=h.section, similarity=h.similarity,
+                  band=b, sop_text=rows[h.sop_path][1], sections=list(h.sections))
         for h, b in kept if h.sop_path in rows
     ]
 
