@@ -90,9 +90,19 @@ def _find(parts: Sequence[Part], wanted: str) -> int | None:
     return next((i for i, p in enumerate(parts) if p.heading.casefold() == key), None) if key else None
 
 
+WHOLE = "The whole SOP:\n"
+
+
 def for_candidate(sop_text: str, sections: Sequence[str], limit: int = CLASSIFY_CHARS) -> str:
-    """Outline plus the best-matching sections (best first, in full while they fit), within limit characters."""
+    """Outline plus the best-matching sections (best first, in full while they fit), within limit characters.
+
+    An SOP that fits the limit whole is sent whole: the same text for every entry, so a prompt
+    prefix that ends with it repeats (and can be cached) across the entries it is best for.
+    """
     parts = split(sop_text)
+    body = "\n\n".join(p.text for p in parts)
+    if len(body) + len(WHOLE) <= limit:
+        return WHOLE + body
     shape = outline((p.level, p.heading) for p in parts)
     chosen = [i for i in dict.fromkeys(_find(parts, s) for s in sections) if i is not None]
     if not chosen:  # no heading named (or none found): the opening of the SOP says what it is about

@@ -61,6 +61,9 @@ class PromptParts:
     system: str
     blocks: tuple[str, ...]
     task: str
+    # The first block is the same for every call it appears in (a whole SOP, best candidate first):
+    # worth a cache breakpoint, since entries with the same best SOP share the prefix up to it.
+    cache_first: bool = False
 
 
 def _obj(properties: dict[str, object]) -> dict[str, object]:
@@ -250,9 +253,10 @@ def classify_parts(prompt: prompts.Prompt, request: ClassifyRequest, error: str 
                          candidates=listing, feedback=_feedback(error))
     # Per candidate its outline and best-matching sections (~1.5k tokens, ~1k for runners-up), not the whole file.
     sizes = [excerpts.CLASSIFY_CHARS] + [excerpts.RUNNER_UP_CHARS] * (len(request.candidates) - 1)
-    blocks = tuple(sop_block(prompt, c.sop_path, c.title, excerpts.for_candidate(c.sop_text, [c.section, *c.sections], size))
-                   for c, size in zip(request.candidates, sizes, strict=True))
-    return PromptParts(prompt.render("system"), blocks, task)
+    shown = [excerpts.for_candidate(c.sop_text, [c.section, *c.sections], size)
+             for c, size in zip(request.candidates, sizes, strict=True)]
+    blocks = tuple(sop_block(prompt, c.sop_path, c.title, text) for c, text in zip(request.candidates, shown, strict=True))
+    return PromptParts(prompt.render("system"), blocks, task, cache_first=shown[0].startswith(excerpts.WHOLE))
 
 
 def _block_ask(block: BlockAsk) -> str:

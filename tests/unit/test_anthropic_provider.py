@@ -54,6 +54,11 @@ SOP_B = SOP_A.replace("2-1-write-cold-email-copy", "2-3-build-a-follow-up-sequen
                                                                                               "Build a Follow-Up Sequence")
 
 
+# Long enough that the classifier is shown an excerpt, not the whole file.
+APPENDIX = "".join(f"\n## Appendix {i}\n\n" + "Filler words about nothing in particular. " * 40 for i in range(12))
+LONG_A, LONG_B = SOP_A + APPENDIX, SOP_B + APPENDIX
+
+
 def entry(content: str = "Subject lines that name the competitor doubled our open rate. Try it first.", **kw) -> Entry:
     return Entry(id=uuid.uuid4(), category=kw.get("category", "insight"), content=content,
                  transcript_type=kw.get("transcript_type", "coaching"), tags=kw.get("tags", ["email"]))
@@ -90,7 +95,7 @@ def metered(fn):
 def test_classification_sends_outlines_and_best_sections_and_caches_only_the_shared_prefix(fake):
     llm = build_llm(settings_for(fake))
     assert isinstance(llm, AnthropicLLM)
-    first = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A, SOP_B))
+    first = ClassifyRequest(entry=entry(), candidates=candidates(LONG_A, LONG_B))
     decisions, meter = metered(lambda: llm.classify(first))
     assert [(d.sop_path, d.action) for d in decisions] == [(c.sop_path, a) for c, a in
                                                              zip(first.candidates, [Action.enrich, Action.tangential])]
@@ -117,14 +122,23 @@ def test_classification_sends_outlines_and_best_sections_and_caches_only_the_sha
 def test_the_shared_prefix_is_written_once_and_read_by_later_calls():
     with FakeAnthropic(min_cache_tokens=200) as fake:  # a model whose minimum the rubric clears
         llm = build_llm(settings_for(fake))
-        _, meter = metered(lambda: llm.classify(ClassifyRequest(entry=entry(), candidates=candidates(SOP_A))))
-        second = ClassifyRequest(entry=entry("Mention a mutual customer in line one."), candidates=candidates(SOP_B))
-        _, meter2 = metered(lambda: llm.classify(second))
-    write, read = meter.calls[0].usage, meter2.calls[0].usage
-    assert write.cache_write_tokens > 0 and write.cache_read_tokens == 0
-    assert read.cache_read_tokens == write.cache_write_tokens and read.cache_write_tokens == 0
-    assert read.cache_read_tokens == fake.usages[1]["cache_read_input_tokens"]  # read from the response
-    assert meter2.calls[0].cost_usd < meter.calls[0].cost_usd  # cache reads are billed at a tenth
+        ask = lambda text, *sops: metered(lambda: llm.classify(ClassifyRequest(entry=entry(text), candidates=candidates(*sops))))[1]  # noqa: E731
+        first = ask("Name the competitor.", LONG_A)  # an excerpt: only the rubric is cached
+        second = ask("Mention a mutual customer in line one.", LONG_B)
+        short = ask("Keep subjects short.", SOP_A)  # a short SOP is sent whole: its block is cached too
+        again = ask("Put the number in the subject.", SOP_A, SOP_B)  # same best SOP: the prefix up to it is read
+        bodies = fake.bodies("/v1/messages")
+    rubric = first.calls[0].usage.cache_write_tokens
+    assert rubric > 0 and first.calls[0].usage.cache_read_tokens == 0
+    assert second.calls[0].usage.cache_read_tokens == rubric and second.calls[0].usage.cache_write_tokens == 0
+    assert second.calls[0].usage.cache_read_tokens == fake.usages[1]["cache_read_input_tokens"]  # read from the response
+    assert second.calls[0].cost_usd < first.calls[0].cost_usd  # cache reads are billed at a tenth
+    assert "cache_control" not in bodies[0]["messages"][0]["content"][0]
+    assert bodies[2]["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    assert "The whole SOP:" in bodies[2]["messages"][0]["content"][0]["text"]
+    assert short.calls[0].usage.cache_read_tokens == rubric and short.calls[0].usage.cache_write_tokens > 0
+    assert again.calls[0].usage.cache_read_tokens == rubric + short.calls[0].usage.cache_write_tokens
+    assert "cache_control" not in bodies[3]["messages"][0]["content"][1]  # only the first (best) block
 
 
 def _tool_message(answer) -> dict:

@@ -47,3 +47,9 @@ def test_clip_keeps_whole_lines_within_the_limit(text, limit):
     else:
         kept = out.rsplit("\n[... ", 1)[0].splitlines()
         assert kept == [line[:limit] for line in text.splitlines()[: len(kept)]] and "more lines]" in out
+
+
+def test_a_short_sop_is_sent_whole_the_same_for_every_entry():
+    text = "---\nid: x\ntitle: X\n---\n\n# X\n\nIntro.\n\n## Steps\n\nDo it.\n\n## Common Mistakes\n\n- Not doing it.\n"
+    first, second = excerpts.for_candidate(text, ["Steps"]), excerpts.for_candidate(text, ["Common Mistakes"])
+    assert first == second and first.startswith(excerpts.WHOLE) and "## Steps\n\nDo it." in first and "id: x" not in first
