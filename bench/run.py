@@ -46,6 +46,9 @@ class Profile:
     matching_queries: int = 300
     matching_builds: list[tuple[int, int]] = field(default_factory=lambda: [(16, 64)])
     matching_ef_searches: list[int] = field(default_factory=lambda: [40, 100])
+    main: tuple[int, int] = (1000, 42)  # the scenario measured `repeats` times (median and spread reported)
+    repeats: int = 3
+    baselines: bool = True
 
 
 _MATRIX = [(100, 42), (1000, 42), (10_000, 42), (100, 1000), (1000, 1000), (10_000, 1000)]
@@ -54,6 +57,10 @@ PROFILES = {
     "default": Profile("default", _MATRIX[:5], [1, 2], 0.3, 0.15, 100, [(1000, 42)], [1_000, 10_000, 100_000]),
     "full": Profile("full", _MATRIX, [1, 2], 0.3, 0.15, 1000, [(1000, 42), (1000, 1000)], [1_000, 10_000, 100_000],
                     matching_builds=[(16, 64), (16, 128)]),
+    # Orchestration CPU only: 1,000 x 42 with the fakes answering at once (a few minutes).
+    "cpu": Profile("cpu", [], [1, 2], 0.3, 0.15, 0, [(1000, 42)], []),
+    # Threads per worker at 1,000 x 42 with latency (run once per --threads value), no baseline.
+    "curve": Profile("curve", [(1000, 42)], [1], 0.3, 0.15, 0, [], [], repeats=1, baselines=False),
     "smoke": Profile("smoke", [(40, 42), (80, 42)], [1], 0.05, 0.025, 40, [(40, 42)], [1_000], matching_queries=50,
                      matching_ef_searches=[40]),
 }
@@ -136,6 +143,13 @@ def extrapolate(sample: dict, fanout: dict, *, entries: int, changed_texts: int,
             "between_requests_s": {"start": round(start, 2), "per_entry": round(loop / n, 4), "finalize": round(finish, 2)}}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time, with every repeat's wall time (the spread) when there are several."""
+    ranked = sorted(runs, key=lambda r: r["wall"])
+    middle = ranked[(len(ranked) - 1) // 2]
+    return middle | ({"repeats": [round(r["wall"], 2) for r in runs]} if len(runs) > 1 else {})
+
+
 def run_scenarios(ws, profile: Profile, results: dict, save) -> None:
     """Every (entries, SOPs) scenario: the chord per worker count, then the baseline (measured or extrapolated)."""
     from bench import scenario
@@ -152,21 +166,34 @@ def run_scenarios(ws, profile: Profile, results: dict, save) -> None:
                    "latency": profile.latency, "embedding_latency": profile.embedding_latency, "fanout": {}}
             results["scenarios"].append(row)
             for w in profile.workers:
-                row["fanout"][str(w)] = scenario.run_fanout(ws, prepared, workers=w, message_latency=profile.latency,
-                                                            embedding_latency=profile.embedding_latency)
-                log.info("%d entries x %d SOPs, %d worker(s): %.1fs", n, m, w, row["fanout"][str(w)]["wall"])
+                runs = []
+                for _ in range(profile.repeats if (n, m) == profile.main else 1):
+                    runs.append(scenario.run_fanout(ws, prepared, workers=w, message_latency=profile.latency,
+                                                    embedding_latency=profile.embedding_latency))
+                    log.info("%d entries x %d SOPs, %d worker(s): %.1fs", n, m, w, runs[-1]["wall"])
+                row["fanout"][str(w)] = median_run(runs)
                 save()
-            if n <= profile.baseline_full_up_to or sample is None:
+            if profile.baselines and (n <= profile.baseline_full_up_to or sample is None):
                 row["baseline"] = sample = scenario.run_baseline(ws, prepared, message_latency=profile.latency,
                                                                  embedding_latency=profile.embedding_latency) | {"method": "measured"}
-            else:
+            elif profile.baselines:
                 row["baseline"] = extrapolate(sample, row["fanout"][str(profile.workers[0])], entries=n,
                                               changed_texts=base.changed_texts, latency=profile.latency,
                                               embedding_latency=profile.embedding_latency)
-            log.info("%d entries x %d SOPs, baseline (%s): %.1fs", n, m, row["baseline"]["method"], row["baseline"]["wall"])
+            if "baseline" in row:
+                log.info("%d entries x %d SOPs, baseline (%s): %.1fs", n, m, row["baseline"]["method"], row["baseline"]["wall"])
             save()
             ws.pg.admin(f'DROP DATABASE IF EXISTS "{prepared.template}" WITH (FORCE)')
         ws.pg.admin(f'DROP DATABASE IF EXISTS "{base.template}" WITH (FORCE)')
+
+
+def call_bound_violations(results: dict) -> list[str]:
+    """Runs whose model calls exceed entries + enriched SOPs + new SOPs (+ cluster names): the bench fails on any."""
+    rows = [(r, f"{w} worker(s)", m) for part in ("scenarios", "zero_latency") for r in results[part]
+            for w, m in r["fanout"].items()] + [(r, "baseline", r["baseline"]) for r in results["scenarios"]
+                                               if r.get("baseline", {}).get("method") == "measured"]
+    return [f"{r['entries']} x {r['sops']}, {what}: {m['model_calls']} model calls > bound {m['model_call_bound']}"
+            for r, what, m in rows if "model_call_bound" in m and m["model_calls"] > m["model_call_bound"]]
 
 
 def run_zero_latency(ws, profile: Profile, results: dict, save) -> None:
@@ -194,19 +221,23 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--full", action="store_true", help="the complete matrix, baselines in full up to 1,000 entries")
     group.add_argument("--smoke", action="store_true", help="tiny sizes, to check the harness")
-    parser.add_argument("--only", choices=["matching", "scenarios"], help="run one part")
+    group.add_argument("--curve", action="store_true", help="1,000 x 42 with latency, one worker, no baseline (see --threads)")
+    group.add_argument("--cpu", action="store_true", help="orchestration CPU per entry only (1,000 x 42, fakes at zero latency)")
+    parser.add_argument("--only", choices=["matching", "scenarios", "cost"], help="run one part")
+    parser.add_argument("--threads", type=int, default=16, help="threads per worker process (-P threads -c N)")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="before each measured run, wait up to this long for the machine's CPU to be mostly idle")
     parser.add_argument("--out", type=Path, default=OUT / "results.json")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md", help="'-' to skip the report")
     args = parser.parse_args(argv)
-    profile = PROFILES["full" if args.full else "smoke" if args.smoke else "default"]
+    profile = PROFILES["full" if args.full else "smoke" if args.smoke else "cpu" if args.cpu else "curve" if args.curve else "default"]
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     log.setLevel(logging.INFO)  # ours (bench.*) only: the library's run logs go to the workers' log files
 
     from bench import scenario
 
     scenario.QUIET["max_wait"] = args.wait_quiet
+    scenario.THREADS = args.threads
     OUT.mkdir(parents=True, exist_ok=True)
     out = args.out.resolve()
     meta = {
@@ -214,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": shlex.join(["-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]), "commit": git_commit(),
         "results": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "load_average_start": os.getloadavg(),
+        "threads": args.threads,
         "machine": machine(), "matcher": matcher(),
     }
     results: dict = {"meta": meta, "profile": asdict(profile), "matching": [], "scenarios": [], "zero_latency": []}
@@ -235,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             results["matching"] = bench_matching(pg, profile.matching_sizes, queries=profile.matching_queries,
                                                  builds=profile.matching_builds, ef_searches=profile.matching_ef_searches)
             save()
-        if args.only in (None, "scenarios"):
+        if args.only in (None, "scenarios", "cost"):
             work = OUT / "work"
             work.mkdir(exist_ok=True)
             redis, broker = start_redis(work)
@@ -248,8 +280,15 @@ def main(argv: list[str] | None = None) -> int:
                 from bench.scenario import Workspace
 
                 ws = Workspace(pg, fakes, broker, work, redis_pid=redis_pid(broker))
-                run_scenarios(ws, profile, results, save)
-                run_zero_latency(ws, profile, results, save)
+                if args.only != "cost":
+                    run_scenarios(ws, profile, results, save)
+                    run_zero_latency(ws, profile, results, save)
+                from bench import cost
+
+                if profile.name not in ("cpu", "curve"):  # those profiles measure one thing each
+                    results["cost"] = {"entries": 50, "sops": 40, "words": 7_000,
+                                       "results": cost.run(50, 40, 7_000, OUT / "cost", pg=pg, fakes=fakes)}
+                    save()
             finally:
                 fakes.stop()
                 release_results(app)
@@ -263,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
 
         write(results, args.report)
         log.info("report in %s", args.report)
+    if violations := call_bound_violations(results):
+        log.error("model calls above the bound:\n  %s", "\n  ".join(violations))
+        return 1
     return 0
 
 

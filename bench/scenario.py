@@ -208,6 +208,11 @@ def collect(url: str, run_id: uuid.UUID) -> dict:
     return out
 
 
+def limit(*, n: int, sops_touched: int, message_latency: float, embedding_latency: float, concurrency: int) -> float:
+    """The wall time no implementation with `concurrency` calls in flight can beat (the issue's formula)."""
+    return embedding_latency + (n + sops_touched) * message_latency / concurrency
+
+
 def derive(m: dict, *, n: int, changed_sops: int, message_latency: float, embedding_latency: float,
            concurrency: int) -> dict:
     """Rates, the call bounds of the issue, and parallel efficiency from a run's raw figures."""
@@ -224,6 +229,9 @@ def derive(m: dict, *, n: int, changed_sops: int, message_latency: float, embedd
         "model_call_bound": n + m["sops_enriched"] + m["sops_created"] + calls("cluster"),
         "embedding_bound": math.ceil(n / 2048) + math.ceil(changed_sops / 2048),
         "latency_sum": latency_sum, "concurrency": concurrency,
+        # The issue's limit: one embedding round trip + N x latency / C + SOPs touched x latency / C.
+        "limit": limit(n=n, sops_touched=m["sops_enriched"] + m["sops_created"], message_latency=message_latency,
+                       embedding_latency=embedding_latency, concurrency=concurrency),
         "cpu_ms_per_entry": {g: round(1000 * c / n, 2) for g, c in m.get("cpu_s", {}).items()},
         "parallel_efficiency": (latency_sum / concurrency) / m["wall"] if latency_sum else None,
         "overhead_ms_per_entry": 1000 * (m["wall"] - latency_sum / concurrency) / n,

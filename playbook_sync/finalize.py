@@ -27,6 +27,7 @@ from playbook_sync import (
     outcome_callouts,
     publish,
     report,
+    sop_edits,
     store,
     validate,
 )
@@ -41,7 +42,6 @@ from playbook_sync.edits import (
     group_for_blocks,
     parse_tree,
     place_new_sop,
-    plan_block,
 )
 from playbook_sync.faults import crash_point
 from playbook_sync.models import InsertedCallout, KnowledgeEntry, OrphanCluster, SopEmbedding, SyncRun
@@ -116,7 +116,7 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
     per_sop = learning.plan(session, deps.settings, session.get(SyncRun, run_id), per_sop, {i: e.category for i, e in entries.items()}, docs)
     blocks: list[PlannedBlock] = []
     deferred: dict[uuid.UUID, str] = {}
-    jobs: list[tuple] = []  # (path, doc, kind, section, entries): one edit call each
+    jobs: list[tuple] = []  # (path, doc, groups): one edit call per SOP for all of its blocks
     cap = deps.settings.max_enrichments_per_sop
     for path, ms in sorted(per_sop.items()):
         doc = docs.get(path)
@@ -127,19 +127,19 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
         for m in ms[cap:]:
             m.action = Action.deferred
             deferred[m.knowledge_entry_id] = f"{path} reached {cap} enrichments this run"
-        groups = group_for_blocks(doc, [(entries[m.knowledge_entry_id], m.section) for m in ms[:cap]])
-        jobs += [(path, doc, kind, section, group) for (section, kind), group in groups.items()]
+        jobs.append((path, doc, group_for_blocks(doc, [(entries[m.knowledge_entry_id], m.section) for m in ms[:cap]])))
     # The edit calls are independent: made concurrently, or a big week's callback waits for
     # them one after another (bench/: this was most of a 1,000-entry run's wall time).
-    outcomes = _concurrently([partial(plan_block, deps.llm, doc, kind, section, group,
-                                      lessons=lessons.top(session, doc.path, category=group[0].category))
-                              for _, doc, kind, section, group in jobs],
+    outcomes = _concurrently([partial(sop_edits.plan_sop, deps.llm, doc, groups, lessons=lessons.top(session, doc.path))
+                              for _, doc, groups in jobs],
                              deps.settings.llm_concurrency)
-    for (path, *_, group), outcome in zip(jobs, outcomes, strict=True):
-        if isinstance(outcome, Exception):  # one failed edit defers its entries, never the run
-            deferred.update({e.id: f"edit for {path} failed: {outcome}" for e in group})
-        else:
-            blocks.append(outcome)
+    for (path, _, groups), outcome in zip(jobs, outcomes, strict=True):
+        per_block = outcome if isinstance(outcome, list) else [outcome] * len(groups)
+        for group, planned in zip(groups.values(), per_block, strict=True):
+            if isinstance(planned, Exception):  # one failed edit defers its entries, never the run
+                deferred.update({e.id: f"edit for {path} failed: {planned}" for e in group})
+            else:
+                blocks.append(planned)
     return blocks, deferred
 
 

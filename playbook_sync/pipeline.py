@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, calibration, costs, lessons, lifecycle, outcome_callouts, retrieval, store
+from playbook_sync import adhoc, calibration, costs, hot_path, lessons, lifecycle, outcome_callouts, retrieval, store
 from playbook_sync.deps import Deps
 from playbook_sync.errors import ConfigError
 from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401  (finalize_run: the chord callback's name here)
-from playbook_sync.models import KnowledgeEntry, RunItem, SyncRun
+from playbook_sync.models import KnowledgeEntry, SyncRun
 from playbook_sync.providers import chunking
 from playbook_sync.providers.base import Embedder
 from playbook_sync.schemas import ClassifyRequest, Decision, ItemStatus
@@ -140,7 +140,7 @@ def process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id: 
 
 
 def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id: uuid.UUID) -> dict:
-    item = session.get(RunItem, (run_id, entry_id), with_for_update=True)
+    item, entry = hot_path.item_and_entry(session, run_id=run_id, entry_id=entry_id)  # one round trip
     if item is None:
         raise LookupError(f"entry {entry_id} is not part of run {run_id}")
     if item.status != ItemStatus.pending:
@@ -148,14 +148,13 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
     item.attempts += 1
     # The vector stays in the database, where matching reads it: parsing it here and sending it
     # back was a tenth of a worker's CPU (bench/). embedding_model is written with the vector.
-    entry = store.load_entry(session, entry_id=entry_id, vector=False)
     if entry.embedding_model != deps.embedder.model:
         with costs.metered(session, deps.ledger, run_id=run_id, entry_id=entry_id):
             embed_entries(session, deps.embedder, [entry_id])
         session.flush()
-    run = session.get(SyncRun, run_id)
-    gate = calibration.gate_of(run.calibration if run else None, deps.settings, deps.embedder.model)
-    best, candidates = retrieval.candidates(session, entry_id=entry_id, k=deps.settings.top_k, gate=gate)
+    gate = hot_path.gate(session, run_id=run_id, settings=deps.settings, model=deps.embedder.model)  # once per run
+    best, candidates = retrieval.candidates(session, entry_id=entry_id, k=deps.settings.top_k, gate=gate,
+                                            texts=lambda paths: hot_path.sops(session, run_id=run_id, paths=paths))
     item.best_score = best
     answered: list[Decision] = []
     if candidates:

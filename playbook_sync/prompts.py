@@ -29,8 +29,8 @@ SPECS: dict[str, dict[str, frozenset[str]]] = {
     },
     "generate_edit": {
         "system": frozenset(),
-        "sop": frozenset({"path", "title", "sop_text"}),
-        "task": frozenset({"section", "section_text", "callout_type", "title", "entries", "lessons", "feedback"}),
+        "sop": frozenset({"path", "title", "outline", "excerpts"}),
+        "task": frozenset({"blocks", "lessons", "feedback"}),
     },
     "name_cluster": {"system": frozenset(), "task": frozenset({"entries", "feedback"})},
     "draft_sop": {"system": frozenset(), "task": frozenset({"module", "label", "entries", "feedback"})},

@@ -17,6 +17,7 @@ SOPs — so one SOP with many similar sections cannot crowd the others out of th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select, text
@@ -37,6 +38,7 @@ POOL = 200
 # The entry's most informative lexemes (by IDF) that query the GIN index; a long entry would
 # otherwise match nearly every section through its common words.
 MAX_TERMS = 32
+TOP_SECTIONS = 3  # sections per SOP kept for the classifier's excerpt
 
 @dataclass(frozen=True)
 class Hit:
@@ -48,6 +50,7 @@ class Hit:
     fused: float  # RRF score of the SOP's best section
     rank: int  # 1-based position in the fused ranking
     agreed: bool = False  # it holds the best section of both rankings: lexical and vector agree
+    sections: tuple[str, ...] = ()  # its best fused sections, best first (what the classifier is shown: excerpts.py)
 
 
 _ENTRY_TERMS = """
@@ -114,13 +117,16 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
     pool = max(pool, k * 12)
     # As in matching.py: keep the planner on the HNSW index (a high ef_search makes it cost an exact scan
     # as cheaper), and only for this statement.
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off"))
-    rows = session.execute(text(HYBRID_SQL), {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS}).all()
+    # The settings go in the same round trip as the query (psycopg2 returns the last statement's rows).
+    rows = session.execute(text(f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off; {HYBRID_SQL}"),
+                           {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS}).all()
     session.execute(text("SET LOCAL enable_seqscan = on"))
     per_sop: dict[str, dict] = {}
     for path, heading, similarity, fused, lexical_rank, vector_rank in rows:
         sop = per_sop.setdefault(path, {"fused": float(fused), "section": None, "any": heading, "similarity": None,
-                                        "agreed": set()})
+                                        "agreed": set(), "top": []})
+        if len(sop["top"]) < TOP_SECTIONS:
+            sop["top"].append(heading)
         sop["agreed"] |= {side for side, r in (("lexical", lexical_rank), ("vector", vector_rank)) if r == 1}
         if sop["section"] is None and not is_generic(heading):
             sop["section"] = heading
@@ -132,7 +138,7 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
         for i, (path, heading, similarity) in enumerate(session.execute(text(_OTHER_SOPS_SQL), {
                 "entry_id": entry_id, "seen": list(per_sop), "k": k - len(per_sop)}), start=1):
             per_sop[path] = {"fused": 1.0 / (RRF_K + pool + i), "section": None if is_generic(heading) else heading,
-                             "any": heading, "similarity": float(similarity), "agreed": set()}
+                             "any": heading, "similarity": float(similarity), "agreed": set(), "top": [heading]}
     level = baseline([s["similarity"] for s in per_sop.values() if s["similarity"] is not None], k)
     top = sorted(per_sop.items(), key=lambda kv: (-kv[1]["fused"], kv[0]))[:k]
     missing = [p for p, sop in top if sop["similarity"] is None]
@@ -141,7 +147,7 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
             per_sop[path]["similarity"] = float(similarity)
     return [Hit(sop_path=p, section=sop["section"] if sop["section"] is not None else sop["any"],
                 similarity=sop["similarity"] if sop["similarity"] is not None else 0.0, fused=sop["fused"], rank=i,
-                agreed=sop["agreed"] == {"lexical", "vector"})
+                agreed=sop["agreed"] == {"lexical", "vector"}, sections=tuple(sop["top"]))
             for i, (p, sop) in enumerate(top, start=1)], level
 
 
@@ -159,17 +165,26 @@ def lexicon_missing(session: Session) -> bool:
     return session.get(SopSearchStats, 1) is None
 
 
-def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate) -> tuple[float | None, list[Candidate]]:
-    """The best similarity among the fused top k, and the candidates worth the classifier's time, in fused order."""
+def sop_texts(session: Session, paths: list[str]) -> dict[str, tuple[str, str]]:
+    """path → (title, text) from the SOP cache."""
+    return {r.file_path: (r.title, r.content) for r in session.scalars(
+        select(SopEmbedding).options(defer(SopEmbedding.embedding)).where(SopEmbedding.file_path.in_(paths)))}
+
+
+def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate,
+               texts: Callable[[list[str]], dict[str, tuple[str, str]]] | None = None) -> tuple[float | None, list[Candidate]]:
+    """The best similarity among the fused top k, and the candidates worth the classifier's time, in fused order.
+
+    texts: path → (title, text) of SOPs (default: read from the SOP cache; the worker's hot path caches them per run).
+    """
     hits, level = hybrid_sops(session, entry_id=entry_id, k=k)
     if not hits:
         return None, []
     kept = [(h, b) for h, b in zip(hits, gate.bands([h.similarity for h in hits], level, hits[0].agreed), strict=True) if b != "none"]
-    rows = {r.file_path: r for r in session.scalars(select(SopEmbedding).options(defer(SopEmbedding.embedding))
-                                                    .where(SopEmbedding.file_path.in_([h.sop_path for h, _ in kept])))}
+    rows = (texts or (lambda paths: sop_texts(session, paths)))([h.sop_path for h, _ in kept]) if kept else {}
     return max(h.similarity for h in hits), [
-        Candidate(sop_path=h.sop_path, title=rows[h.sop_path].title, section=h.section, similarity=h.similarity,
-                  band=b, sop_text=rows[h.sop_path].content)
+        Candidate(sop_path=h.sop_path, title=rows[h.sop_path][0], section=h.section, similarity=h.similarity,
+                  band=b, sop_text=rows[h.sop_path][1], sections=list(h.sections))
         for h, b in kept if h.sop_path in rows
     ]
 

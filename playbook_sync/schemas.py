@@ -149,6 +149,9 @@ class Candidate(BaseModel):
     band: str  # strong | weak | low (under weak, shown because the entry's best candidate is worth asking about)
     sop_text: str = ""
     lessons: list[str] = Field(default_factory=list)  # what editors taught about this SOP (lessons.py)
+    # The SOP's best-matching sections for this entry (fused order, the best first): what a
+    # model is shown of the SOP, with its outline, instead of the whole file (excerpts.py).
+    sections: list[str] = Field(default_factory=list)
 
 
 class ClassifyRequest(BaseModel):
@@ -190,6 +193,27 @@ class CalloutRequest(BaseModel):
     entries: list[Entry]
     section_text: str = ""
     sop_text: str = ""  # the whole SOP, so a model can copy an anchor line from it
+    feedback: str | None = None  # why the previous answer was refused (asked again once)
+    lessons: list[str] = Field(default_factory=list)  # what editors taught about this SOP (lessons.py)
+
+
+class BlockAsk(BaseModel):
+    """One callout block of an SOP edit: the section it goes in, its kind, the entries it merges."""
+
+    key: str  # names the block in the model's answer ("b1", "b2", ...)
+    section: str
+    kind: CalloutKind
+    entries: list[Entry]
+
+
+class SopEditRequest(BaseModel):
+    """Every block one SOP gets in a run, written by one edit call (sop_edits.py)."""
+
+    sop_path: str
+    sop_title: str
+    blocks: list[BlockAsk]
+    outline: str = ""  # the SOP's headings
+    excerpts: str = ""  # the target sections and their neighbours, lines as in the SOP
     feedback: str | None = None  # why the previous answer was refused (asked again once)
     lessons: list[str] = Field(default_factory=list)  # what editors taught about this SOP (lessons.py)
 

@@ -1,8 +1,13 @@
 """Anthropic provider: strict tool use, prompt caching, usage metering, Message Batches.
 
-Prompt layout, stable first so entries that match the same SOP reuse the cache:
-tool definition (static) → system rubric [cache_control] → each candidate SOP text
-[cache_control] → the entry. That is at most 4 breakpoints (the API's limit).
+Prompt layout, stable first: tool definition (static) → system rubric [cache_control] →
+each candidate SOP's outline and best-matching sections → the entry. Only the tool and
+system prefix is marked: it is the same for every call of a step, so it is written once and
+read by every later call. SOP excerpts are not: they are chosen per entry (and an edit call
+per SOP is made once), so a breakpoint there would pay cache writes (1.25x the input price)
+that no later call reads (issue 12). The exception is a best candidate short enough to be
+sent whole: that block is the same for every entry it is best for, and those entries share
+the prefix up to it.
 """
 
 from __future__ import annotations
@@ -91,8 +96,7 @@ class AnthropicLLM(BuilderSteps, StructuredLLM):
 
     def params(self, step: Step, parts: PromptParts, model: str) -> dict:
         """Messages API parameters: forced strict tool, cache breakpoints on the stable parts."""
-        breakpoints = MAX_BREAKPOINTS - 1  # one goes on the system block
-        content = [{"type": "text", "text": block, **({"cache_control": _EPHEMERAL} if i < breakpoints else {})}
+        content = [{"type": "text", "text": block, **({"cache_control": _EPHEMERAL} if i == 0 and parts.cache_first else {})}
                    for i, block in enumerate(parts.blocks)]
         content.append({"type": "text", "text": parts.task})
         return {

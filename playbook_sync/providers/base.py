@@ -13,6 +13,7 @@ from playbook_sync.schemas import (
     Entry,
     NewSopRequest,
     SopDraft,
+    SopEditRequest,
 )
 
 if TYPE_CHECKING:
@@ -91,6 +92,15 @@ class FromSettings(Protocol):
 
     @classmethod
     def from_settings(cls, settings: Any) -> Any: ...
+
+
+@runtime_checkable
+class SopEditor(Protocol):
+    """An LLM that writes all of an SOP's callouts in one call (ours do); others get one call per block."""
+
+    def write_callouts(self, request: SopEditRequest) -> dict[str, CalloutDraft]:
+        """Block key → draft, one per block of the request."""
+        ...
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from playbook_sync import schemas
 from playbook_sync.builder.models import ModulesDraft, ModulesRequest, OutlineRequest, PlaybookOutline
 from playbook_sync.config import OFFLINE_EMBEDDING_MODEL
 from playbook_sync.providers import offline_builder
@@ -272,6 +273,13 @@ class OfflineLLM:
         if len(body) > 400:  # a single very long lead sentence: cut at a word boundary
             body = body[:397].rsplit(" ", 1)[0].rstrip(",;:") + "..."
         return CalloutDraft(body=body)
+
+    def write_callouts(self, request: schemas.SopEditRequest) -> dict[str, CalloutDraft]:
+        """All of an SOP's blocks in one call: each block merged as write_callout merges it."""
+        self.calls["write_callouts"] += 1
+        return {b.key: self.write_callout(CalloutRequest(sop_path=request.sop_path, sop_title=request.sop_title,
+                                                         section=b.section, kind=b.kind, entries=b.entries))
+                for b in request.blocks}
 
     def name_cluster(self, entries: Sequence[Entry]) -> str:
         """A 2-3 word title-case label from the cluster's shared tags, else its common words."""

@@ -17,10 +17,11 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from playbook_sync import callouts, prompts
+from playbook_sync import callouts, excerpts, prompts
 from playbook_sync.homes import limit_homes
 from playbook_sync.providers.base import ProviderError
 from playbook_sync.schemas import (
+    BlockAsk,
     CalloutDraft,
     CalloutKind,
     CalloutRequest,
@@ -29,6 +30,7 @@ from playbook_sync.schemas import (
     Entry,
     NewSopRequest,
     SopDraft,
+    SopEditRequest,
 )
 
 T = TypeVar("T")
@@ -59,6 +61,9 @@ class PromptParts:
     system: str
     blocks: tuple[str, ...]
     task: str
+    # The first block is the same for every call it appears in (a whole SOP, best candidate first):
+    # worth a cache breakpoint, since entries with the same best SOP share the prefix up to it.
+    cache_first: bool = False
 
 
 def _obj(properties: dict[str, object]) -> dict[str, object]:
@@ -76,12 +81,15 @@ CLASSIFY = Step("classify", "classify_entry", "record_classification",
                     "rationale": {"type": "string", "description": "one sentence"},
                     "confidence": {"type": "number", "description": "0 to 1"},
                 })}}))
-EDIT = Step("edit", "generate_edit", "write_callout",
-            "Propose one callout block and the SOP line it goes after.",
-            _obj({"anchor": {"type": "string", "description": "one line copied exactly from the SOP"},
-                  "callout_type": {"type": "string", "enum": list(CALLOUT_TYPES)},
-                  "title": _STR,
-                  "body": {"type": "string", "description": "1 to 3 sentences"}}))
+# One call per SOP: a callout for every block the SOP gets this run (issue 12).
+EDIT = Step("edit", "generate_edit", "write_callouts",
+            "Propose one callout per requested block of the SOP, each with the SOP line it goes after.",
+            _obj({"callouts": {"type": "array", "items": _obj({
+                "block": {"type": "string", "description": "the block id, e.g. b1"},
+                "anchor": {"type": "string", "description": "one line copied exactly from the SOP"},
+                "callout_type": {"type": "string", "enum": list(CALLOUT_TYPES)},
+                "title": _STR,
+                "body": {"type": "string", "description": "1 to 3 sentences"}})}}))
 CLUSTER = Step("cluster", "name_cluster", "name_cluster", "Name the topic the entries share.",
                _obj({"label": {"type": "string", "description": "2 to 5 words, Title Case"}}))
 NEW_SOP = Step("new_sop", "draft_sop", "draft_sop", "Draft the content of a new SOP.",
@@ -125,6 +133,14 @@ class InsertionPlan(_Strict):
         if not 1 <= count <= 3:
             raise ValueError(f"body must be 1 to 3 sentences, got {count}")
         return body
+
+
+class _Callout(InsertionPlan):
+    block: str
+
+
+class _Callouts(_Strict):
+    callouts: list[_Callout]
 
 
 class _ClusterName(_Strict):
@@ -172,13 +188,25 @@ def callout_header(kind: CalloutKind, entries: Sequence[Entry]) -> tuple[str, st
     return kind_name, title
 
 
-def parse_edit(data: object, request: CalloutRequest) -> CalloutDraft:
-    """An insertion plan of the required callout type (the anchor is checked by edits.plan_block)."""
-    plan = _validate(InsertionPlan, data)
-    required, _ = callout_header(request.kind, request.entries)
-    if plan.callout_type != required:
-        raise InvalidAnswer(f"callout_type must be {required!r}, got {plan.callout_type!r}")
-    return CalloutDraft(body=plan.body, anchor=plan.anchor, callout_type=plan.callout_type, title=plan.title)
+def parse_edits(data: object, request: SopEditRequest) -> dict[str, CalloutDraft]:
+    """Block id → insertion plan: exactly one per block, each of its block's callout type (anchors: sop_edits.py)."""
+    answer = _validate(_Callouts, data)
+    wanted = {b.key: b for b in request.blocks}
+    got: dict[str, CalloutDraft] = {}
+    for plan in answer.callouts:
+        block = wanted.get(plan.block)
+        if block is None:
+            raise InvalidAnswer(f"callout for block {plan.block!r}, which was not asked for ({', '.join(wanted)})")
+        if plan.block in got:
+            raise InvalidAnswer(f"two callouts for block {plan.block!r}")
+        required, _ = callout_header(block.kind, block.entries)
+        if plan.callout_type != required:
+            raise InvalidAnswer(f"block {plan.block}: callout_type must be {required!r}, got {plan.callout_type!r}")
+        got[plan.block] = CalloutDraft(body=plan.body, anchor=plan.anchor, callout_type=plan.callout_type, title=plan.title)
+    missing = [k for k in wanted if k not in got]
+    if missing:
+        raise InvalidAnswer(f"no callout for block {', '.join(missing)}")
+    return got
 
 
 def parse_cluster(data: object) -> str:
@@ -210,7 +238,7 @@ def _feedback(error: str) -> str:
 
 
 def sop_block(prompt: prompts.Prompt, path: str, title: str, text: str) -> str:
-    """The cacheable SOP part: identical for every entry matched to the same SOP."""
+    """One candidate SOP as the classifier sees it."""
     return prompt.render("sop", path=path, title=title, sop_text=text)
 
 
@@ -223,8 +251,12 @@ def classify_parts(prompt: prompts.Prompt, request: ClassifyRequest, error: str 
                          source=_SOURCES.get(entry.transcript_type.value, entry.transcript_type.value),
                          tags=", ".join(entry.tags) or "none", content=entry.content, context=entry.context or "",
                          candidates=listing, feedback=_feedback(error))
-    blocks = tuple(sop_block(prompt, c.sop_path, c.title, c.sop_text) for c in request.candidates)
-    return PromptParts(prompt.render("system"), blocks, task)
+    # Per candidate its outline and best-matching sections (~1.5k tokens, ~1k for runners-up), not the whole file.
+    sizes = [excerpts.CLASSIFY_CHARS] + [excerpts.RUNNER_UP_CHARS] * (len(request.candidates) - 1)
+    shown = [excerpts.for_candidate(c.sop_text, [c.section, *c.sections], size)
+             for c, size in zip(request.candidates, sizes, strict=True)]
+    blocks = tuple(sop_block(prompt, c.sop_path, c.title, text) for c, text in zip(request.candidates, shown, strict=True))
+    return PromptParts(prompt.render("system"), blocks, task, cache_first=shown[0].startswith(excerpts.WHOLE))
 
 
 def _lessons(lessons: Sequence[str]) -> str:
@@ -232,15 +264,29 @@ def _lessons(lessons: Sequence[str]) -> str:
     return "".join(f"\n  lesson from this SOP's editors: {x}" for x in lessons)
 
 
-def edit_parts(prompt: prompts.Prompt, request: CalloutRequest, error: str = "") -> PromptParts:
-    """System rules, then the SOP, then the section, required header and entries."""
-    kind, title = callout_header(request.kind, request.entries)
+def _block_ask(block: BlockAsk) -> str:
+    kind, title = callout_header(block.kind, block.entries)
+    return (f"Block {block.key}\nTarget section: \"{block.section}\"\nRequired callout_type: {kind}\n"
+            f"Required title: {title}\nEntries to merge into this block's callout:\n{_entries(block.entries)}")
+
+
+def edit_parts(prompt: prompts.Prompt, request: SopEditRequest, error: str = "") -> PromptParts:
+    """System rules, then the SOP's outline and excerpts, then every block with its entries."""
     problem = "; ".join(filter(None, [request.feedback, error]))
-    task = prompt.render("task", section=request.section, section_text=request.section_text, callout_type=kind,
-                         title=title, entries=_entries(request.entries), lessons=_lessons(request.lessons),
-                         feedback=_feedback(problem))
-    blocks = (sop_block(prompt, request.sop_path, request.sop_title, request.sop_text or request.section_text),)
-    return PromptParts(prompt.render("system"), blocks, task)
+    task = prompt.render("task", blocks="\n\n".join(_block_ask(b) for b in request.blocks),
+                         lessons=_lessons(request.lessons), feedback=_feedback(problem))
+    sop = prompt.render("sop", path=request.sop_path, title=request.sop_title, outline=request.outline,
+                        excerpts=request.excerpts)
+    return PromptParts(prompt.render("system"), (sop,), task)
+
+
+def one_block(request: CalloutRequest) -> SopEditRequest:
+    """A single-callout request as an SOP edit of one block."""
+    shape = excerpts.outline((p.level, p.heading) for p in excerpts.split(request.sop_text))
+    text = request.section_text or excerpts.clip(request.sop_text, excerpts.EDIT_CHARS)
+    return SopEditRequest(sop_path=request.sop_path, sop_title=request.sop_title, outline=shape, excerpts=text,
+                          feedback=request.feedback, lessons=request.lessons,
+                          blocks=[BlockAsk(key="b1", section=request.section, kind=request.kind, entries=request.entries)])
 
 
 def cluster_parts(prompt: prompts.Prompt, entries: Sequence[Entry], error: str = "") -> PromptParts:
@@ -311,8 +357,14 @@ class StructuredLLM:
         """An insertion plan: anchor line, callout type, title, 1-3 sentences."""
         if not request.entries:
             raise ProviderError("write_callout() needs at least one entry")
+        return self.write_callouts(one_block(request))["b1"]
+
+    def write_callouts(self, request: SopEditRequest) -> dict[str, CalloutDraft]:
+        """One call for all of an SOP's blocks: block id → insertion plan."""
+        if not request.blocks or any(not b.entries for b in request.blocks):
+            raise ProviderError("write_callouts() needs at least one block, each with at least one entry")
         prompt = self.prompts[EDIT.prompt]
-        return self._ask(EDIT, lambda e: edit_parts(prompt, request, e), lambda d: parse_edit(d, request))
+        return self._ask(EDIT, lambda e: edit_parts(prompt, request, e), lambda d: parse_edits(d, request))
 
     def name_cluster(self, entries: Sequence[Entry]) -> str:
         """A short topic label (the cheaper model)."""

@@ -45,15 +45,22 @@ def anchor_for(prompt: str, section: str) -> str:
     return heading or next((line for line in lines if line.startswith("# ")), lines[-1] if lines else section)
 
 
-def callout(prompt: str) -> dict:
-    """An insertion plan under the target section's heading."""
-    section = re.search(r'^Target section: "(.*)"$', prompt, re.MULTILINE)
-    kind = re.search(r"^Required callout_type: (\S+)$", prompt, re.MULTILINE)
-    title = re.search(r"^Required title: (.*)$", prompt, re.MULTILINE)
-    entries = _entries(prompt) or ["Apply what the field learned."]
+def callout(prompt: str, text: str | None = None) -> dict:
+    """An insertion plan under the target section's heading (text: one block's part of the prompt)."""
+    text = prompt if text is None else text
+    section = re.search(r'^Target section: "(.*)"$', text, re.MULTILINE)
+    kind = re.search(r"^Required callout_type: (\S+)$", text, re.MULTILINE)
+    title = re.search(r"^Required title: (.*)$", text, re.MULTILINE)
+    entries = _entries(text) or ["Apply what the field learned."]
     body = " ".join(dict.fromkeys(_first_sentence(e) for e in entries[:3]))
     return {"anchor": anchor_for(prompt, section.group(1) if section else ""),
             "callout_type": kind.group(1) if kind else "tip", "title": title.group(1) if title else "", "body": body}
+
+
+def callouts(prompt: str) -> dict:
+    """One insertion plan per requested block (`Block b1` ... in the task)."""
+    pieces = re.split(r"^Block (\S+)$", prompt, flags=re.MULTILINE)
+    return {"callouts": [{"block": key} | callout(prompt, text) for key, text in zip(pieces[1::2], pieces[2::2], strict=True)]}
 
 
 def cluster(prompt: str) -> dict:
@@ -110,6 +117,6 @@ def generic(schema: Mapping[str, Any]) -> Any:
 
 def default_answer(name: str, schema: Mapping[str, Any], prompt: str) -> Any:
     """Our four steps answered sensibly; anything else from its schema."""
-    handlers = {"record_classification": classify, "write_callout": callout, "name_cluster": cluster, "draft_sop": draft,
-                "draft_playbook": playbook_outline, "write_content_modules": content_modules}
+    handlers = {"record_classification": classify, "write_callout": callout, "write_callouts": callouts, "name_cluster": cluster,
+                "draft_sop": draft, "draft_playbook": playbook_outline, "write_content_modules": content_modules}
     return handlers[name](prompt) if name in handlers else generic(schema)

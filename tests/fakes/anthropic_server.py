@@ -3,7 +3,11 @@
 Point the SDK at it with `anthropic.Anthropic(base_url=fake.base_url, api_key=fake.api_key)`.
 Prompt caching is simulated as the service does it: the prefix (tools → system →
 messages) up to each `cache_control` breakpoint is a cache key; the longest known one is
-read, the rest up to the last breakpoint is written. Token counts are len(text) // 4.
+read, the rest up to the last breakpoint is written. As on the service, a prefix shorter
+than the model's minimum (`min_cache_tokens`) is not cached at all (neither written nor
+read, billed as plain input), and an entry becomes readable only once the request that
+wrote it has been answered: concurrent requests that arrive before that each write it
+again. Token counts are len(text) // 4.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,12 +49,13 @@ class FakeAnthropic(FakeHTTPService):
     """Messages API + Message Batches with fault injection and a latency knob."""
 
     def __init__(self, api_key: str | None = "sk-ant-fake-key-000", *, latency: float = 0.0,
-                 responder: Responder = default_answer, batch_polls: int = 1) -> None:
+                 responder: Responder = default_answer, batch_polls: int = 1, min_cache_tokens: int = 1024) -> None:
         super().__init__(api_key=api_key, latency=latency)
         self.responder = responder
         self.batch_polls = batch_polls  # retrieves answered "in_progress" before a batch ends
         self.batches: dict[str, _Batch] = {}
-        self.cache: set[str] = set()
+        self.cache: dict[str, float] = {}  # prefix key → when it became readable (time.monotonic())
+        self.min_cache_tokens = min_cache_tokens  # the service's minimum cacheable prompt (1,024 on Opus/Sonnet)
         self.usages: list[dict] = []  # usage of every message answered (direct and in batches)
         self.batch_overrides: dict[str, dict] = {}  # custom_id → result object, for errored results
 
@@ -88,9 +94,9 @@ class FakeAnthropic(FakeHTTPService):
         marks = sum(1 for s in _segments(params) if s[1])
         return f"A maximum of 4 blocks with cache_control may be provided. Found {marks}." if marks > 4 else None
 
-    def message(self, params: dict) -> dict:
+    def message(self, params: dict, *, direct: bool = True) -> dict:
         """Answer one Messages request (used directly and for each batch request)."""
-        usage = self._usage(params)
+        usage = self._usage(params, direct=direct)
         tools = {t["name"]: t for t in params.get("tools") or []}
         choice = params.get("tool_choice") or {}
         prompt = _prompt_text(params)
@@ -107,18 +113,22 @@ class FakeAnthropic(FakeHTTPService):
         return {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "model": params["model"],
                 "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
 
-    def _usage(self, params: dict) -> dict:
+    def _usage(self, params: dict, *, direct: bool = True) -> dict:
         segments = _segments(params)
-        keys, running = [], hashlib.sha256()
-        for text, marked in segments:
-            running.update(text.encode())
-            keys.append(running.hexdigest() if marked else None)
         sizes = [tokens(text) for text, _ in segments]
+        keys, running, total = [], hashlib.sha256(), 0
+        for (text, marked), size in zip(segments, sizes, strict=True):
+            running.update(text.encode())
+            total += size
+            keys.append(running.hexdigest() if marked and total >= self.min_cache_tokens else None)
         marks = [i for i, k in enumerate(keys) if k]
+        now = time.monotonic()
+        arrived = now - self.latency if direct else now  # answered after the latency; looked up on arrival
         with self.lock:
-            hit = max((i for i in marks if keys[i] in self.cache), default=-1)
+            hit = max((i for i in marks if self.cache.get(keys[i], now + 1) <= arrived), default=-1)
             last = marks[-1] if marks else -1
-            self.cache.update(keys[i] for i in marks)
+            for i in marks:
+                self.cache.setdefault(keys[i], now)
         read = sum(sizes[: hit + 1])
         write = sum(sizes[hit + 1 : last + 1])
         return {"input_tokens": sum(sizes) - read - write, "cache_creation_input_tokens": write,
@@ -161,7 +171,7 @@ class FakeAnthropic(FakeHTTPService):
             if override is not None:
                 results.append({"custom_id": r["custom_id"], "result": override})
                 continue
-            message = self.message(r["params"])
+            message = self.message(r["params"], direct=False)
             message["usage"]["service_tier"] = "batch"
             results.append({"custom_id": r["custom_id"], "result": {"type": "succeeded", "message": message}})
         batch.results = results[::-1]  # the service does not keep request order either

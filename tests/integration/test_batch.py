@@ -55,8 +55,8 @@ def test_batch_is_submitted_once_polled_and_resumed_after_a_restart(deps):
         assert sorted(r["custom_id"] for r in submitted) == sorted(str(e) for e in prepared)
         params = submitted[0]["params"]
         assert params["tools"][0]["name"] == "record_classification" and params["tools"][0]["strict"] is True
-        assert params["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
-        assert "## " in params["messages"][0]["content"][0]["text"]  # the SOP text was re-read for the batch
+        assert params["system"][0]["cache_control"] == {"type": "ephemeral"}
+        assert "The whole SOP:\n# " in params["messages"][0]["content"][0]["text"]  # the SOP text was re-read for the batch
 
         assert poll(d) == []  # in_progress
         with d.session() as s:

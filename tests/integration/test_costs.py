@@ -42,6 +42,7 @@ def expected_cost(call: LlmCall) -> float:
 def test_a_runs_stored_cost_is_the_sum_of_its_calls_at_the_configured_prices(deps, services):
     anthropic_fake, openai_fake = services
     real = real_deps(deps, anthropic_fake, openai_fake, prices=PRICES)
+    anthropic_fake.min_cache_tokens = 200  # the demo's prompts are short: a minimum they clear, so caching shows
     with real.session() as s:
         store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
     # The first classification answer is unusable twice: that entry fails, its two calls still count.
@@ -69,7 +70,7 @@ def test_a_runs_stored_cost_is_the_sum_of_its_calls_at_the_configured_prices(dep
     assert len(anthropic_calls) == anthropic_fake.count("POST", "/v1/messages")
     assert sum(c.input_tokens for c in anthropic_calls) == sum(u["input_tokens"] for u in anthropic_fake.usages) + 1400
     assert sum(c.cache_read_tokens for c in anthropic_calls) == sum(u["cache_read_input_tokens"] for u in anthropic_fake.usages)
-    assert sum(c.cache_read_tokens for c in anthropic_calls) > 0  # entries matching the same SOP hit the cache
+    assert sum(c.cache_read_tokens for c in anthropic_calls) > 0  # later calls of a step read the cached rubric
     embed = [c for c in calls if c.step == "embed"]
     assert sum(c.input_tokens for c in embed) == sum(r["tokens"] for r in openai_fake.embedding_requests)
     # per step, as stored on the run and shown by the CLI
@@ -96,7 +97,9 @@ def test_edit_plans_with_invented_anchors_defer_their_entries(deps, services):
         from tests.fakes.answers import default_answer
 
         answer = default_answer(name, schema, prompt)
-        return answer | {"anchor": "A line no SOP has."} if name == "write_callout" else answer
+        if name != "write_callouts":
+            return answer
+        return {"callouts": [c | {"anchor": "A line no SOP has."} for c in answer["callouts"]]}
 
     anthropic_fake.responder = responder
     real = real_deps(deps, anthropic_fake, openai_fake)
@@ -112,7 +115,7 @@ def test_edit_plans_with_invented_anchors_defer_their_entries(deps, services):
     by_anchor = [i for i in deferred if "is not a line of" in (i.error or "")]
     assert by_anchor and all("asked twice" in i.error for i in by_anchor)
     asked = [b["messages"][0]["content"][-1]["text"] for b in anthropic_fake.posts("/v1/messages")
-             if b["tools"][0]["name"] == "write_callout"]
+             if b["tools"][0]["name"] == "write_callouts"]
     retries = [t for t in asked if "Your previous answer was rejected" in t]  # plans run concurrently
     assert len(edits) == len(asked) == 2 * len(retries)  # each plan asked twice, both calls paid for
     assert all("anchor 'A line no SOP has.' is not a line of" in t for t in retries)

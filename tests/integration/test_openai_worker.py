@@ -21,7 +21,7 @@ from tests.integration.test_faults import worker_env
 from tests.runs import summarize
 
 pytestmark = pytest.mark.integration
-MARK = "Heard on calls via OpenAI."  # only the fake's write_callout answers say this
+MARK = "Heard on calls via OpenAI."  # only the fake's write_callouts answers say this
 
 
 def test_a_run_on_the_openai_llm_and_embedder_commits_what_the_model_wrote(deps, settings, redis_url, tmp_path):
@@ -31,7 +31,9 @@ def test_a_run_on_the_openai_llm_and_embedder_commits_what_the_model_wrote(deps,
 
     def responder(name, schema, prompt):
         answer = default_answer(name, schema, prompt)
-        return answer | {"body": f"{MARK} {answer['body']}"} if name == "write_callout" else answer
+        if name != "write_callouts":
+            return answer
+        return {"callouts": [c | {"body": f"{MARK} {c['body']}"} for c in answer["callouts"]]}
 
     log = tmp_path / "worker.log"
     with FakeOpenAI(responder=responder) as fake:
@@ -55,7 +57,7 @@ def test_a_run_on_the_openai_llm_and_embedder_commits_what_the_model_wrote(deps,
         with_candidates = s.scalar(select(func.count()).select_from(RunItem).where(
             RunItem.run_id == run_id, RunItem.best_sop.is_not(None)))
     assert formats.count("record_classification") == with_candidates > 0
-    assert formats.count("write_callout") >= len(outcome["sops_enriched"]) > 0
+    assert formats.count("write_callouts") >= len(outcome["sops_enriched"]) > 0
     assert embedded and {r["model"] for r in embedded} == {"text-embedding-3-small"}
     # The committed callouts are the fake model's words.
     tree = deps.repo.read_tree("docs", outcome["commit_sha"])

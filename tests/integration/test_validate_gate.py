@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from playbook_sync import callouts, edits, pipeline, store
+from playbook_sync import callouts, edits, pipeline, sop_edits, store
 from playbook_sync.models import RunItem
 from playbook_sync.providers.offline import OfflineLLM
 from playbook_sync.schemas import CalloutDraft, CalloutRequest
@@ -30,6 +30,7 @@ def test_a_file_failing_validation_is_not_committed_and_its_entries_are_deferred
     # Simulate a gap in the earlier safety nets (sanitizer and per-edit hazard check): the
     # commit gate must still keep the broken file out of the commit.
     monkeypatch.setattr(edits, "mdx_safe", lambda text: text)
+    monkeypatch.setattr(sop_edits, "mdx_safe", lambda text: text)
     monkeypatch.setattr(callouts, "mdx_safe", lambda text: text)
     monkeypatch.setattr(edits, "_new_hazards", lambda old, new: None)
     deps.llm = BraceLLM()

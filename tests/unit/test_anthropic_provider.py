@@ -9,7 +9,7 @@ import pytest
 from playbook_sync import costs
 from playbook_sync.config import Settings
 from playbook_sync.deps import build_llm
-from playbook_sync.edits import AnchorError, plan_block
+from playbook_sync.edits import AnchorError, group_for_blocks
 from playbook_sync.new_sop import render_new_sop
 from playbook_sync.providers import retry
 from playbook_sync.providers.anthropic import AnthropicLLM
@@ -17,12 +17,12 @@ from playbook_sync.providers.base import ProviderError
 from playbook_sync.providers.structured import CLASSIFY, EDIT
 from playbook_sync.schemas import (
     Action,
-    CalloutKind,
     Candidate,
     ClassifyRequest,
     Entry,
     NewSopRequest,
 )
+from playbook_sync.sop_edits import plan_sop
 from playbook_sync.sops import parse_sop
 from tests.fakes import answers
 from tests.fakes.anthropic_server import FakeAnthropic
@@ -52,6 +52,11 @@ Sending the same template to every segment.
 """
 SOP_B = SOP_A.replace("2-1-write-cold-email-copy", "2-3-build-a-follow-up-sequence").replace("Write Cold Email Copy",
                                                                                               "Build a Follow-Up Sequence")
+
+
+# Long enough that the classifier is shown an excerpt, not the whole file.
+APPENDIX = "".join(f"\n## Appendix {i}\n\n" + "Filler words about nothing in particular. " * 40 for i in range(12))
+LONG_A, LONG_B = SOP_A + APPENDIX, SOP_B + APPENDIX
 
 
 def entry(content: str = "Subject lines that name the competitor doubled our open rate. Try it first.", **kw) -> Entry:
@@ -87,10 +92,10 @@ def metered(fn):
 # -- classification request and parsing -------------------------------------------------------
 
 
-def test_classification_carries_the_schema_and_caches_the_sop_blocks(fake):
+def test_classification_sends_outlines_and_best_sections_and_caches_only_the_shared_prefix(fake):
     llm = build_llm(settings_for(fake))
     assert isinstance(llm, AnthropicLLM)
-    first = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A, SOP_B))
+    first = ClassifyRequest(entry=entry(), candidates=candidates(LONG_A, LONG_B))
     decisions, meter = metered(lambda: llm.classify(first))
     assert [(d.sop_path, d.action) for d in decisions] == [(c.sop_path, a) for c, a in
                                                              zip(first.candidates, [Action.enrich, Action.tangential])]
@@ -103,18 +108,37 @@ def test_classification_carries_the_schema_and_caches_the_sop_blocks(fake):
     assert body["tool_choice"] == {"type": "tool", "name": "record_classification"}
     assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
     sop_a, sop_b, task = body["messages"][0]["content"]
-    assert SOP_A in sop_a["text"] and sop_a["cache_control"] == {"type": "ephemeral"}
-    assert SOP_B in sop_b["text"] and sop_b["cache_control"] == {"type": "ephemeral"}
-    assert "cache_control" not in task and first.entry.content in task["text"]  # the varying part comes last
+    # Per candidate its outline and best-matching section (with its subsections), not the whole file.
+    assert "- Steps\n  - Step 1: Write the subject line\n- Common Mistakes" in sop_a["text"]
+    assert "### Step 1: Write the subject line\n\nKeep it under six words." in sop_a["text"]
+    assert "Cold email is the cheapest channel" not in sop_a["text"] and "Build a Follow-Up Sequence" in sop_b["text"]
+    # Excerpts differ per entry: a breakpoint there would pay writes nobody reads.
+    assert all("cache_control" not in block for block in (sop_a, sop_b, task))
+    assert first.entry.content in task["text"]  # the varying part comes last
+    # The tool + system prefix is under the model's minimum cacheable length: the service caches nothing.
+    assert meter.calls[0].usage.cache_write_tokens == 0 and meter.calls[0].usage.cache_read_tokens == 0
 
-    # A second entry whose best match is the same SOP reuses the cached rubric + SOP prefix.
-    second = ClassifyRequest(entry=entry("Mention a mutual customer in line one."), candidates=candidates(SOP_A))
-    _, meter2 = metered(lambda: llm.classify(second))
-    write, read = meter.calls[0].usage, meter2.calls[0].usage
-    assert write.cache_write_tokens > 0 and write.cache_read_tokens == 0
-    assert read.cache_read_tokens > 0 and read.cache_write_tokens == 0
-    assert read.cache_read_tokens == fake.usages[1]["cache_read_input_tokens"]  # read from the response
-    assert meter2.calls[0].cost_usd < meter.calls[0].cost_usd  # cache reads are billed at a tenth
+
+def test_the_shared_prefix_is_written_once_and_read_by_later_calls():
+    with FakeAnthropic(min_cache_tokens=200) as fake:  # a model whose minimum the rubric clears
+        llm = build_llm(settings_for(fake))
+        ask = lambda text, *sops: metered(lambda: llm.classify(ClassifyRequest(entry=entry(text), candidates=candidates(*sops))))[1]  # noqa: E731
+        first = ask("Name the competitor.", LONG_A)  # an excerpt: only the rubric is cached
+        second = ask("Mention a mutual customer in line one.", LONG_B)
+        short = ask("Keep subjects short.", SOP_A)  # a short SOP is sent whole: its block is cached too
+        again = ask("Put the number in the subject.", SOP_A, SOP_B)  # same best SOP: the prefix up to it is read
+        bodies = fake.bodies("/v1/messages")
+    rubric = first.calls[0].usage.cache_write_tokens
+    assert rubric > 0 and first.calls[0].usage.cache_read_tokens == 0
+    assert second.calls[0].usage.cache_read_tokens == rubric and second.calls[0].usage.cache_write_tokens == 0
+    assert second.calls[0].usage.cache_read_tokens == fake.usages[1]["cache_read_input_tokens"]  # read from the response
+    assert second.calls[0].cost_usd < first.calls[0].cost_usd  # cache reads are billed at a tenth
+    assert "cache_control" not in bodies[0]["messages"][0]["content"][0]
+    assert bodies[2]["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    assert "The whole SOP:" in bodies[2]["messages"][0]["content"][0]["text"]
+    assert short.calls[0].usage.cache_read_tokens == rubric and short.calls[0].usage.cache_write_tokens > 0
+    assert again.calls[0].usage.cache_read_tokens == rubric + short.calls[0].usage.cache_write_tokens
+    assert "cache_control" not in bodies[3]["messages"][0]["content"][1]  # only the first (best) block
 
 
 def _tool_message(answer) -> dict:
@@ -235,14 +259,34 @@ def test_a_missing_key_names_the_variable(monkeypatch):
 # -- edits, cluster names, new SOPs ------------------------------------------------------------
 
 
+def test_one_edit_call_writes_every_block_of_an_sop(fake):
+    llm = build_llm(settings_for(fake))
+    doc = parse_sop("docs/sops/module-2/sop-2-1.md", SOP_A.encode())
+    items = [(entry("Name the competitor in the subject line. It doubled opens."), "Step 1: Write the subject line"),
+             (entry("Short subjects won on every test we ran.", transcript_type="sales"), "Step 1: Write the subject line"),
+             (entry("Should we send on weekends?", category="question"), ""),
+             (entry("The tracker now logs opens per segment.", category="product_intel"), "")]
+    groups = group_for_blocks(doc, items)
+    planned, meter = metered(lambda: plan_sop(llm, doc, groups))
+    assert len(groups) == 3 and [c.step for c in meter.calls] == ["edit"]  # three blocks, one call
+    assert [p.kind for p in planned] == [kind for _, kind in groups]
+    assert planned[0].block.startswith(":::tip From the Field\nName the competitor in the subject line.")
+    assert planned[1].block.startswith(":::warning Common Question\n") and planned[1].hint == "Common Mistakes"
+    body = fake.bodies("/v1/messages")[0]
+    assert body["tools"][0]["input_schema"] == EDIT.schema and body["tools"][0]["name"] == "write_callouts"
+    sop, task = body["messages"][0]["content"]
+    assert "Outline:\n- Why This Matters" in sop["text"] and "cache_control" not in sop  # read once: not cached
+    assert [line for line in task["text"].splitlines() if line.startswith("Block ")] == ["Block b1", "Block b2", "Block b3"]
+
+
 def test_edit_plan_anchor_outside_the_sop_is_retried_once_with_the_error(fake):
     calls = []
 
     def responder(name, schema, prompt):
         answer = answers.default_answer(name, schema, prompt)
         calls.append(prompt)
-        if name == "write_callout" and len(calls) == 1:
-            answer["anchor"] = "## A heading this SOP does not have"
+        if name == "write_callouts" and len(calls) == 1:
+            answer["callouts"][0]["anchor"] = "## A heading this SOP does not have"
         return answer
 
     fake.responder = responder
@@ -250,22 +294,23 @@ def test_edit_plan_anchor_outside_the_sop_is_retried_once_with_the_error(fake):
     doc = parse_sop("docs/sops/module-2/sop-2-1.md", SOP_A.encode())
     items = [entry("Name the competitor in the subject line. It doubled opens."),
              entry("Short subjects won on every test we ran.", transcript_type="sales")]
-    planned, meter = metered(lambda: plan_block(llm, doc, CalloutKind.field_tip, "Step 1: Write the subject line", items))
-    assert len(calls) == 2 and "is not a line of docs/sops/module-2/sop-2-1.md" in calls[1]
-    assert planned.hint == "Step 1: Write the subject line"
-    assert planned.block.startswith(":::tip From the Field\nName the competitor in the subject line.")
+    groups = group_for_blocks(doc, [(e, "Step 1: Write the subject line") for e in items]
+                              + [(entry("Should we send on weekends?", category="question"), "")])
+    planned, meter = metered(lambda: plan_sop(llm, doc, groups))
+    assert len(calls) == 2 and "block b1: anchor" in calls[1] and "is not a line of docs/sops/module-2/sop-2-1.md" in calls[1]
+    assert "Block b2" not in calls[1]  # only the block that missed is asked again
+    assert planned[0].hint == "Step 1: Write the subject line"
+    assert planned[0].block.startswith(":::tip From the Field\nName the competitor in the subject line.")
     assert [c.step for c in meter.calls] == ["edit", "edit"]
-    body = fake.bodies("/v1/messages")[0]
-    assert body["tools"][0]["input_schema"] == EDIT.schema and SOP_A in body["messages"][0]["content"][0]["text"]
-    assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
 
 
 def test_edit_plan_whose_anchor_misses_twice_raises_for_deferral(fake):
-    fake.responder = lambda n, s, p: {**answers.default_answer(n, s, p), "anchor": "invented line"}
+    fake.responder = lambda n, s, p: {"callouts": [c | {"anchor": "invented line"}
+                                                   for c in answers.default_answer(n, s, p)["callouts"]]}
     llm = build_llm(settings_for(fake))
     doc = parse_sop("docs/sops/module-2/sop-2-1.md", SOP_A.encode())
-    with pytest.raises(AnchorError, match="asked twice"):
-        plan_block(llm, doc, CalloutKind.question, "", [entry("Should we send on weekends?", category="question")])
+    planned = plan_sop(llm, doc, group_for_blocks(doc, [(entry("Should we send on weekends?", category="question"), "")]))
+    assert isinstance(planned[0], AnchorError) and "asked twice" in str(planned[0])
     assert fake.count("POST", "/v1/messages") == 2
 
 
@@ -281,3 +326,17 @@ def test_cluster_names_use_the_cheaper_model_and_drafts_render(fake):
     path, content = render_new_sop("module-1", 4, draft)
     assert path.startswith("docs/sops/module-1/sop-1-4-") and "## Key Lessons" in content
     assert fake.bodies("/v1/messages")[1]["model"] == "claude-opus-4-6"
+
+
+def test_the_fake_caches_like_the_service_minimum_length_and_concurrent_writers():
+    fake = FakeAnthropic(min_cache_tokens=100, latency=0.0)
+    long, short = "x" * 800, "y" * 200  # 200 and 50 tokens
+    params = lambda system, task: {"system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],  # noqa: E731
+                                   "messages": [{"role": "user", "content": task}]}
+    assert fake._usage(params(short, "a")) == {"input_tokens": 50, "cache_creation_input_tokens": 0,
+                                               "cache_read_input_tokens": 0, "output_tokens": 0}  # below the minimum
+    assert fake._usage(params(long, "a"))["cache_creation_input_tokens"] == 200
+    assert fake._usage(params(long, "bbbb"))["cache_read_input_tokens"] == 200
+    fake.latency = 60.0  # a request that arrived before the writer was answered does not see its entry
+    assert fake._usage(params("z" * 800, "a"))["cache_creation_input_tokens"] == 200
+    assert fake._usage(params("z" * 800, "a"))["cache_creation_input_tokens"] == 200

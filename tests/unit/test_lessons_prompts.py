@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from playbook_sync import prompts
-from playbook_sync.providers.structured import classify_parts, edit_parts
+from playbook_sync.providers.structured import classify_parts, edit_parts, one_block
 from playbook_sync.schemas import CalloutKind, CalloutRequest, Candidate, ClassifyRequest, Entry
 
 pytestmark = pytest.mark.unit
@@ -30,7 +30,7 @@ def test_edit_lessons_follow_the_cached_parts():
     prompt = prompts.load("generate_edit")
     request = CalloutRequest(sop_path="docs/a.md", sop_title="A", section="Steps", kind=CalloutKind.field_tip,
                              entries=[ENTRY], section_text="## Steps", sop_text="# A\n## Steps")
-    plain = edit_parts(prompt, request)
-    taught = edit_parts(prompt, request.model_copy(update={"lessons": [LESSON]}))
+    plain = edit_parts(prompt, one_block(request))  # the SOP's one edit call, with this block as its only one
+    taught = edit_parts(prompt, one_block(request.model_copy(update={"lessons": [LESSON]})))
     assert (taught.system, taught.blocks) == (plain.system, plain.blocks)
     assert LESSON not in plain.task and taught.task.index(LESSON) > taught.task.index("Entries to merge")

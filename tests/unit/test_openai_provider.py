@@ -151,7 +151,9 @@ def test_the_four_steps_work_on_openai_with_a_strict_json_schema(fake):
     first = fake.bodies("/v1/chat/completions")[0]
     assert first["model"] == "gpt-5" and first["response_format"] == {"type": "json_schema", "json_schema": {
         "name": "record_classification", "description": CLASSIFY.description, "schema": CLASSIFY.schema, "strict": True}}
-    assert first["messages"][1]["content"].index(SOP) < first["messages"][1]["content"].index("Name the competitor")
+    user = first["messages"][1]["content"]
+    assert user.index("## Steps\n\nWrite a short subject.") < user.index("Name the competitor")  # excerpt, then the entry
+    assert fake.bodies("/v1/chat/completions")[2]["response_format"]["json_schema"]["name"] == "write_callouts"
     assert fake.bodies("/v1/chat/completions")[3]["model"] == "gpt-5-mini"  # cluster naming: the cheaper model
     assert meter.calls[1].usage.cache_read_tokens > 0 and meter.calls[0].usage.cache_read_tokens == 0
     assert [c.step for c in meter.calls] == ["classify", "classify", "edit", "cluster", "new_sop"]

@@ -1,0 +1,45 @@
+"""process_entry's reads: the item with its entry in one query; the run and the SOP texts once per run and process."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event
+
+from playbook_sync import demo, pipeline, store
+from playbook_sync.db import get_engine
+
+pytestmark = pytest.mark.integration
+
+
+def test_entries_after_the_first_do_not_read_the_run_or_the_sop_texts_again(deps):
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC))[:6])
+    with deps.session() as s:
+        started = pipeline.start_run(s, deps)
+    statements: list[str] = []
+    engine = get_engine(deps.settings.database_url)  # the pooled engine every session shares
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        per_entry = []
+        for entry_id in started.entry_ids:
+            statements.clear()
+            with deps.session() as s:
+                outcome = pipeline.process_entry(s, deps, run_id=started.run_id, entry_id=entry_id)
+            per_entry.append((outcome, list(statements)))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    reads = lambda table, stmts: [q for q in stmts if re.search(rf"^SELECT .* FROM {table}\b", q)]  # noqa: E731
+    first, later = per_entry[0][1], [q for _, stmts in per_entry[1:] for q in stmts]
+    assert len(reads("cp_playbook_sync_runs", first)) == 1 and reads("cp_playbook_sync_runs", later) == []
+    matched = [o for o, _ in per_entry if o["status"] != "orphaned"]
+    assert matched and len(reads("cp_sop_embeddings", later)) < len(per_entry) - 1  # SOP texts come from the cache
+    # The item (row-locked) and its entry: one statement; the hybrid query carries its settings.
+    assert all(len([q for q in stmts if "FROM cp_sync_run_items JOIN cp_knowledge_entries" in q]) == 1 for _, stmts in per_entry)
+    assert all(not any(q.startswith("SET LOCAL hnsw.ef_search") and "WITH" not in q for q in stmts) for _, stmts in per_entry)
