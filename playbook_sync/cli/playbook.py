@@ -11,9 +11,8 @@ from pathlib import Path
 import typer
 
 from playbook_sync import db
-from playbook_sync.cli.shared import console, maybe_worker, services
+from playbook_sync.cli.shared import console, maybe_worker, open_input, print_ingested, services
 from playbook_sync.config import get_settings
-from playbook_sync.ingest import write_rejects
 
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 
@@ -48,30 +47,12 @@ def db_downgrade(revision: str = typer.Argument(None, help="target revision, e.g
 
 def ingest(file: Path) -> None:
     """Load knowledge entries from JSONL; malformed lines are rejected with line number and reason."""
-    from rich.markup import escape
-
     from playbook_sync.ingest import load, read_lines
 
-    try:
-        handle = file.open("rb")  # before any service starts: a wrong path is one line, at once
-    except OSError as exc:
-        reasons = {FileNotFoundError: "no such file", IsADirectoryError: "is a directory", PermissionError: "permission denied"}
-        console.print(f"cannot read {file}: {reasons.get(type(exc), exc.strerror or str(exc))}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
-    with handle, services(broker=False) as settings, db.session_scope(settings.database_url) as session:
+    with open_input(file) as handle, services(broker=False) as settings, db.session_scope(settings.database_url) as session:
         loaded = load(session, read_lines(handle), str(file))
-    parsed = loaded.parsed
-    for warning in parsed.warnings:
-        console.print(f"[yellow]{escape(warning)}[/yellow]", highlight=False)
-    for error in parsed.errors:
-        console.print(f"[red]rejected[/red] {escape(error)}", highlight=False)
-    console.print(f"{loaded.added} new entries, {loaded.present} already present, {len(parsed.errors)} rejected"
-                  + (f", {len(parsed.warnings)} warnings" if parsed.warnings else ""))
-    kept = write_rejects(parsed, settings.data_dir / "rejected", str(file))
-    if kept:
-        console.print(f"rejected lines kept with their reasons in {kept}", markup=False, highlight=False)
-    if parsed.errors:
-        raise typer.Exit(1)
+    print_ingested(loaded.parsed, f"{loaded.added} new entries, {loaded.present} already present, "
+                                  f"{len(loaded.parsed.errors)} rejected", settings, str(file))
 
 
 def validate(repo: Path = typer.Option(None, help="a checked-out playbook directory (default: the configured playbook)"),

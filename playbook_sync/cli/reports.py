@@ -9,42 +9,19 @@ from pathlib import Path
 import typer
 
 from playbook_sync import db
-from playbook_sync.cli.shared import console, print_error, services
-from playbook_sync.ingest import write_rejects
-
-
-def _open(file: Path):
-    try:
-        return file.open("rb")  # before any service starts: a wrong path is one line, at once
-    except OSError as exc:
-        reasons = {FileNotFoundError: "no such file", IsADirectoryError: "is a directory", PermissionError: "permission denied"}
-        print_error(f"cannot read {file}: {reasons.get(type(exc), exc.strerror or str(exc))}")
-        raise typer.Exit(1) from None
+from playbook_sync.cli.shared import console, open_input, print_error, print_ingested, services
 
 
 def ingest_reports(file: Path) -> None:
     """Load execution reports from JSONL; a report_id already stored is updated, bad lines are rejected with a reason."""
-    from rich.markup import escape
-
     from playbook_sync.deps import build_embedder
     from playbook_sync.ingest import read_lines
     from playbook_sync.reports import load
 
-    handle = _open(file)
-    with handle, services(broker=False) as settings, db.session_scope(settings.database_url) as session:
+    with open_input(file) as handle, services(broker=False) as settings, db.session_scope(settings.database_url) as session:
         stored = load(session, build_embedder(settings), read_lines(handle), str(file))
-    parsed = stored.parsed
-    for warning in parsed.warnings:
-        console.print(f"[yellow]{escape(warning)}[/yellow]", highlight=False)
-    for error in parsed.errors:
-        console.print(f"[red]rejected[/red] {escape(error)}", highlight=False)
-    console.print(f"{stored.added} new reports, {stored.updated} updated, {stored.kept} kept (a later copy is stored), "
-                  f"{len(parsed.errors)} rejected", highlight=False)
-    kept = write_rejects(parsed, settings.data_dir / "rejected", str(file))
-    if kept:
-        console.print(f"rejected lines kept with their reasons in {kept}", markup=False, highlight=False)
-    if parsed.errors:
-        raise typer.Exit(1)
+    print_ingested(stored.parsed, f"{stored.added} new reports, {stored.updated} updated, {stored.kept} kept "
+                                  f"(a later copy is stored), {len(stored.parsed.errors)} rejected", settings, str(file))
 
 
 def _since(value: str | None) -> datetime | None:

@@ -178,3 +178,34 @@ def print_report_path(outcome: dict, settings: Settings) -> None:
         html = paths_for(settings, outcome["run_id"])[1]
         if html.exists():
             console.print(f"report: {html}", highlight=False)
+
+
+# -- ingesting files -----------------------------------------------------------------------
+
+
+def open_input(file) -> object:
+    """The file opened for reading, before any service starts: a wrong path is one line, at once."""
+    try:
+        return file.open("rb")
+    except OSError as exc:
+        reasons = {FileNotFoundError: "no such file", IsADirectoryError: "is a directory", PermissionError: "permission denied"}
+        print_error(f"cannot read {file}: {reasons.get(type(exc), exc.strerror or str(exc))}")
+        raise typer.Exit(1) from None
+
+
+def print_ingested(parsed, summary: str, settings: Settings, source: str) -> None:
+    """Warnings, rejected lines and the summary of an ingest; rejected lines kept in a file; exit 1 if any."""
+    from rich.markup import escape
+
+    from playbook_sync.ingest import write_rejects
+
+    for warning in parsed.warnings:
+        console.print(f"[yellow]{escape(warning)}[/yellow]", highlight=False)
+    for error in parsed.errors:
+        console.print(f"[red]rejected[/red] {escape(error)}", highlight=False)
+    console.print(summary + (f", {len(parsed.warnings)} warnings" if parsed.warnings else ""), highlight=False)
+    kept = write_rejects(parsed, settings.data_dir / "rejected", source)
+    if kept:
+        console.print(f"rejected lines kept with their reasons in {kept}", markup=False, highlight=False)
+    if parsed.errors:
+        raise typer.Exit(1)

@@ -81,7 +81,7 @@ def test_missing_file_or_directory_is_one_line(ingest, tmp_path):
     for path, reason in [(tmp_path / "missing.jsonl", "no such file"), (tmp_path, "is a directory")]:
         result = ingest(path)
         assert result.exit_code == 1
-        assert result.output.strip() == f"cannot read {path}: {reason}"
+        assert result.output.strip() == f"error: cannot read {path}: {reason}"
 
 
 def test_bom_and_crlf_load_and_bad_lines_are_named_and_kept(ingest, settings, tmp_path):
