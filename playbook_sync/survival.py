@@ -89,6 +89,9 @@ class Tree:
         for found in self.blocks.values():
             for a in found:
                 self.by_hash.setdefault(callouts.block_hash(a.text), []).append(a)
+                # A re-wrap (prettier's proseWrap, an editor's fill) splits lines differently but
+                # says the same words: the same opener and body, spacing aside, is the same block.
+                self.by_hash.setdefault(_content_key(a.text), []).append(a)
 
 
 def _admonitions(path: str, raw: bytes) -> list[Admonition]:
@@ -108,6 +111,11 @@ def _admonitions(path: str, raw: bytes) -> list[Admonition]:
             out.append(Admonition(path, start, "\n".join(lines[start : i + 1]), body, section))
             start = None
     return out
+
+
+def _content_key(block: str) -> str:
+    """The block's opener and body with all spacing collapsed (line breaks included)."""
+    return "wrap:" + " ".join(block.split("\n", 1)[0].split()) + "|" + " ".join(body_of(block).split())
 
 
 def body_of(block: str) -> str:
@@ -131,9 +139,12 @@ def _overlap(a: str, b: str) -> float:
 def locate(tree: Tree, callouts_: list[InsertedCallout]) -> dict[uuid.UUID, Found]:
     """Where each callout is in the tree (see the module docstring for the order of the rules)."""
     found: dict[uuid.UUID, Found] = {}
-    claimed = {id(a) for c in callouts_ for a in tree.by_hash.get(c.block_hash, [])}
+    def same_block(c: InsertedCallout) -> list[Admonition]:
+        return tree.by_hash.get(c.block_hash, []) or tree.by_hash.get(_content_key(c.block), [])
+
+    claimed = {id(a) for c in callouts_ for a in same_block(c)}
     for c in callouts_:
-        same = tree.by_hash.get(c.block_hash, [])
+        same = same_block(c)
         here = [a for a in same if a.path == c.sop_file_path]
         if here:
             a = here[0]

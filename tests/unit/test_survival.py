@@ -117,3 +117,13 @@ def test_an_unrelated_admonition_of_the_same_type_is_not_taken_for_a_rewrite():
     files, rows = written()
     own = ":::tip From the Field\nBook the follow-up meeting before you hang up the phone.\n:::"
     assert judge(change(files, COLD, TIP.rstrip("\n"), own), rows)[0][0] == State.declined
+
+
+def test_a_rewrapped_callout_is_kept_not_edited():
+    """A formatter re-wrapping the file (prettier proseWrap) splits a callout's lines differently:
+    the same words are kept, not a person's edit (it was counted edited and taught a lesson)."""
+    files, rows = written()
+    body = TIP.split("\n")[1]
+    cut = body.index(" ", len(body) // 2)
+    rewrapped = change(files, COLD, body, body[:cut] + "\n" + body[cut + 1 :])
+    assert [(s, t) for s, _, t in judge(rewrapped, rows)] == [(State.kept, None), (State.kept, None)]
