@@ -6,7 +6,7 @@ merge or a force push rewrites history, and only what the tree holds tells what 
 kept. In order, for each callout:
 
 1. the same block (block_hash) in its SOP: kept (moved, when in another section);
-2. the same block in another SOP: moved;
+2. the same block in another SOP, a copy no callout of that SOP accounts for: moved;
 3. an admonition in its SOP that no tracked block explains, whose body is close to the
    callout's (EDIT_SIMILARITY of the characters, or WORD_OVERLAP of the content words; a
    rewrite in place, same opener and section, needs only PLACE_OVERLAP of the words): edited,
@@ -143,15 +143,19 @@ def locate(tree: Tree, callouts_: list[InsertedCallout]) -> dict[uuid.UUID, Foun
         return tree.by_hash.get(c.block_hash, []) or tree.by_hash.get(_content_key(c.block), [])
 
     claimed = {id(a) for c in callouts_ for a in same_block(c)}
+    taken: set[int] = set()  # a copy a callout of its own SOP accounts for cannot be another's move target
     for c in callouts_:
-        same = same_block(c)
-        here = [a for a in same if a.path == c.sop_file_path]
+        here = [a for a in same_block(c) if a.path == c.sop_file_path]
         if here:
             a = here[0]
+            taken.add(id(a))
             moved = a.section is not None and c.section and a.section != c.section
             found[c.id] = Found(State.moved if moved else State.kept, a.path, a.section)
-        elif same:
-            found[c.id] = Found(State.moved, same[0].path, same[0].section)
+    for c in callouts_:
+        elsewhere = [a for a in same_block(c) if id(a) not in taken] if c.id not in found else []
+        if elsewhere:
+            taken.add(id(elsewhere[0]))
+            found[c.id] = Found(State.moved, elsewhere[0].path, elsewhere[0].section)
     for c in callouts_:
         if c.id in found:
             continue

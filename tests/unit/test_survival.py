@@ -127,3 +127,14 @@ def test_a_rewrapped_callout_is_kept_not_edited():
     cut = body.index(" ", len(body) // 2)
     rewrapped = change(files, COLD, body, body[:cut] + "\n" + body[cut + 1 :])
     assert [(s, t) for s, _, t in judge(rewrapped, rows)] == [(State.kept, None), (State.kept, None)]
+
+
+def test_a_block_written_into_two_sops_and_removed_from_one_is_declined_there():
+    """One entry enriching two SOPs writes the same block in both; deleting it from one said 'moved' to the
+    other (whose own callout already accounts for that copy) instead of declined."""
+    files, rows = written()
+    linkedin = files[LINKEDIN].decode() + "\n" + TIP
+    twin = InsertedCallout(id=uuid.uuid4(), sop_file_path=LINKEDIN, section=None, entry_ids=[], block=TIP,
+                           block_hash=callouts.block_hash(TIP))
+    gone = files | {COLD: files[COLD].decode().replace(TIP, "").encode(), LINKEDIN: linkedin.encode()}
+    assert [s for s, *_ in judge(gone, [*rows, twin])] == [State.declined, State.kept, State.kept]
