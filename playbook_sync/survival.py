@@ -13,6 +13,8 @@ kept. In order, for each callout:
    and the person's text is stored. Words, not characters, for the looser rules: two
    unrelated English sentences share a third of their characters, but hardly any words;
 4. such an admonition in another SOP (MOVE_SIMILARITY, stricter): moved, with its text;
+   in 2 and 4, when the callout's own SOP is gone, the SOP was renamed (or split): kept, or
+   edited with its text, since a rename judges no callout;
 5. else declined when its SOP is still there, sop_deleted when the SOP is gone (deleting a
    whole SOP says nothing about one callout, so it counts neither way).
 
@@ -155,7 +157,9 @@ def locate(tree: Tree, callouts_: list[InsertedCallout]) -> dict[uuid.UUID, Foun
         elsewhere = [a for a in same_block(c) if id(a) not in taken] if c.id not in found else []
         if elsewhere:
             taken.add(id(elsewhere[0]))
-            found[c.id] = Found(State.moved, elsewhere[0].path, elsewhere[0].section)
+            # Its SOP gone and the block in another: the file was renamed or split, not the callout judged.
+            state = State.moved if c.sop_file_path in tree.paths else State.kept
+            found[c.id] = Found(state, elsewhere[0].path, elsewhere[0].section)
     for c in callouts_:
         if c.id in found:
             continue
@@ -170,7 +174,8 @@ def locate(tree: Tree, callouts_: list[InsertedCallout]) -> dict[uuid.UUID, Foun
             passes = chars >= EDIT_SIMILARITY or words >= WORD_OVERLAP or (in_place and words >= PLACE_OVERLAP)
             return chars + words if passes else 0.0
 
-        for paths, state in (([c.sop_file_path], State.edited), (sorted(tree.paths - {c.sop_file_path}), State.moved)):
+        away = State.moved if c.sop_file_path in tree.paths else State.edited  # as above: a renamed SOP
+        for paths, state in (([c.sop_file_path], State.edited), (sorted(tree.paths - {c.sop_file_path}), away)):
             pool = [a for p in paths for a in tree.blocks.get(p, []) if id(a) not in claimed and a.body]
             best = max(pool, key=likeness, default=None)
             if best is not None and likeness(best) > 0:

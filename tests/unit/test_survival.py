@@ -72,12 +72,16 @@ def test_moved_to_another_section_or_sop_is_moved():
         State.moved, LINKEDIN)
 
 
-def test_a_deleted_sop_counts_neither_way_and_a_renamed_one_is_moved():
+def test_a_deleted_sop_counts_neither_way_and_a_renamed_one_keeps_its_callouts():
+    """A rename (git mv) judges no callout: it was 'moved to another SOP', which counts as declined for
+    confidence and taught an 'Editors removed N callouts' lesson."""
     files, rows = written()
     gone = {p: b for p, b in files.items() if p != COLD}
     assert [s for s, *_ in judge(gone, rows)] == [State.sop_deleted, State.sop_deleted]
-    renamed = gone | {"docs/sops/module-2/sop-2-1-cold-email.md": files[COLD]}
-    assert [s for s, *_ in judge(renamed, rows)] == [State.moved, State.moved]
+    new = "docs/sops/module-2/sop-2-1-cold-email.md"
+    assert [s[:2] for s in judge(gone | {new: files[COLD]}, rows)] == [(State.kept, new), (State.kept, new)]
+    rewritten = files[COLD].decode().replace("twice the opens", "double the opens")
+    assert judge(gone | {new: rewritten.encode()}, rows)[0][:2] == (State.edited, new)
 
 
 def test_a_rewrite_is_claimed_once():
