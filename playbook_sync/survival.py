@@ -217,7 +217,9 @@ def observe(session: Session, *, trees: Iterable[tuple[str, Tree]], now: datetim
             review = located[1][1][r.id]
             now_found = Found(State.pending, review.path, review.section, review.text) if review.state in (
                 State.kept, State.edited, State.moved) else base
-        if base.state in (State.kept, State.edited, State.moved) and row.landed_at is None:
+        # Commit mode: the run's commit put it on the branch, whatever a person did with it since (one
+        # deleted before the next run landed too, and its lag counts); pull request mode: once seen on the base.
+        if row.landed_at is None and (landed_immediately or base.state in (State.kept, State.edited, State.moved)):
             row.landed_at = r.created_at if landed_immediately else now
         row.current_sop_path, row.current_section = now_found.path, now_found.section
         row.current_text = now_found.text if now_found.state in (State.edited, State.moved) else None

@@ -366,3 +366,17 @@ def test_a_run_ended_from_outside_still_reinforces_and_records_its_metrics(deps)
         assert s.get(RunItem, (started.run_id, started.entry_ids[0])).status == "redundant"
         assert s.get(CalloutState, written.id).helpful == 1
         assert s.get(RunLearning, started.run_id) is not None
+
+
+def test_a_callout_deleted_before_the_next_run_still_counts_for_freshness(deps):
+    """Commit mode: a callout removed before the next run looked had landed all the same (the run committed it),
+    but it never got landed_at, so the freshness lag left out exactly the callouts editors were quickest to judge."""
+    (tip,) = add(deps, entry("Cold email subject lines naming the prospect's competitor got twice the opens.", created_at=T0))
+    r1 = pipeline.run_inline(deps, now=T0 + timedelta(days=7))
+    (written,) = callouts_of(deps, r1["run_id"])
+    edit_by_hand(deps, written.sop_file_path, drop_block(written.block))
+    add(deps, entry("Sales calls close faster with a clear next step.", created_at=T0 + timedelta(days=8)))
+    pipeline.run_inline(deps, now=T0 + timedelta(days=14))
+    with deps.session() as s:
+        state = s.get(CalloutState, written.id)
+        assert state.state == "declined" and state.landed_at == written.created_at
