@@ -16,7 +16,8 @@ kept. In order, for each callout:
    in 2 and 4, when the callout's own SOP is gone, the SOP was renamed (or split): kept, or
    edited with its text, since a rename judges no callout;
 5. else declined when its SOP is still there, sop_deleted when the SOP is gone (deleting a
-   whole SOP says nothing about one callout, so it counts neither way).
+   whole SOP says nothing about one callout, so it counts neither way; a callout declined before
+   its SOP went stays declined).
 
 Pull request mode: what is on the base branch decides (a merge lands it); a callout only on
 the open review branch is pending, and one that is on neither (removed on the review
@@ -212,6 +213,8 @@ def observe(session: Session, *, trees: Iterable[tuple[str, Tree]], now: datetim
             session.add(row)
         previous = State(row.state)
         base = located[0][1][r.id]
+        if base.state == State.sop_deleted and previous == State.declined:
+            base = Found(State.declined)  # removed, then its SOP deleted or renamed: the decline stands
         now_found = base
         if base.state not in (State.kept, State.edited, State.moved) and len(located) > 1:
             review = located[1][1][r.id]

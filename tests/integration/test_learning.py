@@ -380,3 +380,18 @@ def test_a_callout_deleted_before_the_next_run_still_counts_for_freshness(deps):
     with deps.session() as s:
         state = s.get(CalloutState, written.id)
         assert state.state == "declined" and state.landed_at == written.created_at
+
+
+def test_a_decline_stands_when_its_sop_is_deleted_later(deps):
+    """An editor removed a callout (declined), later deleted or renamed the SOP: the decline turned into
+    sop_deleted, which counts neither way, so the earlier decline vanished from the confidence and the rates."""
+    add(deps, entry("Cold email subject lines naming the prospect's competitor got twice the opens.", created_at=T0))
+    r1 = pipeline.run_inline(deps, now=T0 + timedelta(days=7))
+    (written,) = callouts_of(deps, r1["run_id"])
+    edit_by_hand(deps, written.sop_file_path, drop_block(written.block))
+    pipeline.run_inline(deps, now=T0 + timedelta(days=14))
+    assert states(deps)[written.id] == ("declined", None)
+    git(deps, "rm", "-q", written.sop_file_path)
+    git(deps, "-c", "user.name=Editor", "-c", "user.email=editor@example.com", "commit", "-qm", "drop the SOP")
+    pipeline.run_inline(deps, now=T0 + timedelta(days=21))
+    assert states(deps)[written.id] == ("declined", None)
