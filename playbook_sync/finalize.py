@@ -305,6 +305,7 @@ def fail_run(deps: Deps, *, run_id: uuid.UUID, error: str) -> dict | None:
         if ended is None:
             return None
         run = session.get(SyncRun, run_id)
+        learning_metrics.after_run(session, deps, run)  # its redundant entries are final: they reinforce now or never
         if ended.get("adopted"):
             publish.after_commit(session, deps.repo, run, deps.settings.deploy_webhook_url)
         report.write_quietly(session, deps.settings, deps.repo, run)  # a failed run gets its report too (what failed, and why)

@@ -6,15 +6,18 @@ merge or a force push rewrites history, and only what the tree holds tells what 
 kept. In order, for each callout:
 
 1. the same block (block_hash) in its SOP: kept (moved, when in another section);
-2. the same block in another SOP: moved;
+2. the same block in another SOP, a copy no callout of that SOP accounts for: moved;
 3. an admonition in its SOP that no tracked block explains, whose body is close to the
    callout's (EDIT_SIMILARITY of the characters, or WORD_OVERLAP of the content words; a
    rewrite in place, same opener and section, needs only PLACE_OVERLAP of the words): edited,
    and the person's text is stored. Words, not characters, for the looser rules: two
    unrelated English sentences share a third of their characters, but hardly any words;
 4. such an admonition in another SOP (MOVE_SIMILARITY, stricter): moved, with its text;
+   in 2 and 4, when the callout's own SOP is gone, the SOP was renamed (or split): kept, or
+   edited with its text, since a rename judges no callout;
 5. else declined when its SOP is still there, sop_deleted when the SOP is gone (deleting a
-   whole SOP says nothing about one callout, so it counts neither way).
+   whole SOP says nothing about one callout, so it counts neither way; a callout declined before
+   its SOP went stays declined).
 
 Pull request mode: what is on the base branch decides (a merge lands it); a callout only on
 the open review branch is pending, and one that is on neither (removed on the review
@@ -89,6 +92,9 @@ class Tree:
         for found in self.blocks.values():
             for a in found:
                 self.by_hash.setdefault(callouts.block_hash(a.text), []).append(a)
+                # A re-wrap (prettier's proseWrap, an editor's fill) splits lines differently but
+                # says the same words: the same opener and body, spacing aside, is the same block.
+                self.by_hash.setdefault(_content_key(a.text), []).append(a)
 
 
 def _admonitions(path: str, raw: bytes) -> list[Admonition]:
@@ -108,6 +114,11 @@ def _admonitions(path: str, raw: bytes) -> list[Admonition]:
             out.append(Admonition(path, start, "\n".join(lines[start : i + 1]), body, section))
             start = None
     return out
+
+
+def _content_key(block: str) -> str:
+    """The block's opener and body with all spacing collapsed (line breaks included)."""
+    return "wrap:" + " ".join(block.split("\n", 1)[0].split()) + "|" + " ".join(body_of(block).split())
 
 
 def body_of(block: str) -> str:
@@ -131,16 +142,25 @@ def _overlap(a: str, b: str) -> float:
 def locate(tree: Tree, callouts_: list[InsertedCallout]) -> dict[uuid.UUID, Found]:
     """Where each callout is in the tree (see the module docstring for the order of the rules)."""
     found: dict[uuid.UUID, Found] = {}
-    claimed = {id(a) for c in callouts_ for a in tree.by_hash.get(c.block_hash, [])}
+    def same_block(c: InsertedCallout) -> list[Admonition]:
+        return tree.by_hash.get(c.block_hash, []) or tree.by_hash.get(_content_key(c.block), [])
+
+    claimed = {id(a) for c in callouts_ for a in same_block(c)}
+    taken: set[int] = set()  # a copy a callout of its own SOP accounts for cannot be another's move target
     for c in callouts_:
-        same = tree.by_hash.get(c.block_hash, [])
-        here = [a for a in same if a.path == c.sop_file_path]
+        here = [a for a in same_block(c) if a.path == c.sop_file_path]
         if here:
             a = here[0]
+            taken.add(id(a))
             moved = a.section is not None and c.section and a.section != c.section
             found[c.id] = Found(State.moved if moved else State.kept, a.path, a.section)
-        elif same:
-            found[c.id] = Found(State.moved, same[0].path, same[0].section)
+    for c in callouts_:
+        elsewhere = [a for a in same_block(c) if id(a) not in taken] if c.id not in found else []
+        if elsewhere:
+            taken.add(id(elsewhere[0]))
+            # Its SOP gone and the block in another: the file was renamed or split, not the callout judged.
+            state = State.moved if c.sop_file_path in tree.paths else State.kept
+            found[c.id] = Found(state, elsewhere[0].path, elsewhere[0].section)
     for c in callouts_:
         if c.id in found:
             continue
@@ -155,7 +175,8 @@ def locate(tree: Tree, callouts_: list[InsertedCallout]) -> dict[uuid.UUID, Foun
             passes = chars >= EDIT_SIMILARITY or words >= WORD_OVERLAP or (in_place and words >= PLACE_OVERLAP)
             return chars + words if passes else 0.0
 
-        for paths, state in (([c.sop_file_path], State.edited), (sorted(tree.paths - {c.sop_file_path}), State.moved)):
+        away = State.moved if c.sop_file_path in tree.paths else State.edited  # as above: a renamed SOP
+        for paths, state in (([c.sop_file_path], State.edited), (sorted(tree.paths - {c.sop_file_path}), away)):
             pool = [a for p in paths for a in tree.blocks.get(p, []) if id(a) not in claimed and a.body]
             best = max(pool, key=likeness, default=None)
             if best is not None and likeness(best) > 0:
@@ -192,12 +213,16 @@ def observe(session: Session, *, trees: Iterable[tuple[str, Tree]], now: datetim
             session.add(row)
         previous = State(row.state)
         base = located[0][1][r.id]
+        if base.state == State.sop_deleted and previous == State.declined:
+            base = Found(State.declined)  # removed, then its SOP deleted or renamed: the decline stands
         now_found = base
         if base.state not in (State.kept, State.edited, State.moved) and len(located) > 1:
             review = located[1][1][r.id]
             now_found = Found(State.pending, review.path, review.section, review.text) if review.state in (
                 State.kept, State.edited, State.moved) else base
-        if base.state in (State.kept, State.edited, State.moved) and row.landed_at is None:
+        # Commit mode: the run's commit put it on the branch, whatever a person did with it since (one
+        # deleted before the next run landed too, and its lag counts); pull request mode: once seen on the base.
+        if row.landed_at is None and (landed_immediately or base.state in (State.kept, State.edited, State.moved)):
             row.landed_at = r.created_at if landed_immediately else now
         row.current_sop_path, row.current_section = now_found.path, now_found.section
         row.current_text = now_found.text if now_found.state in (State.edited, State.moved) else None

@@ -28,7 +28,7 @@ def runs(ctx: typer.Context, limit: int = typer.Option(10, help="how many runs")
     if ctx.invoked_subcommand is not None:
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
-                  caption="counts: entries = enriched redundant orphaned deferred failed; times UTC")
+                  caption="counts: entries = enriched redundant orphaned deferred failed held; times UTC")
     wide = console.width >= 110  # narrow terminals: no trigger column, window as dates
     for name in ("run", "started", "trigger", "window", "status", "counts", "cost", "commit"):
         if wide or name != "trigger":
@@ -40,7 +40,7 @@ def runs(ctx: typer.Context, limit: int = typer.Option(10, help="how many runs")
             color = {"success": "green", "partial": "yellow", "failed": "red"}.get(r.status, "blue")
             n = counted.get(r.id, {})  # from the items: a run that ended any way shows what happened to them
             counts = (f"{sum(n.values())} = {n.get('enriched', 0)} {n.get('redundant', 0)} {n.get('orphaned', 0)} "
-                      f"{n.get('deferred', 0)} {n.get('failed', 0)}")
+                      f"{n.get('deferred', 0)} {n.get('failed', 0)} {n.get('held', 0)}")  # held: so the parts add up
             commit = (r.commit_sha or "—")[:8] + (" +PR" if r.pull_request_url else "")
             row = [str(r.id)[:8], f"{r.run_at:%m-%d %H:%M}", r.trigger, _window(r, fmt="%m-%d %H:%M" if wide else "%m-%d"),
                    f"[{color}]{r.status}[/{color}]", counts, f"${r.cost_usd or 0:.2f}", commit]
@@ -66,7 +66,7 @@ def runs_show(run_id: str = typer.Argument(..., help="a run id or unique prefix"
         out.print(f"window  {_window(r)} UTC", highlight=False)
         n = store.item_counts(session, run_ids=[r.id]).get(r.id, {})
         out.print(f"entries {sum(n.values())}: {n.get('enriched', 0)} enriched, {n.get('redundant', 0)} redundant, "
-                  f"{n.get('orphaned', 0)} orphaned, {n.get('deferred', 0)} deferred, {n.get('failed', 0)} failed"
+                  f"{n.get('orphaned', 0)} orphaned, {n.get('deferred', 0)} deferred, {n.get('failed', 0)} failed, {n.get('held', 0)} held"
                   + (f", {n['pending'] + n.get('matched', 0)} in progress" if n.get("pending") else ""), highlight=False)
         out.print(f"cost    ${r.cost_usd or 0:.4f}", highlight=False)
         for path in r.sops_enriched or []:

@@ -154,9 +154,12 @@ def print_summary(outcome: dict, settings: Settings) -> None:
         console.print(f"[yellow]run refused:[/yellow] {outcome.get('reason')}")
         raise typer.Exit(1)
     table = Table(title=f"run {outcome['run_id']} — {outcome['status']}")
-    for column in ("entries", "enriched", "redundant", "orphaned", "deferred", "failed"):
+    columns = ("entries", "enriched", "redundant", "orphaned", "deferred", "failed")
+    # Held entries (learning.py) have no counter of their own on the run: they are the rest of a finished run's entries.
+    held = (outcome["entries"] or 0) - sum(outcome[c] or 0 for c in columns[1:])
+    for column in (*columns, "held"):
         table.add_column(column, justify="right")
-    table.add_row(*(str(outcome[c]) for c in ("entries", "enriched", "redundant", "orphaned", "deferred", "failed")))
+    table.add_row(*(str(outcome[c]) for c in columns), str(held))
     console.print(table)
     for path in outcome["sops_enriched"]:
         console.print(f"  enriched {path}")

@@ -370,3 +370,30 @@ def test_run_wait_says_what_it_waits_for_then_gives_up_in_one_line(deps, setting
     assert stalled.exit_code == 1, stalled.output
     assert re.search(r"no progress for \d+s; waiting for \d+ of \d+ entries still pending on queues", stalled.output), stalled.output
     assert "still running after 4s; it goes on in the background" in stalled.output
+
+
+# -- held entries are counted ---------------------------------------------------------------------------
+
+
+def test_runs_and_runs_show_count_held_entries(deps, settings, redis_url, monkeypatch):
+    """A run with held entries (learning.py) printed counts that did not add up: `4 = 2 0 0 0 0`."""
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC) - timedelta(hours=1))[:4])
+    with deps.session() as s:
+        started = pipeline.start_run(s, deps)
+    with deps.session() as s:
+        for i, entry_id in enumerate(started.entry_ids):
+            item = s.get(RunItem, (started.run_id, entry_id))
+            item.status, item.error = ("held", "held for review: low confidence") if i < 2 else ("orphaned", None)
+    for key, value in {"PLAYBOOK_SYNC_DATABASE_URL": settings.database_url, "PLAYBOOK_SYNC_BROKER_URL": settings.broker_url,
+                       "PLAYBOOK_SYNC_REPO_PATH": str(settings.playbook_path),
+                       "PLAYBOOK_SYNC_DATA_DIR": str(settings.data_dir)}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        listed = CliRunner().invoke(cli_app, ["runs"], env={"COLUMNS": "200"})
+        shown = CliRunner().invoke(cli_app, ["runs", "show", str(started.run_id)[:8]], env={"COLUMNS": "200"})
+    finally:
+        get_settings.cache_clear()
+    assert listed.exit_code == 0 and "4 = 0 0 2 0 0 2" in listed.output and "failed held" in listed.output, listed.output
+    assert shown.exit_code == 0 and "0 failed, 2 held" in shown.output, shown.output

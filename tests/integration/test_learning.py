@@ -341,3 +341,57 @@ def test_real_provider_lessons_are_one_structured_call_per_sop(deps):
         assert [x.text for x in s.scalars(select(Lesson))] == [taught]
         steps = list(s.scalars(select(LlmCall.step).where(LlmCall.run_id == run["run_id"])))
     assert steps == ["lessons"]
+
+
+def test_a_run_ended_from_outside_still_reinforces_and_records_its_metrics(deps):
+    """A run ended by the watchdog, `runs fail` or a killed command's reaper (finalize.fail_run) never reached
+    after_run: its redundant entries (a final outcome, owed to nobody) never strengthened the callout they repeat,
+    and the run had no learning metrics."""
+    discovery = "Discovery calls go better with a written agenda sent the day before."
+    add(deps, entry(discovery, created_at=T0))
+    r1 = pipeline.run_inline(deps, now=T0 + timedelta(days=7))
+    add(deps, entry("Sales calls close faster with a clear next step.", created_at=T0 + timedelta(days=8)))
+    pipeline.run_inline(deps, now=T0 + timedelta(days=14))  # observes run 1's callout: kept
+    add(deps, entry(discovery, created_at=T0 + timedelta(days=15), source="call-2"))
+    with deps.session() as s:
+        started = pipeline.start_run(s, deps, now=T0 + timedelta(days=21))
+    for entry_id in started.entry_ids:
+        with deps.session() as s:
+            pipeline.process_entry(s, deps, run_id=started.run_id, entry_id=entry_id)
+    from playbook_sync import finalize
+
+    finalize.fail_run(deps, run_id=started.run_id, error="ended by an operator")
+    (written,) = callouts_of(deps, r1["run_id"])
+    with deps.session() as s:
+        assert s.get(RunItem, (started.run_id, started.entry_ids[0])).status == "redundant"
+        assert s.get(CalloutState, written.id).helpful == 1
+        assert s.get(RunLearning, started.run_id) is not None
+
+
+def test_a_callout_deleted_before_the_next_run_still_counts_for_freshness(deps):
+    """Commit mode: a callout removed before the next run looked had landed all the same (the run committed it),
+    but it never got landed_at, so the freshness lag left out exactly the callouts editors were quickest to judge."""
+    (tip,) = add(deps, entry("Cold email subject lines naming the prospect's competitor got twice the opens.", created_at=T0))
+    r1 = pipeline.run_inline(deps, now=T0 + timedelta(days=7))
+    (written,) = callouts_of(deps, r1["run_id"])
+    edit_by_hand(deps, written.sop_file_path, drop_block(written.block))
+    add(deps, entry("Sales calls close faster with a clear next step.", created_at=T0 + timedelta(days=8)))
+    pipeline.run_inline(deps, now=T0 + timedelta(days=14))
+    with deps.session() as s:
+        state = s.get(CalloutState, written.id)
+        assert state.state == "declined" and state.landed_at == written.created_at
+
+
+def test_a_decline_stands_when_its_sop_is_deleted_later(deps):
+    """An editor removed a callout (declined), later deleted or renamed the SOP: the decline turned into
+    sop_deleted, which counts neither way, so the earlier decline vanished from the confidence and the rates."""
+    add(deps, entry("Cold email subject lines naming the prospect's competitor got twice the opens.", created_at=T0))
+    r1 = pipeline.run_inline(deps, now=T0 + timedelta(days=7))
+    (written,) = callouts_of(deps, r1["run_id"])
+    edit_by_hand(deps, written.sop_file_path, drop_block(written.block))
+    pipeline.run_inline(deps, now=T0 + timedelta(days=14))
+    assert states(deps)[written.id] == ("declined", None)
+    git(deps, "rm", "-q", written.sop_file_path)
+    git(deps, "-c", "user.name=Editor", "-c", "user.email=editor@example.com", "commit", "-qm", "drop the SOP")
+    pipeline.run_inline(deps, now=T0 + timedelta(days=21))
+    assert states(deps)[written.id] == ("declined", None)

@@ -72,12 +72,16 @@ def test_moved_to_another_section_or_sop_is_moved():
         State.moved, LINKEDIN)
 
 
-def test_a_deleted_sop_counts_neither_way_and_a_renamed_one_is_moved():
+def test_a_deleted_sop_counts_neither_way_and_a_renamed_one_keeps_its_callouts():
+    """A rename (git mv) judges no callout: it was 'moved to another SOP', which counts as declined for
+    confidence and taught an 'Editors removed N callouts' lesson."""
     files, rows = written()
     gone = {p: b for p, b in files.items() if p != COLD}
     assert [s for s, *_ in judge(gone, rows)] == [State.sop_deleted, State.sop_deleted]
-    renamed = gone | {"docs/sops/module-2/sop-2-1-cold-email.md": files[COLD]}
-    assert [s for s, *_ in judge(renamed, rows)] == [State.moved, State.moved]
+    new = "docs/sops/module-2/sop-2-1-cold-email.md"
+    assert [s[:2] for s in judge(gone | {new: files[COLD]}, rows)] == [(State.kept, new), (State.kept, new)]
+    rewritten = files[COLD].decode().replace("twice the opens", "double the opens")
+    assert judge(gone | {new: rewritten.encode()}, rows)[0][:2] == (State.edited, new)
 
 
 def test_a_rewrite_is_claimed_once():
@@ -117,3 +121,24 @@ def test_an_unrelated_admonition_of_the_same_type_is_not_taken_for_a_rewrite():
     files, rows = written()
     own = ":::tip From the Field\nBook the follow-up meeting before you hang up the phone.\n:::"
     assert judge(change(files, COLD, TIP.rstrip("\n"), own), rows)[0][0] == State.declined
+
+
+def test_a_rewrapped_callout_is_kept_not_edited():
+    """A formatter re-wrapping the file (prettier proseWrap) splits a callout's lines differently:
+    the same words are kept, not a person's edit (it was counted edited and taught a lesson)."""
+    files, rows = written()
+    body = TIP.split("\n")[1]
+    cut = body.index(" ", len(body) // 2)
+    rewrapped = change(files, COLD, body, body[:cut] + "\n" + body[cut + 1 :])
+    assert [(s, t) for s, _, t in judge(rewrapped, rows)] == [(State.kept, None), (State.kept, None)]
+
+
+def test_a_block_written_into_two_sops_and_removed_from_one_is_declined_there():
+    """One entry enriching two SOPs writes the same block in both; deleting it from one said 'moved' to the
+    other (whose own callout already accounts for that copy) instead of declined."""
+    files, rows = written()
+    linkedin = files[LINKEDIN].decode() + "\n" + TIP
+    twin = InsertedCallout(id=uuid.uuid4(), sop_file_path=LINKEDIN, section=None, entry_ids=[], block=TIP,
+                           block_hash=callouts.block_hash(TIP))
+    gone = files | {COLD: files[COLD].decode().replace(TIP, "").encode(), LINKEDIN: linkedin.encode()}
+    assert [s for s, *_ in judge(gone, [*rows, twin])] == [State.declined, State.kept, State.kept]
