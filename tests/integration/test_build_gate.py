@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from playbook_sync import callouts, demo, edits, pipeline, sitebuild, sops, store
+from playbook_sync import callouts, demo, edits, pipeline, sitebuild, sop_edits, sops, store
 from playbook_sync.deps import Deps
 from playbook_sync.models import RunItem
 from playbook_sync.providers.localgit import init_repo
@@ -54,6 +54,7 @@ def test_a_page_the_site_build_fails_on_is_deferred_with_the_build_error(site, s
     deps.llm = BraceLLM()
     # Every check of ours lets `{amount}` through: sanitizer, per-edit hazard check, commit lint.
     monkeypatch.setattr(edits, "mdx_safe", lambda text: text)
+    monkeypatch.setattr(sop_edits, "mdx_safe", lambda text: text)
     monkeypatch.setattr(callouts, "mdx_safe", lambda text: text)
     monkeypatch.setattr(edits, "_new_hazards", lambda old, new: None)
     monkeypatch.setattr(sops, "coded_hazards", lambda text: [])  # the one checker's hazard scan
