@@ -58,7 +58,7 @@ def test_demo_commits_once_then_processes_nothing_twice(tmp_path):
     assert commits(repo) == 3 and re.search(r"^commit: [0-9a-f]{40}$", second.stdout, re.M)  # the deferred, in one commit
     third = demo(tmp_path)
     assert third.returncode == 0 and "nothing to change" in third.stdout
-    assert counts(third.stdout) == dict.fromkeys(("entries", "enriched", "redundant", "orphaned", "deferred", "failed"), 0)
+    assert counts(third.stdout) == dict.fromkeys(("entries", "enriched", "redundant", "orphaned", "deferred", "held", "failed"), 0)
     assert commits(repo) == 3  # nothing left to do: no commit
 
 
