@@ -183,26 +183,26 @@ def test_the_demo_from_another_directory_uses_one_data_dir(tmp_path):
 
 # -- item 8: a new SOP never takes the path (number) of a deleted one -------------------------------
 
-GONE = "docs/sops/module-1/sop-1-4-office-plants.md"
-PLANTS = '---\nid: sop-1-4-office-plants\ntitle: "SOP 1.4: Office Plants"\n---\n\n# Office Plants\n\nWater them on Fridays.\n'
+GONE = "docs/sops/module-2/sop-2-4-office-plants.md"  # the sample run's new SOP lands in module 2
+PLANTS = '---\nid: sop-2-4-office-plants\ntitle: "SOP 2.4: Office Plants"\n---\n\n# Office Plants\n\nWater them on Fridays.\n'
 
 
-def created_in_module_1(outcome: dict) -> list[str]:
-    return [Path(p).name for p in outcome["sops_created"] if "/module-1/" in p]
+def created_in_module_2(outcome: dict) -> list[str]:
+    return [Path(p).name for p in outcome["sops_created"] if "/module-2/" in p]
 
 
 def test_a_new_sop_skips_the_number_of_an_sop_deleted_before_the_run(deps):
     repo = deps.settings.playbook_path
     (repo / GONE).write_text(PLANTS)
     git(repo, "add", GONE)
-    git(repo, "commit", "-q", "-m", "SOP 1.4")
+    git(repo, "commit", "-q", "-m", "SOP 2.4")
     git(repo, "rm", "-q", GONE)
-    git(repo, "commit", "-q", "-m", "SOP 1.4 was a mistake")
+    git(repo, "commit", "-q", "-m", "SOP 2.4 was a mistake")
     sample_entries(deps)
     outcome = pipeline.run_inline(deps)
-    names = created_in_module_1(outcome)
-    assert names and names[0].startswith("sop-1-5-"), outcome["sops_created"]
-    assert not any(n.startswith("sop-1-4-") for n in names)
+    names = created_in_module_2(outcome)
+    assert names and names[0].startswith("sop-2-5-"), outcome["sops_created"]
+    assert not any(n.startswith("sop-2-4-") for n in names)
 
 
 class NoHistory(LocalGitRepo):
@@ -215,7 +215,7 @@ def test_without_history_a_new_sop_skips_a_number_deleted_during_the_run(deps):
     repo = deps.settings.playbook_path
     (repo / GONE).write_text(PLANTS)
     git(repo, "add", GONE)
-    git(repo, "commit", "-q", "-m", "SOP 1.4")
+    git(repo, "commit", "-q", "-m", "SOP 2.4")
     deps.repo = NoHistory(repo)
     sample_entries(deps)
     with deps.session() as s:
@@ -224,7 +224,7 @@ def test_without_history_a_new_sop_skips_a_number_deleted_during_the_run(deps):
         with deps.session() as s:
             pipeline.process_entry(s, deps, run_id=started.run_id, entry_id=entry_id)
     git(repo, "rm", "-q", GONE)  # a person deletes it while the run is working
-    git(repo, "commit", "-q", "-m", "SOP 1.4 was a mistake")
+    git(repo, "commit", "-q", "-m", "SOP 2.4 was a mistake")
     outcome = finalize.finalize_or_fail(deps, run_id=started.run_id)
-    names = created_in_module_1(outcome)
-    assert names and names[0].startswith("sop-1-5-"), outcome
+    names = created_in_module_2(outcome)
+    assert names and names[0].startswith("sop-2-5-"), outcome
