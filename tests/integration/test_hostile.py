@@ -49,10 +49,11 @@ def broken_playbook() -> tuple[dict[str, bytes], dict[str, str]]:
     files[crlf] = files[crlf].replace(b"\n", b"\r\n")
     unclosed = "docs/sops/module-3/sop-3-1-run-a-discovery-call.md"
     files[unclosed] += b"\n:::tip Dangling\nThis tip never closes.\n"
+    m2 = "docs/sops/module-2/"  # where the sample run's new SOP lands (module by vote)
     broken = {
-        f"{m1}sop-1-8-no-frontmatter.md": (b"# SOP 1.8: Nothing on top\n\nText.\n", ":1: missing frontmatter"),
-        f"{m1}sop-1-9-bad-yaml.md": (b"---\nid: [unclosed\ntitle: Bad\n---\n\nText.\n", ":3: frontmatter is not valid YAML"),
-        f"{m1}sop-1-7-latin1.md": (b"---\nid: latin\ntitle: Latin\n---\n\ncaf\xe9\n", ":6: not valid UTF-8"),
+        f"{m2}sop-2-8-no-frontmatter.md": (b"# SOP 2.8: Nothing on top\n\nText.\n", ":1: missing frontmatter"),
+        f"{m2}sop-2-9-bad-yaml.md": (b"---\nid: [unclosed\ntitle: Bad\n---\n\nText.\n", ":3: frontmatter is not valid YAML"),
+        f"{m2}sop-2-7-latin1.md": (b"---\nid: latin\ntitle: Latin\n---\n\ncaf\xe9\n", ":6: not valid UTF-8"),
         "docs/sops/module-3/sop-3-9-copy.md": (files["docs/sops/module-3/sop-3-3-write-and-send-proposals.md"], ":2: duplicate id"),
     }
     files |= {path: content for path, (content, _) in broken.items()}
@@ -107,5 +108,5 @@ def test_hostile_corpus_through_a_full_run(settings):
     crlf = "docs/sops/module-1/sop-1-1-define-your-ideal-client.md"
     assert crlf in changed and b"\n" not in after[crlf].replace(b"\r\n", b"")  # edited, and CRLF stays CRLF
     created = [p for p in changed if p not in before]
-    # After the highest number the module ever used: the broken 1.7-1.9 files hold theirs too.
-    assert len(created) == 1 and re.fullmatch(r"docs/sops/module-1/sop-1-10-[a-z0-9-]+\.md", created[0]), created
+    # After the highest number the module ever used: the broken 2.7-2.9 files hold theirs too.
+    assert len(created) == 1 and re.fullmatch(r"docs/sops/module-2/sop-2-10-[a-z0-9-]+\.md", created[0]), created
