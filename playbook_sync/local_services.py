@@ -151,13 +151,13 @@ def _stop_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread; the caller owns signals then
         return
-    fired = False
+    fired = 0  # the signal that told us to stop
 
     def stop(signum, frame):
         nonlocal fired
         if fired:
             return
-        fired = True
+        fired = signum
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)
@@ -168,3 +168,7 @@ def _stop_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if fired:  # the block ended normally although we were told to stop: code in between swallowed the
+        # exception (seen once: a signal during the worker's readiness ping). The services are stopped
+        # by now; the command still ends as stopped, not as a success.
+        raise SystemExit(128 + fired)
