@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -151,24 +152,45 @@ def _stop_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread; the caller owns signals then
         return
-    fired = 0  # the signal that told us to stop
+    fired = 0  # the signal being handled (0 again when it must be delivered again)
+    told = 0  # the signal that told us to stop
+    timers: list[threading.Timer] = []
 
     def stop(signum, frame):
-        nonlocal fired
+        nonlocal fired, told
         if fired:
             return
-        fired = signum
+        fired = told = signum
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
+    def unraisable(info) -> None:
+        # A signal handled while a weakref callback or a __del__ runs raises where Python can only
+        # print and drop the exception ("Exception ignored in ..."), and the command would go on as
+        # if never told to stop (seen in CI during the local worker's readiness wait): deliver the
+        # signal again a moment later instead, outside that callback.
+        nonlocal fired
+        if fired and isinstance(info.exc_value, SystemExit | KeyboardInterrupt):
+            again, fired = fired, 0
+            timer = threading.Timer(0.05, os.kill, (os.getpid(), again))
+            timer.daemon = True
+            timer.start()
+            timers.append(timer)
+            return
+        hook(info)
+
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
+        for timer in timers:
+            timer.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if fired:  # the block ended normally although we were told to stop: code in between swallowed the
-        # exception (seen once: a signal during the worker's readiness ping). The services are stopped
-        # by now; the command still ends as stopped, not as a success.
-        raise SystemExit(128 + fired)
+        sys.unraisablehook = hook
+    if told:  # the block ended normally although we were told to stop (the exception was swallowed
+        # before it could be delivered again): the services are stopped by now; the command still
+        # ends as stopped, not as a success.
+        raise SystemExit(128 + told)

@@ -229,8 +229,10 @@ def test_run_reaps_a_run_left_running_by_a_command_that_was_killed(data, tmp_pat
 def test_a_stopped_command_stops_every_service_it_started(sig, data):
     proc = spawn(data, "demo", PLAYBOOK_SYNC_LLM="tests.support:SlowLLM", **{SLOW_ENV: "1.5"})
     try:
-        # Services are up and the worker is started once its log exists.
-        wait_until(lambda: (data / "worker.log").exists() or proc.poll() is not None, 120, "the worker log")
+        # Services are up and the worker is started once it is among the processes (its log file
+        # is opened before the worker process exists).
+        wait_until(lambda: any("celery" in c for c in leftovers(data).values()) or proc.poll() is not None, 120,
+                   "the local worker")
         assert proc.poll() is None, proc.communicate()
         up = leftovers(data)
         assert {"valkey-server", "postgres"} <= set(up.values()), up
