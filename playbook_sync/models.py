@@ -31,18 +31,18 @@ class Base(DeclarativeBase):
     pass
 
 
-def _pk() -> Mapped[uuid.UUID]:
+def uuid_pk() -> Mapped[uuid.UUID]:
     return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
 
 
-def _now() -> Mapped[datetime]:
+def created_now() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
 class KnowledgeEntry(Base):
     __tablename__ = "cp_knowledge_entries"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     category: Mapped[str] = mapped_column(String(32))
     content: Mapped[str] = mapped_column(Text)
     context: Mapped[str | None] = mapped_column(Text)
@@ -50,10 +50,10 @@ class KnowledgeEntry(Base):
     transcript_type: Mapped[str] = mapped_column(String(32))
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     source_ref: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = _now()  # the client's date: display, ordering, changelog
+    created_at: Mapped[datetime] = created_now()  # the client's date: display, ordering, changelog
     # When we stored it (server clock): what a run owes is decided by this and by outcomes,
     # never by created_at, which a late export or a clock behind can put in the past.
-    received_at: Mapped[datetime] = _now()
+    received_at: Mapped[datetime] = created_now()
     embedding = mapped_column(Vector(DIMENSIONS), nullable=True)
     embedding_model: Mapped[str | None] = mapped_column(Text)
     # English lexemes of content + context for the lexical side of search.py (migration 0005).
@@ -69,7 +69,7 @@ class SopEmbedding(Base):
 
     __tablename__ = "cp_sop_embeddings"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     file_path: Mapped[str] = mapped_column(Text, unique=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     embedding = mapped_column(Vector(DIMENSIONS), nullable=True)
@@ -78,7 +78,7 @@ class SopEmbedding(Base):
     content: Mapped[str] = mapped_column(Text)
     sop_id: Mapped[str | None] = mapped_column(Text)
     module: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = created_now()
 
 
 class SopSection(Base):
@@ -86,7 +86,7 @@ class SopSection(Base):
 
     __tablename__ = "cp_sop_sections"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     sop_embedding_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("cp_sop_embeddings.id", ondelete="CASCADE"), index=True
     )
@@ -133,8 +133,8 @@ class SopSearchStats(Base):
 class SyncRun(Base):
     __tablename__ = "cp_playbook_sync_runs"
 
-    id: Mapped[uuid.UUID] = _pk()
-    run_at: Mapped[datetime] = _now()
+    id: Mapped[uuid.UUID] = uuid_pk()
+    run_at: Mapped[datetime] = created_now()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -179,7 +179,7 @@ class KnowledgeSopMatch(Base):
 
     __tablename__ = "cp_knowledge_sop_matches"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     knowledge_entry_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("cp_knowledge_entries.id", ondelete="CASCADE"), index=True
     )
@@ -193,7 +193,7 @@ class KnowledgeSopMatch(Base):
     sync_run_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("cp_playbook_sync_runs.id", ondelete="CASCADE"), index=True
     )
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
 
     __table_args__ = (
         UniqueConstraint(
@@ -233,7 +233,7 @@ class InsertedCallout(Base):
 
     __tablename__ = "cp_inserted_callouts"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     sop_file_path: Mapped[str] = mapped_column(Text)
     section: Mapped[str] = mapped_column(Text)
     entry_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
@@ -243,7 +243,7 @@ class InsertedCallout(Base):
         ForeignKey("cp_playbook_sync_runs.id", ondelete="CASCADE"), index=True
     )
     commit_sha: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
 
     __table_args__ = (
         UniqueConstraint("sop_file_path", "block_hash", name="uq_cp_inserted_callouts_sop_block"),
@@ -256,7 +256,7 @@ class OrphanCluster(Base):
 
     __tablename__ = "cp_orphan_clusters"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     label: Mapped[str | None] = mapped_column(Text)
     centroid = mapped_column(Vector(DIMENSIONS))
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
@@ -265,7 +265,7 @@ class OrphanCluster(Base):
     promoted_run_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("cp_playbook_sync_runs.id", ondelete="SET NULL")
     )
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
@@ -286,7 +286,7 @@ class OrphanMember(Base):
         ForeignKey("cp_playbook_sync_runs.id", ondelete="SET NULL")
     )
     similarity: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
 
 
 class LlmCall(Base):
@@ -294,7 +294,7 @@ class LlmCall(Base):
 
     __tablename__ = "cp_llm_calls"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     run_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("cp_playbook_sync_runs.id", ondelete="CASCADE"), index=True
     )
@@ -308,4 +308,4 @@ class LlmCall(Base):
     cache_read_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
     cost_usd: Mapped[float] = mapped_column(Float, server_default="0")
     batch: Mapped[bool] = mapped_column(server_default=text("false"))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()

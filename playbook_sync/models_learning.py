@@ -13,7 +13,7 @@ from sqlalchemy import ARRAY, DateTime, Float, ForeignKey, Index, Integer, Strin
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from playbook_sync.models import Base, _now, _pk
+from playbook_sync.models import Base, created_now, uuid_pk
 
 
 class CalloutState(Base):
@@ -48,7 +48,7 @@ class Lesson(Base):
 
     __tablename__ = "cp_lessons"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     sop_file_path: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16))  # declined | edited: what it was learned from
@@ -57,8 +57,8 @@ class Lesson(Base):
     strength: Mapped[float] = mapped_column(Float, server_default="1")
     confirmations: Mapped[int] = mapped_column(Integer, server_default="1")  # Beta-Binomial "kept"
     contradictions: Mapped[int] = mapped_column(Integer, server_default="0")  # and "declined"
-    created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
+    updated_at: Mapped[datetime] = created_now()
 
     __table_args__ = (
         UniqueConstraint("sop_file_path", "category", "text_hash", name="uq_cp_lessons_sop_category_text"),

@@ -15,14 +15,11 @@ from sqlalchemy import CheckConstraint, Computed, DateTime, ForeignKey, Index, I
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from playbook_sync.models import DIMENSIONS, Base
+from playbook_sync.models import DIMENSIONS, Base, created_now
 
 REPORT_STATUSES = ("completed", "failed", "in-progress")
 REPORT_SEARCH = "to_tsvector('english'::regconfig, COALESCE(body, ''::text))"
 
-
-def _now() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
 class PlaybookExecution(Base):
@@ -35,7 +32,7 @@ class PlaybookExecution(Base):
     account_id: Mapped[str] = mapped_column(Text, index=True)
     playbook_id: Mapped[str] = mapped_column(Text, index=True)
     execution_data: Mapped[dict] = mapped_column(JSONB, server_default="{}")
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(),
                                                  nullable=False)
 
@@ -61,7 +58,7 @@ class PlaybookReport(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     report_generated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(),
                                                  nullable=False)
     # Executive summary + outcomes + next steps: what is embedded and searched (reports.report_text).
@@ -92,4 +89,4 @@ class OutcomeCallout(Base):
     block_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     evidence: Mapped[dict] = mapped_column(JSONB)
     run_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("cp_playbook_sync_runs.id", ondelete="CASCADE"))
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()

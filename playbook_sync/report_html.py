@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from playbook_sync import learning_report
+from playbook_sync.evidence import stats_line  # in the callout's units, as `sops stats` prints them
 
 STATUS_COLORS = {"success": "#1a7f37", "partial": "#b35900", "failed": "#cf222e", "running": "#0969da"}
 NO_REASON = '<span class="empty">no reason recorded</span>'
@@ -187,20 +188,13 @@ def _problems(problems: list[dict]) -> str:
     return f'<table><tr><th>outcome</th><th>entry</th><th>reason</th></tr>{rows}</table>'
 
 
-def _metric(m: dict) -> str:
-    """In the callout's units: "+3.1 (n=3)" did not say that 2.1% → 5.1% moved 3.1 points."""
-    from playbook_sync.evidence import stats_line
-
-    return stats_line(m)
-
-
 def _evidence(items: list[dict]) -> str:
     """Outcome evidence from execution reports: the aggregate callouts this run planned (issue 13)."""
     if not items:
         return '<p class="empty">No new outcome evidence.</p>'
     rows = "".join(
         f'<tr><td>{_e(i["sop"])}</td><td>{_e(i["evidence"].get("executions"))}</td>'
-        f'<td>{_e("; ".join(_metric(m) for m in i["evidence"].get("metrics", [])))}</td>'
+        f'<td>{_e("; ".join(stats_line(m) for m in i["evidence"].get("metrics", [])))}</td>'
         f'<td>{"committed" if i["committed"] else "not committed"}</td></tr>' for i in items)
     return f'<table><tr><th>SOP</th><th>executions</th><th>median delta per metric</th><th></th></tr>{rows}</table>'
 

@@ -13,19 +13,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from playbook_sync.models import Base
-
-
-def _pk() -> Mapped[uuid.UUID]:
-    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-
-
-def _now() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+from playbook_sync.models import Base, created_now, uuid_pk
 
 
 class User(Base):
@@ -36,13 +28,13 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(Text, unique=True)
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # NULL: the local operator's user
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
 
 
 class PlaybookRow(Base):
     __tablename__ = "cp_playbooks"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     user_id: Mapped[int] = mapped_column(ForeignKey("cp_users.id", ondelete="CASCADE"), index=True)
     title: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, server_default="")
@@ -55,8 +47,8 @@ class PlaybookRow(Base):
     version: Mapped[int] = mapped_column(Integer, server_default="1")  # the ETag: bumped on every change
     published_path: Mapped[str | None] = mapped_column(Text)
     published_sha: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
+    updated_at: Mapped[datetime] = created_now()
 
     scenarios: Mapped[list[ScenarioRow]] = relationship(order_by="ScenarioRow.position", cascade="all, delete-orphan",
                                                         passive_deletes=True, back_populates="playbook")
@@ -68,7 +60,7 @@ class PlaybookRow(Base):
 class ScenarioRow(Base):
     __tablename__ = "cp_scenarios"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     playbook_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cp_playbooks.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(Text)
@@ -80,8 +72,8 @@ class ScenarioRow(Base):
     # Fields a person changed since the last generation: generation leaves them alone unless asked.
     edited: Mapped[list] = mapped_column(JSONB, server_default="[]")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
-    created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
+    updated_at: Mapped[datetime] = created_now()
 
     playbook: Mapped[PlaybookRow] = relationship(back_populates="scenarios")
 
@@ -95,7 +87,7 @@ class ModuleSources(Base):
     module: Mapped[str] = mapped_column(String(32), primary_key=True)
     job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     sources: Mapped[list] = mapped_column(JSONB, server_default="[]")
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
 
 
 class GenerationJob(Base):
@@ -103,7 +95,7 @@ class GenerationJob(Base):
 
     __tablename__ = "cp_generation_jobs"
 
-    id: Mapped[uuid.UUID] = _pk()
+    id: Mapped[uuid.UUID] = uuid_pk()
     kind: Mapped[str] = mapped_column(String(16))  # playbook | scenario
     status: Mapped[str] = mapped_column(String(16), server_default="queued")  # queued | running | succeeded | failed
     progress: Mapped[int] = mapped_column(Integer, server_default="0")  # percent
@@ -118,8 +110,8 @@ class GenerationJob(Base):
     sources: Mapped[list] = mapped_column(JSONB, server_default="[]")
     cost_usd: Mapped[float] = mapped_column(Float, server_default="0")
     usage: Mapped[dict] = mapped_column(JSONB, server_default="{}")
-    created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = created_now()
+    updated_at: Mapped[datetime] = created_now()
 
     __table_args__ = (CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')",
                                       name="ck_cp_generation_jobs_status"),)

@@ -312,6 +312,15 @@ def test_run_wait_exit_codes_say_how_the_run_ended(deps, settings, redis_url, mo
         get_settings.cache_clear()
 
 
+def _point_the_cli_at(settings, monkeypatch) -> None:
+    """In-process CLI commands (CliRunner) use this test's database, broker, playbook and data dir."""
+    for key, value in {"PLAYBOOK_SYNC_DATABASE_URL": settings.database_url, "PLAYBOOK_SYNC_BROKER_URL": settings.broker_url,
+                       "PLAYBOOK_SYNC_REPO_PATH": str(settings.playbook_path),
+                       "PLAYBOOK_SYNC_DATA_DIR": str(settings.data_dir)}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+
+
 # -- runs fail ----------------------------------------------------------------------------------------------
 
 
@@ -320,11 +329,7 @@ def test_runs_fail_ends_a_running_run_once(deps, settings, redis_url, monkeypatc
         store.upsert_entries(s, entries=demo.entries(datetime.now(UTC) - timedelta(hours=1)))
     with deps.session() as s:
         started = pipeline.start_run(s, deps)  # ...and its chord is never sent
-    for key, value in {"PLAYBOOK_SYNC_DATABASE_URL": settings.database_url, "PLAYBOOK_SYNC_BROKER_URL": settings.broker_url,
-                       "PLAYBOOK_SYNC_REPO_PATH": str(settings.playbook_path),
-                       "PLAYBOOK_SYNC_DATA_DIR": str(settings.data_dir)}.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
+    _point_the_cli_at(settings, monkeypatch)
     try:
         first = CliRunner().invoke(cli_app, ["runs", "fail", str(started.run_id)[:8]], env={"COLUMNS": "200"})
         second = CliRunner().invoke(cli_app, ["runs", "fail", str(started.run_id)[:8]], env={"COLUMNS": "200"})
@@ -387,11 +392,7 @@ def test_runs_and_runs_show_count_held_entries(deps, settings, redis_url, monkey
         for i, entry_id in enumerate(started.entry_ids):
             item = s.get(RunItem, (started.run_id, entry_id))
             item.status, item.error = ("held", "held for review: low confidence") if i < 2 else ("orphaned", None)
-    for key, value in {"PLAYBOOK_SYNC_DATABASE_URL": settings.database_url, "PLAYBOOK_SYNC_BROKER_URL": settings.broker_url,
-                       "PLAYBOOK_SYNC_REPO_PATH": str(settings.playbook_path),
-                       "PLAYBOOK_SYNC_DATA_DIR": str(settings.data_dir)}.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
+    _point_the_cli_at(settings, monkeypatch)
     try:
         listed = CliRunner().invoke(cli_app, ["runs"], env={"COLUMNS": "200"})
         shown = CliRunner().invoke(cli_app, ["runs", "show", str(started.run_id)[:8]], env={"COLUMNS": "200"})
