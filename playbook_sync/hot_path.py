@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync import calibration
+from playbook_sync import calibration, lessons
 from playbook_sync.calibration import Gate
 from playbook_sync.models import KnowledgeEntry, RunItem, SopEmbedding, SyncRun
 
@@ -25,6 +25,7 @@ MAX_SOPS = 2048  # SOP texts kept per process (~40 KB each for a long SOP)
 _lock = threading.Lock()
 _gates: OrderedDict[tuple[uuid.UUID, str], Gate] = OrderedDict()
 _sops: OrderedDict[tuple[uuid.UUID, str], tuple[str, str]] = OrderedDict()
+_lessons: OrderedDict[tuple[uuid.UUID, str, str], list[str]] = OrderedDict()
 
 
 def item_and_entry(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID) -> tuple[RunItem | None, KnowledgeEntry | None]:
@@ -66,3 +67,22 @@ def sops(session: Session, *, run_id: uuid.UUID, paths: Iterable[str]) -> dict[s
             while len(_sops) > MAX_SOPS:
                 _sops.popitem(last=False)
     return found
+
+
+def annotate_lessons(session: Session, *, run_id: uuid.UUID, candidates, category: str) -> None:
+    """Give each candidate SOP its editors' top lessons for the category, read once per run and process:
+    lessons are learnt by a run's finalize, after all of its entries were processed."""
+    with _lock:
+        found = {c.sop_path: _lessons[(run_id, c.sop_path, category)] for c in candidates
+                 if (run_id, c.sop_path, category) in _lessons}
+    missing = [c.sop_path for c in candidates if c.sop_path not in found]
+    if missing:
+        fresh = lessons.top_for(session, missing, category)
+        with _lock:
+            for path, texts in fresh.items():
+                _lessons[(run_id, path, category)] = texts
+            while len(_lessons) > MAX_SOPS:
+                _lessons.popitem(last=False)
+        found |= fresh
+    for c in candidates:
+        c.lessons = found[c.sop_path]

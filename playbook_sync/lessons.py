@@ -133,14 +133,13 @@ def top(session: Session, sop_path: str, *, now: datetime | None = None, categor
     return [x.text for x in scored[:k]]
 
 
-def annotate(session: Session, candidates, category: str, *, now: datetime | None = None) -> None:
-    """Give each candidate SOP its top lessons for the entry's category (one query for all of them)."""
-    if not candidates:
-        return
+def top_for(session: Session, paths: list[str], category: str, *, now: datetime | None = None) -> dict[str, list[str]]:
+    """path → the top lessons of each SOP for the entry's category (one query for all of them)."""
     now = now or datetime.now(UTC)
-    rows = list(session.scalars(select(Lesson).where(Lesson.sop_file_path.in_([c.sop_path for c in candidates]),
-                                                     Lesson.category == str(category))))
-    for c in candidates:
-        mine = sorted((x for x in rows if x.sop_file_path == c.sop_path), key=lambda x: -confidence.lesson_score(
+    rows = list(session.scalars(select(Lesson).where(Lesson.sop_file_path.in_(paths), Lesson.category == str(category))))
+    out = {}
+    for path in paths:
+        mine = sorted((x for x in rows if x.sop_file_path == path), key=lambda x: -confidence.lesson_score(
             x.strength, x.confirmations, x.contradictions, x.updated_at, now))
-        c.lessons = [x.text for x in mine[:TOP_K]]
+        out[path] = [x.text for x in mine[:TOP_K]]
+    return out

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, calibration, costs, hot_path, lessons, lifecycle, outcome_callouts, retrieval, store
+from playbook_sync import adhoc, calibration, costs, hot_path, lifecycle, outcome_callouts, retrieval, store
 from playbook_sync.deps import Deps
 from playbook_sync.errors import ConfigError
 from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401  (finalize_run: the chord callback's name here)
@@ -159,7 +159,7 @@ def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id:
     answered: list[Decision] = []
     if candidates:
         item.best_sop = candidates[0].sop_path
-        lessons.annotate(session, candidates, entry.category)  # editors' lessons go into the prompt
+        hot_path.annotate_lessons(session, run_id=run_id, candidates=candidates, category=entry.category)  # editors' lessons, in the prompt
         request = ClassifyRequest(entry=store.to_entry(entry), candidates=candidates)
         if deps.settings.llm_batch:  # classified later with the run's other entries, in one Message Batch (batch.py)
             item.prepared = request.model_dump(mode="json", exclude={"candidates": {"__all__": {"sop_text"}}})
