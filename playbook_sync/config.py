@@ -227,8 +227,8 @@ class Settings(BaseSettings):
     # The HTTP API and pages (`playbook-sync serve`).
     api_token: SecretStr | None = None  # operator bearer token; without it the server binds to 127.0.0.1 only
     api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_max_body_bytes: int = 2 << 20  # larger request bodies get 413 before a route reads them
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_max_body_bytes: int = Field(default=2 << 20, ge=1024)  # larger request bodies get 413 before a route reads them
 
     # Outcome evidence from execution reports (evidence.py, outcome_callouts.py).
     evidence_period_days: int = Field(default=90, ge=1, le=3660)

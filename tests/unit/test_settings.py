@@ -179,3 +179,15 @@ def test_config_error_survives_a_round_trip_through_its_args():
 
 def test_an_unknown_exception_is_not_explained():
     assert explain(KeyError("bug")) is None and explain(ValueError("bug")) is None
+
+
+@pytest.mark.parametrize(("name", "value"), [("PLAYBOOK_SYNC_API_PORT", "70000"), ("PLAYBOOK_SYNC_API_PORT", "0"),
+                                             ("PLAYBOOK_SYNC_API_MAX_BODY_BYTES", "0")])
+def test_api_settings_out_of_range_are_refused(name, value, monkeypatch):
+    from pydantic import ValidationError
+
+    from playbook_sync.config import Settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name.removeprefix("PLAYBOOK_SYNC_").lower()):
+        Settings(_env_file=None)
