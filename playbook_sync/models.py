@@ -120,14 +120,26 @@ class SopLexicon(Base):
     ndoc: Mapped[int] = mapped_column(Integer)
 
 
+class EntryLexicon(Base):
+    """Document frequency of each lexeme over the knowledge entries: how common a word is in the way
+    calls are told, which weighs the entry's side of the lexical ranking (retrieval.py, migration 0008)."""
+
+    __tablename__ = "cp_entry_lexicon"
+
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+    ndoc: Mapped[int] = mapped_column(Integer)
+
+
 class SopSearchStats(Base):
-    """One row: how many sections there are and their mean length in lexemes (BM25's normalisation)."""
+    """One row: how many sections there are and their mean length in lexemes (BM25's normalisation),
+    and how many knowledge entries the entry lexicon was counted over."""
 
     __tablename__ = "cp_sop_search_stats"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     sections: Mapped[int] = mapped_column(Integer)
     avg_length: Mapped[float] = mapped_column(Float)
+    entries: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class SyncRun(Base):

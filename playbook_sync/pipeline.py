@@ -72,6 +72,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         with costs.metered(session, deps.ledger, run_id=run.id, apart=True) as entries_meter:
             embed_entries(session, deps.embedder, ids)
         session.flush()
+        retrieval.refresh_entry_lexicon(session)
         run.calibration = calibration.calibrate(*calibration.null_scores(session, entry_ids=ids, k=deps.settings.top_k),
                                                 model=deps.embedder.model, settings=deps.settings)
         store.add_items(session, run_id=run.id, entry_ids=ids)

@@ -9,7 +9,8 @@ stays swappable (offline or OpenAI) without re-weighting anything.
 
 Everything runs in one SQL statement per entry: the entry's lexemes (English stemming, as
 the sections' generated `search` tsvector), their IDF from the playbook's own sections
-(cp_sop_lexicon, refreshed when SOPs change), BM25 per section over the GIN index, the
+(cp_sop_lexicon, refreshed when SOPs change) times their IDF over the knowledge entries
+(cp_entry_lexicon, refreshed by each run), BM25 per section over the GIN index, the
 nearest sections by HNSW, RRF at section level, then the best section per SOP and the top-k
 SOPs — so one SOP with many similar sections cannot crowd the others out of the list.
 """
@@ -53,15 +54,21 @@ class Hit:
     sections: tuple[str, ...] = ()  # its best fused sections, best first (what the classifier is shown: excerpts.py)
 
 
+# A lexeme's weight is its IDF over the playbook's sections (BM25) times its IDF over the knowledge
+# entries: words most calls use ("reps", "deal", "dashboard", "after signature") are how calls are
+# told, not what one is about, and let boilerplate in an SOP outrank the step an entry names. Both
+# are the same formula on two collections; with no entry statistics every word weighs alike.
 _ENTRY_TERMS = """
     terms AS MATERIALIZED (
-        SELECT l.word, ln(1 + (st.sections - l.ndoc + 0.5) / (l.ndoc + 0.5)) AS idf
+        SELECT l.word, ln(1 + (st.sections - l.ndoc + 0.5) / (l.ndoc + 0.5))
+                       * ln(1 + greatest(st.entries, 1)::float / greatest(coalesce(el.ndoc, 0), 1)) AS idf
         FROM cp_knowledge_entries e
         CROSS JOIN cp_sop_search_stats st
-        CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', e.content || ' ' || coalesce(e.context, '')))) AS w
+        CROSS JOIN LATERAL unnest(tsvector_to_array(e.search)) AS w
         JOIN cp_sop_lexicon l ON l.word = w
+        LEFT JOIN cp_entry_lexicon el ON el.word = w
         WHERE e.id = :entry_id
-        ORDER BY idf DESC LIMIT :max_terms),
+        ORDER BY idf DESC, l.word LIMIT :max_terms),
     query AS (SELECT string_agg(quote_literal(word), ' | ')::tsquery AS q FROM terms)"""
 
 HYBRID_SQL = f"""
@@ -155,9 +162,18 @@ def refresh_lexicon(session: Session) -> None:
     """Document frequency of every lexeme over the playbook's sections, for BM25's IDF (after SOP changes)."""
     session.execute(text("DELETE FROM cp_sop_lexicon"))
     session.execute(text("INSERT INTO cp_sop_lexicon (word, ndoc) SELECT word, ndoc FROM ts_stat('SELECT search FROM cp_sop_sections')"))
-    session.execute(text("DELETE FROM cp_sop_search_stats"))
     session.execute(text("INSERT INTO cp_sop_search_stats (id, sections, avg_length) "
-                         "SELECT 1, count(*), coalesce(avg(length(search)), 1) FROM cp_sop_sections"))
+                         "SELECT 1, count(*), coalesce(avg(length(search)), 1) FROM cp_sop_sections "
+                         "ON CONFLICT (id) DO UPDATE SET sections = excluded.sections, avg_length = excluded.avg_length"))
+
+
+def refresh_entry_lexicon(session: Session) -> None:
+    """Document frequency of every lexeme over the knowledge entries (the entry side's IDF), once per run
+    after the SOP statistics exist: a week's new entries change which words are common."""
+    session.execute(text("DELETE FROM cp_entry_lexicon"))
+    session.execute(text("INSERT INTO cp_entry_lexicon (word, ndoc) "
+                         "SELECT word, ndoc FROM ts_stat('SELECT search FROM cp_knowledge_entries')"))
+    session.execute(text("UPDATE cp_sop_search_stats SET entries = (SELECT count(*) FROM cp_knowledge_entries)"))
 
 
 def lexicon_missing(session: Session) -> bool:

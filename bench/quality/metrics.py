@@ -177,6 +177,10 @@ def placement(session: Session, labels: dict[str, Label], run_ids: list[uuid.UUI
         "backdated": len(backdated),
         "backdated_settled": sum(1 for k in backdated if status.get(k) in FINAL),
         "generic_section_placements": sum(1 for _, _, s in pairs if _generic(s)),
+        # For reading what went wrong: each placement outside the entry's home, with its label.
+        "wrong_placements": [{"entry": e, "kind": labels[e].kind if e in labels else None, "week": labels[e].week if e in labels else None,
+                              "home": labels[e].home_sop if e in labels else None, "placed": p, "section": s}
+                             for e, p, s in pairs if not right_sop(e, p)],
         "statuses": {s: sum(1 for v in status.values() if v == s) for s in sorted(set(status.values()))},
     }
 

@@ -138,3 +138,24 @@ def test_calibrate_command_prints_histogram_null_and_bands(deps, monkeypatch):
                              capture_output=True, text=True, check=True).stdout
     assert all(str(e) in message for block in blocks for e in block.entry_ids)
 
+
+
+def test_words_most_calls_use_weigh_less_than_the_one_this_entry_is_about(database_url):
+    # Both SOPs share one word with the entry. "dashboard" is how half the knowledge base talks; "escrow"
+    # is what this entry is about. Once the entry lexicon is counted, the SOP that names escrow ranks first.
+    dash = sop("docs/sops/module-3-c/sop-3-1-dash.md", "SOP 3.1: Dash", {"1a. Views": "Open the dashboard. The dashboard shows totals."})
+    esc = sop("docs/sops/module-3-c/sop-3-2-esc.md", "SOP 3.2: Esc", {"1a. Ledger": "Reconcile the escrow with the statement."})
+    entry_id = load(database_url, {"docs/sops/module-3-c/sop-3-1-dash.md": (dash, [vec(1, 0)]),
+                                   "docs/sops/module-3-c/sop-3-2-esc.md": (esc, [vec(1, 0)])},
+                    "The dashboard hides the escrow line.", vec(1, 0))
+    with db.session_scope(database_url) as session:
+        before = [h.sop_path for h in retrieval.hybrid_sops(session, entry_id=entry_id, k=2)[0]]
+        store.upsert_entries(session, entries=[EntryIn(id=uuid.uuid4(), category="insight", transcript_type="sales",
+                                                       content=f"Call {i}: the dashboard was slow again.") for i in range(12)])
+        session.flush()
+        retrieval.refresh_entry_lexicon(session)
+        after = [h.sop_path for h in retrieval.hybrid_sops(session, entry_id=entry_id, k=2)[0]]
+        counted = session.scalar(select(retrieval.SopSearchStats.entries))
+    assert before[0] == "docs/sops/module-3-c/sop-3-1-dash.md"  # BM25 alone: two mentions beat one
+    assert after[0] == "docs/sops/module-3-c/sop-3-2-esc.md"
+    assert counted == 13
