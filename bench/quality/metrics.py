@@ -177,12 +177,24 @@ def placement(session: Session, labels: dict[str, Label], run_ids: list[uuid.UUI
         "backdated": len(backdated),
         "backdated_settled": sum(1 for k in backdated if status.get(k) in FINAL),
         "generic_section_placements": sum(1 for _, _, s in pairs if _generic(s)),
+        # Orphans the classifier was asked about (they had candidates) against those the gate gave none, by kind.
+        "orphans_asked": _orphans_asked(session, labels, run_ids, orphaned),
         # For reading what went wrong: each placement outside the entry's home, with its label.
         "wrong_placements": [{"entry": e, "kind": labels[e].kind if e in labels else None, "week": labels[e].week if e in labels else None,
                               "home": labels[e].home_sop if e in labels else None, "placed": p, "section": s}
                              for e, p, s in pairs if not right_sop(e, p)],
         "statuses": {s: sum(1 for v in status.values() if v == s) for s in sorted(set(status.values()))},
     }
+
+
+def _orphans_asked(session: Session, labels: dict[str, Label], run_ids: list[uuid.UUID], orphaned: set[str]) -> dict:
+    asked = {str(e) for e in session.scalars(select(KnowledgeSopMatch.knowledge_entry_id).where(
+        KnowledgeSopMatch.sync_run_id.in_(run_ids), KnowledgeSopMatch.sop_file_path.is_not(None)))}
+    out: dict[str, list[int]] = {}
+    for k in orphaned:
+        kind = "homed" if labels[k].home_sop else labels[k].kind
+        out.setdefault(kind, [0, 0])[0 if k in asked else 1] += 1
+    return {kind: {"asked": a, "no_candidate": n} for kind, (a, n) in sorted(out.items())}
 
 
 _GENERIC = ("reference", "appendix", "changelog", "glossary", "resources", "table of contents", "maintenance",
