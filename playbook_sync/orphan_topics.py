@@ -10,7 +10,8 @@ a word (PostgreSQL's English stemming, as retrieval uses) that
 - no entry that found a home uses (every entry with it was orphaned: phrasing shared with
   matched entries, names of people and companies, weekdays all fall out here),
 - no orphan already made into an SOP uses (that topic has its SOP; its growth goes there),
-- and enough orphans from enough distinct sources use (the settings' cluster minimums).
+- and enough orphans from enough distinct sources use (the settings' cluster minimums);
+- and a topic is held together by at least two such words (see topic_groups).
 Orphans are grouped by such words (words whose orphans overlap join one topic); nothing here
 is a threshold fitted to one corpus.
 """
@@ -55,7 +56,12 @@ ORDER BY word
 def topic_groups(session: Session, *, min_entries: int, min_sources: int) -> list[list[uuid.UUID]]:
     """Groups of open orphans that share topic words (see the module doc), largest first."""
     rows = session.execute(text(_TOPIC_WORDS_SQL), {"min_entries": min_entries, "min_sources": min_sources}).all()
-    return _merge(set(ids) for _word, ids in rows)
+    groups = _merge(set(ids) for _word, ids in rows)
+    # A subject comes with words of its own ("booth" and "badge", "marketplace" and "private offer"); one odd
+    # word shared by a few orphans is as often a way of saying a concept the playbook has ("advocate" for
+    # "champion"), and an SOP built on it draws next week's entries away from their home. Such a group stays
+    # an open cluster until a second word of the subject corroborates it.
+    return [g for g in groups if sum(1 for _word, ids in rows if set(ids) & set(g)) >= 2]
 
 
 def _merge(sets: Iterable[set[uuid.UUID]]) -> list[list[uuid.UUID]]:

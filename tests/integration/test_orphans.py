@@ -78,3 +78,15 @@ def test_orphans_whose_shared_words_a_homed_entry_also_uses_make_no_sop(deps):
     assert first["enriched"] == 1, first
     _, run = run_with(deps, WEBINAR, day=0)
     assert run["orphaned"] == 3 and run["sops_created"] == []
+
+
+def test_three_orphans_sharing_one_odd_word_stay_an_open_cluster(deps):
+    # "zorbit" is the only word the three share that the playbook and homed entries lack: one word is as
+    # often another way of naming something the playbook has, so no SOP is built on it (orphan_topics).
+    odd = [("Our zorbit keeps the tax forms tidy for the finance team every quarter.", "call-a"),
+           ("Procurement wanted the zorbit before signing the yearly renewal of their legal paperwork.", "call-b"),
+           ("Nobody could find the zorbit in the shared drive when the auditors visited this spring.", "call-c")]
+    _, run = run_with(deps, odd, day=0)
+    assert run["orphaned"] == 3 and run["sops_created"] == []
+    with deps.session() as s:
+        assert {c.status for c in s.scalars(select(OrphanCluster))} == {"open"}
