@@ -1,0 +1,75 @@
+"""Time the hybrid retrieval query alone: one process, embedded PostgreSQL, the bench's generated playbook.
+
+    .venv/bin/python -m bench.hybrid_query --sops 1000 --entries 200
+
+Prints the sections, the mean wall time of retrieval.hybrid_sops per entry (SQL and Python) and
+the query plan's execution time for one entry (the same SET LOCALs as the worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import text
+
+from bench import generate
+from playbook_sync import db, pipeline, retrieval, store
+from playbook_sync.local_services import start_postgres
+from playbook_sync.providers.offline import OfflineEmbedder
+from playbook_sync.sops import parse_sop, section_embedding_text, whole_embedding_text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.hybrid_query", description=__doc__.splitlines()[0])
+    parser.add_argument("--sops", type=int, default=1000)
+    parser.add_argument("--entries", type=int, default=200)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        server, url = start_postgres(Path(tmp))
+        try:
+            ids = _load(url, args.sops, args.entries)
+            with db.session_scope(url) as s:
+                for i in ids[:5]:  # warm the caches and the plan
+                    retrieval.hybrid_sops(s, entry_id=i, k=3)
+                started = time.perf_counter()
+                for i in ids:
+                    retrieval.hybrid_sops(s, entry_id=i, k=3)
+                per_entry = (time.perf_counter() - started) / len(ids) * 1000
+                s.execute(text(f"SET LOCAL hnsw.ef_search = {retrieval.POOL}; SET LOCAL enable_seqscan = off"))
+                plan = [r[0] for r in s.execute(text("EXPLAIN ANALYZE " + retrieval.HYBRID_SQL),
+                                                {"entry_id": ids[0], "pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS})]
+                sections = s.scalar(text("SELECT count(*) FROM cp_sop_sections"))
+            db.get_engine(url).dispose()
+        finally:
+            server.cleanup()
+    print(f"{args.sops} SOPs, {sections} sections, {args.entries} entries: hybrid_sops {per_entry:.1f} ms per entry; "
+          f"{next(line for line in plan if line.startswith('Execution Time'))} (one entry)")
+    return 0
+
+
+def _load(url: str, sops: int, entries: int) -> list:
+    db.upgrade(url)
+    embedder = OfflineEmbedder()
+    with db.session_scope(url) as s:
+        for path, data in generate.playbook(sops).items():
+            if path.endswith((".md", ".mdx")):
+                doc = parse_sop(path, data)
+                vectors = embedder.embed([whole_embedding_text(doc)] + [section_embedding_text(doc, x) for x in doc.sections])
+                store.replace_sop(s, doc=doc, model=embedder.model, whole=vectors[0], sections=vectors[1:])
+        s.flush()
+        retrieval.refresh_lexicon(s)
+        batch = generate.entries(entries, sops, datetime.now(UTC))
+        store.upsert_entries(s, entries=batch)
+        s.flush()
+        pipeline.embed_entries(s, embedder, [e.id for e in batch])
+        s.flush()
+        retrieval.refresh_entry_lexicon(s)
+    return [e.id for e in batch]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
