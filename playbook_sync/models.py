@@ -120,20 +120,6 @@ class SopLexicon(Base):
     ndoc: Mapped[int] = mapped_column(Integer)
 
 
-class SopPosting(Base):
-    """One row per (lexeme, section) with its term frequency and the section's length in lexemes: the
-    inverted index BM25 reads (retrieval.py), rebuilt from the sections' tsvectors whenever SOPs change.
-    No foreign key: a cascade would scan the postings once per deleted section, and the rebuild that
-    follows every change replaces them all anyway (retrieval joins back to live sections)."""
-
-    __tablename__ = "cp_sop_postings"
-
-    word: Mapped[str] = mapped_column(Text, primary_key=True)
-    section_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    tf: Mapped[int] = mapped_column(Integer)
-    length: Mapped[int] = mapped_column(Integer)
-
-
 class EntryLexicon(Base):
     """Document frequency of each lexeme over the knowledge entries: how common a word is in the way
     calls are told, which weighs the entry's side of the lexical ranking (retrieval.py, migration 0008)."""

@@ -68,24 +68,24 @@ _ENTRY_TERMS = """
         JOIN cp_sop_lexicon l ON l.word = w
         LEFT JOIN cp_entry_lexicon el ON el.word = w
         WHERE e.id = :entry_id
-        ORDER BY idf DESC, l.word LIMIT :max_terms)"""
+        ORDER BY idf DESC, l.word LIMIT :max_terms),
+    query AS (SELECT string_agg(quote_literal(word), ' | ')::tsquery AS q FROM terms)"""
 
-# BM25 reads the postings of the entry's terms (cp_sop_postings: word → section, term frequency,
-# section length), so its cost follows how many sections use those words, not how long the sections
-# are: unnesting every matching section's tsvector cost 370 ms per entry against 1,000 SOPs.
 HYBRID_SQL = f"""
 WITH {_ENTRY_TERMS},
-    scores AS (
-        SELECT p.section_id AS id,
-               sum(t.idf * (p.tf * ({BM25_K1} + 1))
-                   / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.length / st.avg_length))) AS score
-        FROM terms t
-        JOIN cp_sop_postings p ON p.word = t.word
-        CROSS JOIN cp_sop_search_stats st
-        GROUP BY p.section_id
-        ORDER BY score DESC, p.section_id LIMIT :pool),
     lexical AS (
-        SELECT s.id, s.file_path, s.heading, sc.score FROM scores sc JOIN cp_sop_sections s ON s.id = sc.id),
+        SELECT s.id, s.file_path, s.heading,
+               sum(t.idf * (array_length(u.positions, 1) * ({BM25_K1} + 1))
+                   / (array_length(u.positions, 1)
+                      + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * length(s.search) / st.avg_length))) AS score
+        FROM cp_sop_sections s
+        CROSS JOIN query
+        CROSS JOIN cp_sop_search_stats st
+        CROSS JOIN LATERAL unnest(s.search) AS u
+        JOIN terms t ON t.word = u.lexeme
+        WHERE s.search @@ query.q
+        GROUP BY s.id, s.file_path, s.heading
+        ORDER BY score DESC LIMIT :pool),
     nearest AS (
         SELECT id, file_path, heading, embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id) AS distance
         FROM cp_sop_sections
@@ -159,21 +159,12 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
 
 
 def refresh_lexicon(session: Session) -> None:
-    """Postings and document frequency of every lexeme over the playbook's sections, for BM25 (after SOP changes)."""
-    session.execute(text("DELETE FROM cp_sop_postings"))
-    session.execute(text(POSTINGS_SQL))
+    """Document frequency of every lexeme over the playbook's sections, for BM25's IDF (after SOP changes)."""
     session.execute(text("DELETE FROM cp_sop_lexicon"))
     session.execute(text("INSERT INTO cp_sop_lexicon (word, ndoc) SELECT word, ndoc FROM ts_stat('SELECT search FROM cp_sop_sections')"))
     session.execute(text("INSERT INTO cp_sop_search_stats (id, sections, avg_length) "
                          "SELECT 1, count(*), coalesce(avg(length(search)), 1) FROM cp_sop_sections "
                          "ON CONFLICT (id) DO UPDATE SET sections = excluded.sections, avg_length = excluded.avg_length"))
-
-
-POSTINGS_SQL = """
-INSERT INTO cp_sop_postings (word, section_id, tf, length)
-SELECT u.lexeme, s.id, coalesce(array_length(u.positions, 1), 1), length(s.search)
-FROM cp_sop_sections s CROSS JOIN LATERAL unnest(s.search) AS u
-"""
 
 
 def refresh_entry_lexicon(session: Session) -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from playbook_sync import db, matching, pipeline, retrieval, store
-from playbook_sync.models import DIMENSIONS, KnowledgeEntry, SopLexicon, SopPosting, SopSearchStats, SopSection, SyncRun
+from playbook_sync.models import DIMENSIONS, KnowledgeEntry, SopLexicon, SopSection, SyncRun
 from playbook_sync.schemas import EntryIn
 from playbook_sync.sops import parse_sop
 
@@ -83,10 +83,6 @@ def test_a_run_refreshes_the_lexicon_and_records_its_calibration(deps):
         run = session.get(SyncRun, started.run_id)
         assert session.scalar(select(func.count()).select_from(SopLexicon)) > 100
         assert session.scalar(select(func.count()).where(SopSection.body.is_(None))) == 0
-        # BM25's inverted index: one posting per (lexeme, section), and the entry lexicon counted over the run's entries.
-        lexemes = session.scalar(select(func.sum(func.length(SopSection.search))))
-        assert session.scalar(select(func.count()).select_from(SopPosting)) == lexemes > 0
-        assert session.scalar(select(SopSearchStats.entries)) == len(started.entry_ids)
         record = run.calibration
     assert record["mode"] == "excess" and record["null"]["n"] > 0
     assert record["strong"] >= record["weak"] and record["source"].startswith("calibrated on")
@@ -159,7 +155,7 @@ def test_words_most_calls_use_weigh_less_than_the_one_this_entry_is_about(databa
         session.flush()
         retrieval.refresh_entry_lexicon(session)
         after = [h.sop_path for h in retrieval.hybrid_sops(session, entry_id=entry_id, k=2)[0]]
-        counted = session.scalar(select(SopSearchStats.entries))
+        counted = session.scalar(select(retrieval.SopSearchStats.entries))
     assert before[0] == "docs/sops/module-3-c/sop-3-1-dash.md"  # BM25 alone: two mentions beat one
     assert after[0] == "docs/sops/module-3-c/sop-3-2-esc.md"
     assert counted == 13
