@@ -179,11 +179,12 @@ def targets(results: dict) -> list[str]:
                          "and the item at commit), one classify call through the SDK, and handles a Celery message, its "
                          "result and 4 task events; the hybrid BM25+vector query is most of PostgreSQL's share.")
             out.append(line)
-    if results.get("cost"):
-        direct = results["cost"]["results"]["direct"]["total"]
-        batch = results["cost"]["results"]["batch"]["total"]
+    if costs := _costs(results):
+        week = costs[0]  # the issue's realistic week comes first
+        direct = week["results"]["direct"]["total"]
+        batch = week["results"]["batch"]["total"]
         writes = direct["reads_per_write"]
-        out.append(f"- **≤ ${COST_TARGET:.2f} per run for {results['cost']['entries']} entries × {results['cost']['sops']} long "
+        out.append(f"- **≤ ${COST_TARGET:.2f} per run for {week['entries']} entries × {week['sops']} long "
                    f"SOPs (list prices, no batch)**: ${direct['usd']:.2f} (batch mode ${batch['usd']:.2f}) — "
                    f"**{'met' if direct['usd'] <= COST_TARGET else 'missed'}**; cache reads per cache write: "
                    f"{writes if writes is not None else 'no cache writes (no repeated prefix reaches the 1,024-token minimum)'}.")
@@ -205,20 +206,42 @@ def targets(results: dict) -> list[str]:
     return out
 
 
+def _costs(results: dict) -> list[dict]:
+    """The weeks priced in this run (results of older runs hold a single "cost")."""
+    return results.get("costs") or ([results["cost"]] if results.get("cost") else [])
+
+
 def cost_section(results: dict) -> list[str]:
-    """A realistic week's cost (bench/cost.py), measured in the same invocation."""
-    c = results.get("cost")
-    if not c:
-        return []
+    """Each priced week (bench/cost.py), measured in the same invocation."""
     from bench.cost import table
 
-    return ["## Cost of a realistic week", "",
-            f"{c['entries']} entries (`bench/generate.py`) against {c['sops']} long SOPs of ~{c['words']:,} words "
-            "(`bench/longsops.py`), `pipeline.run_inline` through the real SDKs against the fakes (tokens = characters / 4; "
-            "prompt caching accounted as the service does, including its 1,024-token minimum and that an entry is "
-            "readable only once its writer was answered), at list prices. Direct calls, then batch mode (classifications "
-            "as one Message Batch, half price). `python -m bench.cost` runs this part alone.", "",
-            *table(c["results"]), ""]
+    out = []
+    for c in _costs(results):
+        out += [f"## Cost of a week: {c['entries']:,} entries × {c['sops']} SOPs of ~{c['words']:,} words", "",
+                f"{c['entries']:,} entries (`bench/generate.py`) against {c['sops']} SOPs of ~{c['words']:,} words "
+                "(`bench/longsops.py`), `pipeline.run_inline` through the real SDKs against the fakes (tokens = characters / 4; "
+                "prompt caching accounted as the service does, including its 1,024-token minimum and that an entry is "
+                "readable only once its writer was answered), at list prices. Direct calls, then batch mode (classifications "
+                f"as one Message Batch, half price). `python -m bench.cost --entries {c['entries']} --sops {c['sops']} "
+                f"--words {c['words']}` runs this part alone.", "",
+                *table(c["results"]), ""]
+    return out
+
+
+def curve_section(results: dict) -> list[str]:
+    """The main scenario with one worker per thread count, measured in the same invocation."""
+    rows = results.get("curve") or []
+    if not rows:
+        return []
+    n, m = rows[0]["entries"], rows[0]["sops"]
+    return ["## Threads per LLM worker", "",
+            f"{n:,} entries × {m} SOPs, one worker process with N threads (`-P threads -c N`), fakes at the latencies "
+            "above, one run each (no repeats, no baseline). The limit divides the model calls over the N threads.", "",
+            *_table(["threads", "wall s", "limit s", "efficiency (limit ÷ wall)", "worker CPU ms/entry",
+                     "PostgreSQL CPU ms/entry", "machine busy", "others"],
+                    [[str(r["threads"]), _n(r["wall"], 1), _n(r.get("limit"), 1), _pct(efficiency(r)),
+                      _n(r.get("cpu_ms_per_entry", {}).get("workers"), 1), _n(r.get("cpu_ms_per_entry", {}).get("postgres"), 1),
+                      _pct(r.get("machine_busy")), _pct(_others_cpu(r))] for r in rows]), ""]
 
 
 def render(results: dict) -> str:
@@ -245,7 +268,8 @@ def render(results: dict) -> str:
         "make bench BENCH_ARGS=--smoke   # a couple of minutes: checks the harness",
         "make bench BENCH_ARGS=--cpu     # orchestration CPU per entry only (fakes at zero latency)",
         "make bench BENCH_ARGS='--curve --threads 32'   # 1,000 x 42, one worker with 32 threads, no baseline",
-        "python -m bench.cost            # the cost of a realistic week alone", "```", "",
+        "python -m bench.cost            # the cost of a realistic week alone",
+        "python -m bench.hybrid_query --sops 1000   # the hybrid retrieval query alone", "```", "",
         "## The weekly run against the sequential baseline", "",
         f"Fakes at {lat:.0f} ms per model call and {elat:.0f} ms per embedding request, with token usage and prompt "
         "caching as the services report them; prices from `config.DEFAULT_PRICES` (Opus to classify, edit and draft; "
@@ -288,6 +312,7 @@ def render(results: dict) -> str:
         "the ones whose candidates reach the classifier.", "",
         *_table(["vectors", "SOPs", "HNSW build", "build s", "ef_search", "plan", "p50 ms", "p95 ms", "exact plan",
                  "exact p50 ms", "exact p95 ms", "recall@3", "recall@3 (matched)", "exact check"], matching_rows(results)), "",
+        *curve_section(results),
         *cost_section(results),
         "## Targets", "", *targets(results), "",
     ]

@@ -1,6 +1,6 @@
 """Run the benchmarks; write bench/out/results.json, then BENCHMARKS.md from it.
 
-    .venv/bin/python -m bench.run            # default profile (about 20 minutes on 2 cores)
+    .venv/bin/python -m bench.run            # default profile (about 30 minutes on 2 cores)
     .venv/bin/python -m bench.run --full     # baselines measured in full up to 1,000 entries (about an hour)
     .venv/bin/python -m bench.run --smoke    # a couple of minutes, tiny sizes: checks the harness
 
@@ -49,20 +49,26 @@ class Profile:
     main: tuple[int, int] = (1000, 42)  # the scenario measured `repeats` times (median and spread reported)
     repeats: int = 3
     baselines: bool = True
+    curve_threads: list[int] = field(default_factory=list)  # the main scenario again, one worker, per thread count
+    # (entries, SOPs, words per SOP) weeks priced through the real SDKs (bench/cost.py): the first is the target's
+    costs: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 _MATRIX = [(100, 42), (1000, 42), (10_000, 42), (100, 1000), (1000, 1000), (10_000, 1000)]
+_CURVE = [16, 32, 64]
+_COSTS = [(50, 40, 7_000), (1000, 42, 300)]  # the issue's realistic week, then the 1,000-entry bench week
 PROFILES = {
-    # Everything but 10,000 entries x 1,000 SOPs, baselines in full at 100 entries: about 20 minutes.
-    "default": Profile("default", _MATRIX[:5], [1, 2], 0.3, 0.15, 100, [(1000, 42)], [1_000, 10_000, 100_000]),
+    # Everything but 10,000 entries x 1,000 SOPs, baselines in full at 100 entries: about 30 minutes.
+    "default": Profile("default", _MATRIX[:5], [1, 2], 0.3, 0.15, 100, [(1000, 42)], [1_000, 10_000, 100_000],
+                       curve_threads=_CURVE, costs=_COSTS),
     "full": Profile("full", _MATRIX, [1, 2], 0.3, 0.15, 1000, [(1000, 42), (1000, 1000)], [1_000, 10_000, 100_000],
-                    matching_builds=[(16, 64), (16, 128)]),
+                    matching_builds=[(16, 64), (16, 128)], curve_threads=_CURVE, costs=_COSTS),
     # Orchestration CPU only: 1,000 x 42 with the fakes answering at once (a few minutes).
     "cpu": Profile("cpu", [], [1, 2], 0.3, 0.15, 0, [(1000, 42)], []),
     # Threads per worker at 1,000 x 42 with latency (run once per --threads value), no baseline.
     "curve": Profile("curve", [(1000, 42)], [1], 0.3, 0.15, 0, [], [], repeats=1, baselines=False),
     "smoke": Profile("smoke", [(40, 42), (80, 42)], [1], 0.05, 0.025, 40, [(40, 42)], [1_000], matching_queries=50,
-                     matching_ef_searches=[40]),
+                     matching_ef_searches=[40], main=(80, 42), curve_threads=[4, 8], costs=[(10, 6, 1_000)]),
 }
 
 
@@ -215,6 +221,31 @@ def run_zero_latency(ws, profile: Profile, results: dict, save) -> None:
             ws.pg.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def run_curve(ws, profile: Profile, results: dict, save) -> None:
+    """The main scenario with one worker at each thread count (no baseline, no repeats): how the LLM queue's
+    threads should be sized on this machine."""
+    from bench import scenario
+
+    if not profile.curve_threads:
+        return
+    n, m = profile.main
+    base = scenario.prepare_base(ws, m)
+    prepared = scenario.prepare(ws, base, n)
+    default = scenario.THREADS
+    try:
+        for threads in profile.curve_threads:
+            scenario.THREADS = threads
+            row = scenario.run_fanout(ws, prepared, workers=1, message_latency=profile.latency,
+                                      embedding_latency=profile.embedding_latency)
+            results["curve"].append({"entries": n, "sops": m, "threads": threads} | row)
+            log.info("curve, %d entries x %d SOPs, 1 worker x %d threads: %.1fs", n, m, threads, row["wall"])
+            save()
+    finally:
+        scenario.THREADS = default
+        for name in (prepared.template, base.template):
+            ws.pg.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run the profile's parts, write the results and the report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -248,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "machine": machine(), "matcher": matcher(),
     }
-    results: dict = {"meta": meta, "profile": asdict(profile), "matching": [], "scenarios": [], "zero_latency": []}
+    results: dict = {"meta": meta, "profile": asdict(profile), "matching": [], "scenarios": [], "zero_latency": [],
+                     "curve": [], "costs": []}
 
     def save() -> None:  # after every run: a long bench that stops early keeps what it measured
         args.out.write_text(json.dumps(results, indent=1, default=str))
@@ -283,11 +315,12 @@ def main(argv: list[str] | None = None) -> int:
                 if args.only != "cost":
                     run_scenarios(ws, profile, results, save)
                     run_zero_latency(ws, profile, results, save)
+                    run_curve(ws, profile, results, save)
                 from bench import cost
 
-                if profile.name not in ("cpu", "curve"):  # those profiles measure one thing each
-                    results["cost"] = {"entries": 50, "sops": 40, "words": 7_000,
-                                       "results": cost.run(50, 40, 7_000, OUT / "cost", pg=pg, fakes=fakes)}
+                for entries, sops, words in profile.costs:
+                    results["costs"].append({"entries": entries, "sops": sops, "words": words, "results": cost.run(
+                        entries, sops, words, OUT / f"cost-{entries}x{sops}", pg=pg, fakes=fakes)})
                     save()
             finally:
                 fakes.stop()

@@ -77,12 +77,13 @@ def test_report_renders_tables_and_judges_targets_from_the_results():
         "scenarios": [{"entries": 1000, "sops": 42, "latency": 0.3, "fanout": {"1": _run(20.0, 140), "2": _run(15.0, 140)},
                        "baseline": _run(500.0, 140, method="extrapolated", parallel_efficiency=0.95)}],
         "zero_latency": [{"entries": 1000, "sops": 42, "fanout": {"1": _run(8.0, 140)}, "baseline": _run(30.0, 140)}],
-        "cost": {"entries": 50, "sops": 40, "words": 7000, "results": {
+        "curve": [{"entries": 1000, "sops": 42, "threads": t} | _run(w, 140, limit=19.7) for t, w in ((16, 24.6), (32, 27.0))],
+        "costs": [{"entries": 50, "sops": 40, "words": 7000, "results": {
             mode: {"status": "success", "entries": 50, "enriched": 45, "sops_enriched": 24, "sops_created": 1,
                    "model_call_bound": 76, "steps": {}, "total": {"calls": 72, "input": 1, "cache_write": 0, "cache_read": 0,
                                                                    "output": 1, "usd": usd, "cached_share": 0.0,
                                                                    "reads_per_write": None}}
-            for mode, usd in (("direct", 1.37), ("batch", 0.85))}},
+            for mode, usd in (("direct", 1.37), ("batch", 0.85))}}],
         "matching": [{"vectors": 100_000, "sops": 10_000, "m": 16, "ef_construction": 64, "build_seconds": 40.0, "ef_search": 40,
                       "hnsw_plan": "index", "hnsw_p50_ms": 4.0, "hnsw_p95_ms": 7.0, "exact_plan": "sequential",
                       "exact_p50_ms": 250.0, "exact_p95_ms": 400.0, "recall_at_3": 0.84, "recall_at_3_matched": 0.99,
@@ -95,6 +96,7 @@ def test_report_renders_tables_and_judges_targets_from_the_results():
     assert "12.0 ms (workers 12.0, PostgreSQL 0.0, Redis 0.0) against < 5 ms — **missed**" in text
     assert "0.990 for entries with a match above the weak band" in text
     assert "$1.37 (batch mode $0.85) — **met**" in text and "| direct | **total** | 72 / bound 76 |" in text
+    assert "## Threads per LLM worker" in text and "| 16 | 24.6 | 19.7 | 80% |" in text and "| 32 | 27.0 | 19.7 | 73% |" in text
 
 
 def test_the_bench_fails_on_model_calls_above_the_bound():
