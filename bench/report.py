@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEEDUP_TARGET, EFFICIENCY_TARGET, CPU_TARGET_MS, RECALL_TARGET, COST_TARGET = 20.0, 0.70, 5.0, 0.95, 1.50
+EFFICIENCY_TARGET, CPU_TARGET_MS, RECALL_TARGET, COST_TARGET = 0.70, 5.0, 0.95, 1.50
+SPEEDUP_TARGETS = {"1": 20.0, "2": 30.0}  # × the sequential baseline, by worker processes (efficiency: 1 worker only)
 
 
 def _n(value, digits: int = 0) -> str:
@@ -137,10 +138,14 @@ def targets(results: dict) -> list[str]:
     s = _find(results, 1000, 42)
     if s and s.get("baseline"):
         for w, m in s["fanout"].items():
+            if w not in SPEEDUP_TARGETS:
+                continue
             speedup, eff = s["baseline"]["wall"] / m["wall"], efficiency(m)
-            ok = speedup >= SPEEDUP_TARGET and eff >= EFFICIENCY_TARGET
+            ok = speedup >= SPEEDUP_TARGETS[w] and (w != "1" or eff >= EFFICIENCY_TARGET)
+            wanted = f"≥ {SPEEDUP_TARGETS[w]:.0f}×" + (f" and ≥ {EFFICIENCY_TARGET:.0%} efficiency" if w == "1" else "")
             line = (f"- **1,000 entries × 42 SOPs, {w} worker(s)**: {speedup:.1f}× the baseline "
-                    f"({s['baseline']['method']}), parallel efficiency {_pct(eff)} — **{'met' if ok else 'missed'}**.")
+                    f"({s['baseline']['method']}), parallel efficiency {_pct(eff)}, against {wanted} — "
+                    f"**{'met' if ok else 'missed'}**.")
             if not ok:
                 line += (f" Of {m['wall']:.1f} s, {m.get('phase_start', 0):.1f} s are the start (SOP sync, embedding the "
                          f"week, publishing the chord), {m.get('phase_entries', 0):.1f} s the entries and "
