@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     llm_rate_limit: str | None = None  # Celery rate limit per worker for process_entry, e.g. "60/m"
     log_format: Literal["json", "text"] = "json"  # worker logs; every line carries run_id/entry_id
     flower_basic_auth: SecretStr | None = None  # user:password for Flower (off on 127.0.0.1 when unset)
+    # Task events cost the worker and Redis ~1 ms of CPU per task (three publishes each); Flower turns
+    # them on in the workers it watches (enable_events), so nobody pays for them unwatched.
+    task_events: bool = False
     # The playbook's own Docusaurus build on the changed tree before each commit (opt-in; needs Node).
     build_gate: bool = False
     build_timeout_seconds: int = 900

@@ -87,6 +87,8 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "llm_queue": (None, "Celery queue of the LLM-bound tasks (`process_entry`, `finalize_run`)"),
     "llm_rate_limit": (None, "Celery rate limit of `process_entry` per worker, e.g. `120/m`"),
     "log_format": (None, "worker logs: `json` (one object per line) or `text`; both carry `run_id`, `entry_id`, `task_id`"),
+    "task_events": (None, "workers send task events from the start; off, Flower (`playbook-sync flower`) turns them on "
+                    "in the workers it watches, and they stay on until those workers restart"),
     "flower_basic_auth": (None, "`user:password` for Flower, passed in its environment (without it, Flower answers only on 127.0.0.1)"),
     "api_token": (None, "bearer token of the operator for the HTTP API (`playbook-sync serve`); without it the server "
                   "listens on 127.0.0.1 only and says so; a secret"),

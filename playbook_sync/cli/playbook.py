@@ -105,6 +105,14 @@ def _site_build(files: dict[str, bytes], settings, out) -> bool:
     return result.ok
 
 
+def _enable_events() -> None:
+    """Turn task events on in the running workers now (off by default: settings.task_events), so Flower sees the
+    first tasks after it starts; Flower itself re-enables them every few seconds for workers started later."""
+    from playbook_sync.worker.app import app as celery_app
+
+    celery_app.control.enable_events()
+
+
 def flower(port: int = typer.Option(5555, help="HTTP port"), address: str = typer.Option("127.0.0.1", help="listen address")) -> None:
     """Start Flower against the configured broker (embedded profile: with embedded services and a local worker)."""
     settings = get_settings()
@@ -116,6 +124,7 @@ def flower(port: int = typer.Option(5555, help="HTTP port"), address: str = type
     elif address in ("127.0.0.1", "localhost", "::1"):
         env["FLOWER_UNAUTHENTICATED_API"] = "true"  # loopback only: on a real interface the API needs auth
     if settings.broker_url:  # production shape: Flower is all this process is
+        _enable_events()
         os.chdir(db.ROOT)
         os.execvpe(cmd[0], cmd, env)
     with services() as local:  # embedded: Flower, the services and a worker live as long as this command
@@ -127,6 +136,7 @@ def flower(port: int = typer.Option(5555, help="HTTP port"), address: str = type
                           f"  export PLAYBOOK_SYNC_BROKER_URL={local.broker_url}\n"
                           f"  export PLAYBOOK_SYNC_DATABASE_URL='{local.database_url}'", highlight=False)
             console.print(f"Flower on http://{address}:{port} (Ctrl-C stops it)", highlight=False)
+            _enable_events()
             proc = subprocess.Popen(cmd, cwd=db.ROOT, env=env)
             signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # stop Flower with us, then clean up
             try:

@@ -49,7 +49,9 @@ def start_run(trigger: str = "manual", scope: dict | None = None) -> dict:
     return {"run_id": run_id, "entries": len(started.entry_ids)}
 
 
-@app.task(name="playbook_sync.process_entry", bind=True, max_retries=None)
+# ignore_result: nobody reads a header task's result (the callback reads outcomes from the DB), so
+# it is not stored under its own key; the chord still counts it (the backend's chord part return).
+@app.task(name="playbook_sync.process_entry", bind=True, max_retries=None, ignore_result=True)
 def process_entry(self, run_id: str, entry_id: str) -> dict:
     """Embed (cache hit) → match → classify one entry; failures are recorded, never raised."""
     d = deps()
