@@ -120,6 +120,24 @@ class SopLexicon(Base):
     ndoc: Mapped[int] = mapped_column(Integer)
 
 
+class SopPosting(Base):
+    """One row per (lexeme, section): its term frequency and the section's length, i.e. an inverted index.
+
+    BM25 over these reads only the rows of an entry's query terms; unnesting every matching
+    section's tsvector instead cost ~4 ms of PostgreSQL CPU per entry (issue 12, bench/).
+    Written for new sections by retrieval.refresh_lexicon; removed with their section.
+    """
+
+    __tablename__ = "cp_sop_postings"
+
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+    section_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("cp_sop_sections.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    tf: Mapped[int] = mapped_column(Integer)  # positions of the lexeme in the section (array_length of its positions)
+    length: Mapped[int] = mapped_column(Integer)  # lexemes in the section (length(search)), BM25's normalisation
+
+
 class EntryLexicon(Base):
     """Document frequency of each lexeme over the knowledge entries: how common a word is in the way
     calls are told, which weighs the entry's side of the lexical ranking (retrieval.py, migration 0008)."""

@@ -10,7 +10,7 @@ stays swappable (offline or OpenAI) without re-weighting anything.
 Everything runs in one SQL statement per entry: the entry's lexemes (English stemming, as
 the sections' generated `search` tsvector), their IDF from the playbook's own sections
 (cp_sop_lexicon, refreshed when SOPs change) times their IDF over the knowledge entries
-(cp_entry_lexicon, refreshed by each run), BM25 per section over the GIN index, the
+(cp_entry_lexicon, refreshed by each run), BM25 per section over their postings, the
 nearest sections by HNSW, RRF at section level, then the best section per SOP and the top-k
 SOPs — so one SOP with many similar sections cannot crowd the others out of the list.
 """
@@ -74,18 +74,16 @@ _ENTRY_TERMS = """
 HYBRID_SQL = f"""
 WITH {_ENTRY_TERMS},
     lexical AS (
-        SELECT s.id, s.file_path, s.heading,
-               sum(t.idf * (array_length(u.positions, 1) * ({BM25_K1} + 1))
-                   / (array_length(u.positions, 1)
-                      + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * length(s.search) / st.avg_length))) AS score
-        FROM cp_sop_sections s
-        CROSS JOIN query
-        CROSS JOIN cp_sop_search_stats st
-        CROSS JOIN LATERAL unnest(s.search) AS u
-        JOIN terms t ON t.word = u.lexeme
-        WHERE s.search @@ query.q
-        GROUP BY s.id, s.file_path, s.heading
-        ORDER BY score DESC LIMIT :pool),
+        SELECT s.id, s.file_path, s.heading, best.score
+        FROM (SELECT p.section_id,
+                     sum(t.idf * (p.tf * ({BM25_K1} + 1))
+                         / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.length / st.avg_length))) AS score
+              FROM terms t
+              JOIN cp_sop_postings p ON p.word = t.word  -- only the query terms' rows (models.SopPosting)
+              CROSS JOIN cp_sop_search_stats st
+              GROUP BY p.section_id
+              ORDER BY score DESC LIMIT :pool) best
+        JOIN cp_sop_sections s ON s.id = best.section_id),
     nearest AS (
         SELECT id, file_path, heading, embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id) AS distance
         FROM cp_sop_sections
@@ -159,7 +157,12 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
 
 
 def refresh_lexicon(session: Session) -> None:
-    """Document frequency of every lexeme over the playbook's sections, for BM25's IDF (after SOP changes)."""
+    """Document frequency of every lexeme over the playbook's sections, for BM25's IDF, and the postings of
+    sections that have none yet (after SOP changes; a removed section's postings go with it)."""
+    session.execute(text("INSERT INTO cp_sop_postings (word, section_id, tf, length) "
+                         "SELECT u.lexeme, s.id, array_length(u.positions, 1), length(s.search) "
+                         "FROM cp_sop_sections s CROSS JOIN LATERAL unnest(s.search) AS u "
+                         "WHERE NOT EXISTS (SELECT 1 FROM cp_sop_postings p WHERE p.section_id = s.id)"))
     session.execute(text("DELETE FROM cp_sop_lexicon"))
     session.execute(text("INSERT INTO cp_sop_lexicon (word, ndoc) SELECT word, ndoc FROM ts_stat('SELECT search FROM cp_sop_sections')"))
     session.execute(text("INSERT INTO cp_sop_search_stats (id, sections, avg_length) "
