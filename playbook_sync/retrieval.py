@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, defer
 
+from playbook_sync import prepared
 from playbook_sync.calibration import Gate, baseline
 from playbook_sync.headings import is_generic
 from playbook_sync.models import SopEmbedding, SopSearchStats
@@ -123,8 +124,9 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
     # As in matching.py: keep the planner on the HNSW index (a high ef_search makes it cost an exact scan
     # as cheaper), and only for this statement.
     # The settings go in the same round trip as the query (psycopg2 returns the last statement's rows).
-    rows = session.execute(text(f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off; {HYBRID_SQL}"),
-                           {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS}).all()
+    # Prepared once per connection with a generic plan (prepared.py): planning it cost as much as running it.
+    rows = prepared.execute(session, HYBRID_SQL, {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS},
+                            settings=f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off; ").all()
     session.execute(text("SET LOCAL enable_seqscan = on"))
     per_sop: dict[str, dict] = {}
     for path, heading, similarity, fused, lexical_rank, vector_rank in rows:

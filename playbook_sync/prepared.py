@@ -1,0 +1,39 @@
+"""Per-entry queries as server-side prepared statements with a generic plan (issue 12).
+
+Planning the hybrid retrieval statement (a dozen CTEs and joins) cost PostgreSQL about as
+much CPU as running it, on every entry. A statement prepared once per connection with
+plan_cache_mode = force_generic_plan is planned once per connection instead. Prepared
+statements live in the server session, so this needs a connection per session (a direct
+PostgreSQL connection or PgBouncer in session mode, not transaction pooling).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from sqlalchemy import text
+from sqlalchemy.engine import Result
+from sqlalchemy.orm import Session
+
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
+
+
+def execute(session: Session, sql: str, params: dict, *, settings: str = "") -> Result:
+    """Run sql (with :named parameters) as this connection's prepared statement, preparing it on first use.
+
+    settings: SET LOCAL statements sent first, in the same round trip (a generic plan is made under the
+    settings of the first execution: pass the same planner settings every time).
+    """
+    names = list(dict.fromkeys(_PARAM.findall(sql)))
+    name = "pbs_" + hashlib.sha1(sql.encode()).hexdigest()[:20]
+    connection = session.connection()
+    # The pool's per-DBAPI-connection dict: kept across check-outs, cleared when the connection is replaced.
+    known = connection.connection.info.setdefault("prepared_statements", set())
+    if name not in known:
+        body = _PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql)
+        connection.exec_driver_sql(f"PREPARE {name} AS {body}")  # not undone by a rollback: prepared once
+        known.add(name)
+    arguments = ", ".join(f":{n}" for n in names)
+    return session.execute(text(f"{settings}SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE {name}({arguments})"),
+                           params)
