@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, or site-packages of an installed wheel
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # package data: shipped in the wheel
 CONNECT_TIMEOUT = 10  # seconds to open a PostgreSQL connection
-MAX_OVERFLOW = 60  # connections beyond the 10 kept open, opened when threads need them
+MAX_CONNECTIONS = 70  # per engine: above the LLM worker's threads (up to 64, bench --curve)
 
 
 @lru_cache(maxsize=8)
@@ -23,8 +23,10 @@ def get_engine(url: str) -> Engine:
     # connect_timeout still wins.
     args = {"connect_timeout": CONNECT_TIMEOUT} if url.startswith("postgresql") and "connect_timeout=" not in url else {}
     # A threads-pool worker holds a connection per thread while the model answers (process_entry is one
-    # transaction), so the pool must cover the LLM worker's threads (up to 64, bench --curve), not only 30.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=MAX_OVERFLOW, future=True, connect_args=args)
+    # transaction), so the pool must cover the LLM worker's threads (up to 64, bench --curve). Connections
+    # are opened only when needed, and every one opened is kept: an "overflow" connection closed at check-in
+    # and opened again by the next task costs a PostgreSQL backend start and re-preparing (prepared.py).
+    return create_engine(url, pool_pre_ping=True, pool_size=MAX_CONNECTIONS, max_overflow=0, future=True, connect_args=args)
 
 
 @contextmanager

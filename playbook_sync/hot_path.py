@@ -13,7 +13,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, defer
 
 from playbook_sync import calibration, lessons
@@ -28,12 +28,16 @@ _sops: OrderedDict[tuple[uuid.UUID, str], tuple[str, str]] = OrderedDict()
 _lessons: OrderedDict[tuple[uuid.UUID, str, str], list[str]] = OrderedDict()
 
 
+# Built once, with bound parameters: building the statement per entry cost as much CPU as loading its rows (bench/).
+_ITEM_AND_ENTRY = (
+    select(RunItem, KnowledgeEntry).join(KnowledgeEntry, KnowledgeEntry.id == RunItem.entry_id)
+    .where(RunItem.run_id == bindparam("run_id"), RunItem.entry_id == bindparam("entry_id"))
+    .options(defer(KnowledgeEntry.embedding), defer(KnowledgeEntry.search)).with_for_update(of=RunItem))
+
+
 def item_and_entry(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID) -> tuple[RunItem | None, KnowledgeEntry | None]:
-    """The run item (row-locked) and its entry (without its vector: matching reads it in the database)."""
-    row = session.execute(
-        select(RunItem, KnowledgeEntry).join(KnowledgeEntry, KnowledgeEntry.id == RunItem.entry_id)
-        .where(RunItem.run_id == run_id, RunItem.entry_id == entry_id)
-        .options(defer(KnowledgeEntry.embedding)).with_for_update(of=RunItem)).first()
+    """The run item (row-locked) and its entry (without its vector and lexemes: matching reads them in the database)."""
+    row = session.execute(_ITEM_AND_ENTRY, {"run_id": run_id, "entry_id": entry_id}).first()
     return (row[0], row[1]) if row is not None else (None, None)
 
 
