@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from playbook_sync.schemas import SopDoc
 
@@ -57,6 +58,13 @@ def split(text: str) -> list[Part]:
     return parts
 
 
+# Every entry a run classifies splits its candidates' SOPs again: the same few texts (hot_path caches them per
+# run, one object each, so the string's hash is computed once). ~128 long SOPs are a few MB.
+@lru_cache(maxsize=128)
+def _split_cached(text: str) -> tuple[Part, ...]:
+    return tuple(split(text))
+
+
 def outline(headings: Iterable[tuple[int, str]], limit: int = OUTLINE_CHARS) -> str:
     """Headings as an indented list (## at the left, ### one step in), cut at limit characters."""
     lines, size = [], 0
@@ -99,7 +107,7 @@ def for_candidate(sop_text: str, sections: Sequence[str], limit: int = CLASSIFY_
     An SOP that fits the limit whole is sent whole: the same text for every entry, so a prompt
     prefix that ends with it repeats (and can be cached) across the entries it is best for.
     """
-    parts = split(sop_text)
+    parts = _split_cached(sop_text)
     body = "\n\n".join(p.text for p in parts)
     if len(body) + len(WHOLE) <= limit:
         return WHOLE + body
