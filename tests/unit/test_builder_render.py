@@ -30,7 +30,8 @@ def playbook(title: str, text: str) -> Playbook:
                 "deal_stage": "demo", "meeting_context": text, "customer_pain_points": [text], "competitors": [text],
                 "created_at": NOW, "updated_at": NOW,
                 "content_modules": {"opening_strategy": text, "key_messages": [text, title],
-                                    "objection_handling": [{"objection": text or "o", "response": text}]}}
+                                    # The model strips whitespace, and an objection must say something.
+                                    "objection_handling": [{"objection": text if text.strip() else "o", "response": text}]}}
     return Playbook.model_validate({"id": uuid.uuid4(), "user_id": 1, "title": title or "x", "description": text,
                                     "target_persona": text[:200], "scenarios": [scenario], "created_at": NOW,
                                     "updated_at": NOW})
