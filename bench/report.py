@@ -123,12 +123,13 @@ def _bound_by(m: dict, workers: str) -> str:
                 f"processes): per entry the workers used {cpu.get('workers', 0):.1f} ms of CPU, PostgreSQL "
                 f"{cpu.get('postgres', 0):.1f} ms, the fakes {cpu.get('driver_and_fakes', 0):.1f} ms; more worker "
                 "processes on the same cores add contention, not capacity")
+    threads = (m.get("concurrency") or 16 * int(workers)) // int(workers)
     if workers == "1":
-        return (f"one worker process runs its 16 threads under one GIL: {cpu.get('workers', 0):.1f} ms of its CPU per "
+        return (f"one worker process runs its {threads} threads under one GIL: {cpu.get('workers', 0):.1f} ms of its CPU per "
                 f"entry (Celery, SQLAlchemy, the SDK) queue behind each other while the machine was {_pct(busy)} busy")
     serial = (m.get("phase_start") or 0) + (m.get("phase_finalize") or 0)
     return (f"the start and the callback ({serial:.1f} s) run on one worker, so only the entries "
-            f"({m.get('phase_entries') or 0:.1f} s) have all {int(workers) * 16} threads; the machine was {_pct(busy)} busy "
+            f"({m.get('phase_entries') or 0:.1f} s) have all {int(workers) * threads} threads; the machine was {_pct(busy)} busy "
             f"({_pct(others)} by other processes)")
 
 
@@ -281,7 +282,8 @@ def render(results: dict) -> str:
         "Sonnet to name clusters). Each run starts from the same state: the SOP cache filled by last week's run, "
         "5% of the SOPs edited by a human since, and the week's entries from `bench/generate.py`.", "",
         "- **chord**: the real system — `start_run` embeds the week in batches and fans out one `process_entry` per "
-        "entry over worker processes (`-P threads -c 16`); `finalize_run` writes the edits (concurrently) and commits.",
+        f"entry over worker processes (`-P threads -c {meta.get('threads', 16)}`); `finalize_run` writes the edits "
+        "(concurrently) and commits.",
         "- **baseline**: the straightforward way, in one process — `pipeline.run_inline` with embedding batches of 1: "
         "one embedding request per entry (and per changed SOP text), one classify call per entry, one call per "
         "edit, one after another.",

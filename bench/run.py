@@ -221,6 +221,12 @@ def run_zero_latency(ws, profile: Profile, results: dict, save) -> None:
             ws.pg.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def scenario_threads() -> int:
+    from bench import scenario
+
+    return scenario.THREADS
+
+
 def run_curve(ws, profile: Profile, results: dict, save) -> None:
     """The main scenario with one worker at each thread count (no baseline, no repeats): how the LLM queue's
     threads should be sized on this machine."""
@@ -255,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--curve", action="store_true", help="1,000 x 42 with latency, one worker, no baseline (see --threads)")
     group.add_argument("--cpu", action="store_true", help="orchestration CPU per entry only (1,000 x 42, fakes at zero latency)")
     parser.add_argument("--only", choices=["matching", "scenarios", "cost"], help="run one part")
-    parser.add_argument("--threads", type=int, default=16, help="threads per worker process (-P threads -c N)")
+    parser.add_argument("--threads", type=int, default=scenario_threads(), help="threads per worker process (-P threads -c N; "
+                        "default: what docker-compose.yml ships)")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="before each measured run, wait up to this long for the machine's CPU to be mostly idle")
     parser.add_argument("--out", type=Path, default=OUT / "results.json")

@@ -36,7 +36,7 @@ from playbook_sync.providers.localgit import init_repo
 from playbook_sync.sops import parse_sop
 
 log = logging.getLogger(__name__)
-THREADS = 16  # -P threads -c 16 per worker process
+THREADS = 32  # -P threads -c 32 per worker process, as docker-compose.yml ships LLM_WORKER_THREADS
 CHANGED_FRACTION = 0.05  # SOPs edited by a human since last week's run
 
 
