@@ -269,8 +269,8 @@ def render(results: dict) -> str:
         "pointed at. The machine is shared with other work; the *others* column says how much of its CPU went to "
         "processes outside the run.", "",
         "## Reproduce", "", "```sh",
-        "make bench                      # default profile: writes bench/out/results.json and this file",
-        "make bench BENCH_ARGS=--full    # baselines measured in full up to 1,000 entries",
+        "make bench                      # the whole matrix: writes bench/out/results.json and this file",
+        "make bench BENCH_ARGS=--full    # the same with baselines measured in full up to 1,000 entries",
         "make bench BENCH_ARGS=--smoke   # a couple of minutes: checks the harness",
         "make bench BENCH_ARGS=--cpu     # orchestration CPU per entry only (fakes at zero latency)",
         "make bench BENCH_ARGS='--curve --threads 32'   # 1,000 x 42, one worker with 32 threads, no baseline",
