@@ -177,6 +177,7 @@ def placement(session: Session, labels: dict[str, Label], run_ids: list[uuid.UUI
         "backdated": len(backdated),
         "backdated_settled": sum(1 for k in backdated if status.get(k) in FINAL),
         "generic_section_placements": sum(1 for _, _, s in pairs if _generic(s)),
+        "generic_sections_written": sorted({s for _, _, s in pairs if _generic(s)}),
         # Orphans the classifier was asked about (they had candidates) against those the gate gave none, by kind.
         "orphans_asked": _orphans_asked(session, labels, run_ids, orphaned),
         # For reading what went wrong: each placement outside the entry's home, with its label.
@@ -197,10 +198,11 @@ def _orphans_asked(session: Session, labels: dict[str, Label], run_ids: list[uui
     return {kind: {"asked": a, "no_candidate": n} for kind, (a, n) in sorted(out.items())}
 
 
-_GENERIC = ("reference", "appendix", "changelog", "glossary", "resources", "table of contents", "maintenance",
-            "revision history", "templates", "metrics")
+# The corpus's generic sections, by the headings bench/quality/playbook.py gives them: not a pattern, which
+# also caught steps such as "1b. Funnel Conversion Metrics".
+_GENERIC = frozenset({"metrics & kpis", "templates", "4a. maintenance schedule", "glossary", "references",
+                      "appendix a: field definitions", "revision history"})
 
 
 def _generic(section: str | None) -> bool:
-    heading = _norm(section)
-    return any(word in heading for word in _GENERIC)
+    return _norm(section) in _GENERIC
