@@ -319,16 +319,19 @@ def main(argv: list[str] | None = None) -> int:
                 from bench.scenario import Workspace
 
                 ws = Workspace(pg, fakes, broker, work, redis_pid=redis_pid(broker))
-                if args.only != "cost":
-                    run_scenarios(ws, profile, results, save)
-                    run_zero_latency(ws, profile, results, save)
-                    run_curve(ws, profile, results, save)
                 from bench import cost
 
+                # The matrix last: its largest scenario is the longest part, and a bench stopped early
+                # still has everything else in results.json (python -m bench.report renders it).
+                if args.only != "cost":
+                    run_zero_latency(ws, profile, results, save)
+                    run_curve(ws, profile, results, save)
                 for entries, sops, words in profile.costs:
                     results["costs"].append({"entries": entries, "sops": sops, "words": words, "results": cost.run(
                         entries, sops, words, OUT / f"cost-{entries}x{sops}", pg=pg, fakes=fakes)})
                     save()
+                if args.only != "cost":
+                    run_scenarios(ws, profile, results, save)
             finally:
                 fakes.stop()
                 release_results(app)
