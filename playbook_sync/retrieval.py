@@ -69,8 +69,7 @@ _ENTRY_TERMS = """
         JOIN cp_sop_lexicon l ON l.word = w
         LEFT JOIN cp_entry_lexicon el ON el.word = w
         WHERE e.id = :entry_id
-        ORDER BY idf DESC, l.word LIMIT :max_terms),
-    query AS (SELECT string_agg(quote_literal(word), ' | ')::tsquery AS q FROM terms)"""
+        ORDER BY idf DESC, l.word LIMIT :max_terms)"""
 
 HYBRID_SQL = f"""
 WITH {_ENTRY_TERMS},
