@@ -25,7 +25,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, defer
 
 from playbook_sync import prepared
-from playbook_sync.calibration import Gate, baseline
+from playbook_sync.calibration import Gate
 from playbook_sync.headings import is_generic
 from playbook_sync.models import SopEmbedding, SopSearchStats
 from playbook_sync.schemas import Candidate
@@ -94,17 +94,25 @@ WITH {_ENTRY_TERMS},
                coalesce(1.0 / ({RRF_K} + l.rank), 0) + coalesce(1.0 / ({RRF_K} + v.rank), 0) AS fused,
                l.rank AS lexical_rank, v.rank AS vector_rank
         FROM (SELECT *, rank() OVER (ORDER BY score DESC) AS rank FROM lexical) l
-        FULL JOIN (SELECT *, rank() OVER (ORDER BY distance) AS rank FROM nearest) v ON v.id = l.id)
-SELECT file_path, heading, similarity, fused, lexical_rank, vector_rank FROM ranked ORDER BY fused DESC, file_path, heading
+        FULL JOIN (SELECT *, rank() OVER (ORDER BY distance) AS rank FROM nearest) v ON v.id = l.id),
+    -- Best section per SOP, in SQL: the worker gets k rows, not the ~240 of both pools.
+    per_sop AS (
+        SELECT file_path, max(fused) AS fused, max(similarity) AS similarity,
+               coalesce(bool_or(lexical_rank = 1) AND bool_or(vector_rank = 1), false) AS agreed,
+               array_agg(heading ORDER BY fused DESC, heading) AS headings
+        FROM ranked GROUP BY file_path),
+    top AS (SELECT * FROM per_sop ORDER BY fused DESC, file_path LIMIT :k)
+SELECT t.file_path, t.headings,
+       -- an SOP only the lexical side found: the embedder similarity of its best section, exactly
+       coalesce(t.similarity, (SELECT 1 - min(s.embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id))
+                               FROM cp_sop_sections s WHERE s.file_path = t.file_path)),
+       t.fused::float8, t.agreed,
+       -- the entry's baseline (calibration.baseline): the median similarity of the SOPs after its top k
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r.similarity)
+        FROM (SELECT similarity FROM per_sop WHERE similarity IS NOT NULL ORDER BY similarity DESC OFFSET :k) r),
+       (SELECT count(*) FROM per_sop), (SELECT count(*) FROM ranked)
+FROM top t ORDER BY t.fused DESC, t.file_path
 """
-
-# The embedder similarity of named SOPs' best sections (for SOPs only the lexical side found).
-_BEST_SIMILARITY_SQL = """
-SELECT DISTINCT ON (file_path) file_path, heading, 1 - (embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id))
-FROM cp_sop_sections WHERE file_path = ANY(:paths)
-ORDER BY file_path, embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id)
-"""
-
 
 _OTHER_SOPS_SQL = """
 SELECT file_path, heading, similarity FROM (
@@ -124,37 +132,22 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
     # as cheaper), and only for this statement.
     # The settings go in the same round trip as the query (psycopg2 returns the last statement's rows).
     # Prepared once per connection with a generic plan (prepared.py): planning it cost as much as running it.
-    rows = prepared.execute(session, HYBRID_SQL, {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS},
+    rows = prepared.execute(session, HYBRID_SQL, {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS, "k": k},
                             settings=f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off; ").all()
     session.execute(text("SET LOCAL enable_seqscan = on"))
-    per_sop: dict[str, dict] = {}
-    for path, heading, similarity, fused, lexical_rank, vector_rank in rows:
-        sop = per_sop.setdefault(path, {"fused": float(fused), "section": None, "any": heading, "similarity": None,
-                                        "agreed": set(), "top": []})
-        if len(sop["top"]) < TOP_SECTIONS:
-            sop["top"].append(heading)
-        sop["agreed"] |= {side for side, r in (("lexical", lexical_rank), ("vector", vector_rank)) if r == 1}
-        if sop["section"] is None and not is_generic(heading):
-            sop["section"] = heading
-        if similarity is not None and (sop["similarity"] is None or similarity > sop["similarity"]):
-            sop["similarity"] = float(similarity)
-    if len(per_sop) < k and len(rows) >= pool:
+    hits = [Hit(sop_path=path, section=next((h for h in headings if not is_generic(h)), headings[0]),
+                similarity=similarity if similarity is not None else 0.0, fused=fused, rank=i, agreed=agreed, sections=tuple(headings[:TOP_SECTIONS]))
+            for i, (path, headings, similarity, fused, agreed, _level, _sops, _rows) in enumerate(rows, start=1)]
+    level = rows[0][5] if rows else None
+    if rows and rows[0][6] < k and rows[0][7] >= pool:
         # A few SOPs with many similar sections filled both pools: the other SOPs are ranked exactly, best
-        # section per SOP, after every pooled one (they are farther than all of the vector pool).
-        for i, (path, heading, similarity) in enumerate(session.execute(text(_OTHER_SOPS_SQL), {
-                "entry_id": entry_id, "seen": list(per_sop), "k": k - len(per_sop)}), start=1):
-            per_sop[path] = {"fused": 1.0 / (RRF_K + pool + i), "section": None if is_generic(heading) else heading,
-                             "any": heading, "similarity": float(similarity), "agreed": set(), "top": [heading]}
-    level = baseline([s["similarity"] for s in per_sop.values() if s["similarity"] is not None], k)
-    top = sorted(per_sop.items(), key=lambda kv: (-kv[1]["fused"], kv[0]))[:k]
-    missing = [p for p, sop in top if sop["similarity"] is None]
-    if missing:
-        for path, _heading, similarity in session.execute(text(_BEST_SIMILARITY_SQL), {"entry_id": entry_id, "paths": missing}):
-            per_sop[path]["similarity"] = float(similarity)
-    return [Hit(sop_path=p, section=sop["section"] if sop["section"] is not None else sop["any"],
-                similarity=sop["similarity"] if sop["similarity"] is not None else 0.0, fused=sop["fused"], rank=i,
-                agreed=sop["agreed"] == {"lexical", "vector"}, sections=tuple(sop["top"]))
-            for i, (p, sop) in enumerate(top, start=1)], level
+        # section per SOP, after every pooled one (they are farther than all of the vector pool). With at
+        # most k SOPs in all, none is beyond the top k, so there is no baseline either way.
+        hits += [Hit(sop_path=path, section=heading, similarity=float(similarity),
+                     fused=1.0 / (RRF_K + pool + i), rank=len(hits) + i, sections=(heading,))
+                 for i, (path, heading, similarity) in enumerate(session.execute(text(_OTHER_SOPS_SQL), {
+                     "entry_id": entry_id, "seen": [h.sop_path for h in hits], "k": k - len(hits)}), start=1)]
+    return hits, level
 
 
 def refresh_lexicon(session: Session) -> None:
