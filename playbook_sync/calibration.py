@@ -30,6 +30,7 @@ the run records that they were pinned.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +63,15 @@ def baseline(per_sop: Sequence[float], k: int) -> float | None:
     return float(np.median(rest)) if rest else None
 
 
+def lexical_excess(scores: Sequence[float], k: int, *, rank: int = 0) -> float | None:
+    """How far the SOP at `rank` by BM25 (0: the entry's best) stands above the median of the SOPs after its
+    top k, in logs: BM25 has no fixed scale (an entry with more and rarer words scores higher everywhere),
+    so only an SOP's score relative to the entry's other SOPs says anything, as with similarities."""
+    logs = sorted((math.log(s) for s in scores if s > 0), reverse=True)
+    level = baseline(logs, k)
+    return logs[rank] - level if level is not None and rank < len(logs) else None
+
+
 def null_scores(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int, sample: int = SAMPLE) -> tuple[list[float], list[float]]:
     """(similarities of the SOPs ranked after each sampled entry's top k, and per entry the excess of the
     best of them over that entry's baseline): entries that resemble everything (generic words) and
@@ -91,6 +101,7 @@ class Gate:
     strong: float
     weak: float
     ask: float | None = None  # excess mode: the entry is worth asking about once its best candidate clears this
+    lexical_ask: float | None = None  # excess mode: ... or once its best SOP by BM25 stands out this much (lexical_excess)
 
     def band(self, similarity: float, level: float | None) -> str:
         value = similarity - (level or 0.0) if self.mode == "excess" else similarity
@@ -98,23 +109,30 @@ class Gate:
             return "strong"
         return "weak" if value >= self.weak else "none"
 
-    def bands(self, similarities: Sequence[float], level: float | None, agreed: bool = False) -> list[str]:
+    def bands(self, similarities: Sequence[float], level: float | None, agreed: bool = False,
+              lexical: float | None = None) -> list[str]:
         """The band of each of an entry's fused top k (best first), or "none" for those not worth asking about.
 
         Pinned (absolute) bands judge each SOP alone. Calibrated ones judge the entry: when its
-        best candidate stands above the null's median, or the lexical and vector rankings put the
-        same section first (`agreed`), the classifier sees all k, those under weak as `low`, and
-        picks among them; the fused rank orders them."""
+        best candidate stands above the null's median, its best SOP by BM25 stands out more than the
+        lexical null's median (`lexical`: a lexical embedder's similarities are diluted by a long
+        section's other words, the rare words an entry shares with it are not), or the lexical and
+        vector rankings put the same section first (`agreed`), the classifier sees all k, those
+        under weak as `low`, and picks among them; the fused rank orders them."""
         own = [self.band(s, level) for s in similarities]
         if self.mode != "excess" or self.ask is None or not similarities:
             return own
-        if not agreed and max(similarities) - (level or 0.0) < min(self.ask, self.weak):
+        stands_out = lexical is not None and self.lexical_ask is not None and lexical >= self.lexical_ask
+        if not agreed and not stands_out and max(similarities) - (level or 0.0) < min(self.ask, self.weak):
             return ["none"] * len(own)
         return ["low" if b == "none" else b for b in own]
 
 
-def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, settings: Settings) -> dict:
-    """The run's calibration record: the null's summary and histogram, and the bands it gives."""
+def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, settings: Settings,
+              lexical: Sequence[float] = ()) -> dict:
+    """The run's calibration record: the null's summary and histogram, and the bands it gives.
+
+    lexical: the lexical side's null (retrieval.lexical_null), whose median is the second way to be worth asking."""
     pinned = "bands" in settings.model_fields_set
     record: dict = {"model": model, "null": {"n": len(raw)}, "pinned": pinned}
     if raw:
@@ -134,6 +152,9 @@ def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, sett
                    "weak": round(float(np.quantile(values, WEAK_QUANTILE, method="higher")), 4),
                    "ask": round(float(np.quantile(values, ASK_QUANTILE, method="higher")), 4),
                    "source": f"calibrated on {len(excess)} null scores"}
+        if len(lexical) >= MIN_NULL:
+            record["lexical_ask"] = round(float(np.quantile(np.asarray(lexical, dtype=float), ASK_QUANTILE, method="higher")), 4)
+            record["null"]["lexical_n"] = len(lexical)
     return record
 
 
@@ -151,7 +172,7 @@ def gate_of(record: dict | None, settings: Settings, model: str) -> Gate:
         return Gate("absolute", configured.strong, configured.weak)
     weak = min(record["weak"], record["strong"])
     return Gate(record.get("mode", "absolute"), record["strong"], weak,
-                min(record["ask"], weak) if record.get("ask") is not None else None)
+                min(record["ask"], weak) if record.get("ask") is not None else None, record.get("lexical_ask"))
 
 
 def describe(record: dict | None) -> list[str]:
@@ -164,6 +185,9 @@ def describe(record: dict | None) -> list[str]:
              f"bands: strong {record['strong']:+.3f}, weak {record['weak']:+.3f}{above} ({record['source']})"]
     if record.get("ask") is not None:
         lines.append(f"worth asking the classifier: best candidate {record['ask']:+.3f}{above} (the null's median)")
+    if record.get("lexical_ask") is not None:
+        lines.append(f"  or its best SOP by BM25 {record['lexical_ask']:+.3f} above the SOPs after its top k, in logs "
+                     f"(the lexical null's median, n={record['null'].get('lexical_n')})")
     if null.get("n"):
         lines.append(f"null distribution (SOPs beyond each entry's top k): n={null['n']}, median {null['median']:.3f}, "
                      f"p90 {null['p90']:.3f}, p99 {null['p99']:.3f}")

@@ -18,14 +18,16 @@ SOPs — so one SOP with many similar sections cannot crowd the others out of th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, defer
 
 from playbook_sync import prepared
-from playbook_sync.calibration import Gate
+from playbook_sync.calibration import SAMPLE, Gate, lexical_excess
 from playbook_sync.headings import is_generic
 from playbook_sync.models import SopEmbedding, SopSearchStats
 from playbook_sync.schemas import Candidate
@@ -59,10 +61,12 @@ class Hit:
 # entries: words most calls use ("reps", "deal", "dashboard", "after signature") are how calls are
 # told, not what one is about, and let boilerplate in an SOP outrank the step an entry names. Both
 # are the same formula on two collections; with no entry statistics every word weighs alike.
-_ENTRY_TERMS = """
+_IDF = ("ln(1 + (st.sections - l.ndoc + 0.5) / (l.ndoc + 0.5))"
+        " * ln(1 + greatest(st.entries, 1)::float / greatest(coalesce(el.ndoc, 0), 1))")
+_BM25 = f"t.idf * (p.tf * ({BM25_K1} + 1)) / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.length / st.avg_length))"
+_ENTRY_TERMS = f"""
     terms AS MATERIALIZED (
-        SELECT l.word, ln(1 + (st.sections - l.ndoc + 0.5) / (l.ndoc + 0.5))
-                       * ln(1 + greatest(st.entries, 1)::float / greatest(coalesce(el.ndoc, 0), 1)) AS idf
+        SELECT l.word, {_IDF} AS idf
         FROM cp_knowledge_entries e
         CROSS JOIN cp_sop_search_stats st
         CROSS JOIN LATERAL unnest(tsvector_to_array(e.search)) AS w
@@ -76,8 +80,7 @@ WITH {_ENTRY_TERMS},
     lexical AS (
         SELECT s.id, s.file_path, s.heading, best.score
         FROM (SELECT p.section_id,
-                     sum(t.idf * (p.tf * ({BM25_K1} + 1))
-                         / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.length / st.avg_length))) AS score
+                     sum({_BM25}) AS score
               FROM terms t
               JOIN cp_sop_postings p ON p.word = t.word  -- only the query terms' rows (models.SopPosting)
               CROSS JOIN cp_sop_search_stats st
@@ -90,14 +93,14 @@ WITH {_ENTRY_TERMS},
         ORDER BY distance LIMIT :pool),
     ranked AS (
         SELECT coalesce(l.id, v.id) AS id, coalesce(l.file_path, v.file_path) AS file_path,
-               coalesce(l.heading, v.heading) AS heading, 1 - v.distance AS similarity,
+               coalesce(l.heading, v.heading) AS heading, 1 - v.distance AS similarity, l.score AS lexical,
                coalesce(1.0 / ({RRF_K} + l.rank), 0) + coalesce(1.0 / ({RRF_K} + v.rank), 0) AS fused,
                l.rank AS lexical_rank, v.rank AS vector_rank
         FROM (SELECT *, rank() OVER (ORDER BY score DESC) AS rank FROM lexical) l
         FULL JOIN (SELECT *, rank() OVER (ORDER BY distance) AS rank FROM nearest) v ON v.id = l.id),
     -- Best section per SOP, in SQL: the worker gets k rows, not the ~240 of both pools.
     per_sop AS (
-        SELECT file_path, max(fused) AS fused, max(similarity) AS similarity,
+        SELECT file_path, max(fused) AS fused, max(similarity) AS similarity, max(lexical) AS lexical,
                coalesce(bool_or(lexical_rank = 1) AND bool_or(vector_rank = 1), false) AS agreed,
                array_agg(heading ORDER BY fused DESC, heading) AS headings
         FROM ranked GROUP BY file_path),
@@ -110,7 +113,8 @@ SELECT t.file_path, t.headings,
        -- the entry's baseline (calibration.baseline): the median similarity of the SOPs after its top k
        (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r.similarity)
         FROM (SELECT similarity FROM per_sop WHERE similarity IS NOT NULL ORDER BY similarity DESC OFFSET :k) r),
-       (SELECT count(*) FROM per_sop), (SELECT count(*) FROM ranked)
+       (SELECT count(*) FROM per_sop), (SELECT count(*) FROM ranked),
+       (SELECT array_agg(lexical::float8) FROM per_sop WHERE lexical IS NOT NULL)  -- each SOP's best BM25 score
 FROM top t ORDER BY t.fused DESC, t.file_path
 """
 
@@ -124,9 +128,43 @@ ORDER BY similarity DESC LIMIT :k
 """
 
 
-def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = POOL) -> tuple[list[Hit], float | None]:
-    """The k SOPs ranked by the fused score of their best section (lexical BM25 + vector, RRF), and the
-    entry's baseline similarity (calibration.baseline over the SOPs of its nearest sections)."""
+# The lexical side's null (calibration.lexical_excess): the same BM25 for a sample of entries at once, best
+# section per SOP within each entry's pool of sections.
+_LEXICAL_NULL_SQL = f"""
+WITH terms AS MATERIALIZED (
+        SELECT e.id AS entry_id, t.word, t.idf
+        FROM cp_knowledge_entries e
+        CROSS JOIN LATERAL (
+            SELECT l.word, {_IDF} AS idf
+            FROM cp_sop_search_stats st
+            CROSS JOIN LATERAL unnest(tsvector_to_array(e.search)) AS w
+            JOIN cp_sop_lexicon l ON l.word = w
+            LEFT JOIN cp_entry_lexicon el ON el.word = w
+            ORDER BY idf DESC, l.word LIMIT :max_terms) t
+        WHERE e.id = ANY(:ids)),
+    scored AS (
+        SELECT t.entry_id, p.section_id, sum({_BM25}) AS score,
+               row_number() OVER (PARTITION BY t.entry_id ORDER BY sum({_BM25}) DESC) AS n
+        FROM terms t
+        JOIN cp_sop_postings p ON p.word = t.word
+        CROSS JOIN cp_sop_search_stats st
+        GROUP BY t.entry_id, p.section_id)
+SELECT x.entry_id, max(x.score)::float8
+FROM scored x JOIN cp_sop_sections s ON s.id = x.section_id
+WHERE x.n <= :pool
+GROUP BY x.entry_id, s.file_path
+"""
+
+class Ranking(NamedTuple):
+    """An entry's fused top k and what the gate weighs them against."""
+
+    hits: list[Hit]
+    level: float | None  # the entry's baseline similarity (calibration.baseline over the SOPs of its nearest sections)
+    lexical: float | None  # how far its best SOP by BM25 stands above the rest (calibration.lexical_excess)
+
+
+def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = POOL) -> Ranking:
+    """The k SOPs ranked by the fused score of their best section (lexical BM25 + vector, RRF)."""
     pool = max(pool, k * 12)
     # As in matching.py: keep the planner on the HNSW index (a high ef_search makes it cost an exact scan
     # as cheaper), and only for this statement.
@@ -135,11 +173,14 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
     rows = prepared.execute(session, HYBRID_SQL, {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS, "k": k},
                             settings=f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off; ").all()
     session.execute(text("SET LOCAL enable_seqscan = on"))
+    if not rows:
+        return Ranking([], None, None)
     hits = [Hit(sop_path=path, section=next((h for h in headings if not is_generic(h)), headings[0]),
-                similarity=similarity if similarity is not None else 0.0, fused=fused, rank=i, agreed=agreed, sections=tuple(headings[:TOP_SECTIONS]))
-            for i, (path, headings, similarity, fused, agreed, _level, _sops, _rows) in enumerate(rows, start=1)]
-    level = rows[0][5] if rows else None
-    if rows and rows[0][6] < k and rows[0][7] >= pool:
+                similarity=similarity if similarity is not None else 0.0, fused=fused, rank=i, agreed=agreed,
+                sections=tuple(headings[:TOP_SECTIONS]))
+            for i, (path, headings, similarity, fused, agreed, *_) in enumerate(rows, start=1)]
+    level, sops, pooled, lexical = rows[0][5:]
+    if sops < k and pooled >= pool:
         # A few SOPs with many similar sections filled both pools: the other SOPs are ranked exactly, best
         # section per SOP, after every pooled one (they are farther than all of the vector pool). With at
         # most k SOPs in all, none is beyond the top k, so there is no baseline either way.
@@ -147,7 +188,17 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
                      fused=1.0 / (RRF_K + pool + i), rank=len(hits) + i, sections=(heading,))
                  for i, (path, heading, similarity) in enumerate(session.execute(text(_OTHER_SOPS_SQL), {
                      "entry_id": entry_id, "seen": [h.sop_path for h in hits], "k": k - len(hits)}), start=1)]
-    return hits, level
+    return Ranking(hits, level, lexical_excess(lexical or [], k))
+
+
+def lexical_null(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int, pool: int = POOL) -> list[float]:
+    """For a sample of entries (calibration.SAMPLE, as the vector side), how far the SOP ranked k+1 by BM25
+    stands above the SOPs after it: how much an unrelated SOP can stand out lexically by chance."""
+    per_entry: dict[uuid.UUID, list[float]] = defaultdict(list)
+    for entry_id, score in session.execute(text(_LEXICAL_NULL_SQL), {"ids": sorted(entry_ids)[:SAMPLE], "k": k,
+                                                                     "pool": max(pool, k * 12), "max_terms": MAX_TERMS}):
+        per_entry[entry_id].append(score)
+    return [x for scores in per_entry.values() if (x := lexical_excess(scores, k, rank=k)) is not None]
 
 
 def refresh_lexicon(session: Session) -> None:
@@ -190,10 +241,11 @@ def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate,
 
     texts: path → (title, text) of SOPs (default: read from the SOP cache; the worker's hot path caches them per run).
     """
-    hits, level = hybrid_sops(session, entry_id=entry_id, k=k)
+    hits, level, lexical = hybrid_sops(session, entry_id=entry_id, k=k)
     if not hits:
         return None, []
-    kept = [(h, b) for h, b in zip(hits, gate.bands([h.similarity for h in hits], level, hits[0].agreed), strict=True) if b != "none"]
+    bands = gate.bands([h.similarity for h in hits], level, hits[0].agreed, lexical)
+    kept = [(h, b) for h, b in zip(hits, bands, strict=True) if b != "none"]
     rows = (texts or (lambda paths: sop_texts(session, paths)))([h.sop_path for h, _ in kept]) if kept else {}
     return max(h.similarity for h in hits), [
         Candidate(sop_path=h.sop_path, title=rows[h.sop_path][0], section=h.section, similarity=h.similarity,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from playbook_sync import calibration, db, store
+from playbook_sync import calibration, db, retrieval, store
 from playbook_sync.cli.shared import console, services
 
 
@@ -30,7 +30,9 @@ def calibrate(dry_run: bool = typer.Option(False, "--dry-run", help="Compute the
                 console.print("nothing to calibrate on: no embedded entries or SOP sections yet "
                               "(ingest entries and run `playbook-sync run --dry-run` first)")
                 raise typer.Exit(1)
-            record, title, histogram = (calibration.calibrate(raw, excess, model=settings.embedding_model, settings=settings),
+            lexical = retrieval.lexical_null(session, entry_ids=ids, k=settings.top_k)
+            record, title, histogram = (calibration.calibrate(raw, excess, model=settings.embedding_model, settings=settings,
+                                                              lexical=lexical),
                                         f"dry run over {len(ids)} stored entries", None)
         else:
             run = store.last_calibrated_run(session)

@@ -50,12 +50,29 @@ def test_lexical_ranking_finds_the_sop_the_vectors_miss(database_url):
                     "The escrow reconciliation broke again before the meeting.", vec(1, 0.1))
     with db.session_scope(database_url) as session:
         vector_only = matching.nearest_sops(session, vector=store.embedding_of(entry_id), k=1)
-        hits, level = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
+        hits, level, _lexical = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
     assert [p for p, _, _ in vector_only] == ["docs/sops/module-1-a/sop-1-2-beta.md"]
     assert hits[0].sop_path == "docs/sops/module-1-a/sop-1-1-alpha.md"  # two lexical hits outrank one vector hit
     assert hits[0].section == "1a. Escrow Reconciliation"  # never the glossary, though it names the term too
     assert hits[0].similarity == pytest.approx(0.1 / 1.01 ** 0.5, abs=1e-5)  # the embedder's own score, for the bands
     assert not hits[0].agreed and [h.rank for h in hits] == [1, 2]
+    assert level is None  # two SOPs, none after the top 2: no baseline
+
+
+def test_the_lexical_evidence_and_its_null_come_from_the_same_bm25(database_url):
+    # Six SOPs: the entry shares its rare words with one of them only; the others share a common word.
+    docs = {f"docs/sops/module-1-a/sop-1-{i}-s{i}.md": (sop(f"docs/sops/module-1-a/sop-1-{i}-s{i}.md", f"SOP 1.{i}: S{i}",
+                                                             {"1a. Step": f"Review the pipeline weekly. Topic {name}."}), [vec(1, 0.1 * i)])
+            for i, name in enumerate(["escrow reconciliation ledger", "hiring", "pricing", "renewals", "forecast", "routing"], start=1)}
+    entry_id = load(database_url, docs, "Our escrow reconciliation ledger review slipped in the pipeline meeting.", vec(1, 0))
+    with db.session_scope(database_url) as session:
+        ranking = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
+        null = retrieval.lexical_null(session, entry_ids=[entry_id], k=2)
+    assert ranking.hits[0].sop_path.endswith("sop-1-1-s1.md")
+    # The best SOP by BM25 stands far above the SOPs after the top 2 (they share only "pipeline", "review"), while the
+    # SOP ranked 3rd, the null's order statistic, stands at their median: the same scores, read at two ranks.
+    assert ranking.lexical is not None and ranking.lexical > 1.0
+    assert null == [pytest.approx(0.0, abs=1e-9)]
 
 
 def test_an_sop_with_many_similar_sections_does_not_crowd_out_the_others(database_url):
@@ -65,7 +82,7 @@ def test_an_sop_with_many_similar_sections_does_not_crowd_out_the_others(databas
                                    "docs/sops/module-2-b/sop-2-2-small.md": (small, [vec(0.6, 0.8)])},
                     "Nothing in common with either text.", vec(1, 0))
     with db.session_scope(database_url) as session:
-        hits, _ = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
+        hits = retrieval.hybrid_sops(session, entry_id=entry_id, k=2).hits
     assert [h.sop_path for h in hits] == ["docs/sops/module-2-b/sop-2-1-big.md", "docs/sops/module-2-b/sop-2-2-small.md"]
     assert hits[1].similarity == pytest.approx(0.6, abs=1e-5)
 
@@ -85,6 +102,7 @@ def test_a_run_refreshes_the_lexicon_and_records_its_calibration(deps):
         assert session.scalar(select(func.count()).where(SopSection.body.is_(None))) == 0
         record = run.calibration
     assert record["mode"] == "excess" and record["null"]["n"] > 0
+    assert record["lexical_ask"] >= 0 and record["null"]["lexical_n"] >= 30  # the lexical side's null, from the same entries
     assert record["strong"] >= record["weak"] and record["source"].startswith("calibrated on")
     with deps.session() as session:
         result = pipeline.process_entry(session, deps, run_id=started.run_id, entry_id=started.entry_ids[0])

@@ -93,7 +93,7 @@ def test_an_sop_with_many_similar_sections_does_not_crowd_out_the_others(deps):
         row.embedding, row.embedding_model = vec(1, 0), "m"
     with deps.session() as s:
         retrieval.refresh_lexicon(s)
-        hits, _ = retrieval.hybrid_sops(s, entry_id=entry_id, k=3)
+        hits = retrieval.hybrid_sops(s, entry_id=entry_id, k=3).hits
         best_h, cands_h = retrieval.candidates(s, entry_id=entry_id, k=3, gate=Gate(mode="absolute", strong=0.9, weak=0.5))
     assert [(h.sop_path, h.section) for h in hits] == [("docs/flood.md", "f0"), ("docs/a.md", "near"), ("docs/b.md", "near")]
     assert [round(h.similarity, 4) for h in hits] == FLOOD_SIMILARITIES

@@ -188,6 +188,35 @@ def test_a_calibrated_gate_asks_about_the_whole_top_k_once_the_best_clears_the_n
     assert pinned.bands([0.55, 0.3, 0.1], None) == ["strong", "weak", "none"]  # pinned bands judge each SOP alone
 
 
+@hsettings(deadline=None)
+@given(bm25=st.lists(st.floats(min_value=1e-3, max_value=1e3), min_size=0, max_size=60), k=st.integers(1, 5),
+       scale=st.floats(min_value=1e-2, max_value=1e2))
+def test_lexical_excess_is_relative_to_the_entrys_own_scores(bm25, k, scale):
+    best, null = calibration.lexical_excess(bm25, k), calibration.lexical_excess(bm25, k, rank=k)
+    if len(bm25) <= k:
+        assert best is None and null is None  # no SOPs after the top k: no baseline to stand out from
+        return
+    assert best is not None and null is not None and best >= null >= 0
+    # BM25 has no fixed scale: an entry with more and rarer words scores higher everywhere and stands out no more.
+    assert calibration.lexical_excess([x * scale for x in bm25], k) == pytest.approx(best, abs=1e-9)
+
+
+def test_an_entry_whose_best_sop_stands_out_lexically_is_worth_asking():
+    gate = calibration.Gate("excess", strong=0.10, weak=0.06, ask=0.03, lexical_ask=0.4)
+    low = [0.12, 0.11, 0.10]  # the vectors say nothing: below the null's median
+    assert gate.bands(low, 0.10) == ["none"] * 3
+    assert gate.bands(low, 0.10, lexical=0.39) == ["none"] * 3  # stands out no more than the lexical null's median
+    assert gate.bands(low, 0.10, lexical=0.41) == ["low"] * 3
+    assert calibration.Gate("excess", strong=0.10, weak=0.06, ask=0.03).bands(low, 0.10, lexical=9.0) == ["none"] * 3  # no lexical null
+    record = calibration.calibrate([0.1] * 100, [0.01 * i for i in range(100)], model=MODEL, settings=Settings(),
+                                   lexical=[0.01 * i for i in range(100)])
+    assert record["lexical_ask"] == 0.5 and record["null"]["lexical_n"] == 100
+    assert calibration.gate_of(record, Settings(), MODEL).lexical_ask == 0.5
+    assert any("by BM25" in line for line in calibration.describe(record))
+    few = calibration.calibrate([0.1] * 100, [0.01 * i for i in range(100)], model=MODEL, settings=Settings(), lexical=[1.0] * 5)
+    assert "lexical_ask" not in few  # too little data: only the vector side decides
+
+
 def test_the_record_carries_the_ask_bar_and_describe_shows_it():
     import numpy as np
 
