@@ -27,7 +27,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, defer
 
 from playbook_sync import prepared
-from playbook_sync.calibration import SAMPLE, Gate, lexical_excess
+from playbook_sync.calibration import MIN_NULL, Gate, lexical_excess
 from playbook_sync.headings import is_generic
 from playbook_sync.models import SopEmbedding, SopSearchStats
 from playbook_sync.schemas import Candidate
@@ -43,6 +43,10 @@ POOL = 200
 # otherwise match nearly every section through its common words.
 MAX_TERMS = 32
 TOP_SECTIONS = 3  # sections per SOP kept for the classifier's excerpt
+# Entries whose BM25 rankings form the lexical null: twice the fewest that calibrate. Its median is all the gate
+# reads, and each entry costs a full BM25 over the postings (about 20 ms at 1,000 SOPs, where the vector
+# side's 200 cost 1 s in all).
+LEXICAL_SAMPLE = 2 * MIN_NULL
 
 @dataclass(frozen=True)
 class Hit:
@@ -155,6 +159,7 @@ WHERE x.n <= :pool
 GROUP BY x.entry_id, s.file_path
 """
 
+
 class Ranking(NamedTuple):
     """An entry's fused top k and what the gate weighs them against."""
 
@@ -191,11 +196,12 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
     return Ranking(hits, level, lexical_excess(lexical or [], k))
 
 
-def lexical_null(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int, pool: int = POOL) -> list[float]:
-    """For a sample of entries (calibration.SAMPLE, as the vector side), how far the SOP ranked k+1 by BM25
+def lexical_null(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int, pool: int = POOL,
+                 sample: int = LEXICAL_SAMPLE) -> list[float]:
+    """For a sample of entries (the first by id, as the vector side's), how far the SOP ranked k+1 by BM25
     stands above the SOPs after it: how much an unrelated SOP can stand out lexically by chance."""
     per_entry: dict[uuid.UUID, list[float]] = defaultdict(list)
-    for entry_id, score in session.execute(text(_LEXICAL_NULL_SQL), {"ids": sorted(entry_ids)[:SAMPLE], "k": k,
+    for entry_id, score in session.execute(text(_LEXICAL_NULL_SQL), {"ids": sorted(entry_ids)[:sample],
                                                                      "pool": max(pool, k * 12), "max_terms": MAX_TERMS}):
         per_entry[entry_id].append(score)
     return [x for scores in per_entry.values() if (x := lexical_excess(scores, k, rank=k)) is not None]
