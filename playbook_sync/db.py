@@ -8,12 +8,19 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, or site-packages of an installed wheel
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # package data: shipped in the wheel
 CONNECT_TIMEOUT = 10  # seconds to open a PostgreSQL connection
 MAX_CONNECTIONS = 70  # per engine: above the LLM worker's threads (up to 64, bench --curve)
+
+
+def transient(exc: BaseException) -> bool:
+    """A database error that retrying the whole unit of work can outlive: the server restarting or the
+    connection lost (psycopg2's OperationalError), a deadlock or serialization failure (subclasses of it)."""
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 @lru_cache(maxsize=8)
@@ -75,7 +82,7 @@ def check(url: str) -> None:
     """Connect once to a configured database (bounded by CONNECT_TIMEOUT); a ConfigError names the setting."""
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, DBAPIError
+    from sqlalchemy.exc import ArgumentError
 
     from playbook_sync.errors import ConfigError, one_line
 

@@ -14,9 +14,11 @@ import re
 
 from sqlalchemy import text
 from sqlalchemy.engine import Result
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
+INVALID_SQL_STATEMENT_NAME = "26000"  # "prepared statement ... does not exist"
 
 
 def execute(session: Session, sql: str, params: dict, *, settings: str = "") -> Result:
@@ -35,5 +37,12 @@ def execute(session: Session, sql: str, params: dict, *, settings: str = "") -> 
         connection.exec_driver_sql(f"PREPARE {name} AS {body}")  # not undone by a rollback: prepared once
         known.add(name)
     arguments = ", ".join(f":{n}" for n in names)
-    return session.execute(text(f"{settings}SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE {name}({arguments})"),
-                           params)
+    try:
+        return session.execute(text(f"{settings}SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE {name}({arguments})"),
+                               params)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) == INVALID_SQL_STATEMENT_NAME:
+            # The server dropped our statements (DEALLOCATE ALL or DISCARD ALL from a pooler or an admin):
+            # forget them, so the next use prepares again; this transaction is aborted and fails as it is.
+            known.clear()
+        raise

@@ -8,7 +8,7 @@ from functools import lru_cache
 from celery import chord, group
 from celery.utils.log import get_task_logger
 
-from playbook_sync import adhoc, batch, finalize, lifecycle, pipeline
+from playbook_sync import adhoc, batch, db, finalize, lifecycle, pipeline
 from playbook_sync.config import get_settings
 from playbook_sync.deps import Deps
 from playbook_sync.providers.base import TransientProviderError
@@ -58,15 +58,22 @@ def process_entry(self, run_id: str, entry_id: str) -> dict:
     try:
         with d.session() as session:
             return pipeline.process_entry(session, d, run_id=uuid.UUID(run_id), entry_id=uuid.UUID(entry_id))
-    except TransientProviderError as exc:
-        if self.request.retries < d.settings.task_max_retries:
-            raise self.retry(exc=exc, countdown=backoff(self.request.retries, d.settings.task_retry_backoff)) from exc
-        error = f"gave up after {self.request.retries + 1} attempts: {exc}"
-    except Exception as exc:  # permanent: recorded below so the chord callback still runs
-        error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:
+        # A provider's or the database's transient error (PostgreSQL restarting, a lost connection) is
+        # retried with the whole entry; anything else, or retries spent, is recorded below.
+        if isinstance(exc, TransientProviderError) or db.transient(exc):
+            if self.request.retries < d.settings.task_max_retries:
+                raise self.retry(exc=exc, countdown=backoff(self.request.retries, d.settings.task_retry_backoff)) from exc
+            error = f"gave up after {self.request.retries + 1} attempts: {type(exc).__name__}: {exc}"
+        else:
+            error = f"{type(exc).__name__}: {exc}"
     log.warning("entry %s failed in run %s: %s", entry_id, run_id, error)
-    with d.session() as session:
-        return lifecycle.record_failure(session, run_id=uuid.UUID(run_id), entry_id=uuid.UUID(entry_id), error=error)
+    try:
+        with d.session() as session:
+            return lifecycle.record_failure(session, run_id=uuid.UUID(run_id), entry_id=uuid.UUID(entry_id), error=error)
+    except Exception as exc:  # the database is still away: raising would stop the chord, and its callback with it
+        log.error("entry %s: its failure could not be recorded (%s); finalize_run marks it failed", entry_id, exc)
+        return {"entry_id": entry_id, "status": "failed", "error": error[:200], "recorded": False}
 
 
 @app.task(name="playbook_sync.finalize_run")
