@@ -64,7 +64,7 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     if batch.waiting(session, deps.llm, deps.ledger, run, enabled=deps.settings.llm_batch):  # batch mode: poll_batches applies the results, then calls us again
         return lifecycle.summary(run)
     # Header tasks are all done when the callback runs; a pending item lost its task.
-    lifecycle.fail_items(session, run_id, statuses=[ItemStatus.pending], error="never processed (task lost); owed to the next run")
+    lifecycle.fail_items(session, run_id, statuses=[ItemStatus.pending], error="no outcome recorded (its task was lost, or could not reach the database); owed to the next run")
     landed = lifecycle.landed_commit(deps.repo, run_id)
     if landed:
         lifecycle.adopt(session, run, landed, deps.repo)  # an earlier finalize committed, then died before logging

@@ -16,9 +16,11 @@ from urllib.parse import urlsplit
 from celery import Celery
 
 from playbook_sync import store
-from playbook_sync.db import ROOT, session_scope
+from playbook_sync.db import ROOT, session_scope, transient
 from playbook_sync.lifecycle import summary
 from playbook_sync.models import SyncRun
+
+DB_GRACE = 30.0  # seconds the database may be unreachable (a restart) before following a run gives up
 
 
 @contextmanager
@@ -155,14 +157,20 @@ def follow_run(database_url: str, run_id: uuid.UUID, *, deadline: float, poll: f
     finish (its worker died, the broker is gone), which raises WorkerLost; past the
     monotonic deadline, TimeoutError.
     """
+    away_since = None
     while True:
-        with session_scope(database_url) as session:
-            run = session.get(SyncRun, run_id)
-            if run.status != "running":
-                return summarize(run)
-            if on_progress is not None:
-                rows = store.item_counts(session, run_ids=[run_id]).get(run_id, {})
-                on_progress(sum(rows.values()), rows.get("pending", 0))
+        try:
+            with session_scope(database_url) as session:
+                run = session.get(SyncRun, run_id)
+                if run.status != "running":
+                    return summarize(run)
+                if on_progress is not None:
+                    rows = store.item_counts(session, run_ids=[run_id]).get(run_id, {})
+                    on_progress(sum(rows.values()), rows.get("pending", 0))
+            away_since = None
+        except Exception as exc:  # a restarting PostgreSQL ("the database system is starting up") is not a gone one
+            if not transient(exc) or time.monotonic() - (away_since := away_since or time.monotonic()) > DB_GRACE:
+                raise
         if check is not None and (reason := check()):
             raise WorkerLost(reason)
         if time.monotonic() > deadline:

@@ -58,3 +58,19 @@ def test_statements_the_server_dropped_are_prepared_again(database_url):
             assert db.transient(DBAPIError("x", {}, Exception(), connection_invalidated=True))
     finally:
         engine.dispose()
+
+
+def test_following_a_run_outlasts_a_database_restart_but_not_an_outage(monkeypatch):
+    # `run --wait` polls the run's rows: a PostgreSQL restart ("the database system is starting up") must not
+    # end the command while the workers carry on; a database gone for longer than DB_GRACE still does.
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from playbook_sync.worker import local
+
+    monkeypatch.setattr(local, "DB_GRACE", 1.0)
+    started = time.monotonic()
+    with pytest.raises(OperationalError):
+        local.follow_run("postgresql+psycopg2://nobody@127.0.0.1:1/none", uuid.uuid4(), deadline=started + 60, poll=0.1)
+    assert 1.0 <= time.monotonic() - started < 30  # kept polling through the grace, then gave up (not at the deadline)
