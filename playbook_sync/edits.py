@@ -11,6 +11,7 @@ from playbook_sync import callouts
 from playbook_sync.mdx import find_hazards, frontmatter_length, mdx_safe
 from playbook_sync.new_sop import module_layout, next_number, render_new_sop
 from playbook_sync.providers.base import LLM
+from playbook_sync.restatements import split
 from playbook_sync.schemas import CalloutKind, CalloutRequest, Entry, NewSopRequest, Section, SopDoc, SopDraft
 from playbook_sync.sops import Problem, SopError, check_docs, parse_sop
 
@@ -46,6 +47,7 @@ class Applied:
     files: dict[str, bytes] = field(default_factory=dict)
     blocks: list[PlannedBlock] = field(default_factory=list)
     present: list[PlannedBlock] = field(default_factory=list)  # already in the file: nothing to write
+    repeated: list[PlannedBlock] = field(default_factory=list)  # says what a callout of the SOP already says
     dropped: list[tuple[PlannedBlock, str]] = field(default_factory=list)
     sops: list[PlannedSop] = field(default_factory=list)
 
@@ -131,6 +133,17 @@ def apply_blocks(tree: dict[str, bytes], blocks: list[PlannedBlock], docs_root: 
             continue
         fresh = [b for b in planned if not callouts.contains_block(doc.content, b.block)]
         out.present += [b for b in planned if b not in fresh]
+        # A block whose text a callout of the SOP already carries (written by an earlier run under another date,
+        # or drafted twice in this one) adds nothing a reader has not seen: its entries are redundant.
+        said = {_said(body) for body in split(doc.content)[0]}
+        unique = []
+        for b in fresh:
+            if (text := _said(" ".join(split(b.block)[0]))) in said:
+                out.repeated.append(b)
+            else:
+                said.add(text)
+                unique.append(b)
+        fresh = unique
         if not fresh:
             continue
         insertions = [(callouts.insertion_line(doc, callouts.choose_section(doc, b.kind, b.hint)), b.block) for b in fresh]
@@ -143,6 +156,11 @@ def apply_blocks(tree: dict[str, bytes], blocks: list[PlannedBlock], docs_root: 
         out.files[path] = new.encode("utf-8")
         out.blocks += fresh
     return out
+
+
+def _said(body: str) -> str:
+    """A callout's text as a reader compares it: case, spacing and the closing full stop aside."""
+    return " ".join(body.split()).casefold().rstrip(".")
 
 
 def _new_hazards(old: str, new: str) -> str | None:

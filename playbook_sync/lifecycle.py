@@ -104,13 +104,17 @@ def defer(session: Session, run_id: uuid.UUID, reasons: Mapping[uuid.UUID, str])
 
 def settle_items(session: Session, run_id: uuid.UUID, blocks: list[PlannedBlock], applied: Applied,
                  deferred: dict[uuid.UUID, str]) -> None:
-    """After the commit: every matched entry ends enriched or deferred (with the reason)."""
+    """After the commit: every matched entry ends enriched, redundant (its block repeated a callout the SOP
+    already had) or deferred (with the reason)."""
     for b, reason in applied.dropped:
         deferred.update({e: reason for e in b.entry_ids})
     defer(session, run_id, deferred)
     written = {e for b in applied.blocks + applied.present for e in b.entry_ids}
+    repeated = {e for b in applied.repeated for e in b.entry_ids} - written
     for item in store.items(session, run_id=run_id, status=ItemStatus.matched):
-        if item.entry_id in written or not any(item.entry_id in b.entry_ids for b in blocks):
+        if item.entry_id in repeated:
+            item.status = ItemStatus.redundant
+        elif item.entry_id in written or not any(item.entry_id in b.entry_ids for b in blocks):
             # all its enrich pairs are written now, or were written by an earlier run
             item.status = ItemStatus.enriched
 

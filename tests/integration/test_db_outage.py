@@ -74,3 +74,4 @@ def test_following_a_run_outlasts_a_database_restart_but_not_an_outage(monkeypat
     with pytest.raises(OperationalError):
         local.follow_run("postgresql+psycopg2://nobody@127.0.0.1:1/none", uuid.uuid4(), deadline=started + 60, poll=0.1)
     assert 1.0 <= time.monotonic() - started < 30  # kept polling through the grace, then gave up (not at the deadline)
+

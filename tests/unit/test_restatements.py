@@ -63,3 +63,29 @@ def test_a_new_tip_about_another_step_is_not():
 def test_an_sop_without_callouts_restates_nothing():
     plain = SOP.split(":::tip")[0]
     assert restated_callout("Confirm the executive sponsor before the renewal window.", plain, OfflineEmbedder.features) is None
+
+
+def test_a_block_that_repeats_a_callout_of_the_sop_is_not_written_again():
+    # The hostile finding: a near-copy of an entry ("... Variant 3: w w.") got past the classifier (the
+    # figure made it look like new evidence), the drafted block said exactly what last week's callout says,
+    # and the SOP showed the same tip twice under two dates. The same text from two blocks of one run, too.
+    import uuid
+
+    from playbook_sync.callouts import render_block
+    from playbook_sync.edits import PlannedBlock, apply_blocks
+    from playbook_sync.schemas import CalloutKind
+
+    path = "docs/sops/module-1/sop-1-1-renewals.md"
+
+    def planned(body: str, credit: str) -> PlannedBlock:
+        return PlannedBlock(path, "1a. Renewal Window", CalloutKind.field_tip,
+                            render_block(CalloutKind.field_tip, body, {"coaching"}, credit), [uuid.uuid4()])
+
+    again = planned("confirm the executive sponsor before the renewal window opens;  late sponsors stall the price increase",
+                    "Priya Nair, coaching call, 2026-12-02")
+    new, twin = (planned("Send the renewal quote two weeks before the call.", f"Sam Lee, coaching call, 2026-12-0{i}")
+                 for i in (1, 2))
+    applied = apply_blocks({path: SOP.encode()}, [again, new, twin], "docs")
+    assert applied.repeated == [again, twin] and applied.blocks == [new]
+    written = applied.files[path].decode()
+    assert written.count("Confirm the executive sponsor") == 1 and written.count("Send the renewal quote") == 1
