@@ -63,3 +63,10 @@ def test_a_new_tip_about_another_step_is_not():
 def test_an_sop_without_callouts_restates_nothing():
     plain = SOP.split(":::tip")[0]
     assert restated_callout("Confirm the executive sponsor before the renewal window.", plain, OfflineEmbedder.features) is None
+
+
+def test_a_callout_body_is_read_as_the_page_shows_it():
+    """mdx_safe writes tag-looking text and braces as character references; compared decoded."""
+    escaped = SOP.replace("late sponsors stall", "&lt;Too expensive&gt; &#123;price&#125; stall")
+    assert split(escaped)[0] == ["Confirm the executive sponsor before the renewal window opens; "
+                                 "<Too expensive> {price} stall the price increase."]
