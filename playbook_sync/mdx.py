@@ -3,23 +3,26 @@
 Docusaurus compiles every page as MDX, where `<` starts JSX, `{` starts a JavaScript
 expression, `import`/`export` at a line start is ESM and `:::` opens or closes an
 admonition. Text that comes from calls or from an LLM must never be able to do any
-of that, so `mdx_safe` rewrites it into one plain markdown paragraph:
+of that, so `mdx_safe` rewrites it into one plain markdown paragraph that still reads as
+the caller typed it ("<Too expensive> {price}" shows as exactly that):
 
-* HTML comments and `<script>`/`<style>`-like elements are dropped with their content,
-  other tags are dropped (their inner text stays); any `<` left over becomes the words
-  "less than" (`<=` becomes "≤") - words, not `&lt;`, so nothing depends on entity decoding;
-* `{` / `}` become `(` / `)`; runs of 3+ colons become one; runs of 3+ backticks/tildes
-  are shortened so no code fence can open;
+* HTML entities are decoded first (so `&lt;script&gt;` is treated as `<script>`, and the
+  output, which is itself encoded, decodes back to the same plain text: idempotence);
+* HTML comments and `<script>`/`<style>`-like elements are dropped with their content (a
+  comment or a script is not something a reader was meant to see); every other `<...>` stays;
+* `<`, `>`, `{`, `}`, backticks and backslashes are written as character references
+  (`&lt;`, `&gt;`, `&#123;`, `&#125;`, `&#96;`, `&#92;`): MDX decodes them for display
+  and never parses them as JSX, expressions, code spans or escapes, and a browser shows
+  `<Retainer/>` as text. Runs of 3+ colons or tildes and a leading `import`/`export` are
+  encoded the same way, so no admonition, fence or ESM can open;
 * markdown links keep only their text unless the target is a plain http(s) URL;
   `javascript:`/`vbscript:`/`data:` schemes are defanged wherever they appear;
-* HTML entities are decoded first (so `&lt;script&gt;` is treated as `<script>`) and
-  backslashes become `/` (so nothing can escape, or un-escape, our substitutions);
 * control, zero-width, bidi and private-use characters are removed, all whitespace
   collapses to single spaces, and block syntax at the start (headings, list and quote
-  markers, thematic breaks, link definitions) is removed; a leading `import`/`export`
-  is capitalized, which MDX does not read as ESM.
+  markers, thematic breaks, link definitions) is removed.
 
-`mdx_safe` is idempotent: its output passes through unchanged.
+`mdx_safe` is idempotent: its output passes through unchanged. `mdx_text` is what a reader
+sees of it (for places that are not MDX, such as YAML frontmatter).
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ _MAX_TARGET = 512
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})  # controls, zero-width/bidi, private, unassigned
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)  # an unclosed comment hides the rest: drop it too
 _RAW_ELEMENT = re.compile(r"<(script|style|iframe|object|embed|template|textarea)\b.*?(?:</\1\s*>|\Z)", re.S | re.I)
-_TAG = re.compile(r"</?[A-Za-z][\w.:-]*(?:\s[^<>]*)?/?>|</?>")
 _LINK_START = re.compile(r"(!?)\[([^\[\]]*)\]\(")
 _SAFE_URL = re.compile(r"https?://[^\s()<>{}\[\]\"'`\\]+")
 _SCRIPT_SCHEME = re.compile(r"\b(javascript|vbscript)[\s:]*:", re.I)
@@ -43,32 +45,54 @@ _LEADING = re.compile(r"^(?:#{1,6}(?=\s|$)|[-*+](?=\s|$)|\d{1,9}[.)](?=\s|$)|[>:
 _THEMATIC_BREAK = re.compile(r"^([-*_])(?:\s*\1){2,}\s*$")
 _LINK_DEFINITION = re.compile(r"^(\[[^\]]*\]):")
 _ESM = re.compile(r"^(import|export)\b")
+# Characters MDX would read as syntax, as the references it decodes back for display. `&` is
+# not among them: the plain text holds no decodable reference (see mdx_safe), so a bare `&` is inert.
+_REFERENCES = {"<": "&lt;", ">": "&gt;", "{": "&#123;", "}": "&#125;", "`": "&#96;", "\\": "&#92;"}
+_SYNTAX = re.compile(r"[<>{}`\\]|:{3,}|~{3,}")
 
 
 def mdx_safe(text: str) -> str:
     """Rewrite untrusted text into one MDX-inert markdown paragraph (see module docstring)."""
+    return _encode(_plain(text))
+
+
+def mdx_text(safe: str) -> str:
+    """What a reader sees of mdx_safe's output: its character references decoded."""
+    return html.unescape(safe)
+
+
+def _plain(text: str) -> str:
+    """The text as it should display: one line, no comment/script, no dangerous link or block syntax."""
     text = "".join(_clean_char(ch) for ch in _decode_entities(text))
-    text = unicodedata.normalize("NFC", text).replace("\\", "/")
-    text = _TAG.sub(" ", _RAW_ELEMENT.sub(" ", _COMMENT.sub(" ", text)))
-    # Braces become parentheses before links are unwrapped: "[a]{b}" would otherwise turn into
-    # a link only after the unwrapping, and a second pass would change the text again.
-    text = text.replace("{", "(").replace("}", ")")
-    text = _defang(text)  # before links, so a defanged target no longer looks like a URL
-    # Labels may hold links ("[[x](a)](b)"): unwrap innermost first; each round drops a "](".
-    while (relinked := _links(text)) != text:
-        text = relinked
-    text = _defang(text)  # again: dropping a link can join "javascript" and ":"
-    text = re.sub(r"\s*<\s*", " less than ", text.replace("<=", " ≤ "))
-    text = re.sub(r"~{3,}", "~~", re.sub(r"`{3,}", "``", re.sub(r":{3,}", ":", text)))
+    text = unicodedata.normalize("NFC", text)
+    # Unwrapping a link glues its label to its neighbours ("<scr[ipt](x)>", "<![](x)--"), which can
+    # form a new comment or script element: repeat until nothing changes (each round shrinks the text).
+    while (dropped := _drop_and_unlink(text)) != text:
+        text = dropped
     text = _LEADING.sub("", " ".join(text.split()))
     if _THEMATIC_BREAK.match(text):
         return ""
     text = _LINK_DEFINITION.sub(r"\1 :", text)
     if "&" in text and html.unescape(text) != text:
-        # Our own rewrites glued an entity together (e.g. "&" + tag + "lt;"); spell the
-        # ampersand out so the text renders literally and mdx_safe stays idempotent.
+        # Entities nested deeper than _MAX_ROUNDS, or glued together by our rewrites: spell the
+        # ampersand out, so the output decodes back to exactly this text and stays idempotent.
         text = " ".join(text.replace("&", " and ").split())
-    return _ESM.sub(lambda m: m.group(1).capitalize(), text)
+    return unicodedata.normalize("NFC", text)  # an unwrapped label can put a combining mark after a letter
+
+
+def _drop_and_unlink(text: str) -> str:
+    text = _RAW_ELEMENT.sub(" ", _COMMENT.sub(" ", text))
+    text = _defang(text)  # before links, so a defanged target no longer looks like a URL
+    # Labels may hold links ("[[x](a)](b)"): unwrap innermost first; each round drops a "](".
+    while (relinked := _links(text)) != text:
+        text = relinked
+    return _defang(text)  # again: dropping a link can join "javascript" and ":"
+
+
+def _encode(text: str) -> str:
+    """Write MDX syntax characters of plain text as character references (decoded for display)."""
+    text = _SYNTAX.sub(lambda m: "".join(_REFERENCES.get(ch) or f"&#{ord(ch)};" for ch in m.group(0)), text)
+    return _ESM.sub(lambda m: f"&#{ord(m.group(1)[0])};{m.group(1)[1:]}", text)
 
 
 def _defang(text: str) -> str:

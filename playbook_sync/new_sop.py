@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 from playbook_sync.callouts import sentences
-from playbook_sync.mdx import find_hazards, mdx_safe
+from playbook_sync.mdx import find_hazards, mdx_safe, mdx_text
 from playbook_sync.schemas import SopDraft
 from playbook_sync.sops import SopError, parse_sop
 
@@ -106,12 +106,14 @@ def render_new_sop(module: str, number: int, draft: SopDraft, *, folder: str | N
                                         ("key lessons", lessons)) if not value]
     if missing:
         raise ValueError(f"SOP draft has no usable {', '.join(missing)} after MDX sanitizing")
-    slug = slugify(title)
+    # The slug and the frontmatter are not MDX: they take the text a reader sees ("{x}", not "&#123;x&#125;").
+    slug = slugify(mdx_text(title))
     path = sop_path(module, number, slug, folder)
     full_title = f"SOP {n}.{number}: {title}"
     # JSON strings are valid YAML double-quoted scalars: quotes, colons and '#' stay literal.
     sidebar = f"sidebar_position: {int(position)}\n" if position is not None else ""
-    frontmatter = f"---\nid: sop-{n}-{number}-{slug}\ntitle: {json.dumps(full_title, ensure_ascii=False)}\n{sidebar}---\n"
+    front_title = json.dumps(mdx_text(full_title), ensure_ascii=False)
+    frontmatter = f"---\nid: sop-{n}-{number}-{slug}\ntitle: {front_title}\n{sidebar}---\n"
     content = "\n".join([
         frontmatter,
         f"# {full_title}\n",
@@ -122,7 +124,7 @@ def render_new_sop(module: str, number: int, draft: SopDraft, *, folder: str | N
         "## Key Lessons\n",
         "".join(f"- {lesson}\n" for lesson in lessons),
     ])
-    _check(path, content, full_title)
+    _check(path, content, mdx_text(full_title))
     return path, content
 
 

@@ -13,6 +13,7 @@ relative to the SOP's own text, so it needs no threshold of its own.
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -33,7 +34,9 @@ def split(sop_text: str) -> tuple[list[str], list[str]]:
     for line in sop_text.splitlines():
         if block is not None:
             if line.strip() == ":::":
-                body = " ".join(block)
+                # As the page shows it: mdx_safe writes "<Too expensive>" as "&lt;Too expensive&gt;", and the
+                # entry it is compared with says "<Too expensive>" (no "lt"/"gt"/"123" words of our making).
+                body = html.unescape(" ".join(block))
                 callouts.append(body.rsplit(_ATTRIBUTION, 1)[0] if _ATTRIBUTION in body else body)
                 block = None
             elif not line.startswith(_CREDIT):  # who said it, not what was said

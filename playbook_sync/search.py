@@ -11,6 +11,7 @@ is orthogonal to every row, and ranking ties at distance 1 would return arbitrar
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -88,6 +89,12 @@ _HEADLINE = "'MaxFragments=1, MaxWords=28, MinWords=12, StartSel=\"\", StopSel=\
 # (it read "SOP 2.3: … Why This Matters Why This Matters Teams that stop…").
 _SOP_TEXT = r"regexp_replace(s.body, CASE WHEN s.heading <> '' THEN '^[^\n]*\n[^\n]*\n' ELSE '^[^\n]*\n' END, '')"
 
+# ts_headline drops whatever its parser reads as an HTML tag, so a snippet lost "<Too expensive>" and
+# "<Retainer/>". It reads `&lt;` as an entity and keeps it: the text goes in with `&` and `<` encoded,
+# and _snippet decodes the headline back to the text as written.
+_DOC = f"coalesce({_SOP_TEXT}, k.content || coalesce(E'\\n' || k.context, ''), r.body, '')"
+_ENCODED_DOC = f"replace(replace({_DOC}, '&', '&amp;'), '<', '&lt;')"
+
 _SQL = f"""
 WITH q AS (
     SELECT CAST(:vec AS vector) AS v,
@@ -149,7 +156,7 @@ SELECT f.type, f.key, f.score, f.lexical_rank, f.vector_rank,
                         || ' (' || r.status || ')' END AS title,
        coalesce({_SOP_TEXT}, k.content || coalesce(E'\\n' || k.context, ''), r.body) AS body,
        s.file_path, s.heading,
-       ts_headline('english', coalesce({_SOP_TEXT}, k.content || coalesce(E'\\n' || k.context, ''), r.body, ''), q.tq, {_HEADLINE})
+       ts_headline('english', {_ENCODED_DOC}, q.tq, {_HEADLINE})
            AS headline
 FROM fused f CROSS JOIN q
 LEFT JOIN cp_sop_sections s ON f.type = 'sop' AND s.id::text = f.key
@@ -160,8 +167,14 @@ ORDER BY f.score DESC, f.type, f.key
 """
 
 
-def _snippet(headline: str | None, body: str | None, limit: int = 240) -> str:
-    text = " ".join(re.sub(r"(?m)^#{1,6}\s+", "", headline if headline and headline.strip() else body or "").split())
+def _snippet(headline: str | None, body: str | None, *, mdx: bool = False, limit: int = 240) -> str:
+    """The headline (decoded: it was made from the encoded text, see _ENCODED_DOC), else the body's start.
+
+    mdx: the text is an SOP section's MDX, whose character references (mdx_safe writes `<` as `&lt;`)
+    the page shows decoded, so the snippet does too."""
+    shown = html.unescape(headline) if headline and headline.strip() else body or ""
+    shown = html.unescape(shown) if mdx else shown
+    text = " ".join(re.sub(r"(?m)^#{1,6}\s+", "", shown).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -187,6 +200,6 @@ def search(session: Session, embedder: Embedder, query: str, filters: Filters | 
         if kind == "sop":
             link = f"{row.file_path}#{anchor(row.heading)}" if row.heading else row.file_path
         out.append(Result(type=kind, score=round(float(row.score), 6), title=row.title or key,
-                          snippet=_snippet(row.headline, row.body), link=link, id=key,
+                          snippet=_snippet(row.headline, row.body, mdx=kind == "sop"), link=link, id=key,
                           lexical_rank=row.lexical_rank, vector_rank=row.vector_rank))
     return out

@@ -22,7 +22,7 @@ from playbook_sync.builder import render
 from playbook_sync.builder.service import _touch, owned, views
 from playbook_sync.builder.tables import PlaybookRow
 from playbook_sync.config import Settings
-from playbook_sync.mdx import mdx_safe
+from playbook_sync.mdx import mdx_safe, mdx_text
 from playbook_sync.providers.base import NonFastForward, PlaybookRepo
 
 ATTEMPTS = 3
@@ -48,7 +48,7 @@ def place(view, tree: dict[str, bytes], docs_root: str) -> tuple[str, str]:
     module = _target_module(docs)
     folder, position = new_sop.module_layout(module, [(d.path, d.module, d.content) for d in docs.values()])
     number = new_sop.next_number([(d.path, d.sop_id, d.title) for d in docs.values()], module)
-    path = new_sop.sop_path(module, number, new_sop.slugify(mdx_safe(view.title)), folder)
+    path = new_sop.sop_path(module, number, new_sop.slugify(mdx_text(mdx_safe(view.title))), folder)
     content = render.sop(view, module_number=module.split("-")[1], number=number, path=path, position=position)
     problems = [p for p in sops.check_docs({**tree, path: content.encode()}, docs_root).problems if p.path == path]
     if problems:

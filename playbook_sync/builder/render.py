@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from playbook_sync.builder.models import Playbook, Scenario
-from playbook_sync.mdx import mdx_safe
+from playbook_sync.mdx import mdx_safe, mdx_text
 from playbook_sync.new_sop import slugify
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -131,7 +131,8 @@ def sop(view: Playbook, *, module_number: str, number: int, path: str, position:
     full = f"SOP {module_number}.{number}: {title}"
     slug = Path(path).stem.split("-", 3)[-1]
     sidebar = f"sidebar_position: {int(position)}\n" if position is not None else ""
-    out = [f"---\nid: sop-{module_number}-{number}-{slug}\ntitle: {json.dumps(full, ensure_ascii=False)}\n{sidebar}---\n",
+    # Frontmatter is YAML, not MDX: its title is the text a reader sees, not the character references.
+    out = [f"---\nid: sop-{module_number}-{number}-{slug}\ntitle: {json.dumps(mdx_text(full), ensure_ascii=False)}\n{sidebar}---\n",
            f"# {full}\n", BUILDER_NOTICE, "## Overview\n"]
     out.append((mdx_safe(view.description) or f"How we run {title}.") + "\n")
     out += [f"- **{k}:** {mdx_safe(v)}" for k, v in _meta(view) if mdx_safe(v)] + ([""] if _meta(view) else [])

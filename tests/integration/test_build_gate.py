@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -25,6 +27,7 @@ from playbook_sync import callouts, demo, edits, pipeline, sitebuild, sop_edits,
 from playbook_sync.deps import Deps
 from playbook_sync.models import RunItem
 from playbook_sync.providers.localgit import init_repo
+from playbook_sync.schemas import CalloutKind, TranscriptType
 from tests.integration.test_validate_gate import DISCOVERY, BraceLLM
 from tests.support import entry
 
@@ -88,3 +91,43 @@ def test_validate_build_runs_the_site_build_and_names_the_failing_page(site, tmp
     assert "site build failed: ReferenceError: amount is not defined" in done.stdout
     assert "MDX expression" in done.stdout  # our lint, the fast first line, reports it too
     assert not (repo / "build").exists() and not (repo / ".docusaurus").exists()  # built elsewhere
+
+
+# The hostile-test finding: text that looks like tags or expressions must reach the page as typed.
+FINDING = ("Should we offer a discount on the call when a buyer says <Too expensive> {price} and treats every objection "
+           "as a price objection? Some ask for <Retainer/> terms at <3 monthly payments.")
+HOSTILE = ("<script>alert('xss')</script><img src=x onerror=alert(1)> {process.env.HOME} [click](javascript:alert(1)) "
+           "<Foo prop={x} /> &lt;b&gt;bold&lt;/b&gt; `code {y}` \\{esc\\}")
+
+
+def test_tags_and_braces_in_callouts_show_literally_in_the_built_site(site, tmp_path):
+    """Our sanitized callouts through the real Docusaurus build: the reader sees the text, nothing runs."""
+    files, cache = site
+    content = files[DISCOVERY].decode()
+    doc = sops.parse_sop(DISCOVERY, files[DISCOVERY])
+    credit = callouts.attribution([SimpleNamespace(speaker="Zoë <Q> {who}", transcript_type="sales",
+                                                   created_at=datetime(2026, 11, 29, tzinfo=UTC))])
+    blocks = [callouts.render_block(CalloutKind.question, FINDING, {TranscriptType.sales}, credit),
+              callouts.render_block(CalloutKind.info, HOSTILE, {TranscriptType.sales})]
+    line = callouts.insertion_line(doc, callouts.choose_section(doc, CalloutKind.question, None))
+    page = callouts.insert_blocks(content, [(line, b) for b in blocks])
+    root = tmp_path / "site"
+    for path, data in (files | {DISCOVERY: page.encode()}).items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+    (root / "node_modules").symlink_to(sitebuild.node_modules(files, cache), target_is_directory=True)
+    env = {**os.environ, "DOCUSAURUS_NO_PERSISTENT_CACHE": "1", "CI": "true", "NO_COLOR": "1"}
+    done = subprocess.run(["npm", "run", "build"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    html = next(h for h in (root / "build").rglob("*.html") if "treats every objection" in h.read_text()).read_text()
+    # React writes text nodes HTML-escaped: these are the characters the reader sees.
+    for shown in ("&lt;Too expensive&gt; {price}", "&lt;Retainer/&gt; terms at &lt;3 monthly",
+                  "Zoë &lt;Q&gt; {who}, sales call, 2026-11-29", "{process.env.HOME}", "&lt;Foo prop={x} /&gt;",
+                  "&lt;b&gt;bold&lt;/b&gt;", "`code {y}`", "\\{esc\\}"):
+        assert shown in html, (shown, html[html.find("treats every") - 300 : html.find("treats every") + 1500])
+    body = html.split("<article", 1)[1]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body  # shown as text: no element carries it
+    for injected in ("<too", "<retainer", "<q>", "<foo", "<img src=x", "<script>alert", "javascript:",
+                     "alert('xss')", "<b>bold"):
+        assert injected not in body.lower(), injected
+    assert not re.search(r"<[a-z][^>]*\son[a-z]+=", body, re.I)  # no event handler attribute on any element

@@ -154,3 +154,25 @@ def test_a_section_snippet_does_not_repeat_the_title(corpus):
         sop_title, _, heading = r.title.partition(" › ")
         assert not r.snippet.startswith(sop_title), r.snippet
         assert not heading or f"{heading} {heading}" not in r.snippet, r.snippet
+
+
+def test_a_snippet_keeps_text_that_looks_like_tags(corpus):
+    """ts_headline dropped whatever its parser read as an HTML tag: "<Too expensive>" was missing from the snippet."""
+    from sqlalchemy import delete
+
+    from playbook_sync.models import KnowledgeEntry
+    from tests.support import entry
+
+    text = "AT&T &lt;tiers&gt; & discount price objection: <Too expensive> {price}. <Retainer/> at <3 monthly."
+    new = entry(text, created_at=datetime.now(UTC), category="question")
+    with corpus.session() as s:
+        store.upsert_entries(s, entries=[new])
+    try:
+        with corpus.session() as s:
+            found = search.search(s, corpus.embedder, "discount price objection", Filters(types=("entry",), limit=10))
+        snippet = next(r.snippet for r in found if r.id == str(new.id))
+        for shown in ("tiers&gt; & discount", "<Too expensive> {price}", "<Retainer/> at <3 monthly"):
+            assert shown in snippet, snippet
+    finally:
+        with corpus.session() as s:
+            s.execute(delete(KnowledgeEntry).where(KnowledgeEntry.id == new.id))

@@ -89,3 +89,10 @@ def test_a_block_that_repeats_a_callout_of_the_sop_is_not_written_again():
     assert applied.repeated == [again, twin] and applied.blocks == [new]
     written = applied.files[path].decode()
     assert written.count("Confirm the executive sponsor") == 1 and written.count("Send the renewal quote") == 1
+
+
+def test_a_callout_body_is_read_as_the_page_shows_it():
+    """mdx_safe writes tag-looking text and braces as character references; compared decoded."""
+    escaped = SOP.replace("late sponsors stall", "&lt;Too expensive&gt; &#123;price&#125; stall")
+    assert split(escaped)[0] == ["Confirm the executive sponsor before the renewal window opens; "
+                                 "<Too expensive> {price} stall the price increase."]
