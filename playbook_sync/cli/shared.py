@@ -53,6 +53,7 @@ def services(*, broker: bool = True, playbook: bool = False) -> Iterator[Setting
     import playbook_sync.cli.preflight as preflight
 
     base = get_settings()
+    preflight.check_data_dir(base)
     preflight.check_providers(base)
     preflight.check_services(base, broker=broker)
     if playbook:
