@@ -16,8 +16,9 @@ TIMEOUT = 5.0
 
 def check_providers(settings: Settings) -> None:
     """Build the embedder and the LLM once: unknown names and missing keys surface now."""
-    from playbook_sync.deps import build_embedder, build_llm
+    from playbook_sync.deps import build_embedder, build_llm, check_dimensions
 
+    check_dimensions(settings)
     build_embedder(settings)
     build_llm(settings)  # AuthError (a ProviderError) names the key's variable
 

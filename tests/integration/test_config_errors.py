@@ -80,6 +80,8 @@ CASES = [
     ("cron-range", {"PLAYBOOK_SYNC_SCHEDULE_CRON": "99 * * * *"}, "PLAYBOOK_SYNC_SCHEDULE_CRON", "99 > 59"),
     ("rate-limit", {"PLAYBOOK_SYNC_LLM_RATE_LIMIT": "fast"}, "PLAYBOOK_SYNC_LLM_RATE_LIMIT", "60/m"),
     ("dimensions", {"PLAYBOOK_SYNC_EMBEDDING_DIMENSIONS": "3"}, "PLAYBOOK_SYNC_EMBEDDING_DIMENSIONS", "at least 8"),
+    # In range for the embedders, but not the database's vector columns: was a DataError traceback mid-run.
+    ("dimensions-db", {"PLAYBOOK_SYNC_EMBEDDING_DIMENSIONS": "64"}, "PLAYBOOK_SYNC_EMBEDDING_DIMENSIONS", "must be 1536"),
     ("timeout-inf", {"PLAYBOOK_SYNC_LLM_TIMEOUT_SECONDS": "inf"}, "PLAYBOOK_SYNC_LLM_TIMEOUT_SECONDS", "finite"),
     ("data-dir-file", {"PLAYBOOK_SYNC_DATA_DIR": lambda tmp: _a_file(tmp)}, "PLAYBOOK_SYNC_DATA_DIR", "is a file, not a folder"),
     ("data-dir-under-file", {"PLAYBOOK_SYNC_DATA_DIR": lambda tmp: _a_file(tmp) + "/data"}, "PLAYBOOK_SYNC_DATA_DIR",
