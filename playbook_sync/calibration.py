@@ -134,7 +134,8 @@ def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, sett
 
     lexical: the lexical side's null (retrieval.lexical_null), whose median is the second way to be worth asking."""
     pinned = "bands" in settings.model_fields_set
-    record: dict = {"model": model, "null": {"n": len(raw)}, "pinned": pinned}
+    # n counts SOP similarities (several per entry), entries the sampled entries that gave a null score.
+    record: dict = {"model": model, "null": {"n": len(raw), "entries": len(excess)}, "pinned": pinned}
     if raw:
         values = np.asarray(raw, dtype=float)
         record["null"] |= {"median": round(float(np.median(values)), 4),
@@ -144,14 +145,15 @@ def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, sett
     configured = settings.bands_for(model)
     if pinned or len(excess) < MIN_NULL:
         record |= {"mode": "absolute", "strong": configured.strong, "weak": configured.weak,
-                   "source": "pinned in settings" if pinned else f"configured (only {len(excess)} null scores)"}
+                   "source": "pinned in settings" if pinned else
+                   f"configured bands: only {len(excess)} entries gave a null score, {MIN_NULL} needed to calibrate"}
     else:
         values = np.asarray(excess, dtype=float)
         # "higher": an observed value (an order statistic), so at most 1 in 10 null scores exceeds weak.
         record |= {"mode": "excess", "strong": round(float(np.quantile(values, STRONG_QUANTILE, method="higher")), 4),
                    "weak": round(float(np.quantile(values, WEAK_QUANTILE, method="higher")), 4),
                    "ask": round(float(np.quantile(values, ASK_QUANTILE, method="higher")), 4),
-                   "source": f"calibrated on {len(excess)} null scores"}
+                   "source": f"calibrated on the null scores of {len(excess)} entries"}
         if len(lexical) >= MIN_NULL:
             record["lexical_ask"] = round(float(np.quantile(np.asarray(lexical, dtype=float), ASK_QUANTILE, method="higher")), 4)
             record["null"]["lexical_n"] = len(lexical)
@@ -182,13 +184,15 @@ def describe(record: dict | None) -> list[str]:
     null = record.get("null", {})
     above = " above the entry's baseline" if record.get("mode") == "excess" else ""
     lines = [f"embedding model: {record.get('model')}",
-             f"bands: strong {record['strong']:+.3f}, weak {record['weak']:+.3f}{above} ({record['source']})"]
+             f"bands: strong {record['strong']:+.3f}, weak {record['weak']:+.3f}{above}; {record['source']}"]
     if record.get("ask") is not None:
         lines.append(f"worth asking the classifier: best candidate {record['ask']:+.3f}{above} (the null's median)")
     if record.get("lexical_ask") is not None:
         lines.append(f"  or its best SOP by BM25 {record['lexical_ask']:+.3f} above the SOPs after its top k, in logs "
                      f"(the lexical null's median, n={record['null'].get('lexical_n')})")
     if null.get("n"):
-        lines.append(f"null distribution (SOPs beyond each entry's top k): n={null['n']}, median {null['median']:.3f}, "
-                     f"p90 {null['p90']:.3f}, p99 {null['p99']:.3f}")
+        # Says what it counts: SOP similarities, several per entry (a record before "entries" was kept lacks it).
+        over = f", over {null['entries']} entries" if null.get("entries") is not None else ""
+        lines.append(f"null distribution: {null['n']} similarities of SOPs beyond each entry's top k{over}: "
+                     f"median {null['median']:.3f}, p90 {null['p90']:.3f}, p99 {null['p99']:.3f}")
     return lines

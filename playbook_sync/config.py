@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -77,7 +78,7 @@ _BOUNDS: dict[str, tuple[float, float | None, bool]] = {
     "embedding_batch_size": (1, 2048, False),  # the Embeddings API's limit per request
     "embedding_batch_tokens": (1, None, False),
     "embedding_max_input_tokens": (1, None, False),
-    "embedding_dimensions": (1, None, False),
+    "embedding_dimensions": (8, None, False),  # the offline embedder hashes features into at least 8 buckets
     "llm_max_tokens": (1, None, False),
     "llm_timeout_seconds": (0, None, True),
     "llm_max_retries": (0, None, False),
@@ -100,9 +101,12 @@ LLMS = ("offline", "anthropic", "openai", "auto")
 def _check_bounds(name: str, value: float) -> None:
     low, high, exclusive = _BOUNDS[name]
     too_low = value <= low if exclusive else value < low
-    if too_low or (high is not None and value > high) or value != value:  # value != value: NaN
+    # Not finite: NaN compares false with everything, and inf passes "above 0" but is no timeout or wait a
+    # client or Celery can use (a float setting typed as "inf" or "nan" is a typo, not a choice).
+    if too_low or (high is not None and value > high) or not math.isfinite(value):
         lowest = f"above {low:g}" if exclusive else f"at least {low:g}"
-        raise ValueError(f"must be {lowest}" + (f" and at most {high:g}" if high is not None else "") + f" (got {value:g})")
+        highest = f" and at most {high:g}" if high is not None else "" if math.isfinite(value) else " and finite"
+        raise ValueError(f"must be {lowest}{highest} (got {value:g})")
 
 
 def _check_docs_root(value: str) -> str:
@@ -114,6 +118,40 @@ def _check_docs_root(value: str) -> str:
             or parts[0].lower() == ".git" or any(ord(c) < 0x20 or c == "\x7f" for c in root)):
         raise ValueError(f"must be a folder inside the playbook repository, such as docs (got {value!r})")
     return root
+
+
+def _check_cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError(f"needs five fields: minute hour day-of-month month day-of-week (got {value!r})")
+    # Celery's own parser, the one beat builds the schedule with (worker/schedule.py): a cron it would
+    # refuse (99 minutes, Feb 31) is refused here, at start, not when beat starts days later. Lazy: only
+    # a configured cron pays for importing it, and the domain otherwise stays free of Celery.
+    from celery.schedules import ParseException, crontab
+
+    minute, hour, day_of_month, month, day_of_week = fields
+    try:
+        crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month, day_of_week=day_of_week)
+    except (ValueError, ParseException) as exc:
+        raise ValueError(f"not a schedule Celery beat accepts: {str(exc).rstrip('.')} (got {value!r})") from None
+    return value
+
+
+def _check_rate_limit(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None  # empty: no rate limit, as when unset
+    # Celery's own parser (what the worker applies to Task.rate_limit); it takes "fast" or "60/x"
+    # only when the worker builds its token buckets, so a typo would surface in a worker log, if at all.
+    from celery.utils.time import rate
+
+    try:
+        per_second = rate(value.strip())
+    except (ValueError, KeyError):
+        per_second = None
+    if per_second is None or not math.isfinite(per_second) or per_second < 0:
+        raise ValueError(f"not a rate limit: use tasks per second, minute or hour, such as 10/s, 60/m or 100/h "
+                         f"(got {value!r})")
+    return value.strip()
 
 
 def _secret(name: str) -> AliasChoices:
@@ -308,9 +346,12 @@ class Settings(BaseSettings):
     @field_validator("schedule_cron", mode="after")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError(f"needs five fields: minute hour day-of-month month day-of-week (got {value!r})")
-        return value
+        return _check_cron(value)
+
+    @field_validator("llm_rate_limit", mode="after")
+    @classmethod
+    def _rate_limit(cls, value: str | None) -> str | None:
+        return _check_rate_limit(value)
 
     @field_validator("database_url", "broker_url", "result_backend", mode="after")
     @classmethod

@@ -63,6 +63,19 @@ def build_embedder(settings: Settings) -> Embedder:
     raise ConfigError("PLAYBOOK_SYNC_EMBEDDER", f"unknown embedder {name!r}; use offline, openai, auto or module:Class")
 
 
+def check_dimensions(settings: Settings) -> None:
+    """EMBEDDING_DIMENSIONS fits the database's vector columns (one size); a ConfigError naming it otherwise.
+
+    Not a Settings bound: an embedder alone works at any size (tests use 64); only what it stores
+    must match, and PostgreSQL refused any other at the first insert, as a traceback mid-run.
+    """
+    from playbook_sync.models import DIMENSIONS
+
+    if settings.embedding_dimensions != DIMENSIONS:
+        raise ConfigError("PLAYBOOK_SYNC_EMBEDDING_DIMENSIONS", f"must be {DIMENSIONS}, the size of the database's "
+                          f"vector columns (got {settings.embedding_dimensions})")
+
+
 def build_llm(settings: Settings) -> LLM:
     """The LLM named by settings.llm (offline | anthropic | openai | auto | module:Class)."""
     name = llm_name(settings)

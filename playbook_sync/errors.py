@@ -24,6 +24,11 @@ class ConfigError(ValueError):
         return f"{self.setting}: {self.message}"
 
 
+class ServiceError(RuntimeError):
+    """A service the command started itself (the local worker) stopped or never answered; the message says
+    what happened and where its log is. Not a bug to show as a traceback: the log has the why."""
+
+
 def env_name(field: str) -> str:
     """The environment variable of a Settings field: top_k → PLAYBOOK_SYNC_TOP_K."""
     return f"{PREFIX}{field.upper()}"
@@ -39,7 +44,7 @@ def one_line(text: str) -> str:
 
 def explain(exc: BaseException) -> str | None:
     """One line for a known configuration or service failure, else None (a bug: show it)."""
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, (ConfigError, ServiceError)):
         return one_line(str(exc))
     for check in (_settings_error, _database_error, _broker_error, _domain_error):
         message = check(exc)

@@ -293,7 +293,7 @@ def finalize_or_fail(deps: Deps, *, run_id: uuid.UUID) -> dict:
             return lifecycle.summary(session.get(SyncRun, run_id)) | (ended or {}) | {"error": str(exc)[:500]}
 
 
-def fail_run(deps: Deps, *, run_id: uuid.UUID, error: str) -> dict | None:
+def fail_run(deps: Deps, *, run_id: uuid.UUID, error: str, by: str | None = None) -> dict | None:
     """End a running run from outside its chord (finalize failed, watchdog, CLI): lifecycle.fail_run,
     then publish a commit it adopted as finalize would have, and write the run's report.
 
@@ -301,7 +301,7 @@ def fail_run(deps: Deps, *, run_id: uuid.UUID, error: str) -> dict | None:
     was not running.
     """
     with deps.session() as session:
-        ended = lifecycle.fail_run(session, run_id=run_id, error=error, repo=deps.repo, settings=deps.settings)
+        ended = lifecycle.fail_run(session, run_id=run_id, error=error, repo=deps.repo, settings=deps.settings, by=by)
         if ended is None:
             return None
         run = session.get(SyncRun, run_id)

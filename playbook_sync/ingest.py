@@ -141,7 +141,9 @@ def json_objects(lines: Iterable[bytes], source: str, out: Parsed) -> Iterator[t
         try:
             obj = json.loads(line)
         except (json.JSONDecodeError, RecursionError) as exc:
-            why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            # json ends some messages with "at" itself ("Invalid control character at"): said once, not "at at".
+            why = (f"{exc.msg.removesuffix(' at')} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError)
+                   else "nested too deeply")
             out.reject(source, number, raw, f"not valid JSON ({why})")
             continue
         if not isinstance(obj, dict):

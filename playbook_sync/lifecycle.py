@@ -206,28 +206,32 @@ def close(session: Session, run: SyncRun, settings: Settings | None = None) -> d
 
 
 def fail_run(session: Session, *, run_id: uuid.UUID, error: str, repo: PlaybookRepo,
-             settings: Settings | None = None) -> dict | None:
+             settings: Settings | None = None, by: str | None = None) -> dict | None:
     """End a running run that cannot finish: adopt its landed commit, else fail it (the window stays).
 
+    by names who ends it ("an operator"); the log then says "failed by" only when the run did
+    fail: a run whose commit landed is adopted and ends as it ran, and its log must not say failed.
     Returns the run's summary (with "adopted": sha when its commit had landed and the run was
     closed with it), or None when the run is not running.
     """
     run = session.get(SyncRun, run_id, with_for_update=True)
     if run is None or run.status != RunStatus.running:
         return None
-    fail_items(session, run_id, statuses=[ItemStatus.pending], error=error)
+    failed = f"{error}; failed by {by}" if by else error  # what a failed item, or the failed run, records
+    fail_items(session, run_id, statuses=[ItemStatus.pending], error=failed)
     sha = landed_commit(repo, run_id)
     if sha:
         adopt(session, run, sha, repo)
-        append_log(run, f"{error} (its commit {sha[:12]} had landed: adopted)")
+        append_log(run, f"{error}; the run's commit {sha[:12]} had landed, so {by} adopted it" if by
+                   else f"{error} (its commit {sha[:12]} had landed: adopted)")
         log.warning("run %s ended after its commit %s landed: adopted", run_id, sha[:12], extra={"run_id": str(run_id)})
         return close(session, run, settings) | {"adopted": sha}
-    fail_items(session, run_id, statuses=[ItemStatus.matched], error=error)
+    fail_items(session, run_id, statuses=[ItemStatus.matched], error=failed)
     reset_pending(session, run_id)
     count(session, run)
     costs.close_run(session, run)  # what the failed run spent is still recorded
     run.status, run.finished_at = RunStatus.failed, datetime.now(UTC)
-    append_log(run, error)
+    append_log(run, failed)
     return summary(run)
 
 

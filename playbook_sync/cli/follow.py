@@ -128,7 +128,7 @@ def _lost(settings: Settings, run_id: uuid.UUID | None, reason: str) -> dict:
     if run_id is None:
         console.print(f"[red]run not started:[/red] {reason}; no run was opened", highlight=False)
         raise typer.Exit(1)
-    ended = end_run(settings, run_id, f"{reason}; failed by the command that was following it")
+    ended = end_run(settings, run_id, reason, by="the command that was following it")
     short = str(run_id)[:8]
     if ended is None:  # it finished after all
         from playbook_sync.lifecycle import summary

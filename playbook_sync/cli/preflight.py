@@ -16,8 +16,9 @@ TIMEOUT = 5.0
 
 def check_providers(settings: Settings) -> None:
     """Build the embedder and the LLM once: unknown names and missing keys surface now."""
-    from playbook_sync.deps import build_embedder, build_llm
+    from playbook_sync.deps import build_embedder, build_llm, check_dimensions
 
+    check_dimensions(settings)
     build_embedder(settings)
     build_llm(settings)  # AuthError (a ProviderError) names the key's variable
 
@@ -46,6 +47,23 @@ def check_services(settings: Settings, *, broker: bool = True) -> None:
         check_broker(settings.broker_url)
         if settings.result_backend and settings.result_backend.startswith(("redis://", "rediss://")):
             check_broker(settings.result_backend, "PLAYBOOK_SYNC_RESULT_BACKEND")
+
+
+def check_data_dir(settings: Settings) -> None:
+    """DATA_DIR is a folder, or one this user can create: checked, not created (configured services may not need it)."""
+    import os
+
+    path = settings.data_dir  # absolute (Settings resolves it)
+    if path.exists() and not path.is_dir():
+        raise ConfigError("PLAYBOOK_SYNC_DATA_DIR", f"{path} is a file, not a folder (point it at a folder for the "
+                          "embedded services, reports and logs)")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError("PLAYBOOK_SYNC_DATA_DIR", f"cannot create {path}: {existing} is a file, not a folder")
+    # Read, write and enter: the embedded services, reports and logs live in it or in what is created under it.
+    if not os.access(existing, os.R_OK | os.W_OK | os.X_OK):
+        what = "cannot use" if existing == path else f"cannot create {path}: no permission to write in"
+        raise ConfigError("PLAYBOOK_SYNC_DATA_DIR", f"{what} {existing}" + (": permission denied" if existing == path else ""))
 
 
 def check_playbook(settings: Settings) -> None:

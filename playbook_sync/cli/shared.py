@@ -53,6 +53,7 @@ def services(*, broker: bool = True, playbook: bool = False) -> Iterator[Setting
     import playbook_sync.cli.preflight as preflight
 
     base = get_settings()
+    preflight.check_data_dir(base)
     preflight.check_providers(base)
     preflight.check_services(base, broker=broker)
     if playbook:
@@ -128,12 +129,12 @@ def _reap_abandoned(settings: Settings) -> None:
                       "(its entries are owed to the next run)", highlight=False)
 
 
-def end_run(settings: Settings, run_id: uuid.UUID, error: str) -> dict | None:
-    """finalize.fail_run with providers from settings: adopt a landed commit, else fail the run."""
+def end_run(settings: Settings, run_id: uuid.UUID, error: str, by: str | None = None) -> dict | None:
+    """finalize.fail_run with providers from settings: adopt a landed commit, else fail the run (by: who ends it)."""
     from playbook_sync.deps import Deps
     from playbook_sync.finalize import fail_run
 
-    return fail_run(Deps.from_settings(settings), run_id=run_id, error=error)
+    return fail_run(Deps.from_settings(settings), run_id=run_id, error=error, by=by)
 
 
 # -- a run's outcome -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ from celery import Celery
 
 from playbook_sync import store
 from playbook_sync.db import ROOT, session_scope, transient
+from playbook_sync.errors import ServiceError
 from playbook_sync.lifecycle import summary
 from playbook_sync.models import SyncRun
 
@@ -33,7 +34,7 @@ def worker_process(app: Celery, *, concurrency: int = 4, name: str = "local", en
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
                             preexec_fn=_die_with_parent)
     try:
-        wait_ready(app, proc, ready_timeout)
+        wait_ready(app, proc, ready_timeout, log_file=log_file)
         yield proc
     finally:
         stop(proc)
@@ -56,15 +57,17 @@ def _die_with_parent() -> None:
         pass
 
 
-def wait_ready(app: Celery, proc: subprocess.Popen, timeout: float) -> None:
-    """Block until the worker answers a ping (or fail if it died)."""
+def wait_ready(app: Celery, proc: subprocess.Popen, timeout: float, log_file: Path | None = None) -> None:
+    """Block until the worker answers a ping; a ServiceError (one line in the CLI) if it died or stayed silent."""
+    # The why (a bad import, a killed process, a full disk) is in the worker's log, not in our traceback.
+    see = f"; see {log_file}" if log_file else ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited with code {proc.returncode} before it was ready")
+            raise ServiceError(f"the local worker exited (code {proc.returncode}) before it was ready{see}")
         if app.control.ping(timeout=0.5):
             return
-    raise TimeoutError("celery worker did not become ready")
+    raise ServiceError(f"the local worker did not answer within {timeout:g}s of starting{see}")
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20) -> None:

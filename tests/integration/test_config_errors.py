@@ -42,6 +42,11 @@ def assert_one_clear_line(result: subprocess.CompletedProcess, setting: str) -> 
     return out
 
 
+def _a_file(tmp_path: Path) -> str:
+    (tmp_path / "a-file").write_text("not a folder\n")
+    return str(tmp_path / "a-file")
+
+
 def plain_dir(tmp_path: Path) -> str:
     (tmp_path / "plain").mkdir()
     return str(tmp_path / "plain")
@@ -71,6 +76,16 @@ CASES = [
     ("batch-size", {"PLAYBOOK_SYNC_EMBEDDING_BATCH_SIZE": "5000"}, "PLAYBOOK_SYNC_EMBEDDING_BATCH_SIZE", "at most 2048"),
     ("timeout", {"PLAYBOOK_SYNC_LLM_TIMEOUT_SECONDS": "-1"}, "PLAYBOOK_SYNC_LLM_TIMEOUT_SECONDS", "above 0"),
     ("cron", {"PLAYBOOK_SYNC_SCHEDULE_CRON": "every sunday"}, "PLAYBOOK_SYNC_SCHEDULE_CRON", "five fields"),
+    # Five fields, but beat would die on it at start: refused by Celery's own parser, now.
+    ("cron-range", {"PLAYBOOK_SYNC_SCHEDULE_CRON": "99 * * * *"}, "PLAYBOOK_SYNC_SCHEDULE_CRON", "99 > 59"),
+    ("rate-limit", {"PLAYBOOK_SYNC_LLM_RATE_LIMIT": "fast"}, "PLAYBOOK_SYNC_LLM_RATE_LIMIT", "60/m"),
+    ("dimensions", {"PLAYBOOK_SYNC_EMBEDDING_DIMENSIONS": "3"}, "PLAYBOOK_SYNC_EMBEDDING_DIMENSIONS", "at least 8"),
+    # In range for the embedders, but not the database's vector columns: was a DataError traceback mid-run.
+    ("dimensions-db", {"PLAYBOOK_SYNC_EMBEDDING_DIMENSIONS": "64"}, "PLAYBOOK_SYNC_EMBEDDING_DIMENSIONS", "must be 1536"),
+    ("timeout-inf", {"PLAYBOOK_SYNC_LLM_TIMEOUT_SECONDS": "inf"}, "PLAYBOOK_SYNC_LLM_TIMEOUT_SECONDS", "finite"),
+    ("data-dir-file", {"PLAYBOOK_SYNC_DATA_DIR": lambda tmp: _a_file(tmp)}, "PLAYBOOK_SYNC_DATA_DIR", "is a file, not a folder"),
+    ("data-dir-under-file", {"PLAYBOOK_SYNC_DATA_DIR": lambda tmp: _a_file(tmp) + "/data"}, "PLAYBOOK_SYNC_DATA_DIR",
+     "cannot create"),
     ("docs-root-outside", {"PLAYBOOK_SYNC_DOCS_ROOT": "../.."}, "PLAYBOOK_SYNC_DOCS_ROOT", "inside the playbook"),
     ("repo-missing", {"PLAYBOOK_SYNC_REPO_PATH": "no/such/playbook"}, "PLAYBOOK_SYNC_REPO_PATH", "does not exist"),
     ("repo-not-git", {"PLAYBOOK_SYNC_REPO_PATH": plain_dir}, "PLAYBOOK_SYNC_REPO_PATH", "not a git repository"),
@@ -93,6 +108,15 @@ def test_wrong_setting_is_one_clear_line(tmp_path, env, setting, says):
     assert out.lstrip().startswith("error: ") and says in out, out
     assert "hunter2" not in out  # a password in a URL is never echoed
     assert not (tmp_path / "data" / "pg").exists()  # refused before any embedded service started
+
+
+@pytest.mark.parametrize("command", [["runs"], ["ingest", "entries.jsonl"], ["calibrate"], ["run", "--dry-run"]])
+def test_a_data_dir_that_is_a_file_is_one_line_for_every_command(tmp_path, command):
+    # Was a FileExistsError traceback from the embedded services' mkdir.
+    (tmp_path / "entries.jsonl").write_text("")
+    result = cli(tmp_path, *command, env={"PLAYBOOK_SYNC_DATA_DIR": _a_file(tmp_path)}, timeout=60)
+    out = assert_one_clear_line(result, "PLAYBOOK_SYNC_DATA_DIR")
+    assert out.startswith("error: PLAYBOOK_SYNC_DATA_DIR: ") and "is a file, not a folder" in out, out
 
 
 def test_debug_shows_the_traceback(tmp_path):

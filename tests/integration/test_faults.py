@@ -188,6 +188,33 @@ def git_out(settings, *args) -> str:
     return subprocess.run(["git", "-C", str(settings.playbook_path), *args], capture_output=True, text=True, check=True).stdout
 
 
+@pytest.mark.parametrize("point", ["before-commit", "after-commit"])
+def test_a_run_ended_by_the_command_following_it_says_failed_only_when_it_failed(point, deps, settings, redis_url, tmp_path):
+    # After a kill -9 of the local worker the CLI ends the run (follow._lost); an adopted run's log read
+    # "...; failed by the command that was following it (its commit ... had landed: adopted)" and ended success.
+    from playbook_sync import finalize
+    from playbook_sync.worker.tasks import start_run
+
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC) - timedelta(minutes=5)))
+    env = worker_env(settings, PLAYBOOK_SYNC_LLM="tests.support:TaggedLLM")
+    with worker_process(app, env=env | {CRASH_ENV: point}, name="doomed", log_file=tmp_path / "a.log") as doomed:
+        run_id = uuid.UUID(task_result(start_run.delay(), timeout=60, poll=0.2)["run_id"])
+        doomed.wait(timeout=180)
+    ended = finalize.fail_run(deps, run_id=run_id, error="the local worker exited (code -9)",
+                              by="the command that was following it")
+    with deps.session() as s:
+        log = s.get(SyncRun, run_id).error_log or ""
+    if point == "before-commit":
+        assert ended["status"] == "failed" and not ended.get("adopted")
+        assert "the local worker exited (code -9); failed by the command that was following it" in log, log
+    else:
+        assert ended["status"] == "success" and ended["adopted"]
+        assert (f"the local worker exited (code -9); the run's commit {ended['adopted'][:12]} had landed, "
+                "so the command that was following it adopted it") in log, log
+        assert "failed" not in log, log
+
+
 @pytest.mark.parametrize("point", ["before-commit", "after-update-ref", "after-commit"])
 def test_worker_killed_in_finalize_then_reaped_writes_nothing_twice(point, deps, settings, redis_url, tmp_path):
     from playbook_sync.worker.tasks import start_run

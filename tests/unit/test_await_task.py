@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from playbook_sync.worker.local import BrokerSilent, WorkerLost, await_task, task_result
+from playbook_sync.errors import ServiceError, explain
+from playbook_sync.worker.local import BrokerSilent, WorkerLost, await_task, task_result, wait_ready
 
 pytestmark = pytest.mark.unit
 
@@ -63,3 +64,38 @@ def test_past_the_deadline_a_timeout_and_the_result_is_still_unsubscribed():
     with pytest.raises(TimeoutError, match="task-1"):
         await_task(Result(backend), deadline=time.monotonic(), poll=0.001)
     assert backend.unsubscribed == ["task-1"]
+
+
+class DeadProcess:
+    """A worker process that was killed (-9) before it answered a ping."""
+
+    returncode = -9
+
+    def poll(self):
+        return self.returncode
+
+
+class SilentApp:
+    class control:  # noqa: N801 - the shape of Celery's app.control
+        @staticmethod
+        def ping(timeout):
+            time.sleep(timeout)
+            return []
+
+
+def test_a_worker_that_dies_before_it_is_ready_is_one_sentence_with_its_log(tmp_path):
+    # Was a boxed traceback ending in RuntimeError: celery worker exited with code -9 before it was ready.
+    with pytest.raises(ServiceError) as caught:
+        wait_ready(SilentApp(), DeadProcess(), 5, log_file=tmp_path / "worker.log")
+    line = explain(caught.value)
+    assert line == f"the local worker exited (code -9) before it was ready; see {tmp_path / 'worker.log'}"
+
+
+def test_a_worker_that_never_answers_is_one_sentence_too():
+    class Alive(DeadProcess):
+        def poll(self):
+            return None
+
+    with pytest.raises(ServiceError) as caught:
+        wait_ready(SilentApp(), Alive(), 0.1)
+    assert explain(caught.value) == "the local worker did not answer within 0.1s of starting"

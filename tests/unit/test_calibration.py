@@ -228,6 +228,19 @@ def test_the_record_carries_the_ask_bar_and_describe_shows_it():
     assert calibration.gate_of(record, Settings(), MODEL).ask == record["ask"]
 
 
+def test_describe_names_what_each_count_counts_without_nested_parentheses():
+    # Was "bands: ... (configured (only 3 null scores))" above "null distribution ...: n=24": 3 entries, 24 SOP scores.
+    few = calibration.calibrate([0.1] * 24, [0.02, 0.03, 0.04], model=MODEL, settings=Settings(_env_file=None))
+    lines = calibration.describe(few)
+    assert lines[1] == ("bands: strong +0.350, weak +0.200; configured bands: only 3 entries gave a null score, "
+                        f"{calibration.MIN_NULL} needed to calibrate")
+    assert lines[2].startswith("null distribution: 24 similarities of SOPs beyond each entry's top k, over 3 entries: ")
+    enough = calibration.calibrate([0.1] * 240, [0.001 * i for i in range(40)], model=MODEL, settings=Settings(_env_file=None))
+    assert calibration.describe(enough)[1].endswith("above the entry's baseline; calibrated on the null scores of 40 entries")
+    for line in lines + calibration.describe(enough):
+        assert "((" not in line and "))" not in line and line.count("(") <= 1, line
+
+
 def test_a_speaker_named_after_its_source_is_not_said_twice():
     from datetime import UTC, datetime
 

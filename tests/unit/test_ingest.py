@@ -18,6 +18,16 @@ def line(**overrides) -> bytes:
     return json.dumps(GOOD | overrides).encode()
 
 
+@pytest.mark.parametrize("raw, why", [
+    (b'{"category": "insight", "content": "a\tb"}', "not valid JSON (Invalid control character at column 38)"),
+    (b"{not json", "not valid JSON (Expecting property name enclosed in double quotes at column 2)"),
+    (b'{"a": 1', "not valid JSON (Expecting ',' delimiter at column 8)"),
+])
+def test_a_json_error_says_where_once(raw, why):
+    # json's own message for a control character ends in "at": it read "... at at column 38".
+    assert parse_jsonl(raw, "messy.jsonl").errors == [f"messy.jsonl:1: {why}"]
+
+
 def test_each_malformed_line_is_reported_with_line_number():
     dup = str(uuid.uuid4())
     data = b"\n".join([

@@ -92,6 +92,7 @@ def test_bands_are_accepted_exactly_when_0_lt_weak_le_strong_le_1(strong, weak):
     ("watchdog_interval_seconds", -5, 60),
     ("visibility_timeout", 0, 60),
     ("batch_poll_seconds", 0, 1),
+    ("embedding_dimensions", 3, 8),  # the offline embedder's floor, named as the setting (was its own error)
 ])
 def test_numeric_settings_out_of_range_are_one_line_naming_the_variable(field, bad, good):
     line = refusal(**{field: bad})
@@ -108,6 +109,58 @@ def test_cluster_similarity_accepted_exactly_in_0_exclusive_to_1(value):
         assert not ok and "PLAYBOOK_SYNC_CLUSTER_SIMILARITY: must be above 0 and at most 1" in explain(exc)
     else:
         assert ok and not math.isnan(value)
+
+
+@pytest.mark.parametrize("field", ["llm_timeout_seconds", "llm_retry_base_seconds", "llm_retry_max_seconds",
+                                   "task_retry_backoff", "cluster_similarity", "min_callout_confidence"])
+@pytest.mark.parametrize("typed", ["inf", "-inf", "nan", "Infinity"])
+def test_float_settings_refuse_values_that_are_not_finite(field, typed, monkeypatch):
+    # Typed into the environment as text, as a user would: "inf" passed "above 0" before.
+    monkeypatch.setenv(f"PLAYBOOK_SYNC_{field.upper()}", typed)
+    with pytest.raises(ValidationError) as caught:
+        settings()
+    assert explain(caught.value).startswith(f"PLAYBOOK_SYNC_{field.upper()}: must be ")
+
+
+@pytest.mark.parametrize("cron, why", [
+    ("99 * * * *", "Invalid end range: 99 > 59"),
+    ("0 25 * * *", "Invalid end range: 25 > 23"),
+    ("0 0 0 * *", "Invalid beginning range: 0 < 1"),
+    ("0 0 * 13 *", "Invalid end range: 13 > 12"),
+    ("0 0 * * 8", "Invalid end range: 8 > 6"),
+    ("0 0 31 2 *", "never occurs"),
+    ("0,,5 * * * *", "empty part"),
+    ("x * * * *", "Invalid weekday literal"),
+])
+def test_a_cron_beat_would_refuse_is_refused_at_start_in_one_sentence(cron, why):
+    line = refusal(schedule_cron=cron)
+    assert line.startswith("PLAYBOOK_SYNC_SCHEDULE_CRON: not a schedule Celery beat accepts: ") and why in line
+
+
+@pytest.mark.parametrize("cron", ["0 0 * * 0", "*/15 6 * * mon-fri", "30 6 1,15 * *", "0 0 29 2 *"])
+def test_crons_beat_accepts_are_accepted(cron):
+    from playbook_sync.worker.schedule import beat_schedule
+
+    assert beat_schedule(settings(schedule_cron=cron))["weekly-playbook-sync"]["schedule"] is not None
+
+
+@pytest.mark.parametrize("limit", ["fast", "60/x", "/m", "60 per minute", "-1/m", "inf", "nan/s"])
+def test_a_rate_limit_celery_cannot_read_is_refused(limit):
+    line = refusal(llm_rate_limit=limit)
+    assert line.startswith("PLAYBOOK_SYNC_LLM_RATE_LIMIT: not a rate limit: ") and "60/m" in line
+
+
+@pytest.mark.parametrize("limit, per_second", [("60/m", 1.0), ("10/s", 10.0), ("100/h", 100 / 3600), ("5", 5.0),
+                                               ("0.5/s", 0.5), (" 120/m ", 2.0)])
+def test_rate_limits_celery_reads_are_accepted(limit, per_second):
+    from celery.utils.time import rate
+
+    value = settings(llm_rate_limit=limit).llm_rate_limit
+    assert rate(value) == pytest.approx(per_second)  # what the worker's token bucket will use
+
+
+def test_an_empty_rate_limit_means_none():
+    assert settings(llm_rate_limit="").llm_rate_limit is None
 
 
 @pytest.mark.parametrize("root", ["../..", "..", "/etc", ".", "", "docs/../..", ".git", "a\\b", "docs\tx"])
