@@ -64,7 +64,7 @@ def process_entry(self, run_id: str, entry_id: str) -> dict:
         if isinstance(exc, TransientProviderError) or db.transient(exc):
             if self.request.retries < d.settings.task_max_retries:
                 raise self.retry(exc=exc, countdown=backoff(self.request.retries, d.settings.task_retry_backoff)) from exc
-            error = f"gave up after {self.request.retries + 1} attempts: {type(exc).__name__}: {exc}"
+            error = f"gave up after {self.request.retries + 1} attempts: {exc}"
         else:
             error = f"{type(exc).__name__}: {exc}"
     log.warning("entry %s failed in run %s: %s", entry_id, run_id, error)

@@ -37,7 +37,7 @@ def test_an_entry_task_whose_database_is_gone_retries_then_returns_instead_of_ra
         tasks.deps.cache_clear()
     assert result.successful(), result.traceback
     assert result.result["status"] == "failed" and result.result["recorded"] is False
-    assert result.result["error"].startswith("gave up after 3 attempts: OperationalError")
+    assert result.result["error"].startswith("gave up after 3 attempts: (psycopg2.OperationalError)")
 
 
 def test_statements_the_server_dropped_are_prepared_again(database_url):
