@@ -105,7 +105,7 @@ def _check_bounds(name: str, value: float) -> None:
     # client or Celery can use (a float setting typed as "inf" or "nan" is a typo, not a choice).
     if too_low or (high is not None and value > high) or not math.isfinite(value):
         lowest = f"above {low:g}" if exclusive else f"at least {low:g}"
-        highest = f" and at most {high:g}" if high is not None else "" if math.isfinite(value) else " and finite"
+        highest = f" and at most {high:g}" if high is not None else " and finite" if not math.isfinite(value) else ""
         raise ValueError(f"must be {lowest}{highest} (got {value:g})")
 
 

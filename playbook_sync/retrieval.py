@@ -68,19 +68,27 @@ class Hit:
 _IDF = ("ln(1 + (st.sections - l.ndoc + 0.5) / (l.ndoc + 0.5))"
         " * ln(1 + greatest(st.entries, 1)::float / greatest(coalesce(el.ndoc, 0), 1))")
 _BM25 = f"t.idf * (p.tf * ({BM25_K1} + 1)) / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.length / st.avg_length))"
-_ENTRY_TERMS = f"""
+
+
+def _terms(where: str) -> str:
+    """The `terms` CTE: the most informative lexemes, and their weights, of the entries matching `where` (one
+    in the hybrid statement, a sample in the lexical null), so both rankings read one definition."""
+    return f"""
     terms AS MATERIALIZED (
-        SELECT l.word, {_IDF} AS idf
+        SELECT e.id AS entry_id, t.word, t.idf
         FROM cp_knowledge_entries e
-        CROSS JOIN cp_sop_search_stats st
-        CROSS JOIN LATERAL unnest(tsvector_to_array(e.search)) AS w
-        JOIN cp_sop_lexicon l ON l.word = w
-        LEFT JOIN cp_entry_lexicon el ON el.word = w
-        WHERE e.id = :entry_id
-        ORDER BY idf DESC, l.word LIMIT :max_terms)"""
+        CROSS JOIN LATERAL (
+            SELECT l.word, {_IDF} AS idf
+            FROM cp_sop_search_stats st
+            CROSS JOIN LATERAL unnest(tsvector_to_array(e.search)) AS w
+            JOIN cp_sop_lexicon l ON l.word = w
+            LEFT JOIN cp_entry_lexicon el ON el.word = w
+            ORDER BY idf DESC, l.word LIMIT :max_terms) t
+        WHERE {where})"""
+
 
 HYBRID_SQL = f"""
-WITH {_ENTRY_TERMS},
+WITH {_terms('e.id = :entry_id')},
     lexical AS (
         SELECT s.id, s.file_path, s.heading, best.score
         FROM (SELECT p.section_id,
@@ -135,17 +143,7 @@ ORDER BY similarity DESC LIMIT :k
 # The lexical side's null (calibration.lexical_excess): the same BM25 for a sample of entries at once, best
 # section per SOP within each entry's pool of sections.
 _LEXICAL_NULL_SQL = f"""
-WITH terms AS MATERIALIZED (
-        SELECT e.id AS entry_id, t.word, t.idf
-        FROM cp_knowledge_entries e
-        CROSS JOIN LATERAL (
-            SELECT l.word, {_IDF} AS idf
-            FROM cp_sop_search_stats st
-            CROSS JOIN LATERAL unnest(tsvector_to_array(e.search)) AS w
-            JOIN cp_sop_lexicon l ON l.word = w
-            LEFT JOIN cp_entry_lexicon el ON el.word = w
-            ORDER BY idf DESC, l.word LIMIT :max_terms) t
-        WHERE e.id = ANY(:ids)),
+WITH {_terms('e.id = ANY(:ids)')},
     scored AS (
         SELECT t.entry_id, p.section_id, sum({_BM25}) AS score,
                row_number() OVER (PARTITION BY t.entry_id ORDER BY sum({_BM25}) DESC) AS n

@@ -62,8 +62,9 @@ def check_data_dir(settings: Settings) -> None:
         raise ConfigError("PLAYBOOK_SYNC_DATA_DIR", f"cannot create {path}: {existing} is a file, not a folder")
     # Read, write and enter: the embedded services, reports and logs live in it or in what is created under it.
     if not os.access(existing, os.R_OK | os.W_OK | os.X_OK):
-        what = "cannot use" if existing == path else f"cannot create {path}: no permission to write in"
-        raise ConfigError("PLAYBOOK_SYNC_DATA_DIR", f"{what} {existing}" + (": permission denied" if existing == path else ""))
+        if existing == path:
+            raise ConfigError("PLAYBOOK_SYNC_DATA_DIR", f"cannot use {path}: permission denied")
+        raise ConfigError("PLAYBOOK_SYNC_DATA_DIR", f"cannot create {path}: no permission to write in {existing}")
 
 
 def check_playbook(settings: Settings) -> None:

@@ -172,7 +172,8 @@ def follow_run(database_url: str, run_id: uuid.UUID, *, deadline: float, poll: f
                     on_progress(sum(rows.values()), rows.get("pending", 0))
             away_since = None
         except Exception as exc:  # a restarting PostgreSQL ("the database system is starting up") is not a gone one
-            if not transient(exc) or time.monotonic() - (away_since := away_since or time.monotonic()) > DB_GRACE:
+            away_since = away_since or time.monotonic()
+            if not transient(exc) or time.monotonic() - away_since > DB_GRACE:
                 raise
         if check is not None and (reason := check()):
             raise WorkerLost(reason)
