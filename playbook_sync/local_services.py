@@ -91,7 +91,8 @@ def _stop_abandoned(server, owner_file: Path) -> None:
     except (OSError, ValueError):
         return  # no record of who started it: not ours to stop
     pid = server.pid  # from its pidfile, 0 unless that process is alive
-    if pid and owner > 0 and not psutil.pid_exists(owner) and "valkey" in psutil.Process(pid).name():
+    owner_gone = not 0 < owner < 2**31 or not psutil.pid_exists(owner)  # a pid no process can have is gone too
+    if pid and owner_gone and "valkey" in psutil.Process(pid).name():
         log.info("stopping the embedded Redis (pid %d) left by a command that is gone (pid %d)", pid, owner)
         server.stop()
 

@@ -35,8 +35,11 @@ from dataclasses import dataclass
 _MAX_ROUNDS = 8
 _MAX_TARGET = 512
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})  # controls, zero-width/bidi, private, unassigned
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)  # an unclosed comment hides the rest: drop it too
-_RAW_ELEMENT = re.compile(r"<(script|style|iframe|object|embed|template|textarea)\b.*?(?:</\1\s*>|\Z)", re.S | re.I)
+# A comment or script-like element is dropped with what it holds; an unclosed one only loses its opener, so
+# "don't use <style> tags in emails" keeps its words (what follows is shown as text, never run: _encode).
+_COMMENT = re.compile(r"<!--.*?-->|<!--", re.S)
+_RAW_ELEMENT = re.compile(r"<(script|style|iframe|object|embed|template|textarea)\b[^<>]*>.*?</\1\s*>"
+                          r"|</?(?:script|style|iframe|object|embed|template|textarea)\b[^<>]*>?", re.S | re.I)
 _LINK_START = re.compile(r"(!?)\[([^\[\]]*)\]\(")
 _SAFE_URL = re.compile(r"https?://[^\s()<>{}\[\]\"'`\\]+")
 _SCRIPT_SCHEME = re.compile(r"\b(javascript|vbscript)[\s:]*:", re.I)

@@ -76,10 +76,23 @@ def process_entry(self, run_id: str, entry_id: str) -> dict:
         return {"entry_id": entry_id, "status": "failed", "error": error[:200], "recorded": False}
 
 
-@app.task(name="playbook_sync.finalize_run")
-def finalize_run(run_id: str) -> dict:
-    """Roll up, edit, commit once, log the run; an error fails the run (window stays)."""
-    return finalize.finalize_or_fail(deps(), run_id=uuid.UUID(run_id))
+# A database outage outlasts the entries' few quick retries; the callback must outlast it too, or the run
+# stays 'running' and every later run is refused. finalize_run is made to run again after an unfinished
+# attempt (it forgets that attempt's plan and adopts a commit that landed), so retrying it is safe.
+FINALIZE_RETRIES, FINALIZE_BACKOFF_MAX = 12, 60.0  # about 5 to 10 minutes in all
+
+
+@app.task(name="playbook_sync.finalize_run", bind=True, max_retries=None)
+def finalize_run(self, run_id: str) -> dict:
+    """Roll up, edit, commit once, log the run; an error fails the run (window stays). While the database
+    cannot even record that, finalize is retried."""
+    try:
+        return finalize.finalize_or_fail(deps(), run_id=uuid.UUID(run_id))
+    except Exception as exc:
+        if db.transient(exc) and self.request.retries < FINALIZE_RETRIES:
+            log.warning("finalize of run %s could not reach the database (%s); retrying", run_id, exc)
+            raise self.retry(exc=exc, countdown=backoff(self.request.retries, 2.0, FINALIZE_BACKOFF_MAX)) from exc
+        raise
 
 
 @app.task(name="playbook_sync.poll_batches")

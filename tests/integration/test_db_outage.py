@@ -75,3 +75,27 @@ def test_following_a_run_outlasts_a_database_restart_but_not_an_outage(monkeypat
         local.follow_run("postgresql+psycopg2://nobody@127.0.0.1:1/none", uuid.uuid4(), deadline=started + 60, poll=0.1)
     assert 1.0 <= time.monotonic() - started < 30  # kept polling through the grace, then gave up (not at the deadline)
 
+
+
+def test_finalize_whose_database_is_gone_is_retried_not_dropped(tmp_path, monkeypatch):
+    # Hostile finding: a 30 s outage outlasted the entries' retries, then finalize_run met the dead database
+    # once and gave up: the run stayed 'running' and every later run was refused. The callback is retried
+    # while the database cannot be reached (eager here: the retries run inline, without their countdown).
+    from playbook_sync import finalize
+    from playbook_sync.worker import tasks
+
+    init_repo(tmp_path / "playbook", demo.playbook_files(), branch="main")
+    monkeypatch.setenv("PLAYBOOK_SYNC_DATABASE_URL", "postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("PLAYBOOK_SYNC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PLAYBOOK_SYNC_REPO_PATH", str(tmp_path / "playbook"))
+    monkeypatch.setattr(tasks, "FINALIZE_RETRIES", 2)
+    attempts = []
+    real = finalize.finalize_or_fail
+    monkeypatch.setattr(finalize, "finalize_or_fail", lambda d, **kw: attempts.append(1) or real(d, **kw))
+    get_settings.cache_clear()
+    tasks.deps.cache_clear()
+    try:
+        result = tasks.finalize_run.apply(args=(str(uuid.uuid4()),))
+    finally:
+        tasks.deps.cache_clear()
+    assert len(attempts) == 3 and result.failed()  # the first try and 2 retries, then the error is the task's

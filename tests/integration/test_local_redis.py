@@ -12,12 +12,15 @@ from playbook_sync.local_services import OWNER_FILE, start_redis
 pytestmark = pytest.mark.integration
 
 
-def test_the_next_command_stops_a_valkey_server_whose_command_was_killed(tmp_path):
+@pytest.mark.parametrize("owner", ["dead", "huge"])
+def test_the_next_command_stops_a_valkey_server_whose_command_was_killed(tmp_path, owner):
     first, _ = start_redis(tmp_path)
     leftover = first.pid
     gone = subprocess.Popen(["true"])
     gone.wait()  # a pid that no longer runs: the command that started the server, killed with SIGKILL
     (tmp_path / "redis" / OWNER_FILE).write_text(str(gone.pid))
+    if owner == "huge":
+        (tmp_path / "redis" / OWNER_FILE).write_text("99999999999999999999")  # no process has it (was an OverflowError)
     second, _ = start_redis(tmp_path)
     try:
         assert not psutil.pid_exists(leftover) or psutil.Process(leftover).status() == psutil.STATUS_ZOMBIE

@@ -195,3 +195,14 @@ def test_scan_tracks_fences_and_admonitions() -> None:
     infos = scan(lines)
     assert [i.kind for i in infos] == ["frontmatter"] * 3 + ["text", "code", "code", "code", "text", "text"]
     assert [i.outside for i in infos] == [True] * 3 + [False] * 4 + [True, True]
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("Don't use <style> tags in emails; keep it plain", "Don't use tags in emails; keep it plain"),
+    ("type &lt;script&gt; in the box, then press enter", "type in the box, then press enter"),
+    ("a <!-- open rest", "a open rest"),
+])
+def test_an_unclosed_script_like_element_or_comment_loses_its_opener_not_the_rest(text, shown):
+    # Hostile finding: "Don't use <style> tags in emails" came out as "Don't use": everything after an
+    # unclosed opener was dropped as its content. What follows is text, shown escaped and never run.
+    assert mdx_text(mdx_safe(text)) == shown
