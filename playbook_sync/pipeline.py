@@ -100,10 +100,12 @@ def sync_sops(session: Session, deps: Deps, run: SyncRun) -> list[Problem]:
     # MDX hazards and duplicate ids do not matter here: such SOPs are still matched against (not edited).
     checkup = check_docs(tree, settings.docs_root, max_bytes=settings.max_sop_bytes, hazards=False)
     unreadable = checkup.unreadable()
-    if not checkup.docs:  # nothing readable: a wrong setting, not a playbook to empty
+    # The site's landing page (`slug: /`) welcomes readers; a tip from a call belongs in a procedure.
+    docs = {path: doc for path, doc in checkup.docs.items() if not doc.home_page}
+    if not docs:  # nothing readable: a wrong setting, not a playbook to empty
         _no_sops(deps, run.base_sha, len(checkup.paths))
-    changed = [doc for path, doc in checkup.docs.items() if cache.get(path) != (doc.content_hash, model)]
-    removed = [p for p in cache if p not in checkup.docs]
+    changed = [doc for path, doc in docs.items() if cache.get(path) != (doc.content_hash, model)]
+    removed = [p for p in cache if p not in docs]
     store.delete_sops(session, paths=removed)
     texts = [t for doc in changed for t in [whole_embedding_text(doc), *(section_embedding_text(doc, s) for s in doc.sections)]]
     vectors = iter(embed_all(deps.embedder, texts))

@@ -137,6 +137,7 @@ class SopDoc(BaseModel):
     content: str
     content_hash: str
     sections: list[Section]
+    home_page: bool = False  # frontmatter `slug: /`: the site's landing page, not a procedure
 
 
 class Candidate(BaseModel):

@@ -200,7 +200,8 @@ def check_sop(path: str, content: bytes, *, max_bytes: int | None = None, hazard
         if not problems:
             doc = SopDoc(path=path, sop_id=sop_id, title=title, module=module_of(path), content=text,
                          content_hash=content_hash(content),
-                         sections=split_sections(lines[front.length:], offset=front.length))
+                         sections=split_sections(lines[front.length:], offset=front.length),
+                         home_page=str(front.meta.get("slug", "")).strip() == "/")
     if hazards:
         problems += [Problem(path, line, code, message) for line, code, message in coded_hazards(text)]
     return Checked(doc, problems, sop_id, front.id_line if isinstance(front, _Front) else 1)

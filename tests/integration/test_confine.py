@@ -125,7 +125,7 @@ def test_an_sop_over_the_size_limit_is_skipped_with_a_reason(deps):
     assert outcome["status"] in ("success", "partial") and outcome["enriched"] > 0, outcome
     log = run_row(deps, outcome["run_id"]).error_log or ""
     assert f"skipped {COLD}:1: file is {len(big):,} bytes, over PLAYBOOK_SYNC_MAX_SOP_BYTES=50,000" in log, log
-    assert COLD not in cached_paths(deps) and len(cached_paths(deps)) == 9  # the other 9 docs
+    assert COLD not in cached_paths(deps) and len(cached_paths(deps)) == 8  # the other 8 SOPs (the landing page is no SOP)
     assert (repo / COLD).read_bytes() == big and COLD not in outcome["sops_enriched"]
 
 
@@ -178,31 +178,32 @@ def test_the_demo_from_another_directory_uses_one_data_dir(tmp_path):
         server._cleanup()
     sample = git(repo, "rev-list", "--max-parents=0", "main").strip()
     docs = {p for p in git(repo, "ls-tree", "-r", "--name-only", sample, "docs").split() if p.endswith(".md")}
-    assert len(docs) == 10 and docs <= cached and runs == 2
+    sops = docs - {"docs/intro.md"}  # the landing page (slug: /) is read, never cached as an SOP
+    assert len(sops) == 9 and sops <= cached and "docs/intro.md" not in cached and runs == 2
 
 
 # -- item 8: a new SOP never takes the path (number) of a deleted one -------------------------------
 
-GONE = "docs/sops/module-2/sop-2-4-office-plants.md"  # the sample run's new SOP lands in module 2
-PLANTS = '---\nid: sop-2-4-office-plants\ntitle: "SOP 2.4: Office Plants"\n---\n\n# Office Plants\n\nWater them on Fridays.\n'
+GONE = "docs/sops/module-1/sop-1-4-office-plants.md"  # the sample run's new SOP lands in module 1
+PLANTS = '---\nid: sop-1-4-office-plants\ntitle: "SOP 1.4: Office Plants"\n---\n\n# Office Plants\n\nWater them on Fridays.\n'
 
 
-def created_in_module_2(outcome: dict) -> list[str]:
-    return [Path(p).name for p in outcome["sops_created"] if "/module-2/" in p]
+def created_in_module_1(outcome: dict) -> list[str]:
+    return [Path(p).name for p in outcome["sops_created"] if "/module-1/" in p]
 
 
 def test_a_new_sop_skips_the_number_of_an_sop_deleted_before_the_run(deps):
     repo = deps.settings.playbook_path
     (repo / GONE).write_text(PLANTS)
     git(repo, "add", GONE)
-    git(repo, "commit", "-q", "-m", "SOP 2.4")
+    git(repo, "commit", "-q", "-m", "SOP 1.4")
     git(repo, "rm", "-q", GONE)
-    git(repo, "commit", "-q", "-m", "SOP 2.4 was a mistake")
+    git(repo, "commit", "-q", "-m", "SOP 1.4 was a mistake")
     sample_entries(deps)
     outcome = pipeline.run_inline(deps)
-    names = created_in_module_2(outcome)
-    assert names and names[0].startswith("sop-2-5-"), outcome["sops_created"]
-    assert not any(n.startswith("sop-2-4-") for n in names)
+    names = created_in_module_1(outcome)
+    assert names and names[0].startswith("sop-1-5-"), outcome["sops_created"]
+    assert not any(n.startswith("sop-1-4-") for n in names)
 
 
 class NoHistory(LocalGitRepo):
@@ -215,7 +216,7 @@ def test_without_history_a_new_sop_skips_a_number_deleted_during_the_run(deps):
     repo = deps.settings.playbook_path
     (repo / GONE).write_text(PLANTS)
     git(repo, "add", GONE)
-    git(repo, "commit", "-q", "-m", "SOP 2.4")
+    git(repo, "commit", "-q", "-m", "SOP 1.4")
     deps.repo = NoHistory(repo)
     sample_entries(deps)
     with deps.session() as s:
@@ -224,7 +225,7 @@ def test_without_history_a_new_sop_skips_a_number_deleted_during_the_run(deps):
         with deps.session() as s:
             pipeline.process_entry(s, deps, run_id=started.run_id, entry_id=entry_id)
     git(repo, "rm", "-q", GONE)  # a person deletes it while the run is working
-    git(repo, "commit", "-q", "-m", "SOP 2.4 was a mistake")
+    git(repo, "commit", "-q", "-m", "SOP 1.4 was a mistake")
     outcome = finalize.finalize_or_fail(deps, run_id=started.run_id)
-    names = created_in_module_2(outcome)
-    assert names and names[0].startswith("sop-2-5-"), outcome
+    names = created_in_module_1(outcome)
+    assert names and names[0].startswith("sop-1-5-"), outcome

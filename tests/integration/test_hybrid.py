@@ -100,6 +100,9 @@ def test_a_run_refreshes_the_lexicon_and_records_its_calibration(deps):
         run = session.get(SyncRun, started.run_id)
         assert session.scalar(select(func.count()).select_from(SopLexicon)) > 100
         assert session.scalar(select(func.count()).where(SopSection.body.is_(None))) == 0
+        # The welcome page (`slug: /`) is read but is not a procedure: never matched, never given callouts.
+        cached = set(session.scalars(select(SopSection.file_path)))
+        assert "docs/intro.md" not in cached and len(cached) == 9
         record = run.calibration
     assert record["mode"] == "excess" and record["null"]["n"] > 0
     assert record["lexical_ask"] >= 0 and record["null"]["lexical_n"] >= 30  # the lexical side's null, from the same entries
