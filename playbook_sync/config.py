@@ -6,7 +6,7 @@ import math
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,17 +43,19 @@ DEFAULT_BANDS: dict[str, Bands] = {
 }
 
 
+Dollars = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # else every cost figure and budget check is nonsense
+
+
 class Price(BaseModel):
     """US dollars per million tokens for one model; cache prices default to Anthropic's ratios."""
 
-    input: float
-    output: float = 0.0
-    cache_write: float | None = None  # default 1.25 x input (5-minute cache write)
-    cache_read: float | None = None  # default 0.1 x input
+    input: Dollars
+    output: Dollars = 0.0
+    cache_write: Dollars | None = None  # default 1.25 x input (5-minute cache write)
+    cache_read: Dollars | None = None  # default 0.1 x input
 
 
-# List prices when written; override with PLAYBOOK_SYNC_PRICES='{"model": {"input": .., "output": ..}}'.
-# Batch calls are billed at half of these (BATCH_DISCOUNT in costs.py).
+# List prices when written; PLAYBOOK_SYNC_PRICES='{"model": {"input": .., ..}}' overrides; batch is half (costs.py).
 DEFAULT_PRICES: dict[str, Price] = {
     "claude-opus-4-6": Price(input=5.0, output=25.0, cache_write=6.25, cache_read=0.50),
     "claude-sonnet-4-6": Price(input=3.0, output=15.0, cache_write=3.75, cache_read=0.30),

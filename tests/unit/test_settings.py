@@ -122,6 +122,25 @@ def test_float_settings_refuse_values_that_are_not_finite(field, typed, monkeypa
     assert explain(caught.value).startswith(f"PLAYBOOK_SYNC_{field.upper()}: must be ")
 
 
+@pytest.mark.parametrize("price, why", [
+    ('{"m": {"input": -1, "output": 2}}', "m.input: Input should be greater than or equal to 0"),
+    ('{"m": {"input": "nan"}}', "m.input: Input should be a finite number"),
+    ('{"m": {"input": 1e309}}', "m.input: Input should be a finite number"),
+    ('{"m": {"input": 1, "cache_read": "inf"}}', "m.cache_read: Input should be a finite number"),
+])
+def test_prices_below_zero_or_not_finite_are_refused(price, why, monkeypatch):
+    # A negative or infinite price made every cost figure, and the report's total, nonsense.
+    monkeypatch.setenv("PLAYBOOK_SYNC_PRICES", price)
+    with pytest.raises(ValidationError) as caught:
+        settings()
+    assert explain(caught.value) == f"PLAYBOOK_SYNC_PRICES: {why}"
+
+
+def test_a_free_model_is_a_price_of_zero(monkeypatch):
+    monkeypatch.setenv("PLAYBOOK_SYNC_PRICES", '{"local-model": {"input": 0}}')
+    assert settings().prices["local-model"].input == 0 and "claude-opus-4-6" in settings().prices
+
+
 @pytest.mark.parametrize("cron, why", [
     ("99 * * * *", "Invalid end range: 99 > 59"),
     ("0 25 * * *", "Invalid end range: 25 > 23"),
