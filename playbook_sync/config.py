@@ -34,9 +34,8 @@ class Bands(BaseModel):
         return self
 
 
-# Similarity scales differ between embedding models, so bands are per model.
-# The offline lexical embedder scores related short-vs-long texts lower than
-# text-embedding-3-small does; its bands were read off the demo's score histogram.
+# Similarity scales differ between embedding models, so bands are per model. The offline lexical embedder scores
+# related short-vs-long texts lower than text-embedding-3-small does; its bands were read off the demo's histogram.
 DEFAULT_BANDS: dict[str, Bands] = {
     "text-embedding-3-small": Bands(strong=0.75, weak=0.60),
     OFFLINE_EMBEDDING_MODEL: Bands(strong=0.35, weak=0.20),

@@ -93,6 +93,13 @@ def clean(text: str) -> str:
     return unicodedata.normalize("NFC", _CONTROL.sub("", _INVISIBLE.sub("", text)))
 
 
+def storable(text: str) -> str:
+    """clean(text), or ValueError for a lone surrogate (no UTF-8 form: the database would refuse it with a 500)."""
+    if bad := _SURROGATE.search(text):
+        raise ValueError(f"unpaired UTF-16 surrogate \\u{ord(bad.group()):04x} (not valid Unicode)")
+    return clean(text)
+
+
 def _clean_fields(obj: dict) -> str | None:
     """Clean the entry's strings in place; a reason if one cannot be stored."""
     for key in OPTIONAL_FIELDS:
@@ -139,7 +146,7 @@ def json_objects(lines: Iterable[bytes], source: str, out: Parsed) -> Iterator[t
             out.reject(source, number, raw, f"not valid UTF-8 (byte {exc.start})")
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_constant=_Constant)
         except (json.JSONDecodeError, RecursionError) as exc:
             # json ends some messages with "at" itself ("Invalid control character at"): said once, not "at at".
             why = (f"{exc.msg.removesuffix(' at')} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError)
@@ -149,7 +156,26 @@ def json_objects(lines: Iterable[bytes], source: str, out: Parsed) -> Iterator[t
         if not isinstance(obj, dict):
             out.reject(source, number, raw, f"expected a JSON object, got {type(obj).__name__}")
             continue
+        if found := _constant_in(obj):
+            path, constant = found
+            out.reject(source, number, raw, f"{path}: {constant} is not valid JSON (write a number or null)")
+            continue
         yield number, raw, obj
+
+
+class _Constant(str):
+    """NaN, Infinity or -Infinity as written: Python's json reads them, no other JSON reader (or PostgreSQL) does."""
+
+
+def _constant_in(value, path: str = "") -> tuple[str, str] | None:
+    """(dotted path, literal) of the first NaN/Infinity in a parsed line, so the message can name its field."""
+    if isinstance(value, _Constant):
+        return path or "line", str(value)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if found := _constant_in(item, f"{path}.{key}" if path else str(key)):
+            return found
+    return None
 
 
 def validation_reasons(exc: ValidationError, what: str = "entry") -> str:

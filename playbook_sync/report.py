@@ -48,7 +48,7 @@ def find_run(session: Session, run_id: str) -> SyncRun:
     try:
         run = session.get(SyncRun, uuid.UUID(text))
     except ValueError:
-        rows = list(session.scalars(select(SyncRun).where(cast(SyncRun.id, String).like(f"{text}%")).limit(2)))
+        rows = list(session.scalars(select(SyncRun).where(cast(SyncRun.id, String).startswith(text, autoescape=True)).limit(2)))
         if len(rows) > 1:
             raise LookupError(f"run id prefix {run_id!r} is ambiguous; give more characters") from None
         run = rows[0] if rows else None

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -204,25 +204,38 @@ def upsert(session: Session, report: ReportIn) -> str:
     """Insert or update one report (and its execution): 'added' | 'updated' | 'kept' (stored copy is newer)."""
     execution = {"customer_id": report.customer_id, "account_id": report.account_id, "playbook_id": report.playbook_id,
                  "execution_data": report.execution_data}
-    session.execute(insert(PlaybookExecution).values(execution_id=report.execution, **execution)
-                    .on_conflict_do_nothing(index_elements=["execution_id"]))
+    made = session.scalar(insert(PlaybookExecution).values(execution_id=report.execution, **execution)
+                          .on_conflict_do_nothing(index_elements=["execution_id"]).returning(PlaybookExecution.execution_id))
     values = {k: getattr(report, k) for k in _REPORT_FIELDS} | {"duration": None if report.duration is None else str(report.duration)}
-    existed = session.scalar(select(PlaybookReport.report_id).where(PlaybookReport.report_id == report.report_id))
+    before = session.scalar(select(PlaybookReport.execution_id).where(PlaybookReport.report_id == report.report_id))
     stmt = insert(PlaybookReport).values(report_id=report.report_id, execution_id=report.execution, body=report_text(report),
                                          **values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["report_id"],
-        set_={**{k: stmt.excluded[k] for k in (*_REPORT_FIELDS, "execution_id", "body")}, "updated_at": func.now()},
+        set_={**{k: stmt.excluded[k] for k in (*_REPORT_FIELDS, "execution_id", "body")}, "updated_at": func.now(),
+              # A copy without a date keeps the stored one: else the next, older copy would find nothing to lose to.
+              "report_generated_at": func.coalesce(stmt.excluded.report_generated_at, PlaybookReport.report_generated_at)},
         # A late copy generated before the stored one never overwrites it.
         where=or_(PlaybookReport.report_generated_at.is_(None), stmt.excluded.report_generated_at.is_(None),
                   stmt.excluded.report_generated_at >= PlaybookReport.report_generated_at),
     ).returning(PlaybookReport.report_id)
     done = session.scalar(stmt)
-    if done is None:
-        return "kept"  # a late copy: neither the report nor its execution changes
+    if done is None:  # a late copy: neither the report nor its execution changes (not even the one made above)
+        _drop_unreported(session, made)
+        return "kept"
     session.execute(update(PlaybookExecution).where(PlaybookExecution.execution_id == report.execution)
                     .values(**execution, updated_at=func.now()))
-    return "updated" if existed else "added"
+    if before != report.execution:
+        _drop_unreported(session, before)  # the report moved to another execution: the old one is nobody's
+    return "updated" if before else "added"
+
+
+def _drop_unreported(session: Session, execution_id: str | None) -> None:
+    """Delete an execution no report belongs to (each execution row exists for its one report)."""
+    if execution_id is not None:
+        session.execute(delete(PlaybookExecution).where(
+            PlaybookExecution.execution_id == execution_id,
+            ~select(PlaybookReport.report_id).where(PlaybookReport.execution_id == execution_id).exists()))
 
 
 def store_reports(session: Session, embedder: Embedder | None, numbered: Sequence[tuple[int, bytes, ReportIn]],

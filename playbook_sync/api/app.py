@@ -1,4 +1,4 @@
-"""The FastAPI app: settings and sessions on app.state, the body-size guard, the routers, /healthz.
+"""The FastAPI app: settings and sessions on app.state, the request guards, the routers, /healthz.
 
 Routes stay thin: they validate the request (pydantic), call a service function of the domain
 and shape its answer. Each feature adds its router in ROUTERS below and nothing else here.
@@ -6,11 +6,14 @@ and shape its answer. Each feature adds its router in ROUTERS below and nothing 
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from playbook_sync import __version__
-from playbook_sync.api.limits import BodySizeLimit
+from playbook_sync.api.limits import BodySizeLimit, NulRefused
 from playbook_sync.api.state import SessionDep
 from playbook_sync.config import Settings, get_settings
 
@@ -22,6 +25,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Knowledge, execution reports, search, runs and playbooks of playbook-sync.")
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(NulRefused)
+    app.add_exception_handler(RequestValidationError, _invalid)
 
     @app.get("/healthz", tags=["operations"])
     def healthz(session: SessionDep) -> dict:
@@ -32,6 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in _routers():
         app.include_router(router)
     return app
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each wrong field, without echoing the value: FastAPI's default sends it back whole (a
+    2,000-character query), and one holding a lone surrogate cannot even be encoded (it became a 500)."""
+    errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
 
 def _routers() -> list:

@@ -39,7 +39,8 @@ def _lines(payload) -> list[bytes]:
         raise HTTPException(422, [{"loc": ["body"], "field": None, "msg": "no records"}])
     if len(items) > MAX_RECORDS:
         raise HTTPException(413, f"at most {MAX_RECORDS} records per request, got {len(items)}")
-    return [json.dumps(item, ensure_ascii=False).encode("utf-8") for item in items]
+    # ASCII escapes: a lone surrogate (valid JSON, not valid UTF-8) reaches ingest's own check, which names its field.
+    return [json.dumps(item).encode("ascii") for item in items]
 
 
 def _refuse(parsed: ingest.Parsed, settings, source: str) -> None:

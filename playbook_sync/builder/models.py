@@ -11,7 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from playbook_sync.ingest import storable
 
 
 class DealStage(StrEnum):
@@ -38,10 +40,14 @@ class PlaybookStatus(StrEnum):
     archived = "archived"
 
 
-Line = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=8000)]
+# What people type is stored the way ingested knowledge is: control and invisible characters dropped (a NUL
+# made PostgreSQL refuse the row with a 500), a lone surrogate refused with a sentence. After the constraints
+# in the list, so that it wraps the string schema and they keep their own messages.
+_Clean = BeforeValidator(lambda value: storable(value) if isinstance(value, str) else value)
+Line = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), _Clean]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _Clean]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), _Clean]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=8000), _Clean]
 Lines = Annotated[list[Line], Field(max_length=50)]
 MODULE_NAMES = ("opening_strategy", "key_messages", "value_propositions", "discovery_questions",
                 "objection_handling", "next_steps")
@@ -56,8 +62,8 @@ class _Body(BaseModel):
 
 
 class ObjectionResponse(_Body):
-    objection: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-    response: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] = ""
+    objection: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), _Clean]
+    response: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000), _Clean] = ""
 
 
 class ContentModules(_Body):

@@ -15,6 +15,7 @@ from playbook_sync import demo, sops
 from playbook_sync.builder import render
 from playbook_sync.builder.models import Playbook
 from playbook_sync.builder.publishing import place
+from playbook_sync.ingest import storable
 from playbook_sync.mdx import find_hazards
 
 pytestmark = pytest.mark.unit
@@ -31,14 +32,15 @@ def playbook(title: str, text: str) -> Playbook:
                 "created_at": NOW, "updated_at": NOW,
                 "content_modules": {"opening_strategy": text, "key_messages": [text, title],
                                     # The model strips whitespace, and an objection must say something.
-                                    "objection_handling": [{"objection": text if text.strip() else "o", "response": text}]}}
+                                    "objection_handling": [{"objection": text if storable(text).strip() else "o", "response": text}]}}
     return Playbook.model_validate({"id": uuid.uuid4(), "user_id": 1, "title": title or "x", "description": text,
                                     "target_persona": text[:200], "scenarios": [scenario], "created_at": NOW,
                                     "updated_at": NOW})
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(title=TEXT.filter(lambda t: t.strip() and len(t.strip()) <= 200), text=TEXT)
+# A title the model keeps something of: control and invisible characters are dropped as ingest drops them.
+@given(title=TEXT.filter(lambda t: storable(t).strip() and len(t.strip()) <= 200), text=TEXT)
 def test_any_text_becomes_an_sop_that_passes_the_checker(title, text):
     path, content = place(playbook(title.strip(), text), TREE, "docs")
     checked = sops.check_docs({**TREE, path: content.encode()}, "docs")
