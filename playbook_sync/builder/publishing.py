@@ -23,7 +23,7 @@ from playbook_sync.builder.service import _touch, owned, views
 from playbook_sync.builder.tables import PlaybookRow
 from playbook_sync.config import Settings
 from playbook_sync.mdx import mdx_safe, mdx_text
-from playbook_sync.providers.base import NonFastForward, PlaybookRepo
+from playbook_sync.providers.base import CommitParents, NonFastForward, PlaybookRepo
 
 ATTEMPTS = 3
 _MODULE = re.compile(r"module-(\d+)")
@@ -77,7 +77,13 @@ def publish(session: Session, settings: Settings, user_id: int, playbook_id: uui
         raise PublishError("add at least one scenario before publishing")
     repo = repo or wrap_repo(build_repo(settings), settings)
     if landed := repo.find_commit_with_trailer(trailer(playbook_id)):
-        raise PublishError(f"already committed in {landed[:12]} (a publish that did not finish); nothing was changed")
+        # Its commit landed and the database write after it did not (a crash between them): adopt the
+        # commit, as a run adopts its own, instead of refusing every publish from then on.
+        path = _added_path(repo, landed, settings.docs_root)
+        if path is None:
+            raise PublishError(f"already committed in {landed[:12]} (a publish that did not finish), and its SOP "
+                               "cannot be found in that commit; nothing was changed")
+        return _published(session, row, path, landed)
     for _ in range(ATTEMPTS):
         head = repo.head()
         path, content = place(view, repo.read_tree(settings.docs_root, head), settings.docs_root)
@@ -91,7 +97,21 @@ def publish(session: Session, settings: Settings, user_id: int, playbook_id: uui
         raise PublishError(f"the branch kept moving: gave up after {ATTEMPTS} attempts; try again")
     if isinstance(repo, PullRequestRepo):
         repo.publish(f"playbook-{playbook_id}", message)
+    return _published(session, row, path, sha)
+
+
+def _published(session: Session, row: PlaybookRow, path: str, sha: str) -> PlaybookRow:
     row.status, row.published_path, row.published_sha = "published", path, sha
     _touch(row)
     session.flush()
     return row
+
+
+def _added_path(repo: PlaybookRepo, sha: str, docs_root: str) -> str | None:
+    """The one SOP a publish commit added (it adds exactly one file), or None when that cannot be told."""
+    parent = repo.parent_of(sha) if isinstance(repo, CommitParents) else None
+    if parent is None:
+        return None
+    before = repo.read_tree(docs_root, parent)
+    added = [path for path in repo.read_tree(docs_root, sha) if path not in before]
+    return added[0] if len(added) == 1 else None

@@ -88,3 +88,23 @@ def test_publish_in_pull_request_mode_opens_the_sync_pull_request(settings, tmp_
         assert git(gh.git.path, "rev-list", "--count", f"main..{BRANCH}") == "1"
         assert path in git(gh.git.path, "show", "--stat", "--format=%B", BRANCH)
         assert len(gh.pulls) == 1 and f"Playbook-Builder-Playbook: {pid}" in gh.pulls[0]["body"]
+
+
+def test_a_publish_whose_commit_landed_but_not_its_database_write_is_adopted(deps, api, settings):
+    from sqlalchemy import update
+
+    from playbook_sync.builder.tables import PlaybookRow
+
+    pid = api.post("/api/playbooks", json={"title": "Crash Between Commit And Write"}).json()["id"]
+    assert api.post(f"/api/playbooks/{pid}/scenarios", json={"title": "Discovery"}).status_code == 201
+    first = api.post(f"/api/playbooks/{pid}/publish").json()
+    commits = _commits(settings.playbook_path)
+    with deps.session() as s:  # what a crash after repo.commit and before the flush leaves
+        s.execute(update(PlaybookRow).where(PlaybookRow.id == pid).values(status="draft", published_sha=None,
+                                                                          published_path=None))
+    again = api.post(f"/api/playbooks/{pid}/publish")
+    assert again.status_code == 200, again.text  # was 422 "already committed ... nothing was changed", every time
+    body = again.json()
+    assert (body["status"], body["published_path"], body["published_sha"]) == \
+        ("published", first["published_path"], first["published_sha"])
+    assert _commits(settings.playbook_path) == commits  # adopted, not written twice
