@@ -29,6 +29,7 @@ from playbook_sync.providers.localgit import init_repo
 from playbook_sync.worker.app import app
 from playbook_sync.worker.local import worker_process
 from tests.support import FAIL_IDS_ENV, SLOW_ENV
+from tests.waiting import communicate_timed
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,6 +162,12 @@ def test_every_readme_command_on_the_embedded_profile(data, tmp_path):
 # -- a worker or broker that dies mid-run ------------------------------------------------------------
 
 
+# Seconds from the kill to the CLI's one line. The worker is polled on every look (0.3 s); the broker
+# counts as gone after about 6 s of silence (README): this was up to 8.7 s with a ping every 2 s.
+SAYS_WITHIN = {"worker": 3.0, "broker": 8.0}
+EXITS_WITHIN = 20.0  # then it stops its worker (warm: ~2 s) and PostgreSQL; measured 9.5-11.5 s after the kill
+
+
 @pytest.mark.parametrize("victim", ["worker", "broker"])
 def test_run_notices_its_local_worker_or_broker_died(victim, data):
     sample_playbook(data)
@@ -176,13 +183,17 @@ def test_run_notices_its_local_worker_or_broker_died(victim, data):
         else:
             [pid] = [int(f.read_text()) for f in (data / "redis").glob("*/valkey.pid")]
         os.kill(pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=120)  # before: waited an hour without a word
+        killed = time.monotonic()
+        out, err, lines, exited = communicate_timed(proc, timeout=120)  # before: waited an hour without a word
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1, out + err
-    said = [line for line in out.splitlines() if " failed: " in line]
+    said = [line.rstrip("\n") for _, line in lines if " failed: " in line]
     assert len(said) == 1 and "the window stays and its entries are owed to the next run" in said[0], out
+    said_at = next(at for at, line in lines if " failed: " in line) - killed
+    assert said_at <= SAYS_WITHIN[victim], f"the CLI said so {said_at:.1f}s after the {victim} was killed"
+    assert exited - killed <= EXITS_WITHIN, f"the CLI exited {exited - killed:.1f}s after the {victim} was killed"
     if victim == "worker":
         assert "the local worker exited (code -9)" in said[0], said[0]
     else:  # whichever the CLI noticed first: the broker silent, or the worker giving up on it
