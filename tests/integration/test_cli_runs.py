@@ -162,10 +162,11 @@ def test_every_readme_command_on_the_embedded_profile(data, tmp_path):
 # -- a worker or broker that dies mid-run ------------------------------------------------------------
 
 
-# Seconds from the kill to the CLI's one line. The worker is polled on every look (0.3 s); the broker
-# counts as gone after about 6 s of silence (README): this was up to 8.7 s with a ping every 2 s.
-SAYS_WITHIN = {"worker": 3.0, "broker": 8.0}
-EXITS_WITHIN = 20.0  # then it stops its worker (warm: ~2 s) and PostgreSQL; measured 9.5-11.5 s after the kill
+# Seconds from the kill to the CLI's one line and to its exit: bounds that a CLI waiting for its run (it once
+# waited an hour) fails, with room for a loaded 2-core CI machine. The 6 s broker grace itself is checked on a
+# fake clock (tests/unit/test_liveness.py); measured here: said 6.2-6.9 s and exited 9.9-19 s after the kill.
+SAYS_WITHIN = {"worker": 15.0, "broker": 20.0}
+EXITS_WITHIN = 60.0
 
 
 @pytest.mark.parametrize("victim", ["worker", "broker"])
