@@ -3,7 +3,9 @@
 A body is one record or a list of them. Every record goes through the same checks as a line of
 `ingest` / `ingest-reports` (ingest.py, reports.py); if any is refused, nothing is stored, the
 answer is 422 naming each bad record and field, and the refused records are kept in
-DATA_DIR/rejected like a file's bad lines. A repeat of the same request stores nothing twice.
+DATA_DIR/rejected like a file's bad lines. A repeated request stores nothing twice when its records
+carry their `id` (entries) or `report_id` (reports); an entry sent without an id is a new entry each
+time, as a line of `ingest` is (a retrying client sends ids).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def _refuse(parsed: ingest.Parsed, settings, source: str) -> None:
 
 @router.post("/entries")
 def post_entries(payload: Entries, session: SessionDep, settings: SettingsDep) -> dict:
-    """Store knowledge entries (the JSONL format of `ingest`); an id already stored keeps its stored entry."""
+    """Store knowledge entries (the JSONL format of `ingest`); an id already stored keeps its stored entry.
+    Send each entry's `id` to retry safely: one without an id is stored anew each time."""
     lines = _lines(payload)
     checked = ingest.Parsed()
     list(ingest.iter_entries(lines, "api", checked))
