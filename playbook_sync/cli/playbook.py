@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from playbook_sync import db
-from playbook_sync.cli.shared import console, maybe_worker, open_input, print_ingested, services
+from playbook_sync.cli.shared import console, maybe_worker, open_input, print_ingested, sentence, services
 from playbook_sync.config import get_settings
 
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -78,6 +78,8 @@ def validate(repo: Path = typer.Option(None, help="a checked-out playbook direct
             files, unread = playbook.read_tree(settings.docs_root), []
             site = playbook.read_tree("") if build else None
         except (ProviderError, ValueError) as exc:
+            if sentence(exc):
+                raise  # a wrong setting: main() says it in one line naming the variable, exit 1 (was a usage box, 2)
             raise typer.BadParameter(f"cannot read the configured playbook: {exc}") from None
     problems = sorted(unread + check_tree(files, settings.docs_root, max_bytes=settings.max_sop_bytes))
     for problem in problems:

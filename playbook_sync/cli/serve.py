@@ -21,8 +21,8 @@ def serve(host: str = typer.Option(None, help="listen address (default PLAYBOOK_
     base = get_settings()
     host, port = host or base.api_host, port or base.api_port
     if base.api_token is None and host not in LOOPBACK:
-        raise ConfigError("api_token", f"serving on {host} needs a bearer token: set PLAYBOOK_SYNC_API_TOKEN, "
-                                       "or serve on 127.0.0.1")
+        raise ConfigError("PLAYBOOK_SYNC_API_TOKEN", f"serving on {host} needs a bearer token: set it, "
+                                                      "or serve on 127.0.0.1")
     _check_port(host, port)
     embedded = not base.broker_url
     with services() as settings:
@@ -46,4 +46,4 @@ def _check_port(host: str, port: int) -> None:
             pass
     except (OSError, OverflowError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError("api_port", f"cannot listen on {host}:{port}: {reason}") from None
+        raise ConfigError("PLAYBOOK_SYNC_API_PORT", f"cannot listen on {host}:{port}: {reason}") from None

@@ -119,6 +119,16 @@ def test_a_data_dir_that_is_a_file_is_one_line_for_every_command(tmp_path, comma
     assert out.startswith("error: PLAYBOOK_SYNC_DATA_DIR: ") and "is a file, not a folder" in out, out
 
 
+@pytest.mark.parametrize("command, env, setting", [
+    (["validate"], {"PLAYBOOK_SYNC_REPO_PATH": "no/such/playbook"}, "PLAYBOOK_SYNC_REPO_PATH"),  # was a usage box, exit 2
+    (["serve", "--host", "0.0.0.0"], {}, "PLAYBOOK_SYNC_API_TOKEN"),  # said "api_token", a name nobody can set
+])
+def test_other_commands_name_the_variable_and_exit_1(tmp_path, command, env, setting):
+    result = cli(tmp_path, *command, env=env, timeout=60)
+    out = assert_one_clear_line(result, setting)
+    assert result.returncode == 1 and out.startswith(f"error: {setting}: "), out
+
+
 def test_debug_shows_the_traceback(tmp_path):
     result = cli(tmp_path, "--debug", "run", env={"PLAYBOOK_SYNC_TOP_K": "0"}, timeout=60)
     assert result.returncode != 0 and "Traceback" in result.stdout + result.stderr
