@@ -43,9 +43,13 @@ def commit_message(run: SyncRun, applied: Applied) -> str:
             entries = sum(len(b.entry_ids) for b in blocks)
             detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
             sections = ", ".join(sorted({b.hint or "(top)" for b in blocks}))
-            lines.append(f"- {path}: {detail} from {entries} entr{'ies' if entries != 1 else 'y'} (sections: {sections})")
+            source = f"{entries} entr{'ies' if entries != 1 else 'y'}" if entries else "execution reports"  # an aggregate
+            lines.append(f"- {path}: {detail} from {source} (sections: {sections})")
             for b in blocks:  # which entries each block came from, so an editor can trace a tip back
-                lines.append(f"  - {b.hint or '(top)'}, {KIND_LABEL[b.kind]}: {', '.join(str(e) for e in b.entry_ids)}")
+                # An aggregate comes from execution reports, not entries; an update says it replaced ours.
+                source = ", ".join(str(e) for e in b.entry_ids) or "execution reports"
+                replaced = f" (replaces the earlier aggregate{'s' if len(b.replaces) > 1 else ''})" if b.replaces else ""
+                lines.append(f"  - {b.hint or '(top)'}, {KIND_LABEL[b.kind]}: {source}{replaced}")
         lines.append("")
     if applied.sops:
         lines.append("Created:")

@@ -12,6 +12,7 @@ from playbook_sync.mdx import find_hazards, frontmatter_length, mdx_safe
 from playbook_sync.new_sop import module_layout, next_number, render_new_sop
 from playbook_sync.providers.base import LLM
 from playbook_sync.restatements import split
+from playbook_sync.retire import retire_blocks
 from playbook_sync.schemas import CalloutKind, CalloutRequest, Entry, NewSopRequest, Section, SopDoc, SopDraft
 from playbook_sync.sops import Problem, SopError, check_docs, parse_sop
 
@@ -27,6 +28,8 @@ class PlannedBlock:
     kind: CalloutKind
     block: str
     entry_ids: list[uuid.UUID]
+    # Our earlier aggregate blocks this one replaces (outcome_callouts.plan): removed verbatim, see retire.py.
+    replaces: tuple[str, ...] = ()
 
 
 @dataclass
@@ -128,6 +131,7 @@ def apply_blocks(tree: dict[str, bytes], blocks: list[PlannedBlock], docs_root: 
             continue
         try:
             doc = parse_sop(path, tree[path])
+            doc, planned = _retire(doc, planned, out)
         except SopError as exc:
             out.dropped += [(b, f"SOP not editable: {exc}") for b in planned]
             continue
@@ -156,6 +160,28 @@ def apply_blocks(tree: dict[str, bytes], blocks: list[PlannedBlock], docs_root: 
         out.files[path] = new.encode("utf-8")
         out.blocks += fresh
     return out
+
+
+def _retire(doc: SopDoc, planned: list[PlannedBlock], out: Applied) -> tuple[SopDoc, list[PlannedBlock]]:
+    """The SOP without the earlier aggregates its planned blocks replace (the base the additivity check
+    runs against), and the blocks still to apply; a replacement whose block is no longer in the SOP as we
+    wrote it (a person edited or removed it since the plan) is dropped: the next run plans again."""
+    doomed = [b for b in planned if b.replaces]
+    if not doomed:
+        return doc, planned
+    keep = [b for b in planned if not b.replaces]
+    retiring: list[str] = []
+    for b in doomed:
+        try:
+            retire_blocks(doc.content, [*retiring, *b.replaces])
+        except ValueError as exc:
+            out.dropped.append((b, f"earlier aggregate of {doc.path} not replaced: {exc}"))
+            continue
+        retiring += [r for r in b.replaces if r not in retiring]
+        keep.append(b)
+    if not retiring:
+        return doc, keep
+    return parse_sop(doc.path, retire_blocks(doc.content, retiring).encode("utf-8")), keep
 
 
 def _said(body: str) -> str:

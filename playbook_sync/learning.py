@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from playbook_sync import callouts, confidence, costs, lessons, lifecycle, store, survival
-from playbook_sync.models import RunItem, SyncRun
+from playbook_sync import callouts, confidence, costs, lessons, lifecycle, restatements, store, survival
+from playbook_sync.models import InsertedCallout, RunItem, SyncRun
 from playbook_sync.models_learning import CalloutState
 from playbook_sync.schemas import Action, ItemStatus
 
@@ -126,6 +126,12 @@ def plan(session: Session, settings, run: SyncRun, per_sop: dict[str, list], cat
         floor = settings.min_callout_confidence
         ordered, held = {}, {}
         for path, ms in per_sop.items():
+            again = restating_removed(session, path, (docs or {}).get(path), [m.knowledge_entry_id for m in ms])
+            for m in ms:
+                if m.knowledge_entry_id in again:
+                    m.action = Action.held
+                    held[m.knowledge_entry_id] = again[m.knowledge_entry_id]
+            ms = [m for m in ms if m.knowledge_entry_id not in again]
             def score(m, path=path):
                 category = categories.get(m.knowledge_entry_id, "")
                 return (of(conf["category"], (path, category)), of(conf["section"], (path, _section(docs, path, category, m))),
@@ -147,6 +153,34 @@ def plan(session: Session, settings, run: SyncRun, per_sop: dict[str, list], cat
         return ordered
 
     return guarded(session, run, "confidence ranking", step, per_sop)
+
+
+def restating_removed(session: Session, path: str, doc, entry_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """entry id → why it is held: it says again what a callout an editor removed from this SOP said.
+
+    A decline is the editor's answer to that knowledge in that SOP, whoever says it next: writing a
+    restatement back would undo their edit one run later (F11). Held, not dropped: a final outcome
+    listed for review, where a person can still decide otherwise.
+    """
+    if doc is None or not entry_ids:
+        return {}
+    removed = session.execute(select(InsertedCallout.block, InsertedCallout.created_at, CalloutState.decided_at).join(
+        CalloutState, CalloutState.callout_id == InsertedCallout.id).where(
+        CalloutState.sop_file_path == path, CalloutState.state == survival.State.declined)).all()
+    if not removed:
+        return {}
+    from playbook_sync.providers.offline import OfflineEmbedder  # lexical features only: no model, no network
+
+    blocks = {block: (written, gone) for block, written, gone in removed}
+    out = {}
+    for entry_id, text in store.entry_contents(session, entry_ids=entry_ids).items():
+        body = restatements.restated_removal(text, doc.content, list(blocks), OfflineEmbedder.features)
+        if body is not None:
+            written, gone = next(v for b, v in blocks.items() if body in restatements.split(b)[0])
+            seen = f", found removed {gone:%Y-%m-%d}" if gone else ""
+            out[entry_id] = (f"held for review: restates a callout an editor removed from {path} "
+                             f"(written {written:%Y-%m-%d}{seen}): {body[:160]}")[:2000]
+    return out
 
 
 def _section(docs: dict | None, path: str, category: str, match) -> str:

@@ -27,7 +27,7 @@ class CalloutState(Base):
     sop_file_path: Mapped[str] = mapped_column(Text, index=True)  # where it was written (the origin)
     section: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(32))
-    # pending | kept | edited | moved | declined | sop_deleted (survival.State)
+    # pending | kept | edited | moved | declined | sop_deleted | replaced (survival.State)
     state: Mapped[str] = mapped_column(String(16), server_default="pending")
     current_text: Mapped[str | None] = mapped_column(Text)  # the block as a person left it (edited/moved)
     current_sop_path: Mapped[str | None] = mapped_column(Text)

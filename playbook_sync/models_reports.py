@@ -87,6 +87,7 @@ class OutcomeCallout(Base):
 
     sop_file_path: Mapped[str] = mapped_column(Text, primary_key=True)
     block_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # SopEvidence.to_dict(), plus "replaces": the hashes of our earlier aggregates this one replaced (survival.py)
     evidence: Mapped[dict] = mapped_column(JSONB)
     run_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("cp_playbook_sync_runs.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = created_now()

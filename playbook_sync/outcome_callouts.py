@@ -1,9 +1,10 @@
 """Outcome evidence per SOP from the database, and the weekly run's `Results From the Field` callouts.
 
 The SOP a report counts for comes from the SOP's frontmatter (`playbook_ids: [voc-sprint]`).
-One aggregate callout per SOP is planned when its evidence is new or has changed materially
-(evidence.material_change) against the evidence of the last such callout that was committed;
-the same reports never write a second one. The arithmetic is in evidence.py.
+One aggregate callout per SOP: when its evidence is new or has changed materially
+(evidence.material_change) against the evidence of the last one committed, a new aggregate
+replaces that one in place (retire.py); one a person removed or rewrote holds the SOP's
+aggregate instead (plan). The same reports never write a second one. The arithmetic is in evidence.py.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, defer
 
-from playbook_sync import callouts
+from playbook_sync import callouts, learning, lifecycle
 from playbook_sync.evidence import ReportFacts, SopEvidence, aggregate, material_change, parse_outcomes, summary_text
 from playbook_sync.models import InsertedCallout, SopEmbedding
 from playbook_sync.models_reports import OutcomeCallout, PlaybookReport
+from playbook_sync.retire import retire_blocks
 from playbook_sync.schemas import CalloutKind, Category, EntryIn, SopDoc, TranscriptType
 from playbook_sync.sops import read_frontmatter
 
@@ -77,12 +79,24 @@ def evidence(session: Session, contents: Mapping[str, str], *, now: datetime, pe
 
 def published(session: Session, sop_path: str) -> dict | None:
     """The evidence of the SOP's last outcome callout that landed in a commit, if any."""
-    return session.scalar(
-        select(OutcomeCallout.evidence)
-        .join(InsertedCallout, (InsertedCallout.sop_file_path == OutcomeCallout.sop_file_path)
+    last = latest(session, sop_path)
+    return last[1] if last else None
+
+
+def committed(session: Session, sop_path: str) -> list[tuple[InsertedCallout, dict]]:
+    """The SOP's aggregates that landed in a commit, newest first, each with its evidence."""
+    return [(callout, ev) for callout, ev in session.execute(
+        select(InsertedCallout, OutcomeCallout.evidence)
+        .join(OutcomeCallout, (InsertedCallout.sop_file_path == OutcomeCallout.sop_file_path)
               & (InsertedCallout.block_hash == OutcomeCallout.block_hash))
         .where(OutcomeCallout.sop_file_path == sop_path, InsertedCallout.commit_sha.is_not(None))
-        .order_by(InsertedCallout.created_at.desc()).limit(1))
+        .order_by(InsertedCallout.created_at.desc(), InsertedCallout.id))]
+
+
+def latest(session: Session, sop_path: str) -> tuple[InsertedCallout, dict] | None:
+    """The SOP's last committed aggregate with its evidence: the one an update replaces, or a person judged."""
+    found = committed(session, sop_path)
+    return found[0] if found else None
 
 
 def render(doc: SopDoc, ev: SopEvidence, playbooks: list[str]) -> str:
@@ -93,7 +107,14 @@ def render(doc: SopDoc, ev: SopEvidence, playbooks: list[str]) -> str:
 
 
 def plan(session: Session, deps, run, docs: Mapping[str, SopDoc], *, now: datetime | None = None) -> list:
-    """One outcome callout per SOP whose evidence is new or changed materially (finalize adds them to its blocks)."""
+    """At most one aggregate per SOP, replacing the earlier one in place (finalize adds them to its blocks).
+
+    The rule (README, "Outcome evidence"): a new aggregate is planned when the evidence changed
+    materially against the last one committed, that one is still in the SOP exactly as we wrote it,
+    and the learning loop's (SOP, outcome) confidence is not below MIN_CALLOUT_CONFIDENCE. An
+    aggregate a person removed (a decline) or rewrote holds the SOP's aggregate until a person puts
+    ours back: we never write back what an editor took out, nor overwrite their words.
+    """
     from playbook_sync.edits import PlannedBlock
 
     now = now or datetime.now(UTC)
@@ -101,23 +122,62 @@ def plan(session: Session, deps, run, docs: Mapping[str, SopDoc], *, now: dateti
     planned = []
     all_evidence = evidence(session, {p: d.content for p, d in docs.items()}, now=now,
                             period_days=settings.evidence_period_days, extra=settings.playbook_sops)
+    trust = learning.tables(session, now, paths=all_evidence)["category"] if all_evidence else {}
     for path, ev in sorted(all_evidence.items()):
-        if not material_change(published(session, path), ev, min_change=settings.evidence_min_change):
-            continue
         doc = docs[path]
+        ours = committed(session, path)
+        if not material_change(ours[0][1] if ours else None, ev, min_change=settings.evidence_min_change):
+            continue
+        if (why := _held(doc, ours, learning.of(trust, (path, Category.outcome.value)), settings.min_callout_confidence)):
+            lifecycle.append_log(run, f"{path}: Results From the Field held: {why}")
+            continue
         block = render(doc, ev, playbook_ids(path, doc.content, settings.playbook_sops))
         digest = callouts.block_hash(block)
         written = session.scalar(select(InsertedCallout.id).where(InsertedCallout.sop_file_path == path,
                                                                   InsertedCallout.block_hash == digest).limit(1))
         if written is not None or callouts.contains_block(doc.content, block):
             continue  # these exact words are in the SOP already (or were, until a person removed them)
-        hint = next((s.heading for h in _HINTS for s in doc.sections if s.level and h in s.heading.casefold()), None)
+        # Every aggregate of ours still in the SOP as written goes (duplicates an earlier version left too);
+        # the new one takes the last one's section, where an editor may have moved it.
+        live = [c.block for c, _ in ours if _as_written(doc, c.block)]
+        hint = _section_of(doc, ours[0][0].block) if ours else None
+        hint = hint or next((s.heading for h in _HINTS for s in doc.sections if s.level and h in s.heading.casefold()), None)
         section = callouts.choose_section(doc, CalloutKind.results, hint)
-        stmt = insert(OutcomeCallout).values(sop_file_path=path, block_hash=digest, evidence=ev.to_dict(), run_id=run.id)
+        # `replaces` tells survival that these blocks went with our update, not by a person's hand (a decline).
+        record = ev.to_dict() | {"replaces": [callouts.block_hash(b) for b in live]}
+        stmt = insert(OutcomeCallout).values(sop_file_path=path, block_hash=digest, evidence=record, run_id=run.id)
         session.execute(stmt.on_conflict_do_update(index_elements=["sop_file_path", "block_hash"],
                                                    set_={"evidence": stmt.excluded.evidence, "run_id": run.id}))
-        planned.append(PlannedBlock(path, section.heading, CalloutKind.results, block, []))
+        planned.append(PlannedBlock(path, section.heading, CalloutKind.results, block, [], replaces=tuple(live)))
     return planned
+
+
+def _held(doc: SopDoc, ours: list[tuple[InsertedCallout, dict]], trust: float, floor: float) -> str | None:
+    """Why the SOP's aggregate may not be written now, or None."""
+    if ours and not _as_written(doc, ours[0][0].block):
+        when = f"{ours[0][0].created_at:%Y-%m-%d}"
+        return (f"the aggregate written on {when} was removed or rewritten by an editor; it is not written back "
+                "(put it back as it was to let runs update it again)")
+    if trust < floor:
+        return f"confidence {trust:.3f} of outcome callouts here is below {floor}"
+    return None
+
+
+def _as_written(doc: SopDoc, block: str) -> bool:
+    """The block is in the SOP exactly as we wrote it, so replacing it touches nothing of anyone else's."""
+    try:
+        retire_blocks(doc.content, [block])
+    except ValueError:
+        return False
+    return True
+
+
+def _section_of(doc: SopDoc, block: str) -> str | None:
+    """The heading of the section holding the block's opener line (its first copy), if it is in the SOP."""
+    lines = doc.content.splitlines()
+    opener, body = block.splitlines()[:2]
+    at = next((i for i in range(len(lines) - 1) if lines[i].strip() == opener and lines[i + 1].strip() == body.strip()), None)
+    return next((s.heading for s in doc.sections if s.level and at is not None and s.start_line <= at < s.end_line), None)
 
 
 def for_run(session: Session, run_id) -> list[dict]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 _OPENER = re.compile(r"^:::[A-Za-z]+\b")
 _HEADING = re.compile(r"^#{1,6}\s")
@@ -24,6 +24,7 @@ _ATTRIBUTION = " -- "  # blocks written before the attribution had a line of its
 _CREDIT = "— "  # callouts.ATTRIBUTION_PREFIX: the block's attribution line
 
 Features = Callable[[str], Mapping[str, float]]
+CARRIED = 0.5  # share of a removed callout's own words (those the SOP lacks) a restatement of it carries
 
 
 def split(sop_text: str) -> tuple[list[str], list[str]]:
@@ -95,3 +96,25 @@ def restated_callout(entry_text: str, sop_text: str, features: Features) -> tupl
 def _figures(text: str) -> set[str]:
     """The numbers a text states (12, 2.5, 40%), normalised: '2.0' and '2' are one figure."""
     return {f.rstrip("0").rstrip(".") if "." in f else f for f in re.findall(r"\d+(?:[.,]\d+)?", text.replace(",", "."))}
+
+
+def restated_removal(entry_text: str, sop_text: str, removed: Sequence[str], features: Features) -> str | None:
+    """The body of the removed callout block (one a person deleted from this SOP) that the entry says again,
+    by restated_callout's measure with the removed blocks counted among the SOP's callouts; else None.
+
+    The classifier sees the SOP as it is, so knowledge an editor took out looks new to it, and
+    the next restatement of it would be written straight back (F11).
+    """
+    bodies = {body for block in removed for body in split(block)[0]}
+    if not bodies:
+        return None
+    found = restated_callout(entry_text, "\n\n".join([sop_text, *removed]), features)
+    if found is None or found[0] not in bodies:
+        return None
+    # The measure above sees only the SOP's words, so "subject lines naming a competitor" and "subject lines
+    # naming a mutual connection" look alike. Holding back new knowledge is worse than missing a repeat: the
+    # entry must also carry most of what the removed callout added to the SOP (its features the SOP lacks).
+    own = {k for p in split(sop_text)[1] for k in features(p)}
+    added = set(features(found[0])) - own
+    carried = len(added & set(features(entry_text))) / len(added) if added else 1.0
+    return found[0] if carried >= CARRIED else None

@@ -17,7 +17,9 @@ kept. In order, for each callout:
    edited with its text, since a rename judges no callout;
 5. else declined when its SOP is still there, sop_deleted when the SOP is gone (deleting a
    whole SOP says nothing about one callout, so it counts neither way; a callout declined before
-   its SOP went stays declined).
+   its SOP went stays declined), and replaced when it is a `Results From the Field` aggregate
+   that a newer aggregate of ours replaced in a landed commit (outcome_callouts.plan): our own
+   update, not a person's decline, so it counts neither way either.
 
 Pull request mode: what is on the base branch decides (a merge lands it); a callout only on
 the open review branch is pending, and one that is on neither (removed on the review
@@ -40,6 +42,7 @@ from sqlalchemy.orm import Session
 from playbook_sync import callouts
 from playbook_sync.models import InsertedCallout, KnowledgeEntry
 from playbook_sync.models_learning import CalloutState
+from playbook_sync.models_reports import OutcomeCallout
 from playbook_sync.sops import SopError, is_doc, parse_sop
 
 EDIT_SIMILARITY = 0.6
@@ -59,6 +62,7 @@ class State(StrEnum):
     moved = "moved"  # to another section or SOP
     declined = "declined"  # removed, or its pull request closed unmerged
     sop_deleted = "sop_deleted"  # its whole SOP is gone: counts neither way
+    replaced = "replaced"  # an aggregate a newer one of ours replaced (retire.py): we took it out, counts neither way
 
 
 ACCEPTED = frozenset({State.kept, State.edited})
@@ -202,6 +206,7 @@ def observe(session: Session, *, trees: Iterable[tuple[str, Tree]], now: datetim
     states = {s.callout_id: s for s in session.scalars(select(CalloutState).where(
         CalloutState.callout_id.in_([r.id for r in rows])))}
     categories = _categories(session, rows)
+    replaced = _replaced(session, rows)
     located = [(name, locate(tree, rows)) for name, tree in trees]
     changes = []
     for r in rows:
@@ -215,6 +220,8 @@ def observe(session: Session, *, trees: Iterable[tuple[str, Tree]], now: datetim
         base = located[0][1][r.id]
         if base.state == State.sop_deleted and previous == State.declined:
             base = Found(State.declined)  # removed, then its SOP deleted or renamed: the decline stands
+        if r.id in replaced and base.state in (State.declined, State.sop_deleted):
+            base = Found(State.replaced)  # the newer aggregate's commit took it out (it was there as written)
         now_found = base
         if base.state not in (State.kept, State.edited, State.moved) and len(located) > 1:
             review = located[1][1][r.id]
@@ -245,3 +252,14 @@ def _categories(session: Session, rows: list[InsertedCallout]) -> dict[uuid.UUID
         kind = r.block.split("\n", 1)[0].removeprefix(":::").split(" ", 1)[0]
         out[r.id] = known[0] if known else _KIND_CATEGORY.get(kind, "insight")
     return out
+
+
+def _replaced(session: Session, rows: list[InsertedCallout]) -> set[uuid.UUID]:
+    """The committed aggregates a newer committed aggregate of the same SOP names as replaced (its evidence's
+    `replaces`: the hashes of our blocks that were in the SOP as written when it was planned)."""
+    by_key = {(r.sop_file_path, r.block_hash): r.id for r in rows}
+    found = session.execute(select(OutcomeCallout.sop_file_path, OutcomeCallout.evidence).join(
+        InsertedCallout, (InsertedCallout.sop_file_path == OutcomeCallout.sop_file_path)
+        & (InsertedCallout.block_hash == OutcomeCallout.block_hash)).where(InsertedCallout.commit_sha.is_not(None)))
+    return {by_key[(path, h)] for path, evidence in found for h in (evidence or {}).get("replaces", [])
+            if (path, h) in by_key}
