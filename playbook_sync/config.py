@@ -91,8 +91,7 @@ _BOUNDS: dict[str, tuple[float, float | None, bool]] = {
     "task_retry_backoff": (0, None, False),
     "schedule_expires_seconds": (1, None, False),
     "visibility_timeout": (1, None, False),
-    "run_deadline_seconds": (1, None, False),
-    "watchdog_interval_seconds": (1, None, False),
+    "run_deadline_seconds": (1, None, False), "watchdog_interval_seconds": (1, None, False), "job_deadline_seconds": (1, None, False),
 }
 PLAYBOOKS = ("local", "github")
 EMBEDDERS = ("offline", "openai", "auto")
@@ -243,10 +242,10 @@ class Settings(BaseSettings):
     # Redis re-delivers an unacknowledged message after this long; it must exceed the
     # longest task, or a slow task would run twice (harmless here, but wasted calls).
     visibility_timeout: int = 6 * 3600
-    # The watchdog fails runs still 'running' after this long (the window stays put);
-    # above the 24 h an Anthropic Message Batch may take, below the weekly period.
+    # The watchdog fails runs still 'running' after this long (window stays put): above a Message Batch's 24 h, below a week.
     run_deadline_seconds: int = 26 * 3600
     watchdog_interval_seconds: int = 15 * 60
+    job_deadline_seconds: int = 3600  # a builder job silent this long lost its worker or its message (a generation takes minutes)
 
     # Operating it: publishing, reports, queues, logs, monitoring (README "Operations").
     publish: Literal["commit", "pull_request"] = "commit"  # direct commit, or a review branch + pull request

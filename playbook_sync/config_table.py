@@ -79,6 +79,8 @@ DESCRIPTIONS: dict[str, tuple[str | None, str]] = {
     "visibility_timeout": (None, "Redis re-delivers an unacknowledged task after this long; above the longest task"),
     "run_deadline_seconds": (None, "the watchdog fails a run still running after this long"),
     "watchdog_interval_seconds": (None, "how often beat starts the watchdog"),
+    "job_deadline_seconds": (None, "the watchdog (and `serve`, on the embedded profile) fails a Playbook Builder job "
+                             "queued or running without progress for this long; the page shows why, generate again to retry"),
     "publish": (None, "`commit` (straight onto `BRANCH`) or `pull_request` (a review branch and a pull request; GitHub only)"),
     "pull_request_branch": (None, "the review branch of `pull_request` mode"),
     "deploy_webhook_url": (None, "POSTed (JSON) after a commit lands; a secret; a failure is logged, never fails the run"),

@@ -6,7 +6,7 @@ and shape its answer. Each feature adds its router in ROUTERS below and nothing 
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,15 +24,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="playbook-sync", version=__version__,
                   description="Knowledge, execution reports, search, runs and playbooks of playbook-sync.")
     app.state.settings = settings
+    # Set by `serve` when it supervises a local worker: why that worker is down, or None. Without it the
+    # process answering /healthz could not run a single generation job, yet said ok.
+    app.state.worker_problem = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(NulRefused)
     app.add_exception_handler(RequestValidationError, _invalid)
 
     @app.get("/healthz", tags=["operations"])
-    def healthz(session: SessionDep) -> dict:
-        """The app answers and its database does."""
+    def healthz(session: SessionDep, response: Response) -> dict:
+        """The app answers and its database does; under `serve`'s local worker, that worker is up (else 503)."""
         session.execute(text("SELECT 1"))
-        return {"status": "ok", "version": __version__}
+        problem = app.state.worker_problem
+        if problem is None:
+            return {"status": "ok", "version": __version__}
+        if (down := problem()) is not None:
+            response.status_code = 503
+            return {"status": "degraded", "version": __version__, "worker": "down", "reason": down}
+        return {"status": "ok", "version": __version__, "worker": "ok"}
 
     for router in _routers():
         app.include_router(router)

@@ -4,13 +4,19 @@ A job commits its progress in short transactions so GET /api/jobs/{id} sees it m
 re-read and lock their row first, so what a person edited while the model was answering is
 still respected, and a playbook deleted meanwhile ends the job with a sentence, not a
 traceback. Every provider call is metered (costs.metered, as in runs) and summed on the job.
+
+A job whose worker or broker message was lost would stay queued or running for good: fail_unfinished
+ends such jobs with a sentence (at serve's start, when its worker dies, and in the watchdog), as
+lifecycle does for runs. Failing is enough: the page shows the error and generating again retries.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,7 +35,10 @@ from playbook_sync.builder.models import (
 from playbook_sync.builder.service import NotFound, _touch, insert_scenario, now, owned, scenario_of
 from playbook_sync.builder.tables import GenerationJob, ModuleSources, PlaybookRow, ScenarioRow
 
+log = logging.getLogger(__name__)
 SOURCES_PER_CALL = 8
+UNFINISHED = ("queued", "running")
+RETRY_HINT = "generate again to retry"
 Sessions = Callable[[], AbstractContextManager[Session]]
 
 
@@ -65,6 +74,35 @@ def get_job(session: Session, user_id: int, job_id: uuid.UUID) -> GenerationJob:
     if job is None or job.user_id != user_id:
         raise NotFound(f"no job {job_id}")
     return job
+
+
+def fail_unfinished(session: Session, *, error: str, idle_seconds: int | None = None,
+                    created_before: datetime | None = None, at: datetime | None = None) -> list[uuid.UUID]:
+    """Fail the jobs still queued or running with error; their ids. idle_seconds: only those whose row has not
+    moved for that long; created_before: only those older. What they made so far stays (playbook, result)."""
+    at = at or now()
+    query = select(GenerationJob).where(GenerationJob.status.in_(UNFINISHED)).order_by(GenerationJob.created_at)
+    if idle_seconds is not None:
+        query = query.where(GenerationJob.updated_at < at - timedelta(seconds=idle_seconds))
+    if created_before is not None:
+        query = query.where(GenerationJob.created_at < created_before)
+    # SKIP LOCKED: a row a live worker is writing right now is making progress, so it is not ours to end.
+    jobs = list(session.scalars(query.with_for_update(skip_locked=True)))
+    for job in jobs:
+        job.status, job.progress, job.message, job.error, job.updated_at = "failed", 0, "failed", error, at
+    return [job.id for job in jobs]
+
+
+def stale_job_error(deadline_seconds: int) -> str:
+    return f"watchdog: no progress for {deadline_seconds}s (its worker or its queued task was lost); {RETRY_HINT}"
+
+
+def reap_stale_jobs(session: Session, deadline_seconds: int) -> list[uuid.UUID]:
+    """The watchdog's part for the builder: fail jobs queued or running without progress past the deadline."""
+    failed = fail_unfinished(session, error=stale_job_error(deadline_seconds), idle_seconds=deadline_seconds)
+    for job_id in failed:
+        log.warning("watchdog failed builder job %s: no progress for %ss", job_id, deadline_seconds)
+    return failed
 
 
 def _progress(sessions: Sessions, job_id: uuid.UUID, **values) -> None:

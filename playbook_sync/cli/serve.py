@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import sys
+from contextlib import nullcontext
 
 import typer
 
-from playbook_sync.cli.shared import console, maybe_worker, services
+from playbook_sync.cli.shared import console, services
 from playbook_sync.config import get_settings
 from playbook_sync.errors import ConfigError
 
@@ -27,15 +29,28 @@ def serve(host: str = typer.Option(None, help="listen address (default PLAYBOOK_
     embedded = not base.broker_url
     with services() as settings:
         from playbook_sync.api import create_app
+        from playbook_sync.cli.supervise import supervised_worker
         from playbook_sync.worker.app import app as celery_app
 
-        with maybe_worker(celery_app, embedded, settings):
+        api = create_app(settings)
+        server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
+        # Embedded: the worker is ours to keep alive (see cli/supervise.py); elsewhere workers are deployed apart.
+        worker = supervised_worker(celery_app, settings, stopping=lambda: server.should_exit) if embedded \
+            else nullcontext()
+        with worker as supervisor:
+            if supervisor is not None:
+                api.state.worker_problem = supervisor.problem
             if settings.api_token is None:
                 console.print("no PLAYBOOK_SYNC_API_TOKEN: listening on 127.0.0.1 only, without authentication",
                               highlight=False)
             console.print(f"playbook-sync API on http://{host}:{port} (docs: /docs, pages: /playbooks; Ctrl-C stops it)",
                           highlight=False)
-            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+            try:
+                server.run()
+            except KeyboardInterrupt:
+                pass
+            if not server.started:  # as uvicorn.run: the port was taken between the check and now
+                sys.exit(3)
 
 
 def _check_port(host: str, port: int) -> None:

@@ -77,13 +77,17 @@ def maybe_worker(celery_app, embedded: bool, settings: Settings):
     if not embedded:
         yield None
         return
+    with local_worker_guard(settings), local_worker(celery_app, settings) as proc:
+        yield proc
+
+
+def local_worker(celery_app, settings: Settings):
+    """The local worker process (a context manager: started, ready, stopped at exit); its log in DATA_DIR."""
     from playbook_sync.worker.local import worker_process
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The worker runs in the project's directory: give it our absolute paths and .env file.
-    with local_worker_guard(settings), worker_process(celery_app, log_file=settings.data_dir / "worker.log",
-                                                      env=settings.worker_env()) as proc:
-        yield proc
+    return worker_process(celery_app, log_file=settings.data_dir / "worker.log", env=settings.worker_env())
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from celery import chord, group
 from celery.utils.log import get_task_logger
 
 from playbook_sync import adhoc, batch, db, finalize, lifecycle, pipeline
+from playbook_sync.builder import generation
 from playbook_sync.config import get_settings
 from playbook_sync.deps import Deps
 from playbook_sync.providers.base import TransientProviderError
@@ -108,6 +109,10 @@ def poll_batches() -> dict:
 
 @app.task(name="playbook_sync.watchdog")
 def watchdog() -> dict:
-    """Fail runs stuck in 'running' past the deadline, so the next run takes their entries."""
-    stuck = finalize.reap_stuck_runs(deps())
-    return {"failed_runs": [str(r) for r in stuck]}
+    """Fail runs stuck in 'running' past the deadline, so the next run takes their entries; and builder
+    jobs without progress past theirs, so nobody waits on a job no worker will finish."""
+    d = deps()
+    stuck = finalize.reap_stuck_runs(d)
+    with d.session() as session:
+        jobs = generation.reap_stale_jobs(session, d.settings.job_deadline_seconds)
+    return {"failed_runs": [str(r) for r in stuck], "failed_jobs": [str(j) for j in jobs]}

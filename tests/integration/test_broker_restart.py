@@ -98,7 +98,7 @@ def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
             print(f"broker restart path: {path}")  # reported with -s / in the junit output
             if path == "lost":  # the watchdog's case, with the rescue on the same real worker
                 reaped = task_result(flaky_app.send_task("playbook_sync.watchdog"), timeout=60, poll=0.2)
-                assert reaped == {"failed_runs": [str(run_id)]}
+                assert reaped == {"failed_runs": [str(run_id)], "failed_jobs": []}
                 rescue = task_result(flaky_app.send_task("playbook_sync.start_run", kwargs={"trigger": "rescue"}),
                                      timeout=60, poll=0.2)
                 rescue_id = uuid.UUID(rescue["run_id"])
