@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -21,25 +22,36 @@ _PARAM = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
 INVALID_SQL_STATEMENT_NAME = "26000"  # "prepared statement ... does not exist"
 
 
+@lru_cache(maxsize=64)
+def _statement(sql: str) -> tuple[str, str]:
+    """(name, PREPARE body) of sql: worked out once per process, not per execution (the hybrid statement is
+    4 KB to hash and scan for parameters on every entry)."""
+    names = list(dict.fromkeys(_PARAM.findall(sql)))
+    return "pbs_" + hashlib.sha1(sql.encode()).hexdigest()[:20], _PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql)
+
+
+@lru_cache(maxsize=64)
+def _execute_clause(sql: str, settings: str) -> TextClause:
+    """The EXECUTE of sql's prepared statement with its settings, built once (SQLAlchemy caches its compiled form)."""
+    arguments = ", ".join(f":{n}" for n in dict.fromkeys(_PARAM.findall(sql)))
+    return text(f"{settings}SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE {_statement(sql)[0]}({arguments})")
+
+
 def execute(session: Session, sql: str, params: dict, *, settings: str = "") -> Result:
     """Run sql (with :named parameters) as this connection's prepared statement, preparing it on first use.
 
     settings: SET LOCAL statements sent first, in the same round trip (a generic plan is made under the
     settings of the first execution: pass the same planner settings every time).
     """
-    names = list(dict.fromkeys(_PARAM.findall(sql)))
-    name = "pbs_" + hashlib.sha1(sql.encode()).hexdigest()[:20]
+    name, body = _statement(sql)
     connection = session.connection()
     # The pool's per-DBAPI-connection dict: kept across check-outs, cleared when the connection is replaced.
     known = connection.connection.info.setdefault("prepared_statements", set())
     if name not in known:
-        body = _PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql)
         connection.exec_driver_sql(f"PREPARE {name} AS {body}")  # not undone by a rollback: prepared once
         known.add(name)
-    arguments = ", ".join(f":{n}" for n in names)
     try:
-        return session.execute(text(f"{settings}SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE {name}({arguments})"),
-                               params)
+        return session.execute(_execute_clause(sql, settings), params)
     except DBAPIError as exc:
         if getattr(exc.orig, "pgcode", None) == INVALID_SQL_STATEMENT_NAME:
             # The server dropped our statements (DEALLOCATE ALL or DISCARD ALL from a pooler or an admin):

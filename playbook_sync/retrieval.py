@@ -116,7 +116,10 @@ WITH {_terms('e.id = :entry_id')},
                coalesce(bool_or(lexical_rank = 1) AND bool_or(vector_rank = 1), false) AS agreed,
                array_agg(heading ORDER BY fused DESC, heading) AS headings
         FROM ranked GROUP BY file_path),
-    top AS (SELECT * FROM per_sop ORDER BY fused DESC, file_path LIMIT :k)
+    top AS (SELECT * FROM per_sop ORDER BY fused DESC, file_path LIMIT :k),
+    -- The planner settings are for this statement only: enable_seqscan goes back on as it runs (after planning), for the
+    -- rest of the transaction; a SET of its own after it was a round trip per entry. Read when `top` has rows.
+    seqscan_on AS (SELECT set_config('enable_seqscan', 'on', true))
 SELECT t.file_path, t.headings,
        -- an SOP only the lexical side found: the embedder similarity of its best section, exactly
        coalesce(t.similarity, (SELECT 1 - min(s.embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id))
@@ -127,7 +130,7 @@ SELECT t.file_path, t.headings,
         FROM (SELECT similarity FROM per_sop WHERE similarity IS NOT NULL ORDER BY similarity DESC OFFSET :k) r),
        (SELECT count(*) FROM per_sop), (SELECT count(*) FROM ranked),
        (SELECT array_agg(lexical::float8) FROM per_sop WHERE lexical IS NOT NULL)  -- each SOP's best BM25 score
-FROM top t ORDER BY t.fused DESC, t.file_path
+FROM top t CROSS JOIN seqscan_on ORDER BY t.fused DESC, t.file_path
 """
 
 _OTHER_SOPS_SQL = """
@@ -175,8 +178,8 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
     # Prepared once per connection with a generic plan (prepared.py): planning it cost as much as running it.
     rows = prepared.execute(session, HYBRID_SQL, {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS, "k": k},
                             settings=f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off; ").all()
-    session.execute(text("SET LOCAL enable_seqscan = on"))
-    if not rows:
+    if not rows:  # (no row: the statement did not turn enable_seqscan back on)
+        session.execute(text("SET LOCAL enable_seqscan = on"))
         return Ranking([], None, None)
     hits = [Hit(sop_path=path, section=next((h for h in headings if not is_generic(h)), headings[0]),
                 similarity=similarity if similarity is not None else 0.0, fused=fused, rank=i, agreed=agreed,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import DateTime, bindparam, delete, func, select, update
+from sqlalchemy import DateTime, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
@@ -228,16 +229,26 @@ def match_row(*, run_id: uuid.UUID, entry_id: uuid.UUID, sop_path: str | None, a
     )
 
 
-def _match_upsert():
-    stmt = insert(KnowledgeSopMatch)
-    return stmt.on_conflict_do_update(
-        constraint="uq_cp_knowledge_sop_matches_run_entry_sop",
-        set_={k: stmt.excluded[k] for k in ("action", "similarity_score", "section", "rationale", "confidence")},
-    )
+_MATCH_COLUMNS = ("id", "sync_run_id", "knowledge_entry_id", "sop_file_path", "action", "similarity_score", "section",
+                  "rationale", "confidence")  # what match_row fills
+_MATCH_UPDATED = ("action", "similarity_score", "section", "rationale", "confidence")
 
 
-# Built once: constructing it (and its EXCLUDED alias) per row cost more than running it (bench/).
-_UPSERT_MATCH = _match_upsert()
+@lru_cache(maxsize=16)
+def _upsert_matches(n: int):
+    """An upsert of n match rows as one multi-row INSERT, built once per row count (an entry has at most top_k + 1).
+
+    An executemany of a one-row upsert was one round trip per row (SQLAlchemy batches no INSERT with ON CONFLICT
+    DO UPDATE into one statement), and the ORM's bulk path around it cost a worker more CPU than the rows (bench/).
+    Text, not insert().values([...]): SQLAlchemy caches no multi-row VALUES, and compiling it per entry cost more
+    than the round trip it saves.
+    """
+    table = KnowledgeSopMatch.__table__
+    rows = ", ".join("(" + ", ".join(f":{c}_{i}" for c in _MATCH_COLUMNS) + ")" for i in range(n))
+    sql = (f"INSERT INTO {table.name} ({', '.join(_MATCH_COLUMNS)}) VALUES {rows} "
+           "ON CONFLICT ON CONSTRAINT uq_cp_knowledge_sop_matches_run_entry_sop DO UPDATE SET "
+           + ", ".join(f"{c} = excluded.{c}" for c in _MATCH_UPDATED))
+    return text(sql).bindparams(*(bindparam(f"{c}_{i}", type_=table.c[c].type) for i in range(n) for c in _MATCH_COLUMNS))
 
 
 def record_match(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, sop_path: str | None, action: str, similarity: float | None = None, section: str | None = None, rationale: str | None = None, confidence: float | None = None) -> None:
@@ -248,8 +259,10 @@ def record_match(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, so
 
 def record_matches(session: Session, *, rows: Sequence[dict]) -> None:
     """Upsert several match rows (from match_row; distinct SOPs) in one round trip."""
+    # One statement cannot update a row twice: of rows for the same SOP the last wins, as one upsert after another did.
+    rows = list({(r["sync_run_id"], r["knowledge_entry_id"], r["sop_file_path"]): r for r in rows}.values())
     if rows:
-        session.execute(_UPSERT_MATCH, list(rows))
+        session.execute(_upsert_matches(len(rows)), {f"{c}_{i}": r[c] for i, r in enumerate(rows) for c in _MATCH_COLUMNS})
 
 
 def matches(session: Session, *, run_id: uuid.UUID, action: str) -> list[KnowledgeSopMatch]:

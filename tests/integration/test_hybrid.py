@@ -59,6 +59,23 @@ def test_lexical_ranking_finds_the_sop_the_vectors_miss(database_url):
     assert level is None  # two SOPs, none after the top 2: no baseline
 
 
+def test_the_planner_settings_of_the_hybrid_statement_do_not_outlive_it(database_url):
+    # The statement turns enable_seqscan back on itself (no SET of its own after it); with no SOP at all it
+    # returns no row, and the setting is restored apart.
+    from sqlalchemy import text
+
+    alpha = sop("docs/sops/module-1-a/sop-1-1-alpha.md", "SOP 1.1: Alpha", {"1a. Escrow": "Match the escrow ledger."})
+    entry_id = load(database_url, {"docs/sops/module-1-a/sop-1-1-alpha.md": (alpha, [vec(0, 1)])},
+                    "The escrow ledger broke.", vec(1, 0.1))
+    with db.session_scope(database_url) as session:
+        assert retrieval.hybrid_sops(session, entry_id=entry_id, k=2).hits
+        assert session.execute(text("SHOW enable_seqscan")).scalar() == "on"
+        session.execute(text("DELETE FROM cp_sop_sections"))
+        assert retrieval.hybrid_sops(session, entry_id=entry_id, k=2).hits == []
+        assert session.execute(text("SHOW enable_seqscan")).scalar() == "on"
+        session.rollback()
+
+
 def test_the_lexical_evidence_and_its_null_come_from_the_same_bm25(database_url):
     # Six SOPs: the entry shares its rare words with one of them only; the others share a common word.
     docs = {f"docs/sops/module-1-a/sop-1-{i}-s{i}.md": (sop(f"docs/sops/module-1-a/sop-1-{i}-s{i}.md", f"SOP 1.{i}: S{i}",
