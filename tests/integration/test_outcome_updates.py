@@ -8,9 +8,7 @@ is held for review, not written back. Real runs, real git, real PostgreSQL.
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -22,6 +20,7 @@ from playbook_sync.models_learning import CalloutState
 from playbook_sync.reports import ReportIn, Stored
 from playbook_sync.retire import retire_blocks
 from playbook_sync.schemas import EntryIn
+from tests.integration.test_learning import edit_by_hand, git
 
 pytestmark = pytest.mark.integration
 
@@ -56,18 +55,6 @@ def aggregates(text: str) -> list[str]:
         out.append(rest[at:end])
         rest = rest[end:]
     return out
-
-
-def git(deps, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(deps.settings.playbook_path), *args], capture_output=True, text=True,
-                          check=True).stdout
-
-
-def edit_by_hand(deps, path: str, change) -> None:
-    """A person edits one file in the checkout and commits it on the branch."""
-    file = Path(deps.settings.playbook_path) / path
-    file.write_text(change(file.read_text(encoding="utf-8")), encoding="utf-8")
-    git(deps, "-c", "user.name=Editor", "-c", "user.email=editor@example.com", "commit", "-qam", "editor's changes")
 
 
 def drop(block: str):
