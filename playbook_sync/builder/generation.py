@@ -105,12 +105,17 @@ def reap_stale_jobs(session: Session, deadline_seconds: int) -> list[uuid.UUID]:
     return failed
 
 
-def _progress(sessions: Sessions, job_id: uuid.UUID, **values) -> None:
+def _progress(sessions: Sessions, job_id: uuid.UUID, *, unless_ended: bool = False, **values) -> bool:
+    """Write the job's progress; with unless_ended, not over a job already failed by someone else (a serve or the
+    watchdog that judged this worker gone: the page showed that failure, and it must not flip back)."""
     with sessions() as session:
-        job = session.get(GenerationJob, job_id)
+        job = session.get(GenerationJob, job_id, with_for_update=unless_ended)
+        if unless_ended and job.status in ("succeeded", "failed"):
+            return False
         for key, value in values.items():
             setattr(job, key, value)
         job.updated_at = now()
+    return True
 
 
 def run_job(sessions: Sessions, embedder, llm, ledger: costs.Ledger, job_id: uuid.UUID) -> dict:
@@ -134,9 +139,9 @@ def run_job(sessions: Sessions, embedder, llm, ledger: costs.Ledger, job_id: uui
         status, error, message, result = "failed", f"{type(exc).__name__}: {exc}", "failed", _partial(sessions, job_id)
     cost = sum(c.cost_usd for c in calls)
     usage = {"calls": len(calls), **{f: sum(getattr(c.usage, f) for c in calls) for f in costs.TOKEN_FIELDS}}
-    _progress(sessions, job_id, status=status, error=error, message=message, result=result,
-              progress=100 if status == "succeeded" else 0, cost_usd=cost, usage=usage)
-    return {"job_id": str(job_id), "status": status}
+    ended = _progress(sessions, job_id, status=status, error=error, message=message, result=result,
+                      progress=100 if status == "succeeded" else 0, cost_usd=cost, usage=usage, unless_ended=True)
+    return {"job_id": str(job_id), "status": status if ended else "failed"}
 
 
 def _partial(sessions: Sessions, job_id: uuid.UUID) -> dict | None:

@@ -136,6 +136,27 @@ def test_deleting_a_playbook_during_generation_fails_the_job_with_a_sentence(kno
         assert job.error == "the playbook was deleted during generation" and job.playbook_id is None
 
 
+def test_a_job_failed_by_a_serve_while_its_orphaned_worker_ran_on_stays_failed(knowledge):
+    d = knowledge
+    with d.session() as s:
+        job_id = generation.start_playbook_job(s, local_user_id(s), GenerateRequest(**ASK)).id
+    said = "the serve that queued this job stopped before the job finished; generate again to retry"
+
+    class OrphanedLLM:  # its serve was killed; the next serve failed the job while the model was still answering
+        def generate_outline(self, request):
+            with d.session() as s:
+                generation.fail_unfinished(s, error=said)
+            return d.llm.generate_outline(request)
+
+        def generate_modules(self, request):
+            return d.llm.generate_modules(request)
+
+    assert generation.run_job(d.session, d.embedder, OrphanedLLM(), d.ledger, job_id)["status"] == "failed"
+    with d.session() as s:
+        job = s.get(GenerationJob, job_id)
+        assert (job.status, job.error) == ("failed", said)  # was flipped to succeeded: the page had shown it failed
+
+
 def test_the_demo_leaves_one_generated_sample_playbook(deps):
     from playbook_sync.builder.demo import sample_playbook
 
