@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +72,27 @@ def lexical_excess(scores: Sequence[float], k: int, *, rank: int = 0) -> float |
     return logs[rank] - level if level is not None and rank < len(logs) else None
 
 
+def standings(scores: Mapping[str, float], sops: Sequence[str], k: int) -> dict[str, float]:
+    """One ranker's standing of each SOP (what the hybrid statement computes in SQL, retrieval.HYBRID_SQL):
+    (score - median) / sample standard deviation of the scores of the SOPs after the ranker's top k. An SOP
+    the ranker did not pool gets its lowest pooled score (at or below chance); with no spread, 0 (no say)."""
+    rest = sorted(scores.values(), reverse=True)[k:]
+    if len(rest) < 2 or (sd := float(np.std(rest, ddof=1))) == 0:
+        return dict.fromkeys(sops, 0.0)
+    median, low = float(np.median(rest)), min(scores.values())
+    return {sop: (scores.get(sop, low) - median) / sd for sop in sops}
+
+
+def fused_standing(rankers: Sequence[Mapping[str, float]], k: int) -> dict[str, float]:
+    """Each pooled SOP's standing summed over the rankers (BM25 and vector): the order of the hybrid ranking."""
+    sops = sorted(set().union(*rankers))
+    total = dict.fromkeys(sops, 0.0)
+    for scores in rankers:
+        for sop, value in standings(scores, sops, k).items():
+            total[sop] += value
+    return total
+
+
 def null_scores(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int, sample: int = SAMPLE) -> tuple[list[float], list[float]]:
     """(similarities of the SOPs ranked after each sampled entry's top k, and per entry the excess of the
     best of them over that entry's baseline): entries that resemble everything (generic words) and
@@ -102,6 +123,7 @@ class Gate:
     weak: float
     ask: float | None = None  # excess mode: the entry is worth asking about once its best candidate clears this
     lexical_ask: float | None = None  # excess mode: ... or once its best SOP by BM25 stands out this much (lexical_excess)
+    standing_ask: float | None = None  # excess mode: ... or once its best SOP's fused standing reaches this (standing_null)
 
     def band(self, similarity: float, level: float | None) -> str:
         value = similarity - (level or 0.0) if self.mode == "excess" else similarity
@@ -110,29 +132,33 @@ class Gate:
         return "weak" if value >= self.weak else "none"
 
     def bands(self, similarities: Sequence[float], level: float | None, agreed: bool = False,
-              lexical: float | None = None) -> list[str]:
+              lexical: float | None = None, standing: float | None = None) -> list[str]:
         """The band of each of an entry's fused top k (best first), or "none" for those not worth asking about.
 
         Pinned (absolute) bands judge each SOP alone. Calibrated ones judge the entry: when its
         best candidate stands above the null's median, its best SOP by BM25 stands out more than the
         lexical null's median (`lexical`: a lexical embedder's similarities are diluted by a long
         section's other words, the rare words an entry shares with it are not), or the lexical and
-        vector rankings put the same section first (`agreed`), the classifier sees all k, those
+        vector rankings put the same section first (`agreed`), or its best SOP's fused standing (`standing`,
+        retrieval.py) reaches the standing null's median (what the SOP ranked k+1 reaches by chance), the
+        classifier sees all k, those
         under weak as `low`, and picks among them; the fused rank orders them."""
         own = [self.band(s, level) for s in similarities]
         if self.mode != "excess" or self.ask is None or not similarities:
             return own
-        stands_out = lexical is not None and self.lexical_ask is not None and lexical >= self.lexical_ask
+        stands_out = ((lexical is not None and self.lexical_ask is not None and lexical >= self.lexical_ask)
+                      or (standing is not None and self.standing_ask is not None and standing >= self.standing_ask))
         if not agreed and not stands_out and max(similarities) - (level or 0.0) < min(self.ask, self.weak):
             return ["none"] * len(own)
         return ["low" if b == "none" else b for b in own]
 
 
 def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, settings: Settings,
-              lexical: Sequence[float] = ()) -> dict:
+              lexical: Sequence[float] = (), standing: Sequence[float] = ()) -> dict:
     """The run's calibration record: the null's summary and histogram, and the bands it gives.
 
-    lexical: the lexical side's null (retrieval.lexical_null), whose median is the second way to be worth asking."""
+    lexical: the lexical side's null (retrieval.lexical_null), whose median is the second way to be worth asking;
+    standing: the fused standing of each sampled entry's SOP ranked k+1 (retrieval.standing_null), the third."""
     pinned = "bands" in settings.model_fields_set
     # n counts SOP similarities (several per entry), entries the sampled entries that gave a null score.
     record: dict = {"model": model, "null": {"n": len(raw), "entries": len(excess)}, "pinned": pinned}
@@ -157,6 +183,9 @@ def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, sett
         if len(lexical) >= MIN_NULL:
             record["lexical_ask"] = round(float(np.quantile(np.asarray(lexical, dtype=float), ASK_QUANTILE, method="higher")), 4)
             record["null"]["lexical_n"] = len(lexical)
+        if len(standing) >= MIN_NULL:
+            record["standing_ask"] = round(float(np.quantile(np.asarray(standing, dtype=float), ASK_QUANTILE, method="higher")), 4)
+            record["null"]["standing_n"] = len(standing)
     return record
 
 
@@ -174,7 +203,8 @@ def gate_of(record: dict | None, settings: Settings, model: str) -> Gate:
         return Gate("absolute", configured.strong, configured.weak)
     weak = min(record["weak"], record["strong"])
     return Gate(record.get("mode", "absolute"), record["strong"], weak,
-                min(record["ask"], weak) if record.get("ask") is not None else None, record.get("lexical_ask"))
+                min(record["ask"], weak) if record.get("ask") is not None else None, record.get("lexical_ask"),
+                record.get("standing_ask"))
 
 
 def describe(record: dict | None) -> list[str]:
@@ -190,6 +220,9 @@ def describe(record: dict | None) -> list[str]:
     if record.get("lexical_ask") is not None:
         lines.append(f"  or its best SOP by BM25 {record['lexical_ask']:+.3f} above the SOPs after its top k, in logs "
                      f"(the lexical null's median, n={record['null'].get('lexical_n')})")
+    if record.get("standing_ask") is not None:
+        lines.append(f"  or its best SOP's fused standing {record['standing_ask']:+.3f} (BM25 + vector, in null "
+                     f"deviations; the median standing of the SOP ranked k+1, n={record['null'].get('standing_n')})")
     if null.get("n"):
         # Says what it counts: SOP similarities, several per entry (a record before "entries" was kept lacks it).
         over = f", over {null['entries']} entries" if null.get("entries") is not None else ""

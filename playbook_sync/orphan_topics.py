@@ -83,8 +83,11 @@ def home_module(session: Session, *, entry_ids: Iterable[uuid.UUID], modules: se
     entry's own ranking (lexical and vector, best section per SOP) says where its neighbours live."""
     votes: dict[str, float] = {}
     for entry_id in entry_ids:
-        for hit in hybrid_sops(session, entry_id=entry_id, k=k)[0]:
-            votes[hit.sop_path] = votes.get(hit.sop_path, 0.0) + hit.fused
+        # The RRF ranking, not the standing one candidates are ordered by: a standing is on each entry's own
+        # scale (and negative below chance), so summed over entries it does not weigh neighbours alike, and
+        # measured, voting by standing moved a planted topic of `make quality` to another module folder.
+        for hit in hybrid_sops(session, entry_id=entry_id, k=k, by_rrf=True).hits:
+            votes[hit.sop_path] = votes.get(hit.sop_path, 0.0) + hit.rrf
     if not votes:
         return None
     per_module: dict[str, float] = {}

@@ -4,15 +4,20 @@ Why both: on long real SOPs the embedder's similarity of the right SOP sits bare
 that of unrelated ones (the offline embedder scored a median 0.19 against 0.11 on a real
 playbook), while the rare words an entry shares with its home section (a product term, a
 process name) are exactly what a bag-of-words ranking with inverse document frequency
-rewards. Reciprocal rank fusion needs no common scale between the two, so the embedder
-stays swappable (offline or OpenAI) without re-weighting anything.
+rewards. The two are fused by standing: each ranker's score of an SOP (its best section) is
+put on the entry's own scale, (score - median) / standard deviation of the SOPs after that
+ranker's top k, and the two standings are summed. Like reciprocal rank fusion it needs no
+common scale between the rankers, so the embedder stays swappable (offline or OpenAI)
+without re-weighting anything; unlike it, it keeps how far ahead of the rest an SOP is,
+which rank alone throws away (a clear lexical winner and a near tie count alike in RRF).
+Within an SOP, sections are still ordered by RRF at section level (the placement hint).
 
 Everything runs in one SQL statement per entry: the entry's lexemes (English stemming, as
 the sections' generated `search` tsvector), their IDF from the playbook's own sections
 (cp_sop_lexicon, refreshed when SOPs change) times their IDF over the knowledge entries
 (cp_entry_lexicon, refreshed by each run), BM25 per section over their postings, the
-nearest sections by HNSW, RRF at section level, then the best section per SOP and the top-k
-SOPs — so one SOP with many similar sections cannot crowd the others out of the list.
+nearest sections by HNSW, RRF at section level, then the best section per SOP, its standing
+for each ranker and the top-k SOPs by their sum — so one SOP with many similar sections cannot crowd the others out of the list.
 """
 
 from __future__ import annotations
@@ -50,13 +55,14 @@ LEXICAL_SAMPLE = 2 * MIN_NULL
 
 @dataclass(frozen=True)
 class Hit:
-    """One SOP in the fused ranking, with the section that placed it there."""
+    """One SOP in the fused ranking (by standing), with the section that placed it there."""
 
     sop_path: str
     section: str  # best fused section that is not a generic one (else the best one)
     similarity: float  # embedder similarity of the SOP's best section (what bands are calibrated on)
-    fused: float  # RRF score of the SOP's best section
-    rank: int  # 1-based position in the fused ranking
+    rrf: float  # RRF score of the SOP's best section (the new-SOP module vote weighs by it)
+    rank: int  # 1-based position in the fused ranking (by standing)
+    standing: float | None = None  # fused standing: both rankers' (score - null median) / null sd, summed
     agreed: bool = False  # it holds the best section of both rankings: lexical and vector agree
     sections: tuple[str, ...] = ()  # its best fused sections, best first (what the classifier is shown: excerpts.py)
 
@@ -110,13 +116,36 @@ WITH {_terms('e.id = :entry_id')},
                l.rank AS lexical_rank, v.rank AS vector_rank
         FROM (SELECT *, rank() OVER (ORDER BY score DESC) AS rank FROM lexical) l
         FULL JOIN (SELECT *, rank() OVER (ORDER BY distance) AS rank FROM nearest) v ON v.id = l.id),
-    -- Best section per SOP, in SQL: the worker gets k rows, not the ~240 of both pools.
+    -- Best section per SOP, in SQL: the worker gets k rows, not the ~240 of both pools. `rrf` is the RRF score of
+    -- the SOP's best section (the new-SOP module vote weighs by it); the section order within an SOP stays RRF.
     per_sop AS (
-        SELECT file_path, max(fused) AS fused, max(similarity) AS similarity, max(lexical) AS lexical,
+        SELECT file_path, max(fused) AS rrf, max(similarity) AS similarity, max(lexical) AS lexical,
                coalesce(bool_or(lexical_rank = 1) AND bool_or(vector_rank = 1), false) AS agreed,
                array_agg(heading ORDER BY fused DESC, heading) AS headings
         FROM ranked GROUP BY file_path),
-    top AS (SELECT * FROM per_sop ORDER BY fused DESC, file_path LIMIT :k),
+    -- Each ranker's null for this entry (calibration.standings): the SOPs after its own top k, their median and
+    -- standard deviation; `low` is its lowest pooled score, what an SOP outside its pool is given.
+    places AS (
+        SELECT similarity, lexical, row_number() OVER (ORDER BY similarity DESC NULLS LAST) AS v_n,
+               row_number() OVER (ORDER BY lexical DESC NULLS LAST) AS l_n
+        FROM per_sop),
+    nulls AS (
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY similarity) FILTER (WHERE v_n > :k) AS v_median,
+               stddev_samp(similarity) FILTER (WHERE v_n > :k) AS v_sd, min(similarity) AS v_low,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY lexical) FILTER (WHERE l_n > :k) AS l_median,
+               stddev_samp(lexical) FILTER (WHERE l_n > :k) AS l_sd, min(lexical) AS l_low
+        FROM places),
+    -- Standing fusion: how many of the entry's own null deviations each ranker puts the SOP above chance, summed.
+    -- Unlike RRF it keeps how far ahead an SOP is, not only its place. A ranker with no spread (too few SOPs
+    -- after k) says nothing (0); with neither, the RRF order decides.
+    standing AS (
+        SELECT p.*, coalesce((coalesce(p.similarity, n.v_low) - n.v_median) / nullif(n.v_sd, 0), 0)
+                    + coalesce((coalesce(p.lexical, n.l_low) - n.l_median) / nullif(n.l_sd, 0), 0) AS standing
+        FROM per_sop p CROSS JOIN nulls n),
+    -- :by_rrf orders by the RRF of the best sections instead (the new-SOP module vote: orphan_topics.home_module).
+    ordered AS (SELECT *, row_number() OVER (ORDER BY CASE WHEN :by_rrf THEN rrf::float8 ELSE standing END DESC,
+                                                      rrf DESC, file_path) AS n FROM standing),
+    top AS (SELECT * FROM ordered WHERE n <= :k),
     -- The planner settings are for this statement only: enable_seqscan goes back on as it runs (after planning), for the
     -- rest of the transaction; a SET of its own after it was a round trip per entry. Read when `top` has rows.
     seqscan_on AS (SELECT set_config('enable_seqscan', 'on', true))
@@ -124,13 +153,13 @@ SELECT t.file_path, t.headings,
        -- an SOP only the lexical side found: the embedder similarity of its best section, exactly
        coalesce(t.similarity, (SELECT 1 - min(s.embedding <=> (SELECT embedding FROM cp_knowledge_entries WHERE id = :entry_id))
                                FROM cp_sop_sections s WHERE s.file_path = t.file_path)),
-       t.fused::float8, t.agreed,
+       t.rrf::float8, t.standing::float8, t.agreed,
        -- the entry's baseline (calibration.baseline): the median similarity of the SOPs after its top k
-       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r.similarity)
-        FROM (SELECT similarity FROM per_sop WHERE similarity IS NOT NULL ORDER BY similarity DESC OFFSET :k) r),
+       (SELECT v_median FROM nulls),
        (SELECT count(*) FROM per_sop), (SELECT count(*) FROM ranked),
-       (SELECT array_agg(lexical::float8) FROM per_sop WHERE lexical IS NOT NULL)  -- each SOP's best BM25 score
-FROM top t CROSS JOIN seqscan_on ORDER BY t.fused DESC, t.file_path
+       (SELECT array_agg(lexical::float8) FROM per_sop WHERE lexical IS NOT NULL),  -- each SOP's best BM25 score
+       (SELECT standing::float8 FROM ordered WHERE n = :k + 1)  -- the standing of chance (standing_null)
+FROM top t CROSS JOIN seqscan_on ORDER BY t.n
 """
 
 _OTHER_SOPS_SQL = """
@@ -167,34 +196,39 @@ class Ranking(NamedTuple):
     hits: list[Hit]
     level: float | None  # the entry's baseline similarity (calibration.baseline over the SOPs of its nearest sections)
     lexical: float | None  # how far its best SOP by BM25 stands above the rest (calibration.lexical_excess)
+    chance: float | None = None  # the standing of the SOP ranked k+1: what an unrelated SOP reaches (standing_null)
 
 
-def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = POOL) -> Ranking:
-    """The k SOPs ranked by the fused score of their best section (lexical BM25 + vector, RRF)."""
+def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = POOL, by_rrf: bool = False) -> Ranking:
+    """The k SOPs ranked by fused standing: per ranker (BM25, vector), how far the SOP's best section stands
+    above the entry's own null (the SOPs after that ranker's top k), in null standard deviations, summed.
+
+    by_rrf: rank by the reciprocal rank fusion of their best sections instead (as before standing fusion)."""
     pool = max(pool, k * 12)
     # As in matching.py: keep the planner on the HNSW index (a high ef_search makes it cost an exact scan
     # as cheaper), and only for this statement.
     # The settings go in the same round trip as the query (psycopg2 returns the last statement's rows).
     # Prepared once per connection with a generic plan (prepared.py): planning it cost as much as running it.
-    rows = prepared.execute(session, HYBRID_SQL, {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS, "k": k},
+    rows = prepared.execute(session, HYBRID_SQL, {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS, "k": k,
+                                                 "by_rrf": by_rrf},
                             settings=f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off; ").all()
     if not rows:  # (no row: the statement did not turn enable_seqscan back on)
         session.execute(text("SET LOCAL enable_seqscan = on"))
         return Ranking([], None, None)
     hits = [Hit(sop_path=path, section=next((h for h in headings if not is_generic(h)), headings[0]),
-                similarity=similarity if similarity is not None else 0.0, fused=fused, rank=i, agreed=agreed,
-                sections=tuple(headings[:TOP_SECTIONS]))
-            for i, (path, headings, similarity, fused, agreed, *_) in enumerate(rows, start=1)]
-    level, sops, pooled, lexical = rows[0][5:]
+                similarity=similarity if similarity is not None else 0.0, rrf=rrf, rank=i, standing=standing,
+                agreed=agreed, sections=tuple(headings[:TOP_SECTIONS]))
+            for i, (path, headings, similarity, rrf, standing, agreed, *_) in enumerate(rows, start=1)]
+    level, sops, pooled, lexical, chance = rows[0][6:]
     if sops < k and pooled >= pool:
         # A few SOPs with many similar sections filled both pools: the other SOPs are ranked exactly, best
         # section per SOP, after every pooled one (they are farther than all of the vector pool). With at
         # most k SOPs in all, none is beyond the top k, so there is no baseline either way.
         hits += [Hit(sop_path=path, section=heading, similarity=float(similarity),
-                     fused=1.0 / (RRF_K + pool + i), rank=len(hits) + i, sections=(heading,))
+                     rrf=1.0 / (RRF_K + pool + i), rank=len(hits) + i, sections=(heading,))
                  for i, (path, heading, similarity) in enumerate(session.execute(text(_OTHER_SOPS_SQL), {
                      "entry_id": entry_id, "seen": [h.sop_path for h in hits], "k": k - len(hits)}), start=1)]
-    return Ranking(hits, level, lexical_excess(lexical or [], k))
+    return Ranking(hits, level, lexical_excess(lexical or [], k), chance)
 
 
 def lexical_null(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int, pool: int = POOL,
@@ -206,6 +240,14 @@ def lexical_null(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int, po
                                                                      "pool": max(pool, k * 12), "max_terms": MAX_TERMS}):
         per_entry[entry_id].append(score)
     return [x for scores in per_entry.values() if (x := lexical_excess(scores, k, rank=k)) is not None]
+
+
+def standing_null(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int,
+                  sample: int = LEXICAL_SAMPLE) -> list[float]:
+    """For a sample of entries (the first by id, as lexical_null's), the fused standing of the SOP ranked k+1 by
+    the hybrid statement itself: how far an SOP the entry is not about stands out by chance."""
+    return [chance for entry_id in sorted(entry_ids)[:sample]
+            if (chance := hybrid_sops(session, entry_id=entry_id, k=k).chance) is not None]
 
 
 def refresh_lexicon(session: Session) -> None:
@@ -248,10 +290,10 @@ def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate,
 
     texts: path → (title, text) of SOPs (default: read from the SOP cache; the worker's hot path caches them per run).
     """
-    hits, level, lexical = hybrid_sops(session, entry_id=entry_id, k=k)
+    hits, level, lexical, _ = hybrid_sops(session, entry_id=entry_id, k=k)
     if not hits:
         return None, []
-    bands = gate.bands([h.similarity for h in hits], level, hits[0].agreed, lexical)
+    bands = gate.bands([h.similarity for h in hits], level, hits[0].agreed, lexical, hits[0].standing)
     kept = [(h, b) for h, b in zip(hits, bands, strict=True) if b != "none"]
     rows = (texts or (lambda paths: sop_texts(session, paths)))([h.sop_path for h, _ in kept]) if kept else {}
     return max(h.similarity for h in hits), [

@@ -50,7 +50,7 @@ def test_lexical_ranking_finds_the_sop_the_vectors_miss(database_url):
                     "The escrow reconciliation broke again before the meeting.", vec(1, 0.1))
     with db.session_scope(database_url) as session:
         vector_only = matching.nearest_sops(session, vector=store.embedding_of(entry_id), k=1)
-        hits, level, _lexical = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
+        hits, level, _lexical, _chance = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
     assert [p for p, _, _ in vector_only] == ["docs/sops/module-1-a/sop-1-2-beta.md"]
     assert hits[0].sop_path == "docs/sops/module-1-a/sop-1-1-alpha.md"  # two lexical hits outrank one vector hit
     assert hits[0].section == "1a. Escrow Reconciliation"  # never the glossary, though it names the term too
@@ -123,6 +123,8 @@ def test_a_run_refreshes_the_lexicon_and_records_its_calibration(deps):
         record = run.calibration
     assert record["mode"] == "excess" and record["null"]["n"] > 0
     assert record["lexical_ask"] >= 0 and record["null"]["lexical_n"] >= 30  # the lexical side's null, from the same entries
+    # The standing null: the hybrid statement's own standing of each sampled entry's SOP ranked k+1 (chance).
+    assert isinstance(record["standing_ask"], float) and record["null"]["standing_n"] >= 30
     assert record["strong"] >= record["weak"] and record["source"].startswith("calibrated on")
     with deps.session() as session:
         result = pipeline.process_entry(session, deps, run_id=started.run_id, entry_id=started.entry_ids[0])
@@ -157,6 +159,7 @@ def test_calibrate_command_prints_histogram_null_and_bands(deps, monkeypatch):
     assert "bands: strong" in last.output and "best-match similarity per entry" in last.output
     assert "null distribution" in last.output and "#" in last.output
     assert dry.exit_code == 0 and "dry run over" in dry.output and "bands: strong" in dry.output
+    assert "fused standing" in last.output and "fused standing" in dry.output  # the standing null's bar (standing_ask)
 
     # Provenance (issue 11 #8): every block ends with who said it, on what kind of call, when; the
     # commit lists the entry ids of each block.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -215,6 +216,48 @@ def test_an_entry_whose_best_sop_stands_out_lexically_is_worth_asking():
     assert any("by BM25" in line for line in calibration.describe(record))
     few = calibration.calibrate([0.1] * 100, [0.01 * i for i in range(100)], model=MODEL, settings=Settings(), lexical=[1.0] * 5)
     assert "lexical_ask" not in few  # too little data: only the vector side decides
+
+
+pooled = st.dictionaries(st.sampled_from([f"sop-{i}" for i in range(12)]),
+                         st.integers(0, 5000).map(lambda x: x / 100), min_size=0, max_size=12)  # scores like BM25's, cosine's
+
+
+@hsettings(deadline=None)
+@given(vector=pooled, bm25=pooled, k=st.integers(1, 4), scale=st.floats(0.01, 100.0), shift=st.floats(-10.0, 10.0))
+def test_a_standing_is_the_score_in_null_deviations_whatever_the_rankers_scale(vector, bm25, k, scale, shift):
+    fused = calibration.fused_standing([vector, bm25], k)
+    assert set(fused) == set(vector) | set(bm25)
+    for scores in (vector, bm25):
+        alone = calibration.standings(scores, sorted(fused), k)
+        rest = sorted(scores.values(), reverse=True)[k:]
+        if len(set(rest)) > 1:
+            # The entry's own null: the median of the SOPs after the ranker's top k stands at 0, one sample
+            # standard deviation above it at 1; an SOP outside the ranker's pool is given its lowest score.
+            median, sd = float(np.median(rest)), float(np.std(rest, ddof=1))
+            for sop in fused:
+                assert alone[sop] == pytest.approx((scores.get(sop, min(scores.values())) - median) / sd, abs=1e-6)
+            assert all(alone[sop] <= 1e-9 for sop in fused if sop not in scores)
+        # No common scale is needed between rankers: an affine change of one ranker's scores changes no standing.
+        moved = calibration.standings({sop: x * scale + shift for sop, x in scores.items()}, sorted(fused), k)
+        assert moved == pytest.approx(alone, abs=1e-6)
+    # The fused standing is the sum over the rankers; a ranker with no spread after its top k has no say.
+    assert fused == pytest.approx({sop: sum(calibration.standings(r, sorted(fused), k)[sop] for r in (vector, bm25))
+                                   for sop in fused}, abs=1e-9)
+    assert calibration.standings({"a": 1.0, "b": 2.0}, ["a", "b", "c"], 1) == {"a": 0.0, "b": 0.0, "c": 0.0}
+
+
+def test_an_entry_whose_best_sop_stands_well_above_chance_is_worth_asking():
+    gate = calibration.Gate("excess", strong=0.10, weak=0.06, ask=0.03, lexical_ask=0.4, standing_ask=2.0)
+    low = [0.12, 0.11, 0.10]  # neither the vectors nor BM25 alone say enough
+    assert gate.bands(low, 0.10, lexical=0.1, standing=1.9) == ["none"] * 3  # no more than the SOP ranked k+1 reaches
+    assert gate.bands(low, 0.10, lexical=0.1, standing=2.0) == ["low"] * 3
+    record = calibration.calibrate([0.1] * 100, [0.01 * i for i in range(100)], model=MODEL, settings=Settings(),
+                                   standing=[0.05 * i for i in range(100)])
+    assert record["standing_ask"] == 2.5 and record["null"]["standing_n"] == 100  # the null's median (ASK_QUANTILE)
+    assert calibration.gate_of(record, Settings(), MODEL).standing_ask == 2.5
+    assert any("fused standing +2.500" in line for line in calibration.describe(record))
+    few = calibration.calibrate([0.1] * 100, [0.01 * i for i in range(100)], model=MODEL, settings=Settings(), standing=[1.0] * 5)
+    assert "standing_ask" not in few and calibration.gate_of(few, Settings(), MODEL).standing_ask is None
 
 
 def test_the_record_carries_the_ask_bar_and_describe_shows_it():
