@@ -130,7 +130,8 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
         jobs.append((path, doc, group_for_blocks(doc, [(entries[m.knowledge_entry_id], m.section) for m in ms[:cap]])))
     # The edit calls are independent: made concurrently, or a big week's callback waits for
     # them one after another (bench/: this was most of a 1,000-entry run's wall time).
-    outcomes = _concurrently([partial(sop_edits.plan_sop, deps.llm, doc, groups, lessons=lessons.top(session, doc.path))
+    taught = lessons.top_many(session, [doc.path for _, doc, _ in jobs])  # one query, not one per SOP
+    outcomes = _concurrently([partial(sop_edits.plan_sop, deps.llm, doc, groups, lessons=taught[doc.path])
                               for _, doc, groups in jobs],
                              deps.settings.llm_concurrency)
     for (path, _, groups), outcome in zip(jobs, outcomes, strict=True):

@@ -125,8 +125,10 @@ def plan(session: Session, settings, run: SyncRun, per_sop: dict[str, list], cat
         conf = tables(session, now, paths=per_sop)
         floor = settings.min_callout_confidence
         ordered, held = {}, {}
+        removed = removed_callouts(session, list(per_sop))  # one query for every SOP, not one per SOP
         for path, ms in per_sop.items():
-            again = restating_removed(session, path, (docs or {}).get(path), [m.knowledge_entry_id for m in ms])
+            again = restating_removed(session, path, (docs or {}).get(path), [m.knowledge_entry_id for m in ms],
+                                      removed=removed.get(path, []))
             for m in ms:
                 if m.knowledge_entry_id in again:
                     m.action = Action.held
@@ -155,18 +157,31 @@ def plan(session: Session, settings, run: SyncRun, per_sop: dict[str, list], cat
     return guarded(session, run, "confidence ranking", step, per_sop)
 
 
-def restating_removed(session: Session, path: str, doc, entry_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+def removed_callouts(session: Session, paths: list[str]) -> dict[str, list[tuple]]:
+    """path → (block, written at, removed at) of each callout an editor removed from that SOP."""
+    out: dict[str, list[tuple]] = defaultdict(list)
+    if paths:
+        for path, block, written, gone in session.execute(
+                select(CalloutState.sop_file_path, InsertedCallout.block, InsertedCallout.created_at, CalloutState.decided_at)
+                .join(CalloutState, CalloutState.callout_id == InsertedCallout.id)
+                .where(CalloutState.sop_file_path.in_(paths), CalloutState.state == survival.State.declined)):
+            out[path].append((block, written, gone))
+    return out
+
+
+def restating_removed(session: Session, path: str, doc, entry_ids: list[uuid.UUID],
+                      removed: list[tuple] | None = None) -> dict[uuid.UUID, str]:
     """entry id → why it is held: it says again what a callout an editor removed from this SOP said.
 
     A decline is the editor's answer to that knowledge in that SOP, whoever says it next: writing a
     restatement back would undo their edit one run later (F11). Held, not dropped: a final outcome
-    listed for review, where a person can still decide otherwise.
+    listed for review, where a person can still decide otherwise. `removed` is removed_callouts()[path]
+    when the caller looked them up for several SOPs at once.
     """
     if doc is None or not entry_ids:
         return {}
-    removed = session.execute(select(InsertedCallout.block, InsertedCallout.created_at, CalloutState.decided_at).join(
-        CalloutState, CalloutState.callout_id == InsertedCallout.id).where(
-        CalloutState.sop_file_path == path, CalloutState.state == survival.State.declined)).all()
+    if removed is None:
+        removed = removed_callouts(session, [path]).get(path, [])
     if not removed:
         return {}
     from playbook_sync.providers.offline import OfflineEmbedder  # lexical features only: no model, no network

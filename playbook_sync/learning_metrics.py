@@ -99,7 +99,7 @@ def compute(session: Session, run: SyncRun, now: datetime) -> dict:
                                "declined": round(v[2], 3)} for k, v in sorted(t.items())] for name, t in tables.items()},
         "strongest": _strongest(session, rows),
         "held": _held(session, run),
-        "lessons": {p: lessons.top(session, p, now=now) for p in sorted({r.sop_file_path for r in rows})},
+        "lessons": lessons.top_many(session, {r.sop_file_path for r in rows}, now=now),
     }
 
 
@@ -180,8 +180,8 @@ def overview(session: Session, now: datetime | None = None) -> dict[str, dict]:
     for r in rows:
         out[r.sop_file_path]["callouts"][r.state] += 1
     strongest = _strongest(session, rows)
-    return {sop: v | {"strongest": strongest.get(sop, []), "lessons": lessons.top(session, sop, now=now)}
-            for sop, v in sorted(out.items())}
+    taught = lessons.top_many(session, out, now=now)
+    return {sop: v | {"strongest": strongest.get(sop, []), "lessons": taught[sop]} for sop, v in sorted(out.items())}
 
 
 

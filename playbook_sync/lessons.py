@@ -133,6 +133,17 @@ def top(session: Session, sop_path: str, *, now: datetime | None = None, categor
     return [x.text for x in scored[:k]]
 
 
+def top_many(session: Session, paths, *, now: datetime | None = None, k: int = TOP_K) -> dict[str, list[str]]:
+    """path → top(session, path): the same lessons, in one query for all the paths (finalize asks for every SOP it edits)."""
+    now = now or datetime.now(UTC)
+    paths = sorted(set(paths))
+    mine: dict[str, list[Lesson]] = {p: [] for p in paths}
+    for lesson in session.scalars(select(Lesson).where(Lesson.sop_file_path.in_(paths))) if paths else ():
+        mine[lesson.sop_file_path].append(lesson)
+    return {p: [x.text for x in sorted(rows, key=lambda x: -confidence.lesson_score(
+        x.strength, x.confirmations, x.contradictions, x.updated_at, now))[:k]] for p, rows in mine.items()}
+
+
 def top_for(session: Session, paths: list[str], category: str, *, now: datetime | None = None) -> dict[str, list[str]]:
     """path → the top lessons of each SOP for the entry's category (one query for all of them)."""
     now = now or datetime.now(UTC)

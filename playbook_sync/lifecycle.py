@@ -108,13 +108,23 @@ def settle_items(session: Session, run_id: uuid.UUID, blocks: list[PlannedBlock]
     already had) or deferred (with the reason)."""
     for b, reason in applied.dropped:
         deferred.update({e: reason for e in b.entry_ids})
-    defer(session, run_id, deferred)
     written = {e for b in applied.blocks + applied.present for e in b.entry_ids}
     repeated = {e for b in applied.repeated for e in b.entry_ids} - written
-    for item in store.items(session, run_id=run_id, status=ItemStatus.matched):
+    planned = {e for b in blocks for e in b.entry_ids}
+    # One read of the matched items for both rules (defer() and a second read did it in two queries). The
+    # deferred ones are flushed first: the flush batches UPDATEs of the same columns only while they are
+    # adjacent in primary-key order, and mixing the two kinds made it one UPDATE per item.
+    matched = list(store.items(session, run_id=run_id, status=ItemStatus.matched))
+    for item in matched:
+        if item.entry_id in deferred:
+            item.status, item.error = ItemStatus.deferred, deferred[item.entry_id][:2000]
+    session.flush()
+    for item in matched:
+        if item.status != ItemStatus.matched:
+            continue
         if item.entry_id in repeated:
             item.status = ItemStatus.redundant
-        elif item.entry_id in written or not any(item.entry_id in b.entry_ids for b in blocks):
+        elif item.entry_id in written or item.entry_id not in planned:
             # all its enrich pairs are written now, or were written by an earlier run
             item.status = ItemStatus.enriched
 

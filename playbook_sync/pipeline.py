@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, calibration, costs, hot_path, lifecycle, outcome_callouts, retrieval, store
+from playbook_sync import adhoc, bulk, calibration, costs, hot_path, lifecycle, outcome_callouts, retrieval, store
 from playbook_sync.deps import Deps
 from playbook_sync.errors import ConfigError
 from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401  (finalize_run: the chord callback's name here)
@@ -131,8 +131,10 @@ def _no_sops(deps: Deps, sha: str, unreadable: int) -> None:
 def embed_entries(session: Session, embedder: Embedder, ids: Sequence[uuid.UUID]) -> None:
     """Embed the entries that have no vector for the current model, in batches."""
     rows = store.entries_without_embedding(session, ids=ids, model=embedder.model)
-    for row, vector in zip(rows, embed_all(embedder, [entry_text(r) for r in rows]), strict=True):
-        row.embedding, row.embedding_model = vector, embedder.model
+    vectors = embed_all(embedder, [entry_text(r) for r in rows])
+    # One COPY and one UPDATE for all of them (bulk.py), not an UPDATE per entry at flush.
+    bulk.store_vectors(session, table=KnowledgeEntry.__tablename__, model=embedder.model,
+                       rows=list(zip([r.id for r in rows], vectors, strict=True)))
 
 
 # -- per entry -------------------------------------------------------------------

@@ -108,8 +108,8 @@ def to_entry(row: KnowledgeEntry) -> Entry:
 
 
 def entries_without_embedding(session: Session, *, ids: Sequence[uuid.UUID], model: str) -> list[KnowledgeEntry]:
-    """Entries whose stored vector is missing or from another model."""
-    stmt = select(KnowledgeEntry).where(
+    """Entries whose stored vector is missing or from another model (loaded without it: it is replaced)."""
+    stmt = select(KnowledgeEntry).options(defer(KnowledgeEntry.embedding), defer(KnowledgeEntry.search)).where(
         KnowledgeEntry.id.in_(ids),
         (KnowledgeEntry.embedding.is_(None)) | (KnowledgeEntry.embedding_model.is_distinct_from(model)),
     )

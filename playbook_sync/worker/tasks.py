@@ -16,7 +16,7 @@ from playbook_sync.providers.base import TransientProviderError
 from playbook_sync.providers.localgit import RepoPathError
 from playbook_sync.providers.retry import backoff
 from playbook_sync.store import RunLocked
-from playbook_sync.worker.app import app
+from playbook_sync.worker.app import app, publish_batched
 
 log = get_task_logger(__name__)
 
@@ -44,7 +44,8 @@ def start_run(trigger: str = "manual", scope: dict | None = None) -> dict:
     run_id = str(started.run_id)
     callback = finalize_run.si(run_id)
     if started.entry_ids:
-        chord(group(process_entry.si(run_id, str(e)) for e in started.entry_ids), callback).apply_async()
+        with publish_batched(app):  # the header in pipelines of PUBLISH_BATCH, not a round trip per entry
+            chord(group(process_entry.si(run_id, str(e)) for e in started.entry_ids), callback).apply_async()
     else:
         callback.apply_async()
     return {"run_id": run_id, "entries": len(started.entry_ids)}
