@@ -122,24 +122,29 @@ def _hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.casefold().split()).encode()).hexdigest()
 
 
+# Only what the ranking reads, as plain rows: the callers read lessons, and mapped objects in the session cost a
+# worker more CPU than the query (issue 12: top_for runs on the per-entry path).
+_RANKED = (Lesson.sop_file_path, Lesson.text, Lesson.strength, Lesson.confirmations, Lesson.contradictions,
+           Lesson.updated_at)
+
+
+def _best(rows, now: datetime, k: int) -> list[str]:
+    ranked = sorted(rows, key=lambda x: -confidence.lesson_score(x.strength, x.confirmations, x.contradictions,
+                                                                 x.updated_at, now))
+    return [x.text for x in ranked[:k]]
+
+
 def top(session: Session, sop_path: str, *, now: datetime | None = None, category: str | None = None, k: int = TOP_K) -> list[str]:
     """The k best lessons for an SOP (and category), by weight × confidence × recency."""
     now = now or datetime.now(UTC)
-    stmt = select(Lesson).where(Lesson.sop_file_path == sop_path)
+    stmt = select(*_RANKED).where(Lesson.sop_file_path == sop_path)
     if category is not None:
         stmt = stmt.where(Lesson.category == category)
-    scored = sorted(session.scalars(stmt), key=lambda x: -confidence.lesson_score(
-        x.strength, x.confirmations, x.contradictions, x.updated_at, now))
-    return [x.text for x in scored[:k]]
+    return _best(session.execute(stmt), now, k)
 
 
 def top_for(session: Session, paths: list[str], category: str, *, now: datetime | None = None) -> dict[str, list[str]]:
     """path → the top lessons of each SOP for the entry's category (one query for all of them)."""
     now = now or datetime.now(UTC)
-    rows = list(session.scalars(select(Lesson).where(Lesson.sop_file_path.in_(paths), Lesson.category == str(category))))
-    out = {}
-    for path in paths:
-        mine = sorted((x for x in rows if x.sop_file_path == path), key=lambda x: -confidence.lesson_score(
-            x.strength, x.confirmations, x.contradictions, x.updated_at, now))
-        out[path] = [x.text for x in mine[:TOP_K]]
-    return out
+    rows = session.execute(select(*_RANKED).where(Lesson.sop_file_path.in_(paths), Lesson.category == str(category))).all()
+    return {path: _best((x for x in rows if x.sop_file_path == path), now, TOP_K) for path in paths}
