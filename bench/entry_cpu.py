@@ -1,13 +1,18 @@
 """CPU per entry of the per-entry task's body, in this process: pipeline.process_entry in a loop.
 
     .venv/bin/python -m bench.entry_cpu [--entries 300] [--repeats 3] [--profile out.prof]
+    valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=/tmp/cg.%p \
+        .venv/bin/python -m bench.entry_cpu --entries 100 --repeats 1 --callgrind   # instructions, not time
 
 The bench's `--cpu` profile measures whole runs on real workers (start, fan-out, finalize,
 Celery, the broker); on a shared machine its figures move by more than one change saves.
 This measures only what process_entry costs, with the same state (bench/scenario.py: 42
 SOPs, last week's run, a week of entries) and the same fakes answering at once: the calling
 thread's CPU time (time.thread_time: the fakes' server threads are not in it) and the
-PostgreSQL backends' CPU, per entry, after a few warm-up entries. The prepared state is kept
+PostgreSQL backends' CPU, per entry, after a few warm-up entries. On a busy machine CPU time
+moves with the neighbours' load; under callgrind (--callgrind) instrumentation is switched on
+for the measured entries only, and the main thread's instruction count (its own output file,
+thread 1) divided by the entries is a figure that does not. The prepared state is kept
 in bench/out/entry_cpu (server left running, databases reused) so repeats start fast.
 """
 
@@ -16,7 +21,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import logging
+import os
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -54,7 +61,7 @@ def _prepared(ws: scenario.Workspace, n: int) -> scenario.Prepared:
     return scenario.prepare(ws, scenario.prepare_base(ws, SOPS), n)
 
 
-def measure(ws: scenario.Workspace, p: scenario.Prepared, profile: cProfile.Profile | None) -> dict:
+def measure(ws: scenario.Workspace, p: scenario.Prepared, profile: cProfile.Profile | None, callgrind: bool = False) -> dict:
     """One run started on a fresh copy; its entries processed one by one; CPU of the measured ones."""
     name, repo = scenario._clone(ws, p, "cpu")
     url = ws.pg.url(name)
@@ -71,10 +78,14 @@ def measure(ws: scenario.Workspace, p: scenario.Prepared, profile: cProfile.Prof
         pg0, t0, w0 = _postgres_cpu(ws.pg), time.thread_time(), time.perf_counter()
         if profile:
             profile.enable()
+        if callgrind:
+            subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True, capture_output=True)
         for entry_id in measured:
             with deps.session() as session:
                 out = pipeline.process_entry(session, deps, run_id=started.run_id, entry_id=entry_id)
             statuses[out["status"]] = statuses.get(out["status"], 0) + 1
+        if callgrind:
+            subprocess.run(["callgrind_control", "--instr=off", str(os.getpid())], check=True, capture_output=True)
         if profile:
             profile.disable()
         worker, wall, postgres = time.thread_time() - t0, time.perf_counter() - w0, _postgres_cpu(ws.pg) - pg0
@@ -91,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measured entries (all repeats) here")
+    parser.add_argument("--callgrind", action="store_true", help="running under valgrind --tool=callgrind "
+                        "--instr-atstart=no: instrument the measured entries only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -100,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ws = scenario.Workspace(pg, fakes, "redis://127.0.0.1:1/0", WORK)  # no broker: nothing is enqueued
         p = _prepared(ws, args.entries + WARMUP)
-        runs = [measure(ws, p, profile) for _ in range(args.repeats)]
+        runs = [measure(ws, p, profile, args.callgrind) for _ in range(args.repeats)]
     finally:
         fakes.stop()  # the server stays up for the next invocation (bench/out/entry_cpu/pg)
     for r in runs:
