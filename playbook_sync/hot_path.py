@@ -50,7 +50,9 @@ _ITEM_AND_ENTRY = (
 def item_and_entry(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID) -> Row | None:
     """The run item (row-locked: status, attempts) and its entry (ENTRY_FIELDS, embedding_model) as one row, or None
     when the entry is not in the run; the entry's vector and lexemes stay in the database, where matching reads them."""
-    return session.execute(_ITEM_AND_ENTRY, {"run_id": run_id, "entry_id": entry_id}).first()
+    # On the session's connection (same transaction): a Core statement needs none of the ORM's execution path,
+    # and nothing is pending to autoflush before it.
+    return session.connection().execute(_ITEM_AND_ENTRY, {"run_id": run_id, "entry_id": entry_id}).first()
 
 
 def entry_of(row: Row) -> Entry:
@@ -86,7 +88,7 @@ def settle(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, status: 
     its match rows (store.match_row, upserted per (run, entry, SOP)). Idempotent: written again, the item gets
     the same state, the calls (by id) and the matches (by their key) are not added twice."""
     matches = store.distinct_matches(matches)
-    session.execute(_settle(len(calls), len(matches)), {
+    session.connection().execute(_settle(len(calls), len(matches)), {  # (the connection: as in item_and_entry)
         "run_id": run_id, "entry_id": entry_id, "status": status, "attempts": attempts, "best_score": best_score,
         "best_sop": best_sop, "prepared": prepared,
     } | store.rows_params(calls, CALL_COLUMNS, "c") | store.rows_params(matches, store.MATCH_COLUMNS, "m"))
