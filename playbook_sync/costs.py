@@ -147,12 +147,14 @@ def using(meter: Meter) -> Iterator[Meter]:
 
 @contextmanager
 def metered(session: Session, ledger: Ledger, *, run_id: uuid.UUID | None, entry_id: uuid.UUID | None = None,
-            apart: bool = False) -> Iterator[Meter]:
+            apart: bool = False, kept: bool = False) -> Iterator[Meter]:
     """Meter the block's calls at the ledger's prices; store them with the block's work, or apart.
 
     Answered calls cost money even when the step then fails and its transaction rolls
     back, so on an exception (or with apart=True, for steps whose session may still roll
-    back later) they are written in a transaction of their own.
+    back later) they are written in a transaction of their own. kept=True leaves a block that
+    ends normally with its calls on the meter, for the caller to write (call_rows) in a
+    statement of its own: the per-entry task writes them with its item and matches at once.
     """
     meter = Meter(ledger.prices, run_id=run_id, entry_id=entry_id)
     with using(meter):
@@ -163,17 +165,20 @@ def metered(session: Session, ledger: Ledger, *, run_id: uuid.UUID | None, entry
             raise
     if apart:
         _save_apart(ledger.new_session, meter)
-    else:
+    elif not kept:
         persist(session, meter)
+
+
+def call_rows(meter: Meter) -> list[dict]:
+    """The meter's calls as cp_llm_calls rows (each with its own id, so writing them twice adds nothing)."""
+    return [{"id": uuid.uuid4(), "run_id": meter.run_id, "entry_id": c.entry_id, "step": c.step, "provider": c.provider,
+             "model": c.model, "cost_usd": c.cost_usd, "batch": c.batch} | {f: getattr(c.usage, f) for f in TOKEN_FIELDS}
+            for c in meter.calls]
 
 
 def persist(session: Session, meter: Meter) -> None:
     """Add the meter's calls to the session (committed with it)."""
-    session.add_all(
-        LlmCall(run_id=meter.run_id, entry_id=c.entry_id, step=c.step, provider=c.provider, model=c.model,
-                cost_usd=c.cost_usd, batch=c.batch, **{f: getattr(c.usage, f) for f in TOKEN_FIELDS})
-        for c in meter.calls
-    )
+    session.add_all(LlmCall(**row) for row in call_rows(meter))
     meter.calls = []
 
 

@@ -122,35 +122,38 @@ def _hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.casefold().split()).encode()).hexdigest()
 
 
+# Only what the ranking reads, as plain rows: the callers read lessons, and mapped objects in the session cost a
+# worker more CPU than the query (issue 12: top_for runs on the per-entry path).
+_RANKED = (Lesson.sop_file_path, Lesson.text, Lesson.strength, Lesson.confirmations, Lesson.contradictions,
+           Lesson.updated_at)
+
+
+def _best(rows, now: datetime, k: int) -> list[str]:
+    ranked = sorted(rows, key=lambda x: -confidence.lesson_score(x.strength, x.confirmations, x.contradictions,
+                                                                 x.updated_at, now))
+    return [x.text for x in ranked[:k]]
+
+
 def top(session: Session, sop_path: str, *, now: datetime | None = None, category: str | None = None, k: int = TOP_K) -> list[str]:
     """The k best lessons for an SOP (and category), by weight × confidence × recency."""
-    now = now or datetime.now(UTC)
-    stmt = select(Lesson).where(Lesson.sop_file_path == sop_path)
-    if category is not None:
-        stmt = stmt.where(Lesson.category == category)
-    scored = sorted(session.scalars(stmt), key=lambda x: -confidence.lesson_score(
-        x.strength, x.confirmations, x.contradictions, x.updated_at, now))
-    return [x.text for x in scored[:k]]
+    return top_many(session, [sop_path], now=now, category=category, k=k)[sop_path]
 
 
-def top_many(session: Session, paths, *, now: datetime | None = None, k: int = TOP_K) -> dict[str, list[str]]:
-    """path → top(session, path): the same lessons, in one query for all the paths (finalize asks for every SOP it edits)."""
+def top_many(session: Session, paths, *, now: datetime | None = None, category: str | None = None,
+             k: int = TOP_K) -> dict[str, list[str]]:
+    """path → top(session, path): the same lessons, in one query for all the paths (finalize asks for every SOP it
+    edits, the per-entry path for every candidate)."""
     now = now or datetime.now(UTC)
-    paths = sorted(set(paths))
-    mine: dict[str, list[Lesson]] = {p: [] for p in paths}
-    for lesson in session.scalars(select(Lesson).where(Lesson.sop_file_path.in_(paths))) if paths else ():
-        mine[lesson.sop_file_path].append(lesson)
-    return {p: [x.text for x in sorted(rows, key=lambda x: -confidence.lesson_score(
-        x.strength, x.confirmations, x.contradictions, x.updated_at, now))[:k]] for p, rows in mine.items()}
+    mine: dict[str, list] = {p: [] for p in sorted(set(paths))}  # sorted: the metrics record keeps a stable order
+    if mine:
+        stmt = select(*_RANKED).where(Lesson.sop_file_path.in_(list(mine)))
+        if category is not None:
+            stmt = stmt.where(Lesson.category == str(category))
+        for row in session.execute(stmt):
+            mine[row.sop_file_path].append(row)
+    return {p: _best(rows, now, k) for p, rows in mine.items()}
 
 
 def top_for(session: Session, paths: list[str], category: str, *, now: datetime | None = None) -> dict[str, list[str]]:
     """path → the top lessons of each SOP for the entry's category (one query for all of them)."""
-    now = now or datetime.now(UTC)
-    rows = list(session.scalars(select(Lesson).where(Lesson.sop_file_path.in_(paths), Lesson.category == str(category))))
-    out = {}
-    for path in paths:
-        mine = sorted((x for x in rows if x.sop_file_path == path), key=lambda x: -confidence.lesson_score(
-            x.strength, x.confirmations, x.contradictions, x.updated_at, now))
-        out[path] = [x.text for x in mine[:TOP_K]]
-    return out
+    return top_many(session, paths, now=now, category=category)

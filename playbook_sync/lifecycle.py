@@ -52,9 +52,10 @@ def append_log(run: SyncRun, *lines: str) -> None:
             run.error_log = f"{run.error_log}\n{line}" if run.error_log else line
 
 
-def record_decisions(session: Session, item: RunItem, candidates: Sequence[Candidate], answered: Sequence[Decision]) -> dict:
-    """Log the classifier's decision per candidate and settle the item (matched|redundant|orphaned)."""
-    run_id, entry_id = item.run_id, item.entry_id
+def decided(*, run_id: uuid.UUID, entry_id: uuid.UUID, best_score: float | None, candidates: Sequence[Candidate],
+            answered: Sequence[Decision]) -> tuple[ItemStatus, list[dict]]:
+    """The item's status (matched|redundant|orphaned) from the classifier's decision per candidate, and the
+    match rows (store.match_row) that log them; nothing is written."""
     decisions = {d.sop_path: d for d in answered}
     missing = [c.sop_path for c in candidates if c.sop_path not in decisions]
     if missing:
@@ -66,17 +67,22 @@ def record_decisions(session: Session, item: RunItem, candidates: Sequence[Candi
         for c in candidates
     ]
     actions = {decisions[c.sop_path].action for c in candidates}
-    item.prepared = None
     if Action.enrich in actions:
-        item.status = ItemStatus.matched
-    elif Action.redundant in actions:
-        item.status = ItemStatus.redundant
-    else:
-        item.status = ItemStatus.orphaned
-        rows.append(store.match_row(run_id=run_id, entry_id=entry_id, sop_path=None, action=Action.orphaned,
-                                    similarity=item.best_score))
+        return ItemStatus.matched, rows
+    if Action.redundant in actions:
+        return ItemStatus.redundant, rows
+    rows.append(store.match_row(run_id=run_id, entry_id=entry_id, sop_path=None, action=Action.orphaned,
+                                similarity=best_score))
+    return ItemStatus.orphaned, rows
+
+
+def record_decisions(session: Session, item: RunItem, candidates: Sequence[Candidate], answered: Sequence[Decision]) -> dict:
+    """Log the classifier's decision per candidate and settle the item (matched|redundant|orphaned)."""
+    status, rows = decided(run_id=item.run_id, entry_id=item.entry_id, best_score=item.best_score,
+                           candidates=candidates, answered=answered)
+    item.prepared, item.status = None, status
     store.record_matches(session, rows=rows)  # one round trip for the entry's match log
-    return {"entry_id": str(entry_id), "status": item.status}
+    return {"entry_id": str(item.entry_id), "status": item.status}
 
 
 def record_failure(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, error: str) -> dict:
@@ -97,7 +103,11 @@ def fail_items(session: Session, run_id: uuid.UUID, *, statuses: Sequence[ItemSt
 
 def defer(session: Session, run_id: uuid.UUID, reasons: Mapping[uuid.UUID, str]) -> None:
     """Matched items named in reasons become deferred (owed to the next run), each with its reason."""
-    for item in store.items(session, run_id=run_id, status=ItemStatus.matched):
+    _defer_items(store.items(session, run_id=run_id, status=ItemStatus.matched), reasons)
+
+
+def _defer_items(items, reasons: Mapping[uuid.UUID, str]) -> None:
+    for item in items:
         if item.entry_id in reasons:
             item.status, item.error = ItemStatus.deferred, reasons[item.entry_id][:2000]
 
@@ -115,9 +125,7 @@ def settle_items(session: Session, run_id: uuid.UUID, blocks: list[PlannedBlock]
     # deferred ones are flushed first: the flush batches UPDATEs of the same columns only while they are
     # adjacent in primary-key order, and mixing the two kinds made it one UPDATE per item.
     matched = list(store.items(session, run_id=run_id, status=ItemStatus.matched))
-    for item in matched:
-        if item.entry_id in deferred:
-            item.status, item.error = ItemStatus.deferred, deferred[item.entry_id][:2000]
+    _defer_items(matched, deferred)
     session.flush()
     for item in matched:
         if item.status != ItemStatus.matched:

@@ -142,38 +142,44 @@ def embed_entries(session: Session, embedder: Embedder, ids: Sequence[uuid.UUID]
 
 def process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id: uuid.UUID) -> dict:
     """Match one entry against the SOPs and classify it (one LLM call for all candidates)."""
-    with session.no_autoflush:  # the item is written once, at commit, not before each query (bench/)
+    with session.no_autoflush:  # nothing is written before settle, so no query needs a flush first (bench/)
         return _process_entry(session, deps, run_id=run_id, entry_id=entry_id)
 
 
 def _process_entry(session: Session, deps: Deps, *, run_id: uuid.UUID, entry_id: uuid.UUID) -> dict:
-    item, entry = hot_path.item_and_entry(session, run_id=run_id, entry_id=entry_id)  # one round trip
-    if item is None:
+    row = hot_path.item_and_entry(session, run_id=run_id, entry_id=entry_id)  # one round trip, the item row-locked
+    if row is None:
         raise LookupError(f"entry {entry_id} is not part of run {run_id}")
-    if item.status != ItemStatus.pending:
-        return {"entry_id": str(entry_id), "status": item.status, "repeat": True}  # redelivered: done already
-    item.attempts += 1
+    if row.status != ItemStatus.pending:
+        return {"entry_id": str(entry_id), "status": row.status, "repeat": True}  # redelivered: done already
     # The vector stays in the database, where matching reads it: parsing it here and sending it
     # back was a tenth of a worker's CPU (bench/). embedding_model is written with the vector.
-    if entry.embedding_model != deps.embedder.model:
+    if row.embedding_model != deps.embedder.model:
         with costs.metered(session, deps.ledger, run_id=run_id, entry_id=entry_id):
             embed_entries(session, deps.embedder, [entry_id])
         session.flush()
     gate = hot_path.gate(session, run_id=run_id, settings=deps.settings, model=deps.embedder.model)  # once per run
     best, candidates = retrieval.candidates(session, entry_id=entry_id, k=deps.settings.top_k, gate=gate,
                                             texts=lambda paths: hot_path.sops(session, run_id=run_id, paths=paths))
-    item.best_score = best
+    item = {"run_id": run_id, "entry_id": entry_id, "attempts": row.attempts + 1, "best_score": best,
+            "best_sop": candidates[0].sop_path if candidates else None}
     answered: list[Decision] = []
+    calls: list[dict] = []
     if candidates:
-        item.best_sop = candidates[0].sop_path
-        hot_path.annotate_lessons(session, run_id=run_id, candidates=candidates, category=entry.category)  # editors' lessons, in the prompt
-        request = ClassifyRequest(entry=store.to_entry(entry), candidates=candidates)
+        hot_path.annotate_lessons(session, run_id=run_id, candidates=candidates, category=row.category)  # editors' lessons, in the prompt
+        request = ClassifyRequest(entry=hot_path.entry_of(row), candidates=candidates)
         if deps.settings.llm_batch:  # classified later with the run's other entries, in one Message Batch (batch.py)
-            item.prepared = request.model_dump(mode="json", exclude={"candidates": {"__all__": {"sop_text"}}})
+            prepared = request.model_dump(mode="json", exclude={"candidates": {"__all__": {"sop_text"}}})
+            hot_path.settle(session, status=ItemStatus.pending, prepared=prepared, **item)
             return {"entry_id": str(entry_id), "status": "prepared"}
-        with costs.metered(session, deps.ledger, run_id=run_id, entry_id=entry_id):
+        # kept: the calls are written by settle, with the item and its matches (on an error, apart, as always)
+        with costs.metered(session, deps.ledger, run_id=run_id, entry_id=entry_id, kept=True) as meter:
             answered = deps.llm.classify(request)
-    return lifecycle.record_decisions(session, item, candidates, answered)
+        calls = costs.call_rows(meter)
+    status, matches = lifecycle.decided(run_id=run_id, entry_id=entry_id, best_score=best, candidates=candidates,
+                                        answered=answered)
+    hot_path.settle(session, status=status, calls=calls, matches=matches, **item)  # one round trip for all its writes
+    return {"entry_id": str(entry_id), "status": status}
 
 
 def run_inline(deps: Deps, *, trigger: str = "inline", now: datetime | None = None) -> dict:

@@ -27,6 +27,7 @@ from playbook_sync.models import (
     LlmCall,
     OrphanCluster,
     OrphanMember,
+    RunItem,
     SyncRun,
 )
 from playbook_sync.providers.base import CommitParents
@@ -63,12 +64,11 @@ def _iso(value: datetime | None) -> str | None:
 
 def build(session: Session, settings: Settings, repo: PlaybookRepo, run: SyncRun) -> dict[str, Any]:
     """The report of one run as a JSON-able dict (repo: where its commit's diff is read)."""
-    items = store.items(session, run_id=run.id)
-    # Without the vectors: parsing them was a third of a 1,000-entry callback's CPU (bench/).
-    entries = {e.id: e for e in session.scalars(select(KnowledgeEntry).options(defer(KnowledgeEntry.embedding))
-                                                .where(KnowledgeEntry.id.in_([i.entry_id for i in items])))} if items else {}
-    counts = {"entries": len(items)} | {o: sum(1 for i in items if i.status == o) for o in OUTCOMES}
-    counts["pending"] = sum(1 for i in items if i.status in (ItemStatus.pending, ItemStatus.matched))
+    # Counted in the database, and only the failed and deferred items read with their entries: loading every
+    # item and entry of a 10,000-entry run to list a handful of problems was most of the report's CPU.
+    by_status = store.item_counts(session, run_ids=[run.id]).get(run.id, {})
+    counts = {"entries": sum(by_status.values())} | {o: by_status.get(o, 0) for o in OUTCOMES}
+    counts["pending"] = by_status.get(ItemStatus.pending, 0) + by_status.get(ItemStatus.matched, 0)
     return {
         "schema": SCHEMA,
         "generated_at": datetime.now(UTC).isoformat(),
@@ -81,19 +81,13 @@ def build(session: Session, settings: Settings, repo: PlaybookRepo, run: SyncRun
             "errors": [line for line in (run.error_log or "").splitlines() if line.strip()],
         },
         "counts": counts,
-        "histogram": _calibrated(run, _histogram(run, items, settings)),
+        "histogram": _calibrated(run, _histogram(session, run, settings)),
         "sops": _sop_changes(session, repo, settings.docs_root, run),
         "clusters": _clusters(session, run, settings),
         "cost": _cost(session, run),
         "evidence": outcome_callouts.for_run(session, run.id),  # Results From the Field, with their numbers
         "learning": learning_metrics.section(session, run),  # issue 14: survival, confidence, lessons
-        "problems": [
-            {"entry_id": str(i.entry_id), "status": i.status, "reason": i.error or "",
-             "category": entries[i.entry_id].category if i.entry_id in entries else None,
-             "excerpt": _excerpt(entries[i.entry_id].content) if i.entry_id in entries else "",
-             "best_sop": i.best_sop, "best_score": i.best_score}
-            for i in items if i.status in (ItemStatus.failed, ItemStatus.deferred)
-        ],
+        "problems": _problems(session, run),
     }
 
 
@@ -102,11 +96,25 @@ def _excerpt(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _histogram(run: SyncRun, items, settings: Settings) -> dict:
+def _problems(session: Session, run: SyncRun) -> list[dict]:
+    """The failed and deferred items (owed to the next run), each with its reason and what its entry said."""
+    rows = session.execute(
+        select(RunItem.entry_id, RunItem.status, RunItem.error, RunItem.best_sop, RunItem.best_score,
+               KnowledgeEntry.category, KnowledgeEntry.content)
+        .outerjoin(KnowledgeEntry, KnowledgeEntry.id == RunItem.entry_id)
+        .where(RunItem.run_id == run.id, RunItem.status.in_([ItemStatus.failed, ItemStatus.deferred]))
+        .order_by(RunItem.entry_id))
+    return [{"entry_id": str(r.entry_id), "status": r.status, "reason": r.error or "", "category": r.category,
+             "excerpt": _excerpt(r.content) if r.content is not None else "", "best_sop": r.best_sop,
+             "best_score": r.best_score} for r in rows]
+
+
+def _histogram(session: Session, run: SyncRun, settings: Settings) -> dict:
     bands = settings.bands_for(run.embedding_model)
     if run.score_histogram:
         return {"strong": bands.strong, "weak": bands.weak} | dict(run.score_histogram)
-    scores = [i.best_score for i in items if i.best_score is not None]
+    scores = list(session.scalars(select(RunItem.best_score).where(RunItem.run_id == run.id,
+                                                                   RunItem.best_score.is_not(None))))
     return lifecycle.histogram(scores) | {"strong": bands.strong, "weak": bands.weak}
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from playbook_sync import prepared
 from playbook_sync.calibration import MIN_NULL, Gate, lexical_excess
@@ -280,8 +280,8 @@ def lexicon_missing(session: Session) -> bool:
 
 def sop_texts(session: Session, paths: list[str]) -> dict[str, tuple[str, str]]:
     """path → (title, text) from the SOP cache."""
-    return {r.file_path: (r.title, r.content) for r in session.scalars(
-        select(SopEmbedding).options(defer(SopEmbedding.embedding)).where(SopEmbedding.file_path.in_(paths)))}
+    return {path: (title, content) for path, title, content in session.execute(
+        select(SopEmbedding.file_path, SopEmbedding.title, SopEmbedding.content).where(SopEmbedding.file_path.in_(paths)))}
 
 
 def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate,

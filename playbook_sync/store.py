@@ -229,9 +229,30 @@ def match_row(*, run_id: uuid.UUID, entry_id: uuid.UUID, sop_path: str | None, a
     )
 
 
-_MATCH_COLUMNS = ("id", "sync_run_id", "knowledge_entry_id", "sop_file_path", "action", "similarity_score", "section",
-                  "rationale", "confidence")  # what match_row fills
+MATCH_COLUMNS = ("id", "sync_run_id", "knowledge_entry_id", "sop_file_path", "action", "similarity_score", "section",
+                 "rationale", "confidence")  # what match_row fills
 _MATCH_UPDATED = ("action", "similarity_score", "section", "rationale", "confidence")
+# A match row is per (run, entry, SOP): writing one again (a re-run run, a redelivered task) updates it.
+MATCHES_ON_CONFLICT = ("ON CONFLICT ON CONSTRAINT uq_cp_knowledge_sop_matches_run_entry_sop DO UPDATE SET "
+                       + ", ".join(f"{c} = excluded.{c}" for c in _MATCH_UPDATED))
+
+
+def rows_sql(table, columns: Sequence[str], n: int, prefix: str = "") -> tuple[str, list]:
+    """`INSERT INTO table (columns) VALUES` n rows of bound parameters `:{prefix}{column}_{i}`, and the parameters
+    (typed by the table's columns), for statements kept as text (rows_params fills them)."""
+    rows = ", ".join("(" + ", ".join(f":{prefix}{c}_{i}" for c in columns) + ")" for i in range(n))
+    params = [bindparam(f"{prefix}{c}_{i}", type_=table.c[c].type) for i in range(n) for c in columns]
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {rows}", params
+
+
+def rows_params(rows: Sequence[dict], columns: Sequence[str], prefix: str = "") -> dict:
+    """The parameters of rows_sql for these rows."""
+    return {f"{prefix}{c}_{i}": r[c] for i, r in enumerate(rows) for c in columns}
+
+
+def distinct_matches(rows: Sequence[dict]) -> list[dict]:
+    """One statement cannot update a row twice: of rows for the same SOP the last wins, as one upsert after another did."""
+    return list({(r["sync_run_id"], r["knowledge_entry_id"], r["sop_file_path"]): r for r in rows}.values())
 
 
 @lru_cache(maxsize=16)
@@ -243,12 +264,8 @@ def _upsert_matches(n: int):
     Text, not insert().values([...]): SQLAlchemy caches no multi-row VALUES, and compiling it per entry cost more
     than the round trip it saves.
     """
-    table = KnowledgeSopMatch.__table__
-    rows = ", ".join("(" + ", ".join(f":{c}_{i}" for c in _MATCH_COLUMNS) + ")" for i in range(n))
-    sql = (f"INSERT INTO {table.name} ({', '.join(_MATCH_COLUMNS)}) VALUES {rows} "
-           "ON CONFLICT ON CONSTRAINT uq_cp_knowledge_sop_matches_run_entry_sop DO UPDATE SET "
-           + ", ".join(f"{c} = excluded.{c}" for c in _MATCH_UPDATED))
-    return text(sql).bindparams(*(bindparam(f"{c}_{i}", type_=table.c[c].type) for i in range(n) for c in _MATCH_COLUMNS))
+    sql, params = rows_sql(KnowledgeSopMatch.__table__, MATCH_COLUMNS, n)
+    return text(f"{sql} {MATCHES_ON_CONFLICT}").bindparams(*params)
 
 
 def record_match(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, sop_path: str | None, action: str, similarity: float | None = None, section: str | None = None, rationale: str | None = None, confidence: float | None = None) -> None:
@@ -259,10 +276,9 @@ def record_match(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, so
 
 def record_matches(session: Session, *, rows: Sequence[dict]) -> None:
     """Upsert several match rows (from match_row; distinct SOPs) in one round trip."""
-    # One statement cannot update a row twice: of rows for the same SOP the last wins, as one upsert after another did.
-    rows = list({(r["sync_run_id"], r["knowledge_entry_id"], r["sop_file_path"]): r for r in rows}.values())
+    rows = distinct_matches(rows)
     if rows:
-        session.execute(_upsert_matches(len(rows)), {f"{c}_{i}": r[c] for i, r in enumerate(rows) for c in _MATCH_COLUMNS})
+        session.execute(_upsert_matches(len(rows)), rows_params(rows, MATCH_COLUMNS))
 
 
 def matches(session: Session, *, run_id: uuid.UUID, action: str) -> list[KnowledgeSopMatch]:

@@ -115,6 +115,8 @@ def test_demo_run_report_is_valid_html_with_counts_histogram_and_diffs(deps, set
     assert not [t for c, t in parser.diff_lines if c == "del"]  # additive only
     # deferred entries are listed with their reason
     assert {p["status"] for p in data["problems"]} == {"deferred"} and all("enrichments" in p["reason"] for p in data["problems"])
+    assert all(p["category"] and p["excerpt"] and p["best_sop"] for p in data["problems"])  # with what the entry said
+    assert data["counts"]["deferred"] == len(data["problems"]) and data["counts"]["entries"] == outcome["entries"]
 
 
 def test_cli_report_runs_and_runs_show(deps, settings, monkeypatch, tmp_path):

@@ -177,6 +177,31 @@ def test_a_bad_answer_is_asked_again_then_ends_as_a_clear_error(fake, case):
     assert "Your previous answer was rejected" in retried  # the re-ask says what was wrong
 
 
+def test_a_proxy_page_or_a_json_that_is_no_message_is_a_clear_error_and_asked_again(fake):
+    # The response is read as raw JSON (not the SDK's typed Message): what the SDK refused must still be refused.
+    llm = build_llm(settings_for(fake, llm_output_retries=1))
+    request = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A))
+    fake.reply_next("/v1/messages", "<html>Gateway login</html>", headers={"Content-Type": "text/html"})
+    fake.reply_next("/v1/messages", ["not", "a", "message"])
+    with pytest.raises(ProviderError, match="after 2 attempts: response is not a Messages API message \\(list\\)"):
+        llm.classify(request)
+    retried = fake.bodies("/v1/messages")[1]["messages"][0]["content"][-1]["text"]
+    assert "response body is not JSON" in retried  # the first answer's error, told to the re-ask
+
+
+def test_usage_and_model_come_from_the_raw_response(fake):
+    llm = build_llm(settings_for(fake))
+    request = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A))
+    answer = _tool_message(_valid(request)) | {"model": "claude-opus-4-6-20260101", "usage": {
+        "input_tokens": 11, "output_tokens": 7, "cache_creation_input_tokens": 5, "cache_read_input_tokens": None}}
+    fake.reply_next("/v1/messages", answer)
+    with costs.using(costs.Meter(Settings(_env_file=None).prices, run_id=None)) as meter:
+        assert [d.action for d in llm.classify(request)] == [Action.redundant]
+    (call,) = meter.calls
+    assert call.model == "claude-opus-4-6-20260101" and call.cost_usd > 0  # a dated id is priced by its stem
+    assert call.usage == costs.Usage(input_tokens=11, output_tokens=7, cache_write_tokens=5, cache_read_tokens=0)
+
+
 def test_a_bad_answer_then_a_good_one_succeeds(fake):
     llm = build_llm(settings_for(fake))
     request = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A))
