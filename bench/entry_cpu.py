@@ -9,7 +9,7 @@ Celery, the broker); on a shared machine its figures move by more than one chang
 This measures only what process_entry costs, with the same state (bench/scenario.py: 42
 SOPs, last week's run, a week of entries) and the same fakes answering at once: the calling
 thread's CPU time (time.thread_time: the fakes' server threads are not in it) and the
-PostgreSQL backends' CPU, per entry, after a few warm-up entries. On a busy machine CPU time
+PostgreSQL backends' CPU, per entry, after a few warm-up entries (--stop: stop the server after). On a busy machine CPU time
 moves with the neighbours' load; under callgrind (--callgrind) instrumentation is switched on
 for the measured entries only, and the main thread's instruction count (its own output file,
 thread 1) divided by the entries is a figure that does not. The prepared state is kept
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measured entries (all repeats) here")
     parser.add_argument("--callgrind", action="store_true", help="running under valgrind --tool=callgrind "
                         "--instr-atstart=no: instrument the measured entries only")
+    parser.add_argument("--stop", action="store_true", help="stop the PostgreSQL server at the end (kept running by default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -115,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         p = _prepared(ws, args.entries + WARMUP)
         runs = [measure(ws, p, profile, args.callgrind) for _ in range(args.repeats)]
     finally:
-        fakes.stop()  # the server stays up for the next invocation (bench/out/entry_cpu/pg)
+        fakes.stop()
+        if args.stop:
+            pg.stop()  # else it stays up for the next invocation (bench/out/entry_cpu/pg)
     for r in runs:
         print(f"worker {r['worker_ms']:6.2f} ms  postgres {r['postgres_ms']:6.2f} ms  wall {r['wall_ms']:6.2f} ms"
               f"  per entry over {r['entries']} entries {r['statuses']}")
