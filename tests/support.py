@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
+from sqlalchemy import event
+
+from playbook_sync.db import get_engine
 from playbook_sync.providers.base import ProviderError
 from playbook_sync.providers.offline import OfflineLLM
 from playbook_sync.schemas import ClassifyRequest, Decision, EntryIn
@@ -65,3 +70,20 @@ class TaggedLLM(OfflineLLM):
         draft = super().write_callout(request)
         tags = " ".join(f"e{str(e.id)[:8]}" for e in request.entries)
         return draft.model_copy(update={"body": f"Ref {tags} n{self.NONCE}: {draft.body}"})
+
+
+@contextmanager
+def sql_statements(database_url: str) -> Iterator[list[str]]:
+    """The SQL the block sends on the pooled engine every session of that URL shares, in order, each statement's
+    whitespace folded to single spaces (clear the list to count per step)."""
+    statements: list[str] = []
+    engine = get_engine(database_url)
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from playbook_sync import bulk, demo, store
-from playbook_sync.db import get_engine, session_scope
+from playbook_sync.db import session_scope
 from playbook_sync.models import DIMENSIONS, KnowledgeEntry
+from tests.support import sql_statements
 
 pytestmark = pytest.mark.integration
 TABLE = KnowledgeEntry.__tablename__
@@ -52,18 +53,8 @@ def test_vectors_round_trip_exactly_as_the_orm_path_stored_them(database_url):
 
 def test_no_rows_is_no_statement(database_url):
     _entries(database_url, 2)
-    statements: list[str] = []
-    engine = get_engine(database_url)
-
-    def count(conn, cur, stmt, params, context, executemany):
-        statements.append(stmt)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        with session_scope(database_url) as s:
-            assert bulk.store_vectors(s, table=TABLE, rows=[], model="m1") == 0
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    with sql_statements(database_url) as statements, session_scope(database_url) as s:
+        assert bulk.store_vectors(s, table=TABLE, rows=[], model="m1") == 0
     assert not [st for st in statements if "UPDATE" in st or "COPY" in st]
     assert all(v is None for v, _ in _stored(database_url).values())
 
@@ -73,21 +64,11 @@ def test_many_rows_in_one_update_twice_in_a_transaction_and_unknown_ids_ignored(
     rng = np.random.default_rng(11)
     first = {i: rng.standard_normal(DIMENSIONS).astype(np.float32) for i in ids}
     second = {i: rng.standard_normal(DIMENSIONS).astype(np.float32) for i in ids[:10]}
-    statements: list[str] = []
-    engine = get_engine(database_url)
-
-    def count(conn, cur, stmt, params, context, executemany):
-        statements.append(stmt)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        with session_scope(database_url) as s:
-            rows = [(i, v.tolist()) for i, v in first.items()] + [(uuid.uuid4(), np.ones(DIMENSIONS).tolist())]
-            assert bulk.store_vectors(s, table=TABLE, rows=rows, model="m1") == 1500  # the stranger updates nothing
-            # A second call in the same transaction (the temporary table is emptied, not re-created).
-            assert bulk.store_vectors(s, table=TABLE, rows=[(i, v.tolist()) for i, v in second.items()], model="m2") == 10
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    with sql_statements(database_url) as statements, session_scope(database_url) as s:
+        rows = [(i, v.tolist()) for i, v in first.items()] + [(uuid.uuid4(), np.ones(DIMENSIONS).tolist())]
+        assert bulk.store_vectors(s, table=TABLE, rows=rows, model="m1") == 1500  # the stranger updates nothing
+        # A second call in the same transaction (the temporary table is emptied, not re-created).
+        assert bulk.store_vectors(s, table=TABLE, rows=[(i, v.tolist()) for i, v in second.items()], model="m2") == 10
     assert sum("UPDATE" in st for st in statements) == 2  # one per call, whatever the number of rows
     stored = _stored(database_url)
     assert len(stored) == 1500

@@ -6,10 +6,9 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event
 
 from playbook_sync import demo, pipeline, store
-from playbook_sync.db import get_engine
+from tests.support import sql_statements
 
 pytestmark = pytest.mark.integration
 
@@ -19,22 +18,13 @@ def test_entries_after_the_first_do_not_read_the_run_or_the_sop_texts_again(deps
         store.upsert_entries(s, entries=demo.entries(datetime.now(UTC))[:6])
     with deps.session() as s:
         started = pipeline.start_run(s, deps)
-    statements: list[str] = []
-    engine = get_engine(deps.settings.database_url)  # the pooled engine every session shares
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with sql_statements(deps.settings.database_url) as statements:  # the pooled engine every session shares
         per_entry = []
         for entry_id in started.entry_ids:
             statements.clear()
             with deps.session() as s:
                 outcome = pipeline.process_entry(s, deps, run_id=started.run_id, entry_id=entry_id)
             per_entry.append((outcome, list(statements)))
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     reads = lambda table, stmts: [q for q in stmts if re.search(rf"^SELECT .* FROM {table}\b", q)]  # noqa: E731
     first, later = per_entry[0][1], [q for _, stmts in per_entry[1:] for q in stmts]
     assert len(reads("cp_playbook_sync_runs", first)) == 1 and reads("cp_playbook_sync_runs", later) == []

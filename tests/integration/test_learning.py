@@ -23,7 +23,7 @@ from playbook_sync.config import get_settings
 from playbook_sync.models import InsertedCallout, KnowledgeSopMatch, RunItem, SyncRun
 from playbook_sync.models_learning import CalloutState, Lesson, RunLearning
 from playbook_sync.providers.offline import OfflineLLM
-from tests.support import entry
+from tests.support import entry, sql_statements
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -398,9 +398,6 @@ def test_a_decline_stands_when_its_sop_is_deleted_later(deps):
 
 
 def test_top_many_gives_each_sops_top_lessons_in_one_query(deps):
-    from sqlalchemy import event
-
-    from playbook_sync.db import get_engine
     from playbook_sync.lessons import TOP_K, remember, top, top_many
 
     other, absent = "docs/sops/module-3/sop-3-2-handle-objections.md", "docs/sops/none.md"
@@ -413,17 +410,8 @@ def test_top_many_gives_each_sops_top_lessons_in_one_query(deps):
             remember(s, sop_path=COLD, category="insight", kind="declined", text=text, now=T0 - timedelta(days=7 * i))
         remember(s, sop_path=other, category="question", kind="edited", text=said[-1], now=T0)
         s.flush()
-        statements: list[str] = []
-
-        def count(conn, cursor, statement, *args):
-            statements.append(statement)
-
-        engine = get_engine(deps.settings.database_url)
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with sql_statements(deps.settings.database_url) as statements:
             many = top_many(s, [COLD, other, absent, COLD], now=T0)
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
         assert len(statements) == 1
         assert many == {COLD: top(s, COLD, now=T0), other: top(s, other, now=T0), absent: []}
         assert len(many[COLD]) == TOP_K and many[COLD][0] == said[0]  # the freshest first

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from playbook_sync import costs, demo, hot_path, lifecycle, pipeline, store
-from playbook_sync.db import get_engine
 from playbook_sync.models import KnowledgeSopMatch, LlmCall, RunItem
 from playbook_sync.schemas import Action, Candidate, Decision, ItemStatus
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.wiring import real_deps
+from tests.support import sql_statements
 
 pytestmark = pytest.mark.integration
 WRITES = ("INSERT", "UPDATE", "DELETE", "WITH")
@@ -47,22 +47,13 @@ def test_each_entry_is_written_in_one_statement_and_a_redelivered_task_adds_noth
     anthropic_fake.reply_next("/v1/messages", {"id": "m", "type": "message", "role": "assistant",
                                                "model": "claude-opus-4-6", "content": [], "stop_reason": "end_turn",
                                                "usage": {"input_tokens": 700, "output_tokens": 3}})
-    statements: list[str] = []
-    engine = get_engine(real.settings.database_url)
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with sql_statements(real.settings.database_url) as statements:
         writes, outcomes = [], []
         for entry_id in started.entry_ids:
             statements.clear()
             with real.session() as s:
                 outcomes.append(pipeline.process_entry(s, real, run_id=started.run_id, entry_id=entry_id))
             writes.append([q for q in statements if q.upper().startswith(WRITES)])
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert all(len(w) == 1 and "UPDATE cp_sync_run_items" in w[0] for w in writes), writes
     classified = [w[0] for w in writes if "INSERT INTO cp_llm_calls" in w[0]]
     assert classified and all("INSERT INTO cp_knowledge_sop_matches" in w for w in classified)
