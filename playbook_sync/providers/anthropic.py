@@ -78,7 +78,22 @@ def message_json(body: bytes) -> dict:
     if not isinstance(message, dict) or message.get("type", "message") != "message":
         kind = message.get("type") if isinstance(message, dict) else type(message).__name__
         raise InvalidAnswer(f"response is not a Messages API message ({kind})")
+    # The two fields the meter reads: checked here, or a proxy's odd JSON ends the entry in an AttributeError
+    # from usage_of or price_of (and an out-of-range count in the database's error when the calls are written).
+    usage, model = message.get("usage"), message.get("model")
+    if usage is not None and not (isinstance(usage, Mapping) and all(_count(usage.get(f)) for f in USAGE_FIELDS)):
+        raise InvalidAnswer(f"response usage is not token counts ({str(usage)[:80]})")
+    if model is not None and not isinstance(model, str):
+        raise InvalidAnswer(f"response model is not a model id ({str(model)[:80]})")
     return message
+
+
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def _count(value: object) -> bool:
+    """A token count as cp_llm_calls stores it (an integer column), or absent."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31)
 
 
 @dataclass

@@ -189,6 +189,19 @@ def test_a_proxy_page_or_a_json_that_is_no_message_is_a_clear_error_and_asked_ag
     assert "response body is not JSON" in retried  # the first answer's error, told to the re-ask
 
 
+@pytest.mark.parametrize("odd", [{"usage": "lots"}, {"usage": [1, 2]}, {"usage": {"input_tokens": "12"}},
+                                 {"usage": {"output_tokens": -5}}, {"usage": {"input_tokens": 10**30}},
+                                 {"usage": {"input_tokens": 1.5}}, {"model": 42}, {"model": ["claude"]}])
+def test_usage_or_model_that_is_not_what_the_meter_reads_is_a_clear_error(fake, odd):
+    # Read raw, the JSON's usage and model reach usage_of and price_of as they are: an odd one is the proxy's
+    # answer, asked again and told in one sentence, not an AttributeError (or a DB error when the calls are written).
+    llm = build_llm(settings_for(fake, llm_output_retries=0))
+    request = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A))
+    fake.reply_next("/v1/messages", _tool_message(_valid(request)) | odd)
+    with pytest.raises(ProviderError, match="response (usage is not token counts|model is not a model id)"):
+        llm.classify(request)
+
+
 def test_usage_and_model_come_from_the_raw_response(fake):
     llm = build_llm(settings_for(fake))
     request = ClassifyRequest(entry=entry(), candidates=candidates(SOP_A))
