@@ -147,7 +147,8 @@ class Gate:
         if self.mode != "excess" or self.ask is None or not similarities:
             return own
         stands_out = ((lexical is not None and self.lexical_ask is not None and lexical >= self.lexical_ask)
-                      or (standing is not None and self.standing_ask is not None and standing >= self.standing_ask))
+                      or (standing is not None and self.standing_ask is not None and standing > self.standing_ask))
+        # The standing must exceed its bar: with no spread (k+1 SOPs, identical ones) both are 0, and 0 stands out from nothing.
         if not agreed and not stands_out and max(similarities) - (level or 0.0) < min(self.ask, self.weak):
             return ["none"] * len(own)
         return ["low" if b == "none" else b for b in own]

@@ -140,12 +140,21 @@ WITH {_terms('e.id = :entry_id')},
     -- after k) says nothing (0); with neither, the RRF order decides.
     standing AS (
         SELECT p.*, coalesce((coalesce(p.similarity, n.v_low) - n.v_median) / nullif(n.v_sd, 0), 0)
-                    + coalesce((coalesce(p.lexical, n.l_low) - n.l_median) / nullif(n.l_sd, 0), 0) AS standing
+                    + coalesce((coalesce(p.lexical, n.l_low) - n.l_median) / nullif(n.l_sd, 0), 0) AS standing,
+               coalesce(n.v_sd, 0) = 0 AS v_mute, coalesce(n.l_sd, 0) = 0 AS l_mute
         FROM per_sop p CROSS JOIN nulls n),
     -- :by_rrf orders by the RRF of the best sections instead (the new-SOP module vote: orphan_topics.home_module).
     ordered AS (SELECT *, row_number() OVER (ORDER BY CASE WHEN :by_rrf THEN rrf::float8 ELSE standing END DESC,
-                                                      rrf DESC, file_path) AS n FROM standing),
-    top AS (SELECT * FROM ordered WHERE n <= :k),
+                                                      rrf DESC, file_path) AS n,
+                       (l_mute AND coalesce(lexical = max(lexical) OVER (), false))
+                       OR (v_mute AND coalesce(similarity = max(similarity) OVER (), false)) AS reserved
+                FROM standing),
+    -- A ranker whose null has no spread (an entry whose words only k+1 SOPs or fewer share) has no say in the
+    -- standing; its best SOP still stays among the k, in its fused place, or the SOP only BM25 finds, the case
+    -- lexical ranking is here for, is pushed out by the other ranker's order. (Reserving every ranker's best
+    -- always cost make quality 2 of 198 entries' recall@3: a ranker with a say already weighs in.)
+    top AS (SELECT * FROM (SELECT *, row_number() OVER (ORDER BY reserved DESC, n) AS pick FROM ordered) o
+            WHERE pick <= :k),
     -- The planner settings are for this statement only: enable_seqscan goes back on as it runs (after planning), for the
     -- rest of the transaction; a SET of its own after it was a round trip per entry. Read when `top` has rows.
     seqscan_on AS (SELECT set_config('enable_seqscan', 'on', true))

@@ -200,3 +200,19 @@ def test_words_most_calls_use_weigh_less_than_the_one_this_entry_is_about(databa
     assert before[0] == "docs/sops/module-3-c/sop-3-1-dash.md"  # BM25 alone: two mentions beat one
     assert after[0] == "docs/sops/module-3-c/sop-3-2-esc.md"
     assert counted == 13
+
+
+@pytest.mark.parametrize("others", [2, 5])
+def test_the_sop_only_bm25_finds_stays_a_candidate_when_the_lexical_null_has_no_spread(database_url, others):
+    """An entry whose words only one SOP shares: BM25 has no SOPs after its top k, so no null and no say in the
+    standing, while the vectors point at the others; each ranker's best SOP is still kept among the k (hostile round 5)."""
+    alpha = "docs/sops/module-1-a/sop-1-1-alpha.md"
+    docs = {alpha: (sop(alpha, "SOP 1.1: Alpha", {"1a. Escrow Reconciliation": "Match the escrow ledger to the bank statement every Friday."}),
+                    [vec(0, 1)])}
+    for i in range(2, others + 2):
+        path = f"docs/sops/module-1-a/sop-1-{i}-s{i}.md"
+        docs[path] = (sop(path, f"SOP 1.{i}: S{i}", {"1a. Weekly Meeting": f"Hold the team meeting number {i}."}), [vec(1, 0.05 * i)])
+    entry_id = load(database_url, docs, "Escrow reconciliation broke.", vec(1, 0.1))
+    with db.session_scope(database_url) as session:
+        hits = retrieval.hybrid_sops(session, entry_id=entry_id, k=3).hits
+    assert len(hits) == 3 and alpha in [h.sop_path for h in hits]

@@ -250,7 +250,11 @@ def test_an_entry_whose_best_sop_stands_well_above_chance_is_worth_asking():
     gate = calibration.Gate("excess", strong=0.10, weak=0.06, ask=0.03, lexical_ask=0.4, standing_ask=2.0)
     low = [0.12, 0.11, 0.10]  # neither the vectors nor BM25 alone say enough
     assert gate.bands(low, 0.10, lexical=0.1, standing=1.9) == ["none"] * 3  # no more than the SOP ranked k+1 reaches
-    assert gate.bands(low, 0.10, lexical=0.1, standing=2.0) == ["low"] * 3
+    assert gate.bands(low, 0.10, lexical=0.1, standing=2.0) == ["none"] * 3  # reaching the bar is not clearing it
+    assert gate.bands(low, 0.10, lexical=0.1, standing=2.01) == ["low"] * 3
+    # No spread anywhere (k+1 SOPs, identical SOPs): every standing and the bar are 0, and nothing stands out.
+    flat = calibration.Gate("excess", strong=0.10, weak=0.06, ask=0.03, lexical_ask=0.4, standing_ask=0.0)
+    assert flat.bands(low, 0.10, lexical=0.1, standing=0.0) == ["none"] * 3
     record = calibration.calibrate([0.1] * 100, [0.01 * i for i in range(100)], model=MODEL, settings=Settings(),
                                    standing=[0.05 * i for i in range(100)])
     assert record["standing_ask"] == 2.5 and record["null"]["standing_n"] == 100  # the null's median (ASK_QUANTILE)
