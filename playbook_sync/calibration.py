@@ -72,14 +72,20 @@ def lexical_excess(scores: Sequence[float], k: int, *, rank: int = 0) -> float |
     return logs[rank] - level if level is not None and rank < len(logs) else None
 
 
+# A standard deviation this small relative to the scores is rounding, not spread: equal scores can come out of the
+# arithmetic a few ulps apart, and dividing by that made one SOP's standing 10^12 (hypothesis found it).
+NO_SPREAD = 1e-9
+
+
 def standings(scores: Mapping[str, float], sops: Sequence[str], k: int) -> dict[str, float]:
     """One ranker's standing of each SOP (what the hybrid statement computes in SQL, retrieval.HYBRID_SQL):
     (score - median) / sample standard deviation of the scores of the SOPs after the ranker's top k. An SOP
     the ranker did not pool gets its lowest pooled score (at or below chance); with no spread, 0 (no say)."""
     rest = sorted(scores.values(), reverse=True)[k:]
-    if len(rest) < 2 or (sd := float(np.std(rest, ddof=1))) == 0:
+    median = float(np.median(rest)) if rest else 0.0
+    if len(rest) < 2 or (sd := float(np.std(rest, ddof=1))) <= NO_SPREAD * max(abs(median), 1.0):
         return dict.fromkeys(sops, 0.0)
-    median, low = float(np.median(rest)), min(scores.values())
+    low = min(scores.values())
     return {sop: (scores.get(sop, low) - median) / sd for sop in sops}
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from playbook_sync import prepared
-from playbook_sync.calibration import MIN_NULL, Gate, lexical_excess
+from playbook_sync.calibration import MIN_NULL, NO_SPREAD, Gate, lexical_excess
 from playbook_sync.headings import is_generic
 from playbook_sync.models import SopEmbedding, SopSearchStats
 from playbook_sync.schemas import Candidate
@@ -129,12 +129,18 @@ WITH {_terms('e.id = :entry_id')},
         SELECT similarity, lexical, row_number() OVER (ORDER BY similarity DESC NULLS LAST) AS v_n,
                row_number() OVER (ORDER BY lexical DESC NULLS LAST) AS l_n
         FROM per_sop),
-    nulls AS (
+    spreads AS (
         SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY similarity) FILTER (WHERE v_n > :k) AS v_median,
                stddev_samp(similarity) FILTER (WHERE v_n > :k) AS v_sd, min(similarity) AS v_low,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY lexical) FILTER (WHERE l_n > :k) AS l_median,
                stddev_samp(lexical) FILTER (WHERE l_n > :k) AS l_sd, min(lexical) AS l_low
         FROM places),
+    -- A deviation within rounding of the scores is no spread (calibration.NO_SPREAD): NULL, no say.
+    nulls AS (
+        SELECT v_median, v_low, l_median, l_low,
+               CASE WHEN v_sd > {NO_SPREAD} * greatest(abs(v_median), 1) THEN v_sd END AS v_sd,
+               CASE WHEN l_sd > {NO_SPREAD} * greatest(abs(l_median), 1) THEN l_sd END AS l_sd
+        FROM spreads),
     -- Standing fusion: how many of the entry's own null deviations each ranker puts the SOP above chance, summed.
     -- Unlike RRF it keeps how far ahead an SOP is, not only its place. A ranker with no spread (too few SOPs
     -- after k) says nothing (0); with neither, the RRF order decides.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
@@ -224,6 +224,8 @@ pooled = st.dictionaries(st.sampled_from([f"sop-{i}" for i in range(12)]),
 
 @hsettings(deadline=None)
 @given(vector=pooled, bm25=pooled, k=st.integers(1, 4), scale=st.floats(0.01, 100.0), shift=st.floats(-10.0, 10.0))
+# Equal scores a few ulps apart after the affine change: rounding, not spread (found by hypothesis in a CI-like run).
+@example(vector={}, bm25={"sop-0": 2.2, "sop-1": 2.2, "sop-2": 2.2, "sop-3": 2.2, "sop-4": 2.21}, k=2, scale=0.5, shift=5.0)
 def test_a_standing_is_the_score_in_null_deviations_whatever_the_rankers_scale(vector, bm25, k, scale, shift):
     fused = calibration.fused_standing([vector, bm25], k)
     assert set(fused) == set(vector) | set(bm25)
