@@ -23,7 +23,7 @@ from playbook_sync.config import get_settings
 from playbook_sync.models import InsertedCallout, KnowledgeSopMatch, RunItem, SyncRun
 from playbook_sync.models_learning import CalloutState, Lesson, RunLearning
 from playbook_sync.providers.offline import OfflineLLM
-from tests.support import entry, sql_statements
+from tests.support import entry
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -396,22 +396,3 @@ def test_a_decline_stands_when_its_sop_is_deleted_later(deps):
     pipeline.run_inline(deps, now=T0 + timedelta(days=21))
     assert states(deps)[written.id] == ("declined", None)
 
-
-def test_top_many_gives_each_sops_top_lessons_in_one_query(deps):
-    from playbook_sync.lessons import TOP_K, remember, top, top_many
-
-    other, absent = "docs/sops/module-3/sop-3-2-handle-objections.md", "docs/sops/none.md"
-    said = ["Keep tips about subject lines short.", "Editors rewrote a question callout here: match its tone.",
-            "Never promise a delivery date in a cold email.", "Name the prospect's tool, not ours.",
-            "Put the pricing question under Common Mistakes.", "A results note needs its numbers.",
-            "Quote the objection the way the buyer said it."]
-    with deps.session() as s:
-        for i, text in enumerate(said):  # more than TOP_K for COLD, of different ages
-            remember(s, sop_path=COLD, category="insight", kind="declined", text=text, now=T0 - timedelta(days=7 * i))
-        remember(s, sop_path=other, category="question", kind="edited", text=said[-1], now=T0)
-        s.flush()
-        with sql_statements(deps.settings.database_url) as statements:
-            many = top_many(s, [COLD, other, absent, COLD], now=T0)
-        assert len(statements) == 1
-        assert many == {COLD: top(s, COLD, now=T0), other: top(s, other, now=T0), absent: []}
-        assert len(many[COLD]) == TOP_K and many[COLD][0] == said[0]  # the freshest first
