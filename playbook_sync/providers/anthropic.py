@@ -47,11 +47,14 @@ def api_key(settings) -> str:
     return settings.anthropic_api_key.get_secret_value().strip()
 
 
+# A response's token counts, in costs.Usage's order: input (uncached), output, cache write, cache read.
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
 def usage_of(message: Mapping) -> costs.Usage:
     """Input (uncached), output, cache-write and cache-read tokens of one response (its JSON)."""
     u = message.get("usage") or {}
-    return costs.Usage(u.get("input_tokens") or 0, u.get("output_tokens") or 0,
-                       u.get("cache_creation_input_tokens") or 0, u.get("cache_read_input_tokens") or 0)
+    return costs.Usage(*(u.get(f) or 0 for f in USAGE_FIELDS))
 
 
 def tool_input(message: Mapping, tool: str) -> object:
@@ -87,8 +90,6 @@ def message_json(body: bytes) -> dict:
         raise InvalidAnswer(f"response model is not a model id ({str(model)[:80]})")
     return message
 
-
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 def _count(value: object) -> bool:
