@@ -129,7 +129,7 @@ class Gate:
     weak: float
     ask: float | None = None  # excess mode: the entry is worth asking about once its best candidate clears this
     lexical_ask: float | None = None  # excess mode: ... or once its best SOP by BM25 stands out this much (lexical_excess)
-    standing_ask: float | None = None  # excess mode: ... or once its best SOP's fused standing reaches this (standing_null)
+    standing_ask: float | None = None  # excess mode: ... or once its best SOP's fused standing reaches this (retrieval.chance_nulls)
 
     def band(self, similarity: float, level: float | None) -> str:
         value = similarity - (level or 0.0) if self.mode == "excess" else similarity
@@ -164,8 +164,8 @@ def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, sett
               lexical: Sequence[float] = (), standing: Sequence[float] = ()) -> dict:
     """The run's calibration record: the null's summary and histogram, and the bands it gives.
 
-    lexical: the lexical side's null (retrieval.lexical_null), whose median is the second way to be worth asking;
-    standing: the fused standing of each sampled entry's SOP ranked k+1 (retrieval.standing_null), the third."""
+    lexical: the lexical side's null (retrieval.chance_nulls), whose median is the second way to be worth asking;
+    standing: the fused standing of each sampled entry's SOP ranked k+1 (retrieval.chance_nulls), the third."""
     pinned = "bands" in settings.model_fields_set
     # n counts SOP similarities (several per entry), entries the sampled entries that gave a null score.
     record: dict = {"model": model, "null": {"n": len(raw), "entries": len(excess)}, "pinned": pinned}

@@ -74,9 +74,9 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         session.flush()
         retrieval.refresh_entry_lexicon(session)
         k = deps.settings.top_k
+        lexical, standing = retrieval.chance_nulls(session, entry_ids=ids, k=k)
         run.calibration = calibration.calibrate(*calibration.null_scores(session, entry_ids=ids, k=k), model=deps.embedder.model,
-                                                settings=deps.settings, lexical=retrieval.lexical_null(session, entry_ids=ids, k=k),
-                                                standing=retrieval.standing_null(session, entry_ids=ids, k=k))
+                                                settings=deps.settings, lexical=lexical, standing=standing)
         store.add_items(session, run_id=run.id, entry_ids=ids)
         run.entries_processed = len(ids)
         # The run log: each SOP skipped, then the embedders' warnings (e.g. inputs truncated to the model's limit).

@@ -23,7 +23,6 @@ for each ranker and the top-k SOPs by their sum — so one SOP with many similar
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -48,10 +47,10 @@ POOL = 200
 # otherwise match nearly every section through its common words.
 MAX_TERMS = 32
 TOP_SECTIONS = 3  # sections per SOP kept for the classifier's excerpt
-# Entries whose BM25 rankings form the lexical null: twice the fewest that calibrate. Its median is all the gate
-# reads, and each entry costs a full BM25 over the postings (about 20 ms at 1,000 SOPs, where the vector
-# side's 200 cost 1 s in all).
-LEXICAL_SAMPLE = 2 * MIN_NULL
+# Entries whose hybrid rankings form the lexical and standing nulls (chance_nulls): twice the fewest that calibrate.
+# Their medians are all the gate reads, and each entry costs one hybrid statement (a full BM25 over the postings).
+CHANCE_SAMPLE = 2 * MIN_NULL
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -76,25 +75,16 @@ _IDF = ("ln(1 + (st.sections - l.ndoc + 0.5) / (l.ndoc + 0.5))"
 _BM25 = f"t.idf * (p.tf * ({BM25_K1} + 1)) / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.length / st.avg_length))"
 
 
-def _terms(where: str) -> str:
-    """The `terms` CTE: the most informative lexemes, and their weights, of the entries matching `where` (one
-    in the hybrid statement, a sample in the lexical null), so both rankings read one definition."""
-    return f"""
-    terms AS MATERIALIZED (
-        SELECT e.id AS entry_id, t.word, t.idf
-        FROM cp_knowledge_entries e
-        CROSS JOIN LATERAL (
-            SELECT l.word, {_IDF} AS idf
-            FROM cp_sop_search_stats st
-            CROSS JOIN LATERAL unnest(tsvector_to_array(e.search)) AS w
-            JOIN cp_sop_lexicon l ON l.word = w
-            LEFT JOIN cp_entry_lexicon el ON el.word = w
-            ORDER BY idf DESC, l.word LIMIT :max_terms) t
-        WHERE {where})"""
-
-
 HYBRID_SQL = f"""
-WITH {_terms('e.id = :entry_id')},
+WITH terms AS MATERIALIZED (  -- the entry's most informative lexemes and their weights
+        SELECT l.word, {_IDF} AS idf
+        FROM cp_knowledge_entries e
+        CROSS JOIN cp_sop_search_stats st
+        CROSS JOIN LATERAL unnest(tsvector_to_array(e.search)) AS w
+        JOIN cp_sop_lexicon l ON l.word = w
+        LEFT JOIN cp_entry_lexicon el ON el.word = w
+        WHERE e.id = :entry_id
+        ORDER BY idf DESC, l.word LIMIT :max_terms),
     lexical AS (
         SELECT s.id, s.file_path, s.heading, best.score
         FROM (SELECT p.section_id,
@@ -173,7 +163,7 @@ SELECT t.file_path, t.headings,
        (SELECT v_median FROM nulls),
        (SELECT count(*) FROM per_sop), (SELECT count(*) FROM ranked),
        (SELECT array_agg(lexical::float8) FROM per_sop WHERE lexical IS NOT NULL),  -- each SOP's best BM25 score
-       (SELECT standing::float8 FROM ordered WHERE n = :k + 1)  -- the standing of chance (standing_null)
+       (SELECT standing::float8 FROM ordered WHERE n = :k + 1)  -- the standing of chance (chance_nulls)
 FROM top t CROSS JOIN seqscan_on ORDER BY t.n
 """
 
@@ -187,31 +177,14 @@ ORDER BY similarity DESC LIMIT :k
 """
 
 
-# The lexical side's null (calibration.lexical_excess): the same BM25 for a sample of entries at once, best
-# section per SOP within each entry's pool of sections.
-_LEXICAL_NULL_SQL = f"""
-WITH {_terms('e.id = ANY(:ids)')},
-    scored AS (
-        SELECT t.entry_id, p.section_id, sum({_BM25}) AS score,
-               row_number() OVER (PARTITION BY t.entry_id ORDER BY sum({_BM25}) DESC) AS n
-        FROM terms t
-        JOIN cp_sop_postings p ON p.word = t.word
-        CROSS JOIN cp_sop_search_stats st
-        GROUP BY t.entry_id, p.section_id)
-SELECT x.entry_id, max(x.score)::float8
-FROM scored x JOIN cp_sop_sections s ON s.id = x.section_id
-WHERE x.n <= :pool
-GROUP BY x.entry_id, s.file_path
-"""
-
-
 class Ranking(NamedTuple):
     """An entry's fused top k and what the gate weighs them against."""
 
     hits: list[Hit]
     level: float | None  # the entry's baseline similarity (calibration.baseline over the SOPs of its nearest sections)
     lexical: float | None  # how far its best SOP by BM25 stands above the rest (calibration.lexical_excess)
-    chance: float | None = None  # the standing of the SOP ranked k+1: what an unrelated SOP reaches (standing_null)
+    chance: float | None = None  # the standing of the SOP ranked k+1: what an unrelated SOP reaches (chance_nulls)
+    lexical_chance: float | None = None  # lexical_excess of the SOP ranked k+1 by BM25: the same by BM25 alone
 
 
 def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = POOL, by_rrf: bool = False) -> Ranking:
@@ -243,26 +216,17 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
                      rrf=1.0 / (RRF_K + pool + i), rank=len(hits) + i, sections=(heading,))
                  for i, (path, heading, similarity) in enumerate(session.execute(text(_OTHER_SOPS_SQL), {
                      "entry_id": entry_id, "seen": [h.sop_path for h in hits], "k": k - len(hits)}), start=1)]
-    return Ranking(hits, level, lexical_excess(lexical or [], k), chance)
+    return Ranking(hits, level, lexical_excess(lexical or [], k), chance, lexical_excess(lexical or [], k, rank=k))
 
 
-def lexical_null(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int, pool: int = POOL,
-                 sample: int = LEXICAL_SAMPLE) -> list[float]:
-    """For a sample of entries (the first by id, as the vector side's), how far the SOP ranked k+1 by BM25
-    stands above the SOPs after it: how much an unrelated SOP can stand out lexically by chance."""
-    per_entry: dict[uuid.UUID, list[float]] = defaultdict(list)
-    for entry_id, score in session.execute(text(_LEXICAL_NULL_SQL), {"ids": sorted(entry_ids)[:sample],
-                                                                     "pool": max(pool, k * 12), "max_terms": MAX_TERMS}):
-        per_entry[entry_id].append(score)
-    return [x for scores in per_entry.values() if (x := lexical_excess(scores, k, rank=k)) is not None]
-
-
-def standing_null(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int,
-                  sample: int = LEXICAL_SAMPLE) -> list[float]:
-    """For a sample of entries (the first by id, as lexical_null's), the fused standing of the SOP ranked k+1 by
-    the hybrid statement itself: how far an SOP the entry is not about stands out by chance."""
-    return [chance for entry_id in sorted(entry_ids)[:sample]
-            if (chance := hybrid_sops(session, entry_id=entry_id, k=k).chance) is not None]
+def chance_nulls(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int,
+                 sample: int = CHANCE_SAMPLE) -> tuple[list[float], list[float]]:
+    """What an SOP an entry is not about reaches by chance, over a sample of entries (the first by id), read off
+    the hybrid statement itself: (the lexical null: how far the SOP ranked k+1 by BM25 stands above the SOPs
+    after it, calibration.lexical_excess; the standing null: the fused standing of the SOP ranked k+1)."""
+    rankings = [hybrid_sops(session, entry_id=entry_id, k=k) for entry_id in sorted(entry_ids)[:sample]]
+    return ([r.lexical_chance for r in rankings if r.lexical_chance is not None],
+            [r.chance for r in rankings if r.chance is not None])
 
 
 def refresh_lexicon(session: Session) -> None:
@@ -305,7 +269,7 @@ def candidates(session: Session, *, entry_id: uuid.UUID, k: int, gate: Gate,
 
     texts: path → (title, text) of SOPs (default: read from the SOP cache; the worker's hot path caches them per run).
     """
-    hits, level, lexical, _ = hybrid_sops(session, entry_id=entry_id, k=k)
+    hits, level, lexical, *_ = hybrid_sops(session, entry_id=entry_id, k=k)
     if not hits:
         return None, []
     bands = gate.bands([h.similarity for h in hits], level, hits[0].agreed, lexical, hits[0].standing)

@@ -30,8 +30,7 @@ def calibrate(dry_run: bool = typer.Option(False, "--dry-run", help="Compute the
                 console.print("nothing to calibrate on: no embedded entries or SOP sections yet "
                               "(ingest entries and run `playbook-sync run` first: a dry run stores no embeddings)")
                 raise typer.Exit(1)
-            lexical = retrieval.lexical_null(session, entry_ids=ids, k=settings.top_k)
-            standing = retrieval.standing_null(session, entry_ids=ids, k=settings.top_k)
+            lexical, standing = retrieval.chance_nulls(session, entry_ids=ids, k=settings.top_k)
             record, title, histogram = (calibration.calibrate(raw, excess, model=settings.embedding_model, settings=settings,
                                                               lexical=lexical, standing=standing),
                                         f"dry run over {len(ids)} stored entries", None)

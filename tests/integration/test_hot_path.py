@@ -34,6 +34,6 @@ def test_entries_after_the_first_do_not_read_the_run_or_the_sop_texts_again(deps
     assert all(len([q for q in stmts if "FROM cp_sync_run_items JOIN cp_knowledge_entries" in q]) == 1 for _, stmts in per_entry)
     assert all(not any(q.startswith("SET LOCAL hnsw.ef_search") and "EXECUTE pbs_" not in q for q in stmts) for _, stmts in per_entry)
     # ... as a statement prepared once per connection (prepared.py), not planned again per entry. The run start's
-    # standing null (retrieval.standing_null) runs the same statement, so the pooled connection may have it already.
+    # nulls (retrieval.chance_nulls) runs the same statement, so the pooled connection may have it already.
     prepares = [q for _, stmts in per_entry for q in stmts if q.startswith("PREPARE pbs_")]
     assert len(prepares) <= 1 and all(any("EXECUTE pbs_" in q for q in stmts) for _, stmts in per_entry)

@@ -50,7 +50,7 @@ def test_lexical_ranking_finds_the_sop_the_vectors_miss(database_url):
                     "The escrow reconciliation broke again before the meeting.", vec(1, 0.1))
     with db.session_scope(database_url) as session:
         vector_only = matching.nearest_sops(session, vector=store.embedding_of(entry_id), k=1)
-        hits, level, _lexical, _chance = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
+        hits, level, *_ = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
     assert [p for p, _, _ in vector_only] == ["docs/sops/module-1-a/sop-1-2-beta.md"]
     assert hits[0].sop_path == "docs/sops/module-1-a/sop-1-1-alpha.md"  # two lexical hits outrank one vector hit
     assert hits[0].section == "1a. Escrow Reconciliation"  # never the glossary, though it names the term too
@@ -84,7 +84,7 @@ def test_the_lexical_evidence_and_its_null_come_from_the_same_bm25(database_url)
     entry_id = load(database_url, docs, "Our escrow reconciliation ledger review slipped in the pipeline meeting.", vec(1, 0))
     with db.session_scope(database_url) as session:
         ranking = retrieval.hybrid_sops(session, entry_id=entry_id, k=2)
-        null = retrieval.lexical_null(session, entry_ids=[entry_id], k=2)
+        null, _ = retrieval.chance_nulls(session, entry_ids=[entry_id], k=2)
     assert ranking.hits[0].sop_path.endswith("sop-1-1-s1.md")
     # The best SOP by BM25 stands far above the SOPs after the top 2 (they share only "pipeline", "review"), while the
     # SOP ranked 3rd, the null's order statistic, stands at their median: the same scores, read at two ranks.
