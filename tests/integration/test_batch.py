@@ -105,6 +105,11 @@ def test_failed_batch_results_fall_back_to_one_direct_call(deps):
     assert "batch request errored: Overloaded" in failed.error and "direct call" in failed.error
 
 
+def batch_id(d, run_id) -> str | None:
+    with d.session() as s:
+        return s.get(SyncRun, run_id).batch_id
+
+
 def test_a_worker_restart_between_polls_resumes_without_resubmitting(deps, settings, redis_url, tmp_path):
     from playbook_sync.lifecycle import summary
     from playbook_sync.worker.app import app
@@ -120,9 +125,12 @@ def test_a_worker_restart_between_polls_resumes_without_resubmitting(deps, setti
         log = tmp_path / "worker.log"
         with worker_process(app, env=env, log_file=log, name="batch-a"):
             run_id = uuid.UUID(task_result(start_run.delay(trigger="test"), timeout=120, poll=0.2)["run_id"])
-            wait_for(lambda: fake.count("POST", "/v1/messages/batches"), 120, "the chord callback to submit the batch",
-                     poll=0.2, detail=lambda: log.read_text()[-3000:])
+            # The batch id committed on the run, not only the fake's POST: a poll before that commit sees no batch
+            # (and asks the fake nothing), so the next worker's poll would be the first, still in progress.
+            wait_for(lambda: batch_id(deps, run_id), 120, "the chord callback to record the batch", poll=0.2,
+                     detail=lambda: log.read_text()[-3000:])
             assert task_result(poll_batches.delay(), timeout=60, poll=0.2) == {"finalizing": []}  # in_progress
+            assert fake.count("GET", "/v1/messages/batches/") == 1
         with worker_process(app, env=env, log_file=log, name="batch-b"):  # a new worker process
             assert task_result(poll_batches.delay(), timeout=60, poll=0.2) == {"finalizing": [str(run_id)]}
             outcome = wait_for_run(settings.database_url, run_id, timeout=120, poll=0.2, summarize=summary)
