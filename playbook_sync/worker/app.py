@@ -75,8 +75,12 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        # Above the longest task (settings), or Redis hands a running task to a second worker.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        # Above the longest task (settings), or Redis hands a running task to a second worker. A worker killed
+        # while it restores due messages holds kombu's restore lock until the lock expires (300 s by default),
+        # and no worker restores a dead one's messages until then: bounded by the visibility timeout, what a
+        # message waits for redelivery anyway (a restore takes milliseconds; 10 s floor).
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout,
+                                  "unacked_mutex_expire": min(300, max(10, settings.visibility_timeout))},
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
         result_expires=7 * 24 * 3600,
         broker_connection_retry_on_startup=True,

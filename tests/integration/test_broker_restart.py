@@ -134,3 +134,15 @@ def test_redis_restarted_mid_run_loses_nothing(deps, settings, tmp_path):
     tree = deps.repo.read_tree("docs")
     assert blocks > 0 and sum(len(blocks_in(raw.decode())) for raw in tree.values()) >= blocks
     assert duplicate_blocks(tree) == []
+
+
+def test_a_killed_workers_restore_lock_expires_within_the_visibility_timeout(redis_url):
+    # kombu's own lock on restoring due messages: a worker killed while holding it would stop every other worker
+    # from restoring a dead one's messages for kombu's default 300 s, far past a short visibility timeout.
+    from playbook_sync.config import Settings
+    from playbook_sync.worker.app import create_app
+
+    for visibility, expire in ((2, 10), (60, 60), (6 * 3600, 300)):
+        app = create_app(Settings(_env_file=None, broker_url=redis_url, visibility_timeout=visibility))
+        with app.connection_for_write() as conn:
+            assert conn.default_channel.unacked_mutex_expire == expire
