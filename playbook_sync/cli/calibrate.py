@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import typer
+from sqlalchemy import func, select
 
 from playbook_sync import calibration, db, retrieval, store
 from playbook_sync.cli.shared import console, services
+from playbook_sync.models import SopSection
 
 
 def _bars(histogram: dict | None, width: int = 40) -> list[str]:
@@ -25,11 +27,15 @@ def calibrate(dry_run: bool = typer.Option(False, "--dry-run", help="Compute the
     with services(broker=False) as settings, db.session_scope(settings.database_url) as session:
         if dry_run:
             ids = store.recent_embedded_entry_ids(session, model=settings.embedding_model, limit=calibration.SAMPLE)
-            raw, excess = calibration.null_scores(session, entry_ids=ids, k=settings.top_k)
-            if not raw:
-                console.print("nothing to calibrate on: no embedded entries or SOP sections yet "
+            missing = ("embedded entries" if not ids else
+                       "SOP sections" if session.scalar(select(func.count()).select_from(SopSection)) == 0 else None)
+            if missing:
+                console.print(f"nothing to calibrate on: no {missing} yet "
                               "(ingest entries and run `playbook-sync run` first: a dry run stores no embeddings)")
                 raise typer.Exit(1)
+            # With no more SOPs than TOP_K there is none after an entry's top k: no null, and the record says the
+            # configured bands apply (calibration.calibrate), which is the answer, not a missing input.
+            raw, excess = calibration.null_scores(session, entry_ids=ids, k=settings.top_k)
             lexical, standing = retrieval.chance_nulls(session, entry_ids=ids, k=settings.top_k)
             record, title, histogram = (calibration.calibrate(raw, excess, model=settings.embedding_model, settings=settings,
                                                               lexical=lexical, standing=standing),

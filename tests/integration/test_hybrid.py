@@ -216,3 +216,34 @@ def test_the_sop_only_bm25_finds_stays_a_candidate_when_the_lexical_null_has_no_
     with db.session_scope(database_url) as session:
         hits = retrieval.hybrid_sops(session, entry_id=entry_id, k=3).hits
     assert len(hits) == 3 and alpha in [h.sop_path for h in hits]
+
+
+def test_calibrate_dry_run_on_a_playbook_of_top_k_sops_says_the_configured_bands_apply(settings, monkeypatch):
+    # Three SOPs and TOP_K=3: no SOP after any entry's top k, so no null: that is an answer (the configured bands
+    # apply), not "no embedded entries", which there are.
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from playbook_sync import demo
+    from playbook_sync.cli import app
+    from playbook_sync.config import get_settings
+    from playbook_sync.deps import Deps
+    from playbook_sync.providers.localgit import init_repo
+
+    files = {p: b for p, b in demo.playbook_files().items() if "/module-2/" not in p and "/module-3/" not in p}
+    init_repo(settings.playbook_path, files, branch=settings.branch)
+    d = Deps.from_settings(settings)
+    with d.session() as session:
+        store.upsert_entries(session, entries=demo.entries(datetime.now(UTC)))
+    pipeline.run_inline(d)
+    monkeypatch.setenv("PLAYBOOK_SYNC_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("PLAYBOOK_SYNC_BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("PLAYBOOK_SYNC_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    try:
+        dry = CliRunner().invoke(app, ["calibrate", "--dry-run"])
+    finally:
+        get_settings.cache_clear()
+    assert dry.exit_code == 0, dry.output
+    assert "dry run over" in dry.output and "configured bands" in dry.output and "no embedded entries" not in dry.output
