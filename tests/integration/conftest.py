@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from playbook_sync import demo
@@ -26,3 +30,12 @@ def api(settings):
     db.upgrade(settings.database_url)
     with served(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+def data() -> Path:
+    """A data dir for the CLI tests, outside pytest's tmp dirs: pytest prunes old ones (other sessions' too) while a
+    server in them may still be running."""
+    path = Path(tempfile.mkdtemp(prefix="playbook-sync-cli-")) / "data"
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)

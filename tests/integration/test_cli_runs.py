@@ -1,21 +1,12 @@
-"""The CLI on the embedded profile as a user drives it: every verb in sequence, a worker or broker
-that dies mid-run, a command killed outright, SIGTERM/SIGINT, and exit codes that say what happened."""
+"""The CLI on the embedded profile as a user drives it: every verb in sequence, and exit codes that say
+what happened (the kills are in test_cli_kills.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -25,102 +16,17 @@ from playbook_sync import demo, pipeline, store
 from playbook_sync.cli import app as cli_app
 from playbook_sync.config import get_settings
 from playbook_sync.models import RunItem, SyncRun
-from playbook_sync.providers.localgit import init_repo
 from playbook_sync.worker.app import app
 from playbook_sync.worker.local import worker_process
+from tests.clis import (
+    ENTRIES,
+    cli,
+    leftovers,
+    sample_playbook,
+)
 from tests.support import FAIL_IDS_ENV, SLOW_ENV
-from tests.waiting import communicate_timed
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = str(Path(sys.executable).parent / "playbook-sync")  # the real console script
-ENTRIES = demo.HERE / "entries.jsonl"
-COUNTS = re.compile(r"(\d+) = (\d+) (\d+) (\d+) (\d+) (\d+)")
-
-
-def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYBOOK_SYNC_")}
-    # PYTHONPATH: the command may load a test provider (tests.support) named in its settings.
-    return env | {"PLAYBOOK_SYNC_DATA_DIR": str(data_dir), "COLUMNS": "200", "PYTHONPATH": str(ROOT)} | extra
-
-
-def cli(data_dir: Path, *args: str, timeout: float = 300, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SCRIPT, *args], cwd=ROOT, env=cli_env(data_dir, **extra), capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def spawn(data_dir: Path, *args: str, **extra: str) -> subprocess.Popen:
-    return subprocess.Popen([SCRIPT, *args], cwd=ROOT, env=cli_env(data_dir, **extra), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def processes_of(data_dir: Path) -> dict[int, str]:
-    """pid → command line of every process started for this data dir (the CLI exports it to its
-    children: the worker, valkey-server and postgres all carry it in their environment)."""
-    marker = f"PLAYBOOK_SYNC_DATA_DIR={data_dir}".encode()
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # gone meanwhile, or not ours
-            continue
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"  # a zombie is gone too
-    except (OSError, IndexError):
-        return False
-
-
-def leftovers(data_dir: Path) -> dict[int, str]:
-    """processes_of, plus the servers named by their pid files: valkey-server rewrites its
-    environment area with its process title, so only its pid file tells it is ours."""
-    found = processes_of(data_dir)
-    servers = [(f, "valkey-server") for f in (data_dir / "redis").glob("*/valkey.pid")]  # one directory per command
-    for pid_file, name in (*servers, (data_dir / "pg" / "postmaster.pid", "postgres")):
-        try:
-            pid = int(pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-        if alive(pid):
-            found[pid] = name
-    return found
-
-
-def worker_log_shows_progress(data_dir: Path) -> bool:
-    log = data_dir / "worker.log"
-    return log.exists() and re.search(r"playbook_sync\.process_entry\[[^\]]+\] succeeded", log.read_text(errors="replace")) is not None
-
-
-def row_counts(runs_output: str, run_prefix: str) -> tuple[int, ...]:
-    line = next(line for line in runs_output.splitlines() if line.startswith(run_prefix))
-    return tuple(int(n) for n in COUNTS.search(line).groups())
-
-
-@pytest.fixture
-def data() -> Path:
-    """A data dir outside pytest's tmp dirs: pytest prunes old ones (other sessions' too) while a
-    server in them may still be running."""
-    path = Path(tempfile.mkdtemp(prefix="playbook-sync-cli-")) / "data"
-    yield path
-    shutil.rmtree(path.parent, ignore_errors=True)
-
-
-def sample_playbook(data_dir: Path) -> None:
-    init_repo(data_dir / "playbook", demo.playbook_files())
 
 
 # -- every verb of the README's Commands section, in sequence ------------------------------------
@@ -165,127 +71,6 @@ def test_every_readme_command_on_the_embedded_profile(data, tmp_path):
 # Seconds from the kill to the CLI's one line and to its exit: bounds that a CLI waiting for its run (it once
 # waited an hour) fails, with room for a loaded 2-core CI machine. The 6 s broker grace itself is checked on a
 # fake clock (tests/unit/test_liveness.py); measured here: said 6.2-6.9 s and exited 9.9-19 s after the kill.
-SAYS_WITHIN = {"worker": 15.0, "broker": 20.0}
-EXITS_WITHIN = 60.0
-
-
-@pytest.mark.parametrize("victim", ["worker", "broker"])
-def test_run_notices_its_local_worker_or_broker_died(victim, data):
-    sample_playbook(data)
-    assert cli(data, "ingest", str(ENTRIES)).returncode == 0
-    slow = {"PLAYBOOK_SYNC_LLM": "tests.support:SlowLLM", SLOW_ENV: "1.5"}
-    proc = spawn(data, "run", **slow)
-    try:
-        wait_until(lambda: worker_log_shows_progress(data) or proc.poll() is not None, 120, "the first entries")
-        assert proc.poll() is None, proc.communicate()
-        ours = processes_of(data)
-        if victim == "worker":
-            [pid] = [p for p, cmd in ours.items() if "celery" in cmd and " worker " in cmd]
-        else:
-            [pid] = [int(f.read_text()) for f in (data / "redis").glob("*/valkey.pid")]
-        os.kill(pid, signal.SIGKILL)
-        killed = time.monotonic()
-        out, err, lines, exited = communicate_timed(proc, timeout=120)  # before: waited an hour without a word
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1, out + err
-    said = [line.rstrip("\n") for _, line in lines if " failed: " in line]
-    assert len(said) == 1 and "the window stays and its entries are owed to the next run" in said[0], out
-    said_at = next(at for at, line in lines if " failed: " in line) - killed
-    assert said_at <= SAYS_WITHIN[victim], f"the CLI said so {said_at:.1f}s after the {victim} was killed"
-    assert exited - killed <= EXITS_WITHIN, f"the CLI exited {exited - killed:.1f}s after the {victim} was killed"
-    if victim == "worker":
-        assert "the local worker exited (code -9)" in said[0], said[0]
-    else:  # whichever the CLI noticed first: the broker silent, or the worker giving up on it
-        assert "does not answer" in said[0] or "the local worker exited" in said[0], said[0]
-    assert "Traceback" not in err, err
-    run_prefix = said[0].split()[1]
-    listed = cli(data, "runs")
-    total, *outcomes = row_counts(listed.stdout, run_prefix)
-    assert total == 32 == sum(outcomes) and outcomes[-1] > 0  # counts from the items, failed ones included
-    rerun = cli(data, "run")  # not refused: the dead run is over, its entries owed to this one
-    assert rerun.returncode == 0 and "— success" in rerun.stdout, rerun.stdout + rerun.stderr
-    assert re.search(r"│\s+32\s+│", rerun.stdout), rerun.stdout  # every entry again, none lost
-    wait_until(lambda: not leftovers(data), 30, "every process of this data dir to end")
-
-
-def test_run_reaps_a_run_left_running_by_a_command_that_was_killed(data, tmp_path):
-    sample_playbook(data)
-    assert cli(data, "ingest", str(ENTRIES)).returncode == 0
-    proc = spawn(data, "run", PLAYBOOK_SYNC_LLM="tests.support:SlowLLM", **{SLOW_ENV: "1.5"})
-    try:
-        wait_until(lambda: worker_log_shows_progress(data), 120, "the first entries")
-    finally:
-        proc.kill()  # the command dies outright (a closed laptop): no cleanup at all
-        proc.communicate()
-    for pid, cmd in leftovers(data).items():  # ...and its worker and broker with it; postgres stays
-        if "postgres" not in cmd:
-            os.kill(pid, signal.SIGKILL)
-    refused_before = "another playbook-sync run is already running"
-    rerun = cli(data, "run")
-    assert refused_before not in rerun.stdout
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    line = next(line for line in rerun.stdout.splitlines() if "was left running" in line)
-    assert line.endswith("was left running by a command that is gone; marked it failed (its entries are owed to the next run)")
-    assert "— success" in rerun.stdout and re.search(r"│\s+32\s+│", rerun.stdout)
-    reaped = line.split()[1]
-    total, *outcomes = row_counts(cli(data, "runs").stdout, reaped)
-    assert total == 32 == sum(outcomes) and outcomes[-1] > 0
-    wait_until(lambda: not leftovers(data), 30, "every process of this data dir to end")
-
-
-# -- signals ----------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_stopped_command_stops_every_service_it_started(sig, data):
-    proc = spawn(data, "demo", PLAYBOOK_SYNC_LLM="tests.support:SlowLLM", **{SLOW_ENV: "1.5"})
-    try:
-        # Services are up and the worker is started once it is among the processes (its log file
-        # is opened before the worker process exists).
-        wait_until(lambda: any("celery" in c for c in leftovers(data).values()) or proc.poll() is not None, 120,
-                   "the local worker")
-        assert proc.poll() is None, proc.communicate()
-        up = leftovers(data)
-        assert {"valkey-server", "postgres"} <= set(up.values()), up
-        assert any("celery" in c for c in up.values()), up
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode != 0, out
-    assert "Traceback" not in err, err
-    wait_until(lambda: not [p for p in up if alive(p)] and not leftovers(data), 30,
-               f"no worker, valkey-server or postgres of {data} left: {leftovers(data)}")
-    pid_file = data / "pg" / "postmaster.pid"
-    assert not pid_file.exists()  # postgres stopped cleanly (pg_ctl stop removes it)
-
-
-def test_a_command_killed_with_sigkill_takes_its_worker_with_it(data):
-    """SIGKILL cannot be handled, so the worker is tied to its parent's life (PR_SET_PDEATHSIG):
-    before, each killed command left a worker consuming from its broker for good."""
-    proc = spawn(data, "demo", PLAYBOOK_SYNC_LLM="tests.support:SlowLLM", **{SLOW_ENV: "1.5"})
-    try:
-        wait_until(lambda: any("celery" in c for c in processes_of(data).values()) or proc.poll() is not None,
-                   120, "the local worker")
-        workers = [pid for pid, c in processes_of(data).items() if "celery" in c]
-        assert workers and proc.poll() is None, proc.communicate()
-        proc.kill()
-        proc.wait(10)
-        wait_until(lambda: not [p for p in workers if alive(p)], 30, f"the worker {workers} to die with its command")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        for pid in leftovers(data):  # what SIGKILL leaves by design (the servers); the next command reaps runs
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-# -- exit codes: 0 success, 1 failed, 2 partial ---------------------------------------------------------
 
 
 def test_run_wait_exit_codes_say_how_the_run_ended(deps, settings, redis_url, monkeypatch, tmp_path):
