@@ -76,6 +76,7 @@ def _load(url: str, sops: int, entries: int) -> list:
         pipeline.embed_entries(s, embedder, [e.id for e in batch])
         s.flush()
         retrieval.refresh_entry_lexicon(s)
+    retrieval.vacuum_postings(s)  # after the commit, as a run's start does
     return [e.id for e in batch]
 
 

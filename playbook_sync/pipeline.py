@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from playbook_sync import adhoc, bulk, calibration, costs, hot_path, lifecycle, outcome_callouts, retrieval, store
@@ -87,6 +88,10 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         lifecycle.fail_run(session, run_id=run.id, error=f"start failed: {exc}", repo=deps.repo, settings=deps.settings)
         session.commit()
         raise
+    try:
+        retrieval.vacuum_postings(session)
+    except SQLAlchemyError as exc:  # the run is open and its entries owed: a slower BM25 is no reason to stop it
+        log.warning("run %s: vacuuming the SOP postings failed: %s", run.id, exc, extra={"run_id": str(run.id)})
     log.info("run %s started: %d entries", run.id, len(ids), extra={"run_id": str(run.id)})
     return RunStart(run.id, ids)
 

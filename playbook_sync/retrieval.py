@@ -72,7 +72,10 @@ class Hit:
 # are the same formula on two collections; with no entry statistics every word weighs alike.
 _IDF = ("ln(1 + (st.sections - l.ndoc + 0.5) / (l.ndoc + 0.5))"
         " * ln(1 + greatest(st.entries, 1)::float / greatest(coalesce(el.ndoc, 0), 1))")
-_BM25 = f"t.idf * (p.tf * ({BM25_K1} + 1)) / (p.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.length / st.avg_length))"
+# float8 constants: a bare decimal literal is numeric in PostgreSQL, and numeric arithmetic over every posting of the
+# query words cost more than the rest of the sum.
+_BM25 = (f"t.idf * (p.tf * {BM25_K1 + 1}::float8) / "
+         f"(p.tf + {BM25_K1}::float8 * ({1 - BM25_B}::float8 + {BM25_B}::float8 * p.length / st.avg_length))")
 
 
 HYBRID_SQL = f"""
@@ -232,15 +235,28 @@ def chance_nulls(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int,
 def refresh_lexicon(session: Session) -> None:
     """Document frequency of every lexeme over the playbook's sections, for BM25's IDF, and the postings of
     sections that have none yet (after SOP changes; a removed section's postings go with it)."""
-    session.execute(text("INSERT INTO cp_sop_postings (word, section_id, tf, length) "
-                         "SELECT u.lexeme, s.id, array_length(u.positions, 1), length(s.search) "
-                         "FROM cp_sop_sections s CROSS JOIN LATERAL unnest(s.search) AS u "
-                         "WHERE NOT EXISTS (SELECT 1 FROM cp_sop_postings p WHERE p.section_id = s.id)"))
+    added = session.execute(text("INSERT INTO cp_sop_postings (word, section_id, tf, length) "
+                                 "SELECT u.lexeme, s.id, array_length(u.positions, 1), length(s.search) "
+                                 "FROM cp_sop_sections s CROSS JOIN LATERAL unnest(s.search) AS u "
+                                 "WHERE NOT EXISTS (SELECT 1 FROM cp_sop_postings p WHERE p.section_id = s.id)")).rowcount
+    session.info[_POSTINGS_ADDED] = session.info.get(_POSTINGS_ADDED, 0) + added  # vacuum_postings, after the commit
     session.execute(text("DELETE FROM cp_sop_lexicon"))
     session.execute(text("INSERT INTO cp_sop_lexicon (word, ndoc) SELECT word, ndoc FROM ts_stat('SELECT search FROM cp_sop_sections')"))
     session.execute(text("INSERT INTO cp_sop_search_stats (id, sections, avg_length) "
                          "SELECT 1, count(*), coalesce(avg(length(search)), 1) FROM cp_sop_sections "
                          "ON CONFLICT (id) DO UPDATE SET sections = excluded.sections, avg_length = excluded.avg_length"))
+
+
+_POSTINGS_ADDED = "playbook_sync.postings_added"
+
+
+def vacuum_postings(session: Session) -> None:
+    """After a commit that added postings: VACUUM (ANALYZE) them, outside any transaction, so BM25 reads them by
+    an index-only scan (the visibility map) on current statistics from the first entry on, not only once
+    autovacuum gets there. 46 → 25 ms per hybrid statement at 1,000 SOPs (bench.hybrid_query)."""
+    if session.info.pop(_POSTINGS_ADDED, 0):
+        with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (ANALYZE) cp_sop_postings"))
 
 
 def refresh_entry_lexicon(session: Session) -> None:

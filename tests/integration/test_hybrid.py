@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from playbook_sync import db, matching, pipeline, retrieval, store
 from playbook_sync.models import DIMENSIONS, KnowledgeEntry, SopLexicon, SopSection, SyncRun
@@ -247,3 +247,25 @@ def test_calibrate_dry_run_on_a_playbook_of_top_k_sops_says_the_configured_bands
         get_settings.cache_clear()
     assert dry.exit_code == 0, dry.output
     assert "dry run over" in dry.output and "configured bands" in dry.output and "no embedded entries" not in dry.output
+
+
+def test_after_a_run_start_bm25_reads_the_postings_by_an_index_only_scan(deps):
+    # The run start vacuums the postings it added (retrieval.vacuum_postings): the first entry's BM25 reads tf and
+    # length from the key's index, not a heap page per posting (the scale cost at 1,000 SOPs).
+    import re
+    from datetime import UTC, datetime
+
+    from playbook_sync import demo
+    from playbook_sync.models import KnowledgeEntry
+
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
+    with deps.session() as s:
+        pipeline.start_run(s, deps, trigger="test")
+    with deps.session() as s:
+        entry_id = s.scalars(select(KnowledgeEntry.id).limit(1)).one()
+        s.execute(text(f"SET LOCAL hnsw.ef_search = {retrieval.POOL}; SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(r[0] for r in s.execute(text("EXPLAIN (ANALYZE) " + retrieval.HYBRID_SQL), {
+            "entry_id": entry_id, "pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS, "k": 3, "by_rrf": False}))
+    scan = re.search(r"Index Only Scan using cp_sop_postings_pkey.*\n\s*(?:Index Cond.*\n\s*)?Heap Fetches: (\d+)", plan)
+    assert scan and scan.group(1) == "0", plan
