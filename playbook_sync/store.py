@@ -380,6 +380,11 @@ def recent_embedded_entry_ids(session: Session, *, model: str, limit: int) -> li
                                 .order_by(KnowledgeEntry.created_at.desc()).limit(limit)))
 
 
+def has_sop_sections(session: Session) -> bool:
+    """Any SOP section stored (what matching and calibration run against)."""
+    return session.scalar(select(select(SopSection.id).exists())) or False
+
+
 def last_calibrated_run(session: Session) -> SyncRun | None:
     """The newest run that recorded a calibration."""
     return session.scalars(select(SyncRun).where(SyncRun.calibration.is_not(None))

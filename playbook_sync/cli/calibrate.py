@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import typer
-from sqlalchemy import func, select
 
 from playbook_sync import calibration, db, retrieval, store
 from playbook_sync.cli.shared import console, services
-from playbook_sync.models import SopSection
 
 
 def _bars(histogram: dict | None, width: int = 40) -> list[str]:
@@ -28,7 +26,7 @@ def calibrate(dry_run: bool = typer.Option(False, "--dry-run", help="Compute the
         if dry_run:
             ids = store.recent_embedded_entry_ids(session, model=settings.embedding_model, limit=calibration.SAMPLE)
             missing = ("embedded entries" if not ids else
-                       "SOP sections" if session.scalar(select(func.count()).select_from(SopSection)) == 0 else None)
+                       "SOP sections" if not store.has_sop_sections(session) else None)
             if missing:
                 console.print(f"nothing to calibrate on: no {missing} yet "
                               "(ingest entries and run `playbook-sync run` first: a dry run stores no embeddings)")

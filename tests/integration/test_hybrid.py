@@ -148,6 +148,8 @@ def test_calibrate_command_prints_histogram_null_and_bands(deps, monkeypatch):
     try:
         before = CliRunner().invoke(app, ["calibrate"])
         assert before.exit_code == 1 and "no run has recorded a calibration" in before.output
+        empty = CliRunner().invoke(app, ["calibrate", "--dry-run"])
+        assert empty.exit_code == 1 and "nothing to calibrate on: no embedded entries yet" in empty.output
         with deps.session() as session:
             store.upsert_entries(session, entries=demo.entries(datetime.now(UTC)))
         outcome = pipeline.run_inline(deps)
