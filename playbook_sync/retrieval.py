@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from playbook_sync import prepared
@@ -254,8 +254,10 @@ def vacuum_postings(session: Session) -> None:
     """After a commit that added postings: VACUUM (ANALYZE) them, outside any transaction, so BM25 reads them by
     an index-only scan (the visibility map) on current statistics from the first entry on, not only once
     autovacuum gets there. 46 → 25 ms per hybrid statement at 1,000 SOPs (bench.hybrid_query)."""
-    if session.info.pop(_POSTINGS_ADDED, 0):
-        with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    bind = session.get_bind()
+    # A session on a caller's connection (a dry run, rolled back at its end) keeps no postings to vacuum.
+    if session.info.pop(_POSTINGS_ADDED, 0) and isinstance(bind, Engine):
+        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM (ANALYZE) cp_sop_postings"))
 
 
