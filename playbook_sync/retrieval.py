@@ -187,7 +187,7 @@ class Ranking(NamedTuple):
     level: float | None  # the entry's baseline similarity (calibration.baseline over the SOPs of its nearest sections)
     lexical: float | None  # how far its best SOP by BM25 stands above the rest (calibration.lexical_excess)
     chance: float | None = None  # the standing of the SOP ranked k+1: what an unrelated SOP reaches (chance_nulls)
-    lexical_chance: float | None = None  # lexical_excess of the SOP ranked k+1 by BM25: the same by BM25 alone
+    lexical_scores: tuple[float, ...] = ()  # each SOP's best BM25 score (chance_nulls reads the SOP ranked k+1's)
 
 
 def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = POOL, by_rrf: bool = False) -> Ranking:
@@ -219,7 +219,7 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
                      rrf=1.0 / (RRF_K + pool + i), rank=len(hits) + i, sections=(heading,))
                  for i, (path, heading, similarity) in enumerate(session.execute(text(_OTHER_SOPS_SQL), {
                      "entry_id": entry_id, "seen": [h.sop_path for h in hits], "k": k - len(hits)}), start=1)]
-    return Ranking(hits, level, lexical_excess(lexical or [], k), chance, lexical_excess(lexical or [], k, rank=k))
+    return Ranking(hits, level, lexical_excess(lexical or [], k), chance, tuple(lexical or ()))
 
 
 def chance_nulls(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int,
@@ -228,7 +228,7 @@ def chance_nulls(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int,
     the hybrid statement itself: (the lexical null: how far the SOP ranked k+1 by BM25 stands above the SOPs
     after it, calibration.lexical_excess; the standing null: the fused standing of the SOP ranked k+1)."""
     rankings = [hybrid_sops(session, entry_id=entry_id, k=k) for entry_id in sorted(entry_ids)[:sample]]
-    return ([r.lexical_chance for r in rankings if r.lexical_chance is not None],
+    return ([x for r in rankings if (x := lexical_excess(r.lexical_scores, k, rank=k)) is not None],
             [r.chance for r in rankings if r.chance is not None])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select, text
@@ -13,6 +14,24 @@ from playbook_sync.schemas import EntryIn
 from playbook_sync.sops import parse_sop
 
 pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def cli_on(settings, monkeypatch):
+    """invoke(*args): the real CLI (in process) on this test's database and data dir, settings read afresh."""
+    from typer.testing import CliRunner
+
+    from playbook_sync.cli import app
+    from playbook_sync.config import get_settings
+
+    monkeypatch.setenv("PLAYBOOK_SYNC_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("PLAYBOOK_SYNC_BROKER_URL", settings.broker_url or "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("PLAYBOOK_SYNC_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    try:
+        yield lambda *args: CliRunner().invoke(app, list(args))
+    finally:
+        get_settings.cache_clear()
 
 
 def vec(*head: float) -> list[float]:
@@ -134,29 +153,18 @@ def test_a_run_refreshes_the_lexicon_and_records_its_calibration(deps):
 def test_calibrate_command_prints_histogram_null_and_bands(deps, monkeypatch):
     from datetime import UTC, datetime
 
-    from typer.testing import CliRunner
-
     from playbook_sync import demo
-    from playbook_sync.cli import app
-    from playbook_sync.config import get_settings
 
-    settings = deps.settings
-    monkeypatch.setenv("PLAYBOOK_SYNC_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("PLAYBOOK_SYNC_BROKER_URL", settings.broker_url or "redis://127.0.0.1:1/0")
-    monkeypatch.setenv("PLAYBOOK_SYNC_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    try:
-        before = CliRunner().invoke(app, ["calibrate"])
+    with cli_on(deps.settings, monkeypatch) as invoke:
+        before = invoke("calibrate")
         assert before.exit_code == 1 and "no run has recorded a calibration" in before.output
-        empty = CliRunner().invoke(app, ["calibrate", "--dry-run"])
+        empty = invoke("calibrate", "--dry-run")
         assert empty.exit_code == 1 and "nothing to calibrate on: no embedded entries yet" in empty.output
         with deps.session() as session:
             store.upsert_entries(session, entries=demo.entries(datetime.now(UTC)))
         outcome = pipeline.run_inline(deps)
-        last = CliRunner().invoke(app, ["calibrate"])
-        dry = CliRunner().invoke(app, ["calibrate", "--dry-run"])
-    finally:
-        get_settings.cache_clear()
+        last = invoke("calibrate")
+        dry = invoke("calibrate", "--dry-run")
     assert last.exit_code == 0, last.output
     assert "bands: strong" in last.output and "best-match similarity per entry" in last.output
     assert "null distribution" in last.output and "#" in last.output
@@ -177,7 +185,7 @@ def test_calibrate_command_prints_histogram_null_and_bands(deps, monkeypatch):
         credit = block.block.splitlines()[-2]  # the line before the closing :::
         # who, what kind of call or report, when (a speaker named after the source is not said twice)
         assert re.fullmatch(r"— (.+, (coaching call|sales call|execution report)|Execution report), \d{4}-\d{2}-\d{2}.*", credit), credit
-    message = subprocess.run(["git", "-C", str(settings.playbook_path), "log", "-1", "--format=%B", outcome["commit_sha"]],
+    message = subprocess.run(["git", "-C", str(deps.settings.playbook_path), "log", "-1", "--format=%B", outcome["commit_sha"]],
                              capture_output=True, text=True, check=True).stdout
     assert all(str(e) in message for block in blocks for e in block.entry_ids)
 
@@ -225,11 +233,7 @@ def test_calibrate_dry_run_on_a_playbook_of_top_k_sops_says_the_configured_bands
     # apply), not "no embedded entries", which there are.
     from datetime import UTC, datetime
 
-    from typer.testing import CliRunner
-
     from playbook_sync import demo
-    from playbook_sync.cli import app
-    from playbook_sync.config import get_settings
     from playbook_sync.deps import Deps
     from playbook_sync.providers.localgit import init_repo
 
@@ -239,14 +243,8 @@ def test_calibrate_dry_run_on_a_playbook_of_top_k_sops_says_the_configured_bands
     with d.session() as session:
         store.upsert_entries(session, entries=demo.entries(datetime.now(UTC)))
     pipeline.run_inline(d)
-    monkeypatch.setenv("PLAYBOOK_SYNC_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("PLAYBOOK_SYNC_BROKER_URL", "redis://127.0.0.1:1/0")
-    monkeypatch.setenv("PLAYBOOK_SYNC_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    try:
-        dry = CliRunner().invoke(app, ["calibrate", "--dry-run"])
-    finally:
-        get_settings.cache_clear()
+    with cli_on(settings, monkeypatch) as invoke:
+        dry = invoke("calibrate", "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "dry run over" in dry.output and "configured bands" in dry.output and "no embedded entries" not in dry.output
 
