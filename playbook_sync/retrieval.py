@@ -47,6 +47,7 @@ POOL = 200
 # otherwise match nearly every section through its common words.
 MAX_TERMS = 32
 TOP_SECTIONS = 3  # sections per SOP kept for the classifier's excerpt
+EF_SEARCH_MAX = 1000  # pgvector refuses a larger hnsw.ef_search: the pool of a huge TOP_K stops there
 # Entries whose hybrid rankings form the lexical and standing nulls (chance_nulls): twice the fewest that calibrate.
 # Their medians are all the gate reads, and each entry costs one hybrid statement (a full BM25 over the postings).
 CHANCE_SAMPLE = 2 * MIN_NULL
@@ -195,7 +196,7 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
     above the entry's own null (the SOPs after that ranker's top k), in null standard deviations, summed.
 
     by_rrf: rank by the reciprocal rank fusion of their best sections instead (as before standing fusion)."""
-    pool = max(pool, k * 12)
+    pool = min(max(pool, k * 12), EF_SEARCH_MAX)
     # As in matching.py: keep the planner on the HNSW index (a high ef_search makes it cost an exact scan
     # as cheaper), and only for this statement.
     # The settings go in the same round trip as the query (psycopg2 returns the last statement's rows).
@@ -258,7 +259,8 @@ def vacuum_postings(session: Session) -> None:
     # A session on a caller's connection (a dry run, rolled back at its end) keeps no postings to vacuum.
     if session.info.pop(_POSTINGS_ADDED, 0) and isinstance(bind, Engine):
         with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM (ANALYZE) cp_sop_postings"))
+            # SKIP_LOCKED: a vacuum or index build already holding the table must not hold up the run's fan-out.
+            conn.execute(text("VACUUM (ANALYZE, SKIP_LOCKED) cp_sop_postings"))
 
 
 def refresh_entry_lexicon(session: Session) -> None:

@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         # Above the longest task (settings), or Redis hands a running task to a second worker. A worker killed
         # while it restores due messages holds kombu's restore lock until the lock expires (300 s by default),
         # and no worker restores a dead one's messages until then: bounded by the visibility timeout, what a
-        # message waits for redelivery anyway (a restore takes milliseconds; 10 s floor).
+        # message waits for redelivery anyway, with a 10 s floor (a restore takes milliseconds).
         broker_transport_options={"visibility_timeout": settings.visibility_timeout,
                                   "unacked_mutex_expire": min(300, max(10, settings.visibility_timeout))},
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},

@@ -269,3 +269,30 @@ def test_after_a_run_start_bm25_reads_the_postings_by_an_index_only_scan(deps):
             "entry_id": entry_id, "pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS, "k": 3, "by_rrf": False}))
     scan = re.search(r"Index Only Scan using cp_sop_postings_pkey.*\n\s*(?:Index Cond.*\n\s*)?Heap Fetches: (\d+)", plan)
     assert scan and scan.group(1) == "0", plan
+
+
+def test_the_vacuum_skips_postings_another_session_holds_and_a_huge_top_k_still_ranks(deps):
+    # A run start must not wait on a vacuum or index build holding the postings (it would hold up the fan-out), and
+    # a TOP_K past pgvector's ef_search limit (1,000 / 12) must not make the hybrid statement refuse to run.
+    import threading
+    from datetime import UTC, datetime
+
+    from playbook_sync import demo
+
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
+    holder = db.get_engine(deps.settings.database_url).connect()
+    holder.execute(text("LOCK TABLE cp_sop_postings IN SHARE UPDATE EXCLUSIVE MODE"))
+    try:
+        started = []
+        with deps.session() as s:
+            thread = threading.Thread(target=lambda: started.append(pipeline.start_run(s, deps, trigger="test")))
+            thread.start()
+            thread.join(120)
+        assert not thread.is_alive() and started and started[0].entry_ids
+    finally:
+        holder.rollback()
+        holder.close()
+    with deps.session() as s:
+        ranking = retrieval.hybrid_sops(s, entry_id=started[0].entry_ids[0], k=100)
+    assert len(ranking.hits) == 9  # every SOP of the demo playbook, ranked
