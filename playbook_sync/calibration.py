@@ -31,6 +31,7 @@ the run records that they were pinned.
 from __future__ import annotations
 
 import math
+import statistics
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ GROUP BY e.id, n.file_path
 def baseline(per_sop: Sequence[float], k: int) -> float | None:
     """An entry's own null level: the median best-section similarity of the SOPs after its top k."""
     rest = sorted(per_sop, reverse=True)[k:]
-    return float(np.median(rest)) if rest else None
+    return statistics.median(rest) if rest else None
 
 
 def lexical_excess(scores: Sequence[float], k: int, *, rank: int = 0) -> float | None:
@@ -82,7 +83,7 @@ def standings(scores: Mapping[str, float], sops: Sequence[str], k: int) -> dict[
     (score - median) / sample standard deviation of the scores of the SOPs after the ranker's top k. An SOP
     the ranker did not pool gets its lowest pooled score (at or below chance); with no spread, 0 (no say)."""
     rest = sorted(scores.values(), reverse=True)[k:]
-    median = float(np.median(rest)) if rest else 0.0
+    median = statistics.median(rest) if rest else 0.0
     if len(rest) < 2 or (sd := float(np.std(rest, ddof=1))) <= NO_SPREAD * max(abs(median), 1.0):
         return dict.fromkeys(sops, 0.0)
     low = min(scores.values())
@@ -171,7 +172,7 @@ def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, sett
     record: dict = {"model": model, "null": {"n": len(raw), "entries": len(excess)}, "pinned": pinned}
     if raw:
         values = np.asarray(raw, dtype=float)
-        record["null"] |= {"median": round(float(np.median(values)), 4),
+        record["null"] |= {"median": round(float(np.quantile(values, 0.5)), 4),
                            "p90": round(float(np.quantile(values, WEAK_QUANTILE)), 4),
                            "p99": round(float(np.quantile(values, STRONG_QUANTILE)), 4),
                            "histogram": _histogram(values)}

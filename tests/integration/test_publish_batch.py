@@ -53,7 +53,8 @@ def test_the_header_goes_out_in_pipelines_and_the_chord_completes(deps, settings
         monkeypatch.setenv(key, value)
     tasks.deps.cache_clear()
     client = redis.Redis.from_url(redis_url)
-    pushes = client.info("commandstats").get("cmdstat_lpush", {}).get("calls", 0)
+    calls = lambda command: client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)  # noqa: E731
+    pushes, subscribes = calls("lpush"), calls("subscribe")
     try:
         started = tasks.start_run(trigger="test")  # the task's body in this process: no worker consumes yet
     finally:
@@ -62,7 +63,9 @@ def test_the_header_goes_out_in_pipelines_and_the_chord_completes(deps, settings
     # Redis got every header message, in ceil(N / PUBLISH_BATCH) round trips, none one by one.
     assert flushed == [PUBLISH_BATCH, PUBLISH_BATCH, N - 2 * PUBLISH_BATCH]
     assert "playbook_sync.process_entry" not in one_by_one
-    assert client.info("commandstats")["cmdstat_lpush"]["calls"] - pushes == N
+    assert calls("lpush") - pushes == N
+    assert calls("subscribe") == subscribes  # nobody waits on the header's results: no channel subscribed per entry
+    assert client.pubsub_channels("celery-task-meta-*") == []
     assert client.llen(settings.llm_queue) == N
 
     run_id = uuid.UUID(started["run_id"])
