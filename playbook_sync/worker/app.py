@@ -69,7 +69,7 @@ def _results_untracked(app: Celery) -> Iterator[None]:
     result. Nobody waits on a run's header: the callback is the chord's. bench/ (1,000 entries, 32
     threads): the header took 2.0-3.1 s of the start thread, 0.3 s without the subscriptions.
     """
-    backend = app.backend  # this thread's own instance (Celery keeps one per thread)
+    backend = app.backend  # this thread's own instance (one per thread: result_backend_thread_safe is not set)
     if not isinstance(backend, AsyncBackendMixin):
         yield
         return
