@@ -53,12 +53,12 @@ def _postgres_cpu(pg: BenchPostgres) -> float:
     return total
 
 
-def _prepared(ws: scenario.Workspace, n: int) -> scenario.Prepared:
+def _prepared(ws: scenario.Workspace, n: int, sops: int = SOPS) -> scenario.Prepared:
     """The scenario's template database and repository, made once and reused."""
-    name, repo = f"scn_{SOPS}_{n}", ws.root / f"repo_{SOPS}"
+    name, repo = f"scn_{sops}_{n}", ws.root / f"repo_{sops}"
     if ws.pg.admin("SELECT 1 FROM pg_database WHERE datname = %s", (name,)) and repo.exists():
-        return scenario.Prepared(n, SOPS, name, repo, 0, 0)
-    return scenario.prepare(ws, scenario.prepare_base(ws, SOPS), n)
+        return scenario.Prepared(n, sops, name, repo, 0, 0)
+    return scenario.prepare(ws, scenario.prepare_base(ws, sops), n)
 
 
 def measure(ws: scenario.Workspace, p: scenario.Prepared, profile: cProfile.Profile | None, callgrind: bool = False) -> dict:
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sops", type=int, default=SOPS, help="SOPs in the playbook (the bench's generated ones)")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measured entries (all repeats) here")
     parser.add_argument("--callgrind", action="store_true", help="running under valgrind --tool=callgrind "
                         "--instr-atstart=no: instrument the measured entries only")
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = cProfile.Profile(time.thread_time) if args.profile else None  # CPU, not waits
     try:
         ws = scenario.Workspace(pg, fakes, "redis://127.0.0.1:1/0", WORK)  # no broker: nothing is enqueued
-        p = _prepared(ws, args.entries + WARMUP)
+        p = _prepared(ws, args.entries + WARMUP, args.sops)
         runs = [measure(ws, p, profile, args.callgrind) for _ in range(args.repeats)]
     finally:
         fakes.stop()
