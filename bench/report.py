@@ -276,6 +276,8 @@ def render(results: dict) -> str:
         "make bench BENCH_ARGS=--smoke   # a couple of minutes: checks the harness",
         "make bench BENCH_ARGS=--cpu     # orchestration CPU per entry only (fakes at zero latency)",
         "make bench BENCH_ARGS='--curve --threads 32'   # 1,000 x 42, one worker with 32 threads, no baseline",
+        "make bench BENCH_ARGS='--curve --sops 1000'    # 1,000 x 1,000 alone, one worker, no baseline",
+        "python -m bench.entry_cpu --sops 1000          # the per-entry task's CPU alone, one entry at a time",
         "python -m bench.cost            # the cost of a realistic week alone",
         "python -m bench.hybrid_query --sops 1000   # the hybrid retrieval query alone", "```", "",
         "## The weekly run against the sequential baseline", "",

@@ -20,7 +20,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -263,12 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["matching", "scenarios", "cost"], help="run one part")
     parser.add_argument("--threads", type=int, default=scenario_threads(), help="threads per worker process (-P threads -c N; "
                         "default: what docker-compose.yml ships)")
+    parser.add_argument("--sops", type=int, metavar="M", help="with --curve: a playbook of M SOPs instead of 42 "
+                        "(one row of the matrix alone, e.g. --curve --sops 1000)")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="before each measured run, wait up to this long for the machine's CPU to be mostly idle")
     parser.add_argument("--out", type=Path, default=OUT / "results.json")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md", help="'-' to skip the report")
     args = parser.parse_args(argv)
     profile = PROFILES["full" if args.full else "smoke" if args.smoke else "cpu" if args.cpu else "curve" if args.curve else "default"]
+    if args.sops is not None:
+        if not args.curve or args.sops < 1:
+            parser.error("--sops takes a number of SOPs (1 or more) and goes with --curve")
+        profile = replace(profile, scenarios=[(n, args.sops) for n, _ in profile.scenarios], main=(profile.main[0], args.sops))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     log.setLevel(logging.INFO)  # ours (bench.*) only: the library's run logs go to the workers' log files
 
@@ -279,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     out = args.out.resolve()
     meta = {
-        "profile": profile.name, "command": "make bench" + ("" if profile.name == "default" else f" BENCH_ARGS=--{profile.name}"),
+        "profile": profile.name, "command": "make bench" + ("" if profile.name == "default" else f" BENCH_ARGS='--{profile.name}"
+                                     + (f" --sops {args.sops}" if args.sops else "") + "'"),
         "argv": shlex.join(["-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]), "commit": git_commit(),
         "results": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "load_average_start": os.getloadavg(),
