@@ -110,3 +110,12 @@ def test_the_bench_fails_on_model_calls_above_the_bound():
     results = {"scenarios": [{"entries": 5, "sops": 42, "fanout": {"1": ok, "2": over}, "baseline": ok | {"method": "measured"}}],
                "zero_latency": []}
     assert call_bound_violations(results) == ["5 x 42, 2 worker(s): 12 model calls > bound 10"]
+
+
+@pytest.mark.parametrize("argv", [["--sops", "1000"], ["--full", "--sops", "1000"], ["--curve", "--sops", "0"]])
+def test_sops_goes_with_the_curve_only(argv, capsys):
+    from bench.run import main
+
+    with pytest.raises(SystemExit) as stop:  # refused before anything starts
+        main(argv)
+    assert stop.value.code == 2 and "--sops takes a number of SOPs" in capsys.readouterr().err
