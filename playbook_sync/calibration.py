@@ -172,7 +172,7 @@ def calibrate(raw: Sequence[float], excess: Sequence[float], *, model: str, sett
     record: dict = {"model": model, "null": {"n": len(raw), "entries": len(excess)}, "pinned": pinned}
     if raw:
         values = np.asarray(raw, dtype=float)
-        record["null"] |= {"median": round(float(np.quantile(values, 0.5)), 4),
+        record["null"] |= {"median": round(statistics.median(raw), 4),
                            "p90": round(float(np.quantile(values, WEAK_QUANTILE)), 4),
                            "p99": round(float(np.quantile(values, STRONG_QUANTILE)), 4),
                            "histogram": _histogram(values)}

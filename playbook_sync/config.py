@@ -216,8 +216,8 @@ class Settings(BaseSettings):
     llm_retry_base_seconds: float = 1.0
     llm_retry_max_seconds: float = 60.0  # longest single wait, incl. a server's retry-after
     llm_output_retries: int = 1  # re-asks when an answer breaks the schema
-    # LLM calls the chord callback makes at once (edits, new-SOP drafts); 1 = one after another. As many as an LLM
-    # worker's threads (docker-compose.yml: 32) have in flight during the fan-out: the API's limits already allow that.
+    # LLM calls the chord callback makes at once, for the edits and, beside them, for the new-SOP drafts; 1 = one
+    # after another. As many as an LLM worker's threads (docker-compose.yml: 32) have in flight during the fan-out.
     llm_concurrency: int = 32
     llm_batch: bool = False  # classify a run's entries in one Anthropic Message Batch (half price)
     batch_poll_seconds: int = 300

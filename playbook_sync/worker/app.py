@@ -69,8 +69,10 @@ def _results_untracked(app: Celery) -> Iterator[None]:
     result. Nobody waits on a run's header: the callback is the chord's. bench/ (1,000 entries, 32
     threads): the header took 2.0-3.1 s of the start thread, 0.3 s without the subscriptions.
     """
-    backend = app.backend  # this thread's own instance (one per thread: result_backend_thread_safe is not set)
-    if not isinstance(backend, AsyncBackendMixin):
+    backend = app.backend
+    # Only this thread's own instance: a thread-safe backend is one instance for every thread, whose results
+    # (a .get() elsewhere) would then go unheard for the block; it keeps its subscriptions.
+    if not isinstance(backend, AsyncBackendMixin) or backend.thread_safe:
         yield
         return
     backend.add_pending_result = lambda result, weak=False, start_drainer=True: result
