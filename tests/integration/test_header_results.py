@@ -48,7 +48,8 @@ def test_backend_normal_after_block_same_thread(redis_url):
     app.backend.result_consumer.cancel_for(task_id)
 
 
-def test_other_threads_unaffected_during_block(redis_url):
+def _heard_during(celery_app, block, redis_url: str) -> list:
+    """What another thread's .get() returns for a result stored while `block` is open in this thread."""
     got: list = []
     task_id = str(uuid.uuid4())
     inside, done = threading.Event(), threading.Event()
@@ -56,17 +57,21 @@ def test_other_threads_unaffected_during_block(redis_url):
     def waiter():
         inside.wait(5)
         try:
-            got.append(app.AsyncResult(task_id).get(timeout=5))
+            got.append(celery_app.AsyncResult(task_id).get(timeout=4))
         except Exception as exc:  # noqa: BLE001
-            got.append(exc)
+            got.append(type(exc).__name__)
         done.set()
 
     threading.Thread(target=waiter, daemon=True).start()
-    with publish_batched(app):
+    with block:
         inside.set()
         _store_later(redis_url, task_id, 7)
         done.wait(8)
-    assert got == [7]
+    return got
+
+
+def test_other_threads_unaffected_during_block(redis_url):
+    assert _heard_during(app, publish_batched(app), redis_url) == [7]
 
 
 @pytest.mark.parametrize("thread_safe", [False, True])
@@ -75,24 +80,7 @@ def test_thread_safe_backend_shared_instance(redis_url, settings, thread_safe):
     so another thread's .get() during the block still hears its result."""
     other = create_app(settings)
     other.conf.update(broker_url=redis_url, result_backend=redis_url, result_backend_thread_safe=thread_safe)
-    got: list = []
-    task_id = str(uuid.uuid4())
-    inside, done = threading.Event(), threading.Event()
-
-    def waiter():
-        inside.wait(5)
-        try:
-            got.append(other.AsyncResult(task_id).get(timeout=4))
-        except Exception as exc:  # noqa: BLE001
-            got.append(type(exc).__name__)
-        done.set()
-
-    threading.Thread(target=waiter, daemon=True).start()
-    with _results_untracked(other):
-        inside.set()
-        _store_later(redis_url, task_id, 7)
-        done.wait(8)
-    assert got == [7]
+    assert _heard_during(other, _results_untracked(other), redis_url) == [7]
 
 
 @pytest.mark.parametrize("backend_url", ["db+sqlite:///{tmp}/r.db", "rpc://", "cache+memory://"])
