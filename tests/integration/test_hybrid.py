@@ -296,3 +296,45 @@ def test_the_vacuum_skips_postings_another_session_holds_and_a_huge_top_k_still_
     with deps.session() as s:
         ranking = retrieval.hybrid_sops(s, entry_id=started[0].entry_ids[0], k=100)
     assert len(ranking.hits) == 9  # every SOP of the demo playbook, ranked
+
+
+def test_bm25_looks_up_only_the_entry_terms_postings_whatever_the_statistics_say(deps):
+    # The per-connection generic plan of the hybrid statement is made from whatever statistics autovacuum has left.
+    # With the lexicon and postings analyzed and the one-row stats table not, the planner guessed thousands of terms
+    # and joined them to every posting: 5x the CPU per entry at 1,000 SOPs. Each term's postings come by its key.
+    import json
+    from datetime import UTC, datetime
+
+    from playbook_sync import demo, prepared
+    from playbook_sync.models import KnowledgeEntry
+
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
+    with deps.session() as s:
+        pipeline.start_run(s, deps, trigger="test")
+    with db.get_engine(deps.settings.database_url).connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text("ANALYZE cp_sop_sections; ANALYZE cp_sop_embeddings; ANALYZE cp_sop_lexicon; ANALYZE cp_sop_postings"))
+    with deps.session() as s:
+        entry_id = s.scalars(select(KnowledgeEntry.id).limit(1)).one()
+        postings = s.scalar(text("SELECT count(*) FROM cp_sop_postings"))
+        name, body = prepared._statement(retrieval.HYBRID_SQL)
+        params = {"entry_id": entry_id, "pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS, "k": 3, "by_rrf": False}
+        order = list(dict.fromkeys(prepared._PARAM.findall(retrieval.HYBRID_SQL)))
+        s.execute(text(f"SET LOCAL hnsw.ef_search = {retrieval.POOL}; SET LOCAL enable_seqscan = off; "
+                       "SET LOCAL plan_cache_mode = force_generic_plan"))
+        s.connection().exec_driver_sql(f"PREPARE {name}_plan AS {body}")
+        plan = s.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}_plan({', '.join(':' + n for n in order)})"),
+                         params).scalar()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+
+    def scans(node):
+        if node.get("Relation Name") == "cp_sop_postings":
+            yield node
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    found = list(scans(plan[0]["Plan"]))
+    assert found and postings > 50
+    for scan in found:
+        assert "word" in scan.get("Index Cond", ""), scan
+        assert scan["Actual Rows"] < postings, scan
