@@ -150,7 +150,7 @@ def targets(results: dict) -> list[str]:
             if not ok:
                 line += (f" Of {m['wall']:.1f} s, {m.get('phase_start', 0):.1f} s are the start (SOP sync, embedding the "
                          f"week, publishing the chord), {m.get('phase_entries', 0):.1f} s the entries and "
-                         f"{m.get('phase_finalize', 0):.1f} s the callback (its edit calls, 16 at a time, and the commit); "
+                         f"{m.get('phase_finalize', 0):.1f} s the callback (its edit calls, LLM_CONCURRENCY at a time, and the commit); "
                          f"{_bound_by(m, w)}. " + ("Less CPU per entry in the worker (or the work split over processes "
                          "on cores of their own) would close it." if w == "1" else "Spreading the callback's edit calls "
                          "over the workers (a second fan-out) and a shorter start would close it."))
