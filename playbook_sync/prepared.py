@@ -10,6 +10,7 @@ PostgreSQL connection or PgBouncer in session mode, not transaction pooling).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from functools import lru_cache
 
@@ -58,3 +59,12 @@ def execute(session: Session, sql: str, params: dict, *, settings: str = "") -> 
             # forget them, so the next use prepares again; this transaction is aborted and fails as it is.
             known.clear()
         raise
+
+
+def explain(session: Session, sql: str, params: dict, *, settings: str = "") -> list:
+    """EXPLAIN (ANALYZE, FORMAT JSON) of sql's prepared statement on this connection: the generic plan a worker
+    runs, not the custom plan a plain EXPLAIN of the SQL with its values would show (the two can differ by 5x)."""
+    execute(session, sql, params, settings=settings).all()  # prepared (and planned) as on a worker's first entry
+    clause = _execute_clause(sql, settings).text.replace("EXECUTE ", "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE ", 1)
+    plan = session.execute(text(clause), params).scalar()
+    return plan if isinstance(plan, list) else json.loads(plan)

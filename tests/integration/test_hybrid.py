@@ -302,7 +302,6 @@ def test_bm25_looks_up_only_the_entry_terms_postings_whatever_the_statistics_say
     # The per-connection generic plan of the hybrid statement is made from whatever statistics autovacuum has left.
     # With the lexicon and postings analyzed and the one-row stats table not, the planner guessed thousands of terms
     # and joined them to every posting: 5x the CPU per entry at 1,000 SOPs. Each term's postings come by its key.
-    import json
     from datetime import UTC, datetime
 
     from playbook_sync import demo, prepared
@@ -317,15 +316,9 @@ def test_bm25_looks_up_only_the_entry_terms_postings_whatever_the_statistics_say
     with deps.session() as s:
         entry_id = s.scalars(select(KnowledgeEntry.id).limit(1)).one()
         postings = s.scalar(text("SELECT count(*) FROM cp_sop_postings"))
-        name, body = prepared._statement(retrieval.HYBRID_SQL)
-        params = {"entry_id": entry_id, "pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS, "k": 3, "by_rrf": False}
-        order = list(dict.fromkeys(prepared._PARAM.findall(retrieval.HYBRID_SQL)))
-        s.execute(text(f"SET LOCAL hnsw.ef_search = {retrieval.POOL}; SET LOCAL enable_seqscan = off; "
-                       "SET LOCAL plan_cache_mode = force_generic_plan"))
-        s.connection().exec_driver_sql(f"PREPARE {name}_plan AS {body}")
-        plan = s.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}_plan({', '.join(':' + n for n in order)})"),
-                         params).scalar()
-    plan = plan if isinstance(plan, list) else json.loads(plan)
+        plan = prepared.explain(s, retrieval.HYBRID_SQL, {"entry_id": entry_id, "pool": retrieval.POOL,
+                                                          "max_terms": retrieval.MAX_TERMS, "k": 3, "by_rrf": False},
+                                settings=f"SET LOCAL hnsw.ef_search = {retrieval.POOL}; SET LOCAL enable_seqscan = off; ")
 
     def scans(node):
         if node.get("Relation Name") == "cp_sop_postings":
