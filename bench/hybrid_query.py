@@ -3,8 +3,10 @@
     .venv/bin/python -m bench.hybrid_query --sops 1000 --entries 200
 
 Prints the sections, the mean wall time of retrieval.hybrid_sops per entry (SQL and Python, and the
-client's CPU of it), the query plan's execution time for one entry (the same SET LOCALs as the worker)
-and the time of the run start's lexical and standing nulls (retrieval.chance_nulls: one pass over a sample).
+client's CPU of it), the execution time of the plan a worker runs for one entry (prepared.explain: the
+prepared generic plan under the same SET LOCALs, not the custom plan a plain EXPLAIN of the SQL would show)
+with the plan nodes that took most of it, and the time of the run start's lexical and standing nulls
+(retrieval.chance_nulls: one pass over a sample).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench import generate
-from playbook_sync import db, pipeline, retrieval, store
+from playbook_sync import db, pipeline, prepared, retrieval, store
 from playbook_sync.local_services import start_postgres
 from playbook_sync.providers.offline import OfflineEmbedder
 from playbook_sync.sops import parse_sop, section_embedding_text, whole_embedding_text
@@ -44,19 +46,38 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 null, standing = retrieval.chance_nulls(s, entry_ids=ids, k=3)  # what a run's start pays once, for the gate
                 null_ms = (time.perf_counter() - started) * 1000
-                s.execute(text(f"SET LOCAL hnsw.ef_search = {retrieval.POOL}; SET LOCAL enable_seqscan = off"))
-                plan = [r[0] for r in s.execute(text("EXPLAIN ANALYZE " + retrieval.HYBRID_SQL),
-                                                {"entry_id": ids[0], "pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS, "k": 3,
-                                                 "by_rrf": False})]
+                plan = prepared.explain(s, retrieval.HYBRID_SQL, {
+                    "entry_id": ids[0], "pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS, "k": 3, "by_rrf": False},
+                    settings=retrieval.PLANNER_SETTINGS.format(pool=retrieval.POOL))[0]
                 sections = s.scalar(text("SELECT count(*) FROM cp_sop_sections"))
             db.get_engine(url).dispose()
         finally:
             server.cleanup()
     print(f"{args.sops} SOPs, {sections} sections, {args.entries} entries: hybrid_sops {per_entry:.1f} ms per entry "
           f"({client_cpu:.2f} ms of it client CPU); "
-          f"{next(line for line in plan if line.startswith('Execution Time'))} (one entry); "
+          f"generic plan {plan['Execution Time']:.1f} ms (one entry); "
           f"lexical and standing nulls over {len(null)} / {len(standing)} entries {null_ms:.0f} ms")
+    for ms, node in slowest(plan["Plan"]):
+        print(f"  {ms:7.2f} ms  {node}")
     return 0
+
+
+def slowest(plan: dict, top: int = 8) -> list[tuple[float, str]]:
+    """The plan's nodes by their own time (their total over all loops, less their children's), largest first.
+    Approximate: a CTE's work is counted at the CTE's own nodes, not at the CTE Scans that read it, so a node
+    above both can show less than it took."""
+    out: list[tuple[float, str]] = []
+
+    def walk(node: dict) -> float:
+        total = node.get("Actual Total Time", 0.0) * node.get("Actual Loops", 1)
+        children = sum(walk(child) for child in node.get("Plans", ()))
+        if node["Node Type"] != "CTE Scan":
+            label = " ".join(str(node[k]) for k in ("Node Type", "Relation Name", "Index Name", "Subplan Name") if k in node)
+            out.append((max(total - children, 0.0), f"{label} (rows {node.get('Actual Rows')} x {node.get('Actual Loops')} loops)"))
+        return total
+
+    walk(plan)
+    return sorted(out, reverse=True)[:top]
 
 
 def _load(url: str, sops: int, entries: int) -> list:

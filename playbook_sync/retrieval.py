@@ -51,6 +51,10 @@ EF_SEARCH_MAX = 1000  # pgvector refuses a larger hnsw.ef_search: the pool of a 
 # Entries whose hybrid rankings form the lexical and standing nulls (chance_nulls): twice the fewest that calibrate.
 # Their medians are all the gate reads, and each entry costs one hybrid statement (a full BM25 over the postings).
 CHANCE_SAMPLE = 2 * MIN_NULL
+# The hybrid statement's planner settings, sent with it (hybrid_sops): keep the planner on the HNSW index (a high
+# ef_search makes it cost an exact scan as cheaper), for this statement only. A prepared statement's generic plan
+# is made under the settings of its first execution, so every execution passes the same ones.
+PLANNER_SETTINGS = "SET LOCAL hnsw.ef_search = {pool}; SET LOCAL enable_seqscan = off; "
 
 
 @dataclass(frozen=True)
@@ -202,13 +206,11 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
 
     by_rrf: rank by the reciprocal rank fusion of their best sections instead (as before standing fusion)."""
     pool = min(max(pool, k * 12), EF_SEARCH_MAX)
-    # As in matching.py: keep the planner on the HNSW index (a high ef_search makes it cost an exact scan
-    # as cheaper), and only for this statement.
     # The settings go in the same round trip as the query (psycopg2 returns the last statement's rows).
     # Prepared once per connection with a generic plan (prepared.py): planning it cost as much as running it.
     rows = prepared.execute(session, HYBRID_SQL, {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS, "k": k,
                                                  "by_rrf": by_rrf},
-                            settings=f"SET LOCAL hnsw.ef_search = {int(pool)}; SET LOCAL enable_seqscan = off; ").all()
+                            settings=PLANNER_SETTINGS.format(pool=int(pool))).all()
     if not rows:  # (no row: the statement did not turn enable_seqscan back on)
         session.execute(text("SET LOCAL enable_seqscan = on"))
         return Ranking([], None, None)
