@@ -32,6 +32,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from playbook_sync.textmemo import memoized
+
 _MAX_ROUNDS = 8
 _MAX_TARGET = 512
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})  # controls, zero-width/bidi, private, unassigned
@@ -235,7 +237,11 @@ STRUCTURAL = frozenset({"admonition-stray", "admonition-unclosed", "fence-unclos
 
 
 def _hazards(text: str) -> list[tuple[int, str, str]]:
-    """(line, message, code), sorted by line and message as find_hazards always was."""
+    """(line, message, code), sorted by line and message as find_hazards always was (scanned once per text)."""
+    return list(memoized("mdx-hazards", text, _scan_hazards))
+
+
+def _scan_hazards(text: str) -> tuple[tuple[int, str, str], ...]:
     lines = text.splitlines(keepends=True)
     infos = scan(lines)
     hazards: list[tuple[int, str, str]] = []
@@ -258,7 +264,7 @@ def _hazards(text: str) -> list[tuple[int, str, str]]:
                    for number, opener in open_admonitions)
     if infos and infos[-1].in_fence:
         hazards.append((fence_start, "code fence is never closed", "fence-unclosed"))
-    return sorted(hazards)
+    return tuple(sorted(hazards))
 
 
 def _line_hazards(body: str) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from types import MappingProxyType
 
 import yaml
 
@@ -22,6 +23,7 @@ from playbook_sync.mdx import STRUCTURAL, coded_hazards, frontmatter_length
 from playbook_sync.providers.base import ProviderError
 from playbook_sync.providers.localgit import safe_repo_path
 from playbook_sync.schemas import Section, SopDoc
+from playbook_sync.textmemo import memoized
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -128,7 +130,7 @@ class Checked:
 
 @dataclass
 class _Front:
-    meta: dict
+    meta: Mapping
     length: int  # lines of frontmatter, both '---' included
     id_line: int  # 1-based line of `id:` (1 when absent)
 
@@ -150,6 +152,12 @@ def skip_reason(path: str, size: int, max_bytes: int | None) -> Problem | None:
     return None
 
 
+def _load_yaml(text: str) -> object:
+    """The YAML document; a mapping read-only, as memoized results are shared."""
+    meta = yaml.safe_load(text)
+    return MappingProxyType(meta) if isinstance(meta, dict) else meta
+
+
 def read_frontmatter(path: str, lines: list[str]) -> _Front | Problem:
     """The one frontmatter reader: the YAML mapping between the leading '---' lines, or why there is none."""
     if not lines or lines[0].strip() != "---":
@@ -158,7 +166,7 @@ def read_frontmatter(path: str, lines: list[str]) -> _Front | Problem:
     if not length:
         return Problem(path, 1, "frontmatter-unclosed", "frontmatter is not closed with '---'")
     try:
-        meta = yaml.safe_load("".join(lines[1 : length - 1]))
+        meta = memoized("frontmatter", "".join(lines[1 : length - 1]), _load_yaml)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1  # +1 for 1-based, +1 for the opening '---'
@@ -170,7 +178,7 @@ def read_frontmatter(path: str, lines: list[str]) -> _Front | Problem:
         return Problem(path, 2, "frontmatter-yaml", f"frontmatter is not valid YAML: {reason}")
     if meta is None:
         meta = {}
-    if not isinstance(meta, dict):
+    if not isinstance(meta, Mapping):
         return Problem(path, 2, "frontmatter-not-mapping", "frontmatter is not a mapping of keys to values")
     id_line = next((i + 1 for i in range(1, length - 1) if _ID_LINE.match(lines[i])), 1)
     return _Front(meta, length, id_line)
