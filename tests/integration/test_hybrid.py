@@ -331,3 +331,27 @@ def test_bm25_looks_up_only_the_entry_terms_postings_whatever_the_statistics_say
     for scan in found:
         assert "word" in scan.get("Index Cond", ""), scan
         assert scan["Actual Rows"] * scan["Actual Loops"] < postings, scan  # (Actual Rows is per loop)
+
+
+def test_the_calibration_null_searches_the_index_whatever_the_statistics_say(deps):
+    # Once autovacuum has analyzed the sections, the planner costs an exact search (a sequential scan and a sort
+    # per sampled entry) below the HNSW index at the null's ef_search: at 1,000 SOPs the run's start then spent
+    # 18 s instead of 2 s in calibration.null_scores, whenever autovacuum happened to get there first.
+    from datetime import UTC, datetime
+
+    from playbook_sync import calibration, demo
+
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
+    with deps.session() as s:
+        ids = pipeline.start_run(s, deps, trigger="test").entry_ids
+    with db.get_engine(deps.settings.database_url).connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text("ANALYZE cp_sop_sections; ANALYZE cp_knowledge_entries"))
+    scans = text("SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'cp_sop_sections'")
+    with deps.session() as s:
+        before = s.execute(scans).one()
+        raw, excess = calibration.null_scores(s, entry_ids=ids, k=3)
+        after = s.execute(scans).one()
+        assert s.scalar(text("SHOW enable_seqscan")) == "on"  # only for that statement: the transaction goes on
+    assert raw and excess
+    assert after.seq_scan == before.seq_scan and after.idx_scan > before.idx_scan, (before, after)
