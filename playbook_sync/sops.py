@@ -15,7 +15,6 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from types import MappingProxyType
 
 import yaml
 
@@ -130,7 +129,7 @@ class Checked:
 
 @dataclass
 class _Front:
-    meta: Mapping
+    meta: dict
     length: int  # lines of frontmatter, both '---' included
     id_line: int  # 1-based line of `id:` (1 when absent)
 
@@ -152,10 +151,25 @@ def skip_reason(path: str, size: int, max_bytes: int | None) -> Problem | None:
     return None
 
 
+# Deeper frontmatter is refused before PyYAML composes it: its composer recurses, so how deep a document
+# parses would depend on how deep the caller's stack is, and a remembered parse (textmemo) on who asked first.
+MAX_NESTING = 64
+
+
 def _load_yaml(text: str) -> object:
-    """The YAML document; a mapping read-only, as memoized results are shared."""
-    meta = yaml.safe_load(text)
-    return MappingProxyType(meta) if isinstance(meta, dict) else meta
+    """The YAML document; RecursionError when nested deeper than MAX_NESTING."""
+    # Each level needs a line of its own (block style) or a bracket (flow style): most frontmatter is
+    # shallower than that bound, and only the rest is walked through the parser's events (no recursion).
+    if text.count("\n") + text.count("[") + text.count("{") > MAX_NESTING:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise RecursionError(f"nested deeper than {MAX_NESTING} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    return yaml.safe_load(text)
 
 
 def read_frontmatter(path: str, lines: list[str]) -> _Front | Problem:
@@ -178,7 +192,7 @@ def read_frontmatter(path: str, lines: list[str]) -> _Front | Problem:
         return Problem(path, 2, "frontmatter-yaml", f"frontmatter is not valid YAML: {reason}")
     if meta is None:
         meta = {}
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, dict):
         return Problem(path, 2, "frontmatter-not-mapping", "frontmatter is not a mapping of keys to values")
     id_line = next((i + 1 for i in range(1, length - 1) if _ID_LINE.match(lines[i])), 1)
     return _Front(meta, length, id_line)

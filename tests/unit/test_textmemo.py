@@ -1,5 +1,5 @@
 """The memo of pure text functions (frontmatter YAML, MDX hazards): same answers as computing afresh, nothing shared
-that a caller could change, errors never kept, and bounded."""
+that a caller could change, errors never kept, bounded in bytes, and deep frontmatter judged alike from any stack."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ FRONT = st.sampled_from(["id: a\ntitle: A\n", "id: [unclosed\n", "- a list\n", "
 
 
 def _fresh(path: str, content: bytes) -> sops.Checked:
-    textmemo._kept.clear()
+    textmemo.clear()
     return sops.check_sop(path, content)
 
 
@@ -29,7 +29,7 @@ def _fresh(path: str, content: bytes) -> sops.Checked:
 def test_a_remembered_answer_is_the_answer_computed_afresh_whatever_the_path(docs, paths):
     contents = [f"---\n{front}---\n\n{''.join(body)}".encode() for front, body in docs]
     expected = [_fresh(path, content) for content in contents for path in paths]
-    textmemo._kept.clear()
+    textmemo.clear()
     for _ in range(2):  # several texts through one memo, the second round from it
         assert [sops.check_sop(path, content) for content in contents for path in paths] == expected
 
@@ -39,12 +39,31 @@ def test_callers_cannot_change_what_the_next_caller_gets():
     first = mdx.find_hazards(text)
     first.clear()
     assert mdx.find_hazards(text) and mdx.coded_hazards(text)
-    front = sops.read_frontmatter("docs/a.md", ["---\n", "id: a\n", "title: A\n", "tags: [x]\n", "---\n"])
-    with pytest.raises(TypeError):
-        front.meta["id"] = "b"  # read-only: the next file with this frontmatter gets the same mapping
+    lines = ["---\n", "id: a\n", "title: A\n", "playbook_ids: [voc-sprint]\n", "---\n"]
+    for _ in range(2):  # computed, then remembered: a caller's changes reach neither the memo nor the next caller
+        front = sops.read_frontmatter("docs/a.md", lines)
+        front.meta["playbook_ids"].append("injected")
+        front.meta["id"] = "b"
+    assert sops.read_frontmatter("docs/b.md", lines).meta == {"id": "a", "title": "A", "playbook_ids": ["voc-sprint"]}
 
 
-def test_an_error_is_not_kept_and_the_memo_stays_bounded(monkeypatch):
+def test_deep_frontmatter_is_judged_alike_from_any_stack_depth():
+    # PyYAML's composer recurses: without a depth limit of our own, a document a few hundred levels deep parsed from
+    # a shallow stack and failed from a deep one, and a remembered parse would answer for both.
+    lines = ["---\n", "id: a\n", "title: A\n", "deep: " + "[" * 470 + "]" * 470 + "\n", "---\n"]
+    shallow = "".join(["---\n", "id: a\n", "title: A\n", "deep: " + "[" * 60 + "]" * 60 + "\n", "---\n"])
+
+    def nested(levels: int, lines: list[str]):
+        return nested(levels - 1, lines) if levels else sops.read_frontmatter("docs/a.md", lines)
+
+    for levels in (0, 400, 0):
+        textmemo.clear() if levels else None
+        deep = nested(levels, lines)
+        assert isinstance(deep, sops.Problem) and deep.message.endswith("nested too deeply"), deep
+        assert isinstance(nested(levels, shallow.splitlines(keepends=True)), sops._Front)
+
+
+def test_an_error_is_not_kept_and_the_memo_stays_within_its_bytes(monkeypatch):
     calls = []
 
     def failing(text: str) -> str:
@@ -55,7 +74,11 @@ def test_an_error_is_not_kept_and_the_memo_stays_bounded(monkeypatch):
         with pytest.raises(ValueError):
             textmemo.memoized("test-failing", "same", failing)
     assert len(calls) == 2
-    monkeypatch.setattr(textmemo, "SIZE", 5)
+    textmemo.clear()
+    monkeypatch.setattr(textmemo, "BUDGET", 5 * (textmemo.OVERHEAD + 100))
+    monkeypatch.setattr(textmemo, "LARGEST", 1000)
     for n in range(20):
-        assert textmemo.memoized("test-bounded", str(n), len) == len(str(n))
-    assert len(textmemo._kept) == 5
+        assert textmemo.memoized("test-bounded", str(n), lambda t: t * 50) == str(n) * 50
+    assert textmemo._size <= textmemo.BUDGET and 0 < len(textmemo._kept) < 20
+    assert textmemo.memoized("test-huge", "x", lambda t: t * 5000) == "x" * 5000  # over LARGEST: returned, not kept
+    assert not any(kind == "test-huge" for kind, _ in textmemo._kept)
