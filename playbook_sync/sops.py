@@ -158,9 +158,10 @@ MAX_NESTING = 64
 
 def _load_yaml(text: str) -> object:
     """The YAML document; RecursionError when nested deeper than MAX_NESTING."""
-    # Each level needs a line of its own (block style) or a bracket (flow style): most frontmatter is
-    # shallower than that bound, and only the rest is walked through the parser's events (no recursion).
-    if text.count("\n") + text.count("[") + text.count("{") > MAX_NESTING:
+    # Each level needs a line of its own (block style), a bracket (flow style) or a "- " or "? " indicator (compact
+    # nesting, `- - - x`): most frontmatter is well within that bound, and only the rest is walked through the
+    # parser's events (no recursion).
+    if sum(text.count(c) for c in "\n[{-?") > MAX_NESTING:
         depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.CollectionStartEvent):

@@ -61,6 +61,8 @@ def test_deep_frontmatter_is_judged_alike_from_any_stack_depth():
         deep = nested(levels, lines)
         assert isinstance(deep, sops.Problem) and deep.message.endswith("nested too deeply"), deep
         assert isinstance(nested(levels, shallow.splitlines(keepends=True)), sops._Front)
+    compact = ["---\n", "id: a\n", "title: A\n", "deep:\n", "  " + "- " * 70 + "x\n", "---\n"]  # `- - - x`: no brackets
+    assert sops.read_frontmatter("docs/a.md", compact).message.endswith("nested too deeply")
 
 
 def test_an_error_is_not_kept_and_the_memo_stays_within_its_bytes(monkeypatch):
