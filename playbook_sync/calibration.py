@@ -40,6 +40,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from playbook_sync import db
 from playbook_sync.config import Settings
 
 SAMPLE = 200  # entries whose scores form the null (deterministic: the first by id)
@@ -107,12 +108,8 @@ def null_scores(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int, sam
     ids = sorted(entry_ids)[:sample]
     if not ids:
         return [], []
-    # On the HNSW index, as matching.py: once the sections are analyzed, the planner costs an exact search (a
-    # sequential scan and a sort per sampled entry) below the index at this ef_search; at 1,000 SOPs that made a
-    # run's start spend 18 s here instead of 2 s, whenever autovacuum had got there first (bench/).
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {POOL}; SET LOCAL enable_seqscan = off"))
-    rows = session.execute(text(_NULL_SQL), {"ids": ids, "pool": POOL}).all()
-    session.execute(text("SET LOCAL enable_seqscan = on"))  # only for this statement: the start's transaction goes on
+    # On the index: at 1,000 SOPs an exact search here cost a run's start 18 s instead of 2 s (db.on_hnsw_index).
+    rows = db.on_hnsw_index(session, text(_NULL_SQL), {"ids": ids, "pool": POOL}, ef_search=POOL)
     per_entry: dict[uuid.UUID, list[float]] = {}
     for entry_id, _path, similarity in rows:
         per_entry.setdefault(entry_id, []).append(float(similarity))

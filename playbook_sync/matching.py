@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, select, text
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session, defer
 
+from playbook_sync import db
 from playbook_sync.config import Bands
 from playbook_sync.models import SopEmbedding, SopSection
 from playbook_sync.schemas import Candidate
@@ -33,15 +34,11 @@ def band(similarity: float, bands: Bands) -> str:
 def nearest_sops(session: Session, *, vector: Sequence[float] | ColumnElement, k: int) -> list[tuple[str, str, float]]:
     """(path, best section, similarity) of the k SOPs whose best section is nearest (vector: values or SQL)."""
     limit = max(k * SECTIONS_PER_SOP, 40)
-    # A higher ef_search raises the index's cost estimate until the planner prefers an exact
-    # sequential scan: ~60x slower at 100k vectors. Keep the query on the index (pgvector's
-    # README suggests the same); on a small table its answer is as good as exact anyway.
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {int(max(limit, EF_SEARCH))}; SET LOCAL enable_seqscan = off"))
     # Ordered by the selected column: each distance is computed (and its vector detoasted) once, not twice.
     query = vector if isinstance(vector, ColumnElement) else list(vector)
     distance = SopSection.embedding.cosine_distance(query).label("distance")
-    rows = session.execute(select(SopSection.file_path, SopSection.heading, distance).order_by(distance).limit(limit)).all()
-    session.execute(text("SET LOCAL enable_seqscan = on"))  # only for this query: the transaction goes on
+    rows = db.on_hnsw_index(session, select(SopSection.file_path, SopSection.heading, distance).order_by(distance).limit(limit),
+                            ef_search=max(limit, EF_SEARCH))
     best: dict[str, tuple[str, str, float]] = {}
     for path, heading, d in rows:
         if path not in best:
