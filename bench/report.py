@@ -84,7 +84,7 @@ def phase_rows(results: dict) -> list[list[str]]:
                 rows.append([_n(s["entries"]), _n(s["sops"]), f"{s.get('latency', latency) * 1000:.0f} ms", w,
                              _n(m.get("phase_start"), 1), _n(m.get("phase_entries"), 1), _n(m.get("phase_finalize"), 1),
                              _n(cpu.get("workers"), 1), _n(cpu.get("postgres"), 1), _n(cpu.get("driver_and_fakes"), 1),
-                             _pct(m.get("machine_busy")), _pct(_others_cpu(m))])
+                             _pct(m.get("machine_busy")), _pct(_others_cpu(m)), _n(m.get("probe_ms"), 1)])
     return rows
 
 
@@ -98,7 +98,7 @@ def zero_rows(results: dict) -> list[list[str]]:
             cpu = m.get("cpu_ms_per_entry", {})
             rows.append([_n(s["entries"]), _n(s["sops"]), label, _n(m["wall"], 1), _n(1000 * m["wall"] / s["entries"], 1),
                          _n(cpu.get("workers") if label != "baseline" else cpu.get("driver_and_fakes"), 1),
-                         _n(cpu.get("postgres"), 1), _pct(m.get("machine_busy")), _pct(_others_cpu(m))])
+                         _n(cpu.get("postgres"), 1), _pct(m.get("machine_busy")), _pct(_others_cpu(m)), _n(m.get("probe_ms"), 1)])
     return rows
 
 
@@ -180,10 +180,11 @@ def targets(results: dict) -> list[str]:
                     f"{cpu.get('redis', 0):.1f}) against < {CPU_TARGET_MS:.0f} ms — **{'met' if ours < CPU_TARGET_MS else 'missed'}**; "
                     f"wall {1000 * m['wall'] / z['entries']:.1f} ms per entry.")
             if ours >= CPU_TARGET_MS:
-                line += (f" With the model answering at once, {_bound_by(m, w)}. Per entry a worker makes 6 SQL round "
-                         "trips (item and entry, the hybrid query with its settings, a reset, the match log, the cost row "
-                         "and the item at commit), one classify call through the SDK, and handles a Celery message, its "
-                         "result and 4 task events; the hybrid BM25+vector query is most of PostgreSQL's share.")
+                line += (f" With the model answering at once, {_bound_by(m, w)}. Per entry a worker makes 4 SQL round "
+                         "trips (the item and its entry, the hybrid query with its planner settings, the item's state with "
+                         "its calls and matches in one statement, the commit), one classify call through the SDK, and "
+                         "handles a Celery message, its ack and the chord's counter; the hybrid BM25+vector query is most "
+                         "of PostgreSQL's share.")
             out.append(line)
     if costs := _costs(results):
         week = costs[0]  # the realistic week comes first
@@ -244,10 +245,10 @@ def curve_section(results: dict) -> list[str]:
             f"{n:,} entries × {m} SOPs, one worker process with N threads (`-P threads -c N`), fakes at the latencies "
             "above, one run each (no repeats, no baseline). The limit divides the model calls over the N threads.", "",
             *_table(["threads", "wall s", "limit s", "efficiency (limit ÷ wall)", "worker CPU ms/entry",
-                     "PostgreSQL CPU ms/entry", "machine busy", "others"],
+                     "PostgreSQL CPU ms/entry", "machine busy", "others", "speed probe ms"],
                     [[str(r["threads"]), _n(r["wall"], 1), _n(r.get("limit"), 1), _pct(efficiency(r)),
                       _n(r.get("cpu_ms_per_entry", {}).get("workers"), 1), _n(r.get("cpu_ms_per_entry", {}).get("postgres"), 1),
-                      _pct(r.get("machine_busy")), _pct(_others_cpu(r))] for r in rows]), ""]
+                      _pct(r.get("machine_busy")), _pct(_others_cpu(r)), _n(r.get("probe_ms"), 1)] for r in rows]), ""]
 
 
 def render(results: dict) -> str:
@@ -262,14 +263,19 @@ def render(results: dict) -> str:
         *([f"**This run was stopped before it finished:** {meta['stopped']}. What it measured before that is below; "
            "the scenarios it did not reach have no row.", ""] if meta.get("stopped") else []),
         "## Machine", "",
-        *_table(["CPU", "cores", "memory", "OS", "Python", "PostgreSQL", "pgvector", "load average (start → end)"],
+        *_table(["CPU", "cores", "memory", "OS", "Python", "PostgreSQL", "pgvector", "load average (start → end)",
+                 "speed probe ms (start → end)"],
                 [[mach["cpu"], str(mach["cores"]), f"{mach['memory_gb']} GB", mach["os"], mach["python"],
                   str(meta.get("postgres")), str(meta.get("pgvector")),
-                  f"{meta['load_average_start'][0]:.1f} → {(meta.get('load_average_end') or [0])[0]:.1f}"]]), "",
+                  f"{meta['load_average_start'][0]:.1f} → {(meta.get('load_average_end') or [0])[0]:.1f}",
+                  f"{_n(meta.get('probe_ms_start'), 1)} → {_n(meta.get('probe_ms_end'), 1)}"]]), "",
         "Everything ran on this one machine: embedded PostgreSQL+pgvector and Redis (Valkey), real Celery worker "
         "processes, and the fake OpenAI/Anthropic servers on 127.0.0.1 that the real providers (the SDKs) were "
         "pointed at. The machine is shared with other work; the *others* column says how much of its CPU went to "
-        "processes outside the run.", "",
+        "processes outside the run. The *speed probe* is a fixed piece of single-threaded Python (`scenario.python_speed`: "
+        "JSON, a sort, a regex; the median of 5) timed before the bench and before each measured run: the same commit has "
+        "run the same scenario 1.7× slower on one hour than on the next on this kind of machine, with nothing else "
+        "running, and the probe says which kind of hour a row comes from (lower is faster; compare rows, and runs, by it).", "",
         "## Reproduce", "", "```sh",
         "make bench                      # the whole matrix: writes bench/out/results.json and this file",
         "make bench BENCH_ARGS=--full    # the same with baselines measured in full up to 1,000 entries",
@@ -309,10 +315,10 @@ def render(results: dict) -> str:
         "Phases from the database's timestamps (start: run opened → first classify call; entries: first → last "
         "classify call; finalize: → run logged). CPU per entry by process group over the run.", "",
         *_table(["entries", "SOPs", "latency", "workers", "start s", "entries s", "finalize s", "worker CPU ms/entry",
-                 "PostgreSQL CPU ms/entry", "fakes CPU ms/entry", "machine busy", "others"], phase_rows(results)), "",
+                 "PostgreSQL CPU ms/entry", "fakes CPU ms/entry", "machine busy", "others", "speed probe ms"], phase_rows(results)), "",
         "## Orchestration overhead (fakes at zero latency)", "",
         *_table(["entries", "SOPs", "run", "wall s", "ms per entry", "our CPU ms/entry", "PostgreSQL CPU ms/entry",
-                 "machine busy", "others"], zero_rows(results)), "",
+                 "machine busy", "others", "speed probe ms"], zero_rows(results)), "",
         "## Matching at scale", "",
         "Structured random 1536-d section vectors (~10 per SOP: a shared direction, a module direction, an SOP direction, "
         "per-section noise) in `cp_sop_sections` of a migrated database; 80% of the queries are drawn near a section, 20% "

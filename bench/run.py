@@ -290,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": shlex.join(["-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]), "commit": git_commit(),
         "results": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "load_average_start": os.getloadavg(),
+        "probe_ms_start": scenario.python_speed(),
         "threads": args.threads,
         "machine": machine(), "matcher": matcher(),
     }
@@ -344,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                 release_results(app)
                 redis.stop()
     results["meta"] |= {"finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "duration_s": round(time.perf_counter() - started), "load_average_end": os.getloadavg()}
+                        "duration_s": round(time.perf_counter() - started), "load_average_end": os.getloadavg(),
+                        "probe_ms_end": scenario.python_speed()}
     save()
     log.info("results in %s (%.0f s)", args.out, time.perf_counter() - started)
     if str(args.report) != "-":

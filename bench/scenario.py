@@ -9,9 +9,11 @@ cold prompt cache on the fakes.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 import uuid
@@ -170,13 +172,34 @@ QUIET = {"max_wait": 0.0, "threshold": 0.25}  # set by bench.run --wait-quiet
 
 
 def wait_quiet() -> dict:
-    """Before a measured run: wait (up to QUIET's max_wait) until the machine's CPU is mostly idle."""
+    """Before a measured run: wait (up to QUIET's max_wait) until the machine's CPU is mostly idle, then
+    time the speed probe."""
     started = time.perf_counter()
     busy = psutil.cpu_percent(interval=1.0) / 100
     while busy > QUIET["threshold"] and time.perf_counter() - started < QUIET["max_wait"]:
         time.sleep(5)
         busy = psutil.cpu_percent(interval=1.0) / 100
-    return {"waited_s": round(time.perf_counter() - started - 1.0, 1), "busy_before": round(busy, 2)}
+    waited = round(time.perf_counter() - started - 1.0, 1)
+    return {"waited_s": waited, "busy_before": round(busy, 2), "probe_ms": python_speed()}
+
+
+PROBE_ROUNDS = 5
+
+
+def python_speed() -> float:
+    """Milliseconds for a fixed single-threaded piece of Python (JSON, sorting, a regex: what a worker spends
+    its CPU on), the median of PROBE_ROUNDS: how fast this machine ran Python just before a measured run.
+    The same commit on the same kind of machine ran the main scenario in 23 s one hour and 14 s the next, with
+    nothing else running (no steal, no other processes); this says which kind of hour a figure comes from."""
+    payload = [{"id": i, "text": f"entry {i} about discovery calls " * 4, "score": i / 7} for i in range(2000)]
+    times = []
+    for _ in range(PROBE_ROUNDS):
+        t0 = time.perf_counter()
+        decoded = json.loads(json.dumps(payload))
+        decoded.sort(key=lambda d: (d["score"] % 1, d["text"]))
+        re.findall(r"\w+", " ".join(d["text"] for d in decoded))
+        times.append(time.perf_counter() - t0)
+    return round(1000 * sorted(times)[len(times) // 2], 1)
 
 
 def _busy() -> float:

@@ -72,11 +72,12 @@ def test_report_renders_tables_and_judges_targets_from_the_results():
     results = {
         "meta": {"profile": "default", "command": "make bench", "commit": "abc1234", "started": "2026-03-01T00:00:00+00:00",
                  "duration_s": 1200, "load_average_start": [0.5], "load_average_end": [0.7], "postgres": "18",
+                 "probe_ms_start": 14.8, "probe_ms_end": 25.1,
                  "pgvector": "0.8.6", "machine": {"cpu": "test cpu", "cores": 2, "memory_gb": 24, "os": "Linux", "python": "3.11"}},
         "profile": {"latency": 0.3, "embedding_latency": 0.15, "baseline_full_up_to": 100},
         "scenarios": [{"entries": 1000, "sops": 42, "latency": 0.3, "fanout": {"1": _run(20.0, 140), "2": _run(15.0, 140)},
                        "baseline": _run(500.0, 140, method="extrapolated", parallel_efficiency=0.95)}],
-        "zero_latency": [{"entries": 1000, "sops": 42, "fanout": {"1": _run(8.0, 140)}, "baseline": _run(30.0, 140)}],
+        "zero_latency": [{"entries": 1000, "sops": 42, "fanout": {"1": _run(8.0, 140, probe_ms=16.2)}, "baseline": _run(30.0, 140)}],
         "curve": [{"entries": 1000, "sops": 42, "threads": t} | _run(w, 140, limit=19.7) for t, w in ((16, 24.6), (32, 27.0))],
         "costs": [{"entries": 50, "sops": 40, "words": 7000, "results": {
             mode: {"status": "success", "entries": 50, "enriched": 45, "sops_enriched": 24, "sops_created": 1,
@@ -99,7 +100,16 @@ def test_report_renders_tables_and_judges_targets_from_the_results():
     assert "12.0 ms (workers 12.0, PostgreSQL 0.0, Redis 0.0) against < 5 ms — **missed**" in text
     assert "0.990 for entries with a match above the weak band" in text
     assert "$1.37 (batch mode $0.85) — **met**" in text and "| direct | **total** | 72 / bound 76 |" in text
+    # The speed probe: at the bench's start and end, and per run.
+    assert "| 0.5 → 0.7 | 14.8 → 25.1 |" in text and "| 50% | 42% | 16.2 |" in text
     assert "## Threads per LLM worker" in text and "| 16 | 24.6 | 19.7 | 80% |" in text and "| 32 | 27.0 | 19.7 | 73% |" in text
+
+
+def test_the_speed_probe_times_a_fixed_piece_of_python():
+    from bench.scenario import python_speed
+
+    probes = [python_speed() for _ in range(3)]
+    assert all(isinstance(p, float) and 0 < p < 10_000 for p in probes)
 
 
 def test_the_bench_fails_on_model_calls_above_the_bound():
