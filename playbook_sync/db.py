@@ -108,6 +108,9 @@ def check(url: str) -> None:
                           "use postgresql+psycopg2://user:password@host:port/name") from None
 
 
+EF_SEARCH_MAX = 1000  # pgvector refuses a larger hnsw.ef_search
+
+
 def on_hnsw_index(session: Session, statement, params: dict | None = None, *, ef_search: int) -> list:
     """The rows of a nearest-neighbour statement, searched on the HNSW index with this ef_search.
 

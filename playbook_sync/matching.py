@@ -33,7 +33,7 @@ def band(similarity: float, bands: Bands) -> str:
 
 def nearest_sops(session: Session, *, vector: Sequence[float] | ColumnElement, k: int) -> list[tuple[str, str, float]]:
     """(path, best section, similarity) of the k SOPs whose best section is nearest (vector: values or SQL)."""
-    limit = max(k * SECTIONS_PER_SOP, 40)
+    limit = min(max(k * SECTIONS_PER_SOP, 40), db.EF_SEARCH_MAX)  # a huge k: the rest are ranked exactly below
     # Ordered by the selected column: each distance is computed (and its vector detoasted) once, not twice.
     query = vector if isinstance(vector, ColumnElement) else list(vector)
     distance = SopSection.embedding.cosine_distance(query).label("distance")

@@ -30,7 +30,7 @@ from typing import NamedTuple
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from playbook_sync import prepared
+from playbook_sync import db, prepared
 from playbook_sync.calibration import MIN_NULL, NO_SPREAD, Gate, lexical_excess
 from playbook_sync.headings import is_generic
 from playbook_sync.models import SopEmbedding, SopSearchStats
@@ -47,7 +47,6 @@ POOL = 200
 # otherwise match nearly every section through its common words.
 MAX_TERMS = 32
 TOP_SECTIONS = 3  # sections per SOP kept for the classifier's excerpt
-EF_SEARCH_MAX = 1000  # pgvector refuses a larger hnsw.ef_search: the pool of a huge TOP_K stops there
 # Entries whose hybrid rankings form the lexical and standing nulls (chance_nulls): twice the fewest that calibrate.
 # Their medians are all the gate reads, and each entry costs one hybrid statement (a full BM25 over the postings).
 CHANCE_SAMPLE = 2 * MIN_NULL
@@ -205,7 +204,7 @@ def hybrid_sops(session: Session, *, entry_id: uuid.UUID, k: int, pool: int = PO
     above the entry's own null (the SOPs after that ranker's top k), in null standard deviations, summed.
 
     by_rrf: rank by the reciprocal rank fusion of their best sections instead (as before standing fusion)."""
-    pool = min(max(pool, k * 12), EF_SEARCH_MAX)
+    pool = min(max(pool, k * 12), db.EF_SEARCH_MAX)  # the pool of a huge TOP_K stops there
     # The settings go in the same round trip as the query (psycopg2 returns the last statement's rows).
     # Prepared once per connection with a generic plan (prepared.py): planning it cost as much as running it.
     rows = prepared.execute(session, HYBRID_SQL, {"entry_id": entry_id, "pool": pool, "max_terms": MAX_TERMS, "k": k,

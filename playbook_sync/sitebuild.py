@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import yaml
+from playbook_sync.sops import Problem, read_frontmatter
 
 log = logging.getLogger(__name__)
 _SKIP_DIRS = {".git", "node_modules", "build", ".docusaurus", ".cache"}
@@ -139,17 +139,13 @@ def _names(path: str, content: bytes) -> set[str]:
     """The last URL segments a doc may be served under: its slug, its id, its file name."""
     stem = PurePosixPath(path).stem
     names = {stem, re.sub(r"^\d+[-_]", "", stem)}
-    text = content.decode("utf-8", "replace")
-    if text.startswith("---"):
-        end = text.find("\n---", 3)
-        try:
-            meta = yaml.safe_load(text[3:end]) if end > 0 else None
-        except yaml.YAMLError:
-            meta = None
-        if isinstance(meta, dict):
-            for key in ("slug", "id"):
-                if isinstance(meta.get(key), str | int):
-                    names.add(str(meta[key]).rstrip("/").rsplit("/", 1)[-1])
+    # The SOPs' own reader (bounded nesting, every PyYAML error a Problem): a doc whose frontmatter does not
+    # parse is still matched by its file name.
+    front = read_frontmatter(path, content.decode("utf-8", "replace").splitlines(keepends=True))
+    if not isinstance(front, Problem):
+        for key in ("slug", "id"):
+            if isinstance(front.meta.get(key), str | int):
+                names.add(str(front.meta[key]).rstrip("/").rsplit("/", 1)[-1])
     return {n for n in names if n}
 
 

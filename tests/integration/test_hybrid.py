@@ -264,7 +264,7 @@ def test_after_a_run_start_bm25_reads_the_postings_by_an_index_only_scan(deps):
         pipeline.start_run(s, deps, trigger="test")
     with deps.session() as s:
         entry_id = s.scalars(select(KnowledgeEntry.id).limit(1)).one()
-        s.execute(text(f"SET LOCAL hnsw.ef_search = {retrieval.POOL}; SET LOCAL enable_seqscan = off"))
+        s.execute(text(retrieval.PLANNER_SETTINGS.format(pool=retrieval.POOL)))  # as a worker runs it
         plan = "\n".join(r[0] for r in s.execute(text("EXPLAIN (ANALYZE) " + retrieval.HYBRID_SQL), {
             "entry_id": entry_id, "pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS, "k": 3, "by_rrf": False}))
     scan = re.search(r"Index Only Scan using cp_sop_postings_pkey.*\n\s*(?:Index Cond.*\n\s*)?Heap Fetches: (\d+)", plan)

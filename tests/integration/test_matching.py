@@ -57,6 +57,9 @@ def test_best_section_decides_and_top_k_distinct_sops(deps):
         nearest = matching.nearest_sops(s, vector=vec(1, 0), k=3)
     assert [p for p, _, _ in nearest] == ["docs/s0.md", "docs/s1.md", "docs/s2.md"]
     assert {h for _, h, _ in nearest} == {"near"}
+    with deps.session() as s:  # k * 12 sections past pgvector's ef_search limit (1,000): refused before the cap
+        everything = matching.nearest_sops(s, vector=vec(1, 0), k=100)
+    assert [p for p, _, _ in everything] == [f"docs/s{i}.md" for i in range(5)]
 
 
 def _flood(deps, flood: int) -> None:

@@ -70,6 +70,15 @@ def test_pages_are_matched_by_slug_id_or_file_name():
     assert sitebuild.blame(failed, {"docs/guides/other.md": doc("other")}) == []
 
 
+@pytest.mark.parametrize("front", ["date: 2024-13-45\nslug: /guides/intro", "n: !!int abc", "slug: [unclosed",
+                                   "x: " + "[" * 500 + "]" * 500, "- - - " * 300 + "x"])
+def test_frontmatter_that_does_not_parse_is_matched_by_its_file_name_alone(front):
+    # The SOPs' own reader: PyYAML's errors (a date that is not one, deep nesting) are no crash of the gate.
+    failed = result(LINKS)
+    assert sitebuild.blame(failed, {"docs/guides/intro.md": f"---\n{front}\n---\n# T\n".encode()}) == ["docs/guides/intro.md"]
+    assert sitebuild.blame(failed, {"docs/guides/other.md": f"---\n{front}\n---\n# T\n".encode()}) == []
+
+
 def test_a_site_without_docusaurus_cannot_be_built():
     with pytest.raises(BuildUnavailable, match="no package.json"):
         sitebuild.site_package({})
