@@ -71,7 +71,7 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
         return _finish(session, deps, run)
     lifecycle.reset_pending(session, run_id)
     orphans.assign(session, run_id=run_id, threshold=deps.settings.cluster_similarity,
-                   entries=_entries(session, [i.entry_id for i in store.items(session, run_id=run_id, status=ItemStatus.orphaned)]))
+                   entries=_entries(session, lifecycle.item_ids(session, run_id=run_id, status=ItemStatus.orphaned)))
     session.commit()
     learning.before_edits(session, deps, run)  # what editors did with earlier callouts, before we edit again
 
@@ -105,7 +105,7 @@ def _entries(session: Session, ids: list[uuid.UUID], *, vectors: bool = True) ->
 def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
                       not_editable: dict[str, list[Problem]]) -> tuple[list[PlannedBlock], dict[uuid.UUID, str]]:
     """Blocks for this run's enrich decisions: cap per SOP, skip pairs written before."""
-    matched = {i.entry_id for i in store.items(session, run_id=run_id, status=ItemStatus.matched)}
+    matched = set(lifecycle.item_ids(session, run_id=run_id, status=ItemStatus.matched))
     rows = [m for m in store.matches(session, run_id=run_id, action=Action.enrich) if m.knowledge_entry_id in matched]
     done = store.inserted_pairs(session, sop_paths={m.sop_file_path for m in rows})
     entries = {e.id: store.to_entry(e) for e in _entries(session, list(matched), vectors=False)}

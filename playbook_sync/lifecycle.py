@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from playbook_sync import costs, store
@@ -97,7 +97,7 @@ def record_failure(session: Session, *, run_id: uuid.UUID, entry_id: uuid.UUID, 
 def fail_items(session: Session, run_id: uuid.UUID, *, statuses: Sequence[ItemStatus], error: str) -> None:
     """Items still in one of statuses become failed (owed to the next run) with error."""
     for status in statuses:
-        ids = [i.entry_id for i in store.items(session, run_id=run_id, status=status)]
+        ids = item_ids(session, run_id=run_id, status=status)
         store.set_items(session, run_id=run_id, entry_ids=ids, status=ItemStatus.failed, error=error[:2000])
 
 
@@ -179,8 +179,20 @@ def adopt(session: Session, run: SyncRun, sha: str, repo: PlaybookRepo | None = 
         repo.sync_worktree(sha)
 
 
+def item_ids(session: Session, *, run_id: uuid.UUID, status: str) -> list[uuid.UUID]:
+    """The entry ids of the run's items of one status (not store.items: the callers need the ids only)."""
+    stmt = select(RunItem.entry_id).where(RunItem.run_id == run_id, RunItem.status == status)
+    return list(session.scalars(stmt.order_by(RunItem.entry_id)))
+
+
+def status_counts(session: Session, *, run_id: uuid.UUID) -> dict[str, int]:
+    """How many of the run's items are in each status (counted by the database)."""
+    stmt = select(RunItem.status, func.count()).where(RunItem.run_id == run_id).group_by(RunItem.status)
+    return {str(status): n for status, n in session.execute(stmt)}
+
+
 def _ids(session: Session, run_id: uuid.UUID, status: ItemStatus) -> set[uuid.UUID]:
-    return {i.entry_id for i in store.items(session, run_id=run_id, status=status)}
+    return set(item_ids(session, run_id=run_id, status=status))
 
 
 # -- endings ---------------------------------------------------------------------------------
@@ -188,9 +200,9 @@ def _ids(session: Session, run_id: uuid.UUID, status: ItemStatus) -> set[uuid.UU
 
 def count(session: Session, run: SyncRun) -> dict[str, int]:
     """Set the run's counters from its items (the only source of truth) and return them."""
-    items = store.items(session, run_id=run.id)
-    n = {s.value: sum(1 for i in items if i.status == s) for s in ItemStatus}
-    run.entries_processed = len(items)
+    counted = status_counts(session, run_id=run.id)
+    n = {s.value: counted.get(s.value, 0) for s in ItemStatus}
+    run.entries_processed = sum(counted.values())
     run.entries_enriched, run.entries_redundant = n["enriched"], n["redundant"]
     run.entries_orphaned, run.entries_deferred, run.entries_failed = n["orphaned"], n["deferred"], n["failed"]
     return n
