@@ -180,11 +180,11 @@ def targets(results: dict) -> list[str]:
                     f"{cpu.get('redis', 0):.1f}) against < {CPU_TARGET_MS:.0f} ms — **{'met' if ours < CPU_TARGET_MS else 'missed'}**; "
                     f"wall {1000 * m['wall'] / z['entries']:.1f} ms per entry.")
             if ours >= CPU_TARGET_MS:
-                line += (f" With the model answering at once, {_bound_by(m, w)}. Per entry a worker makes 4 SQL round "
-                         "trips (the item and its entry, the hybrid query with its planner settings, the item's state with "
-                         "its calls and matches in one statement, the commit), one classify call through the SDK, and "
-                         "handles a Celery message, its ack and the chord's counter; the hybrid BM25+vector query is most "
-                         "of PostgreSQL's share.")
+                line += (f" With the model answering at once, {_bound_by(m, w)}. Per entry a worker makes 6 SQL round "
+                         "trips (the pool's liveness check of its connection, BEGIN, the item and its entry, the hybrid "
+                         "query with its planner settings, the item's state with its calls and matches in one statement, "
+                         "the commit), one classify call through the SDK, and handles a Celery message, its ack and the "
+                         "chord's counter; the hybrid BM25+vector query is most of PostgreSQL's share.")
             out.append(line)
     if costs := _costs(results):
         week = costs[0]  # the realistic week comes first
@@ -273,7 +273,7 @@ def render(results: dict) -> str:
         "processes, and the fake OpenAI/Anthropic servers on 127.0.0.1 that the real providers (the SDKs) were "
         "pointed at. The machine is shared with other work; the *others* column says how much of its CPU went to "
         "processes outside the run. The *speed probe* is a fixed piece of single-threaded Python (`scenario.python_speed`: "
-        "JSON, a sort, a regex; the median of 5) timed before the bench and before each measured run: the same commit has "
+        "JSON, a sort, a regex; the median of 5) timed at the bench's start and end and before each measured run (only the median run's of a repeated row is shown): the same commit has "
         "run the same scenario 1.7× slower on one hour than on the next on this kind of machine, with nothing else "
         "running, and the probe says which kind of hour a row comes from (lower is faster; compare rows, and runs, by it).", "",
         "## Reproduce", "", "```sh",
