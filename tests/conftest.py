@@ -90,8 +90,19 @@ def redis_url(redis_server, monkeypatch) -> str:
     monkeypatch.setenv("PLAYBOOK_SYNC_BROKER_URL", redis_server)
     before = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend}
     app.conf.update(broker_url=redis_server, result_backend=redis_server)
+    _drop_stale_backend(app, redis_server)
     yield redis_server
     app.conf.update(before)
+
+
+def _drop_stale_backend(app, url: str) -> None:
+    """Forget a result backend this thread built for another URL: Celery builds app.backend once and keeps
+    it whatever the configuration says after (a test that touched it before any redis_url test left this
+    process's chords talking to 127.0.0.1:6379)."""
+    cached = app._backend_cache or getattr(app._local, "backend", None)
+    if cached is not None and getattr(cached, "url", None) != url:
+        app._backend_cache = None
+        app._local.__dict__.pop("backend", None)
 
 
 @pytest.fixture
