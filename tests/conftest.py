@@ -93,6 +93,7 @@ def redis_url(redis_server, monkeypatch) -> str:
     _drop_stale_backend(app, redis_server)
     yield redis_server
     app.conf.update(before)
+    _drop_stale_backend(app, before["result_backend"])
 
 
 def _drop_stale_backend(app, url: str) -> None:
