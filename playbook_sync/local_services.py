@@ -54,6 +54,9 @@ START_DEADLINE = 30.0  # seconds a previous server may take to go away (a checkp
 # shared memory or the socket still held.
 _GOING_AWAY = ("already exists", "shared memory block", "already in use")
 _start_lock = threading.Lock()
+# A data directory without its control file: an initdb that was killed (it writes PG_VERSION early). Its
+# contents may still matter to someone, so it is not removed for them.
+_INCOMPLETE = "could not find the database system"
 
 
 def _get_server(pgdata: Path, deadline: float | None = None):
@@ -79,6 +82,7 @@ def _get_server(pgdata: Path, deadline: float | None = None):
         library_log.setLevel(logging.CRITICAL)
         try:
             while True:
+                _set_aside_stale_pid_file(pgdata)
                 seen, server = _size(log_file), None
                 try:
                     server = get_server(pgdata, cleanup_mode="stop")
@@ -93,8 +97,9 @@ def _get_server(pgdata: Path, deadline: float | None = None):
                     PostgresServer._instances.pop(pgdata, None)  # forget the handle: the next try starts afresh
                     if not going or time.monotonic() >= stop:
                         waited = f" after waiting {deadline:.0f} s for its previous server to go" if going else ""
+                        hint = f"; move {pgdata} away to make a new one" if _INCOMPLETE in said else ""
                         raise ServiceError(f"the embedded PostgreSQL in {pgdata} could not be started or reached{waited} "
-                                           f"({said or one_line(str(exc))}); its log: {log_file}") from None
+                                           f"({said or one_line(str(exc))}){hint}; its log: {log_file}") from None
                     time.sleep(0.5)
         finally:
             library_log.setLevel(level)
@@ -112,6 +117,34 @@ def _postmaster(pgdata: Path):
     except (OSError, ValueError, IndexError, psutil.Error):
         pass
     return None
+
+
+def _set_aside_stale_pid_file(pgdata: Path) -> None:
+    """Rename a postmaster.pid that no server of pgdata stands behind to postmaster.pid.stale.
+
+    After a power loss the file can be empty, or name a pid another program has since; the library fails on
+    the first (it parses the file) and takes the second for a running server, so no start would ever work.
+    Every process of a PostgreSQL server (the postmaster and each child) runs in its data directory, and only
+    the data directory's owner, us, can run one there: when no process of ours does, no server holds the
+    directory or its shared memory, and the file guards nothing. While any does (a killed postmaster's
+    children still exiting), the file stays and the start waits, as PostgreSQL's own interlock wants."""
+    import psutil
+
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists() or _postmaster(pgdata) is not None:
+        return
+    for process in psutil.process_iter():
+        try:
+            if process.cwd() == str(pgdata):
+                return
+        except psutil.Error:  # gone, a zombie, or another user's (who cannot run a server on our directory)
+            continue
+    try:
+        named = pid_file.read_text(errors="replace").split("\n", 1)[0].strip() or "nothing (it is empty)"
+        pid_file.replace(pgdata / "postmaster.pid.stale")
+    except OSError:
+        return  # gone meanwhile (a server stopped), or not ours to move: the start says what is wrong
+    log.warning("set aside %s: it names %s, and no PostgreSQL server runs in %s", pid_file, named, pgdata)
 
 
 def _let_go(server, *, stop: bool) -> None:
@@ -166,8 +199,8 @@ def _server_said(log_file: Path, since: int) -> str:
     except OSError:
         return ""
     found = [i for i, line in enumerate(lines) if any(k in line for k in ("FATAL:", "ERROR:", "PANIC:"))]
-    if not found:
-        return ""
+    if not found:  # what the server printed before it could log (e.g. "could not find the database system")
+        return "; ".join(line.strip() for line in lines if line.strip() and not _pid_of(line))
     last = found[-1]
     pid = _pid_of(lines[last])
 
