@@ -33,7 +33,10 @@ def get_engine(url: str) -> Engine:
     # transaction), so the pool must cover the LLM worker's threads (up to 64, bench --curve). Connections
     # are opened only when needed, and every one opened is kept: an "overflow" connection closed at check-in
     # and opened again by the next task costs a PostgreSQL backend start and re-preparing (prepared.py).
-    return create_engine(url, pool_pre_ping=True, pool_size=MAX_CONNECTIONS, max_overflow=0, future=True, connect_args=args)
+    # values_plus_batch: the ORM's UPDATEs of many rows (a run's items, matches, orphan members at finalize) go in
+    # pages of execute_batch, not one round trip per row (nothing here reads an executemany's rowcount).
+    return create_engine(url, pool_pre_ping=True, pool_size=MAX_CONNECTIONS, max_overflow=0, future=True, connect_args=args,
+                         executemany_mode="values_plus_batch")
 
 
 @contextmanager

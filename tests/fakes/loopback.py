@@ -7,12 +7,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 
+class _Listener(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: when 32 SDK threads open their connections at once, the kernel
+    # drops the SYNs past it and those clients retry a second later (seen as 1.3 s calls at 300 ms of latency
+    # in bench/). A real API's listener takes such a burst; the fakes' latency stays what the bench sets.
+    request_queue_size = 128
+
+
 class LoopbackServer:
     """Serve `handler` (which reads the fake as `self.fake`) in a background thread."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self._handler = handler
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Listener | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -24,7 +31,7 @@ class LoopbackServer:
     def start(self):
         """Listen on a free port in a background thread."""
         handler = type("Handler", (self._handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Listener(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         # A short poll interval keeps stop() (and so each test's teardown) fast.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import psycopg2.extensions
 import pytest
+from sqlalchemy import event, select
 
 from playbook_sync import demo, pipeline, store
+from playbook_sync.db import get_engine
+from playbook_sync.models import RunItem
 from tests.support import sql_statements
 
 pytestmark = pytest.mark.integration
@@ -37,3 +41,40 @@ def test_entries_after_the_first_do_not_read_the_run_or_the_sop_texts_again(deps
     # nulls (retrieval.chance_nulls) runs the same statement, so the pooled connection may have it already.
     prepares = [q for _, stmts in per_entry for q in stmts if q.startswith("PREPARE pbs_")]
     assert len(prepares) <= 1 and all(any("EXECUTE pbs_" in q for q in stmts) for _, stmts in per_entry)
+
+
+class _Counting(psycopg2.extensions.cursor):
+    """A DBAPI cursor that counts the statements it sends: executemany sends one per parameter set."""
+
+    sent = 0
+
+    def execute(self, query, vars=None):
+        type(self).sent += 1
+        return super().execute(query, vars)
+
+    def executemany(self, query, vars_list):
+        vars_list = list(vars_list)
+        type(self).sent += len(vars_list)
+        return super().executemany(query, vars_list)
+
+
+def test_an_orm_update_of_many_rows_goes_out_in_pages_not_a_statement_per_row(deps):
+    # The finalize updates a run's items, matches and orphan members through the ORM: before, psycopg2's
+    # executemany sent one UPDATE per row (a round trip each); execute_batch sends pages of 100.
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
+    with deps.session() as s:
+        started = pipeline.start_run(s, deps)
+    engine = get_engine(deps.settings.database_url)
+    engine.dispose()  # new connections, each with the counting cursor
+    event.listen(engine, "connect", lambda dbapi, record: setattr(dbapi, "cursor_factory", _Counting))
+    with deps.session() as s:
+        items = list(s.scalars(select(RunItem).where(RunItem.run_id == started.run_id)))
+        for item in items:
+            item.error = "looked at"
+        _Counting.sent = 0
+        s.flush()
+        sent = _Counting.sent
+    assert len(items) == len(started.entry_ids) >= 30
+    assert sent <= 2, f"{sent} statements for {len(items)} rows"
+    engine.dispose()
