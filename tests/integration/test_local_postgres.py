@@ -31,6 +31,14 @@ os._exit(0)
 """
 
 
+def _answers(server) -> bool:
+    """Whether the server answers a query in the product's database."""
+    with psycopg2.connect(dbname=local_postgres.DATABASE, user="postgres",
+                          host=str(server.get_postmaster_info().socket_dir)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        return cur.fetchone() == (1,)
+
+
 def _gone(pid: int, timeout: float = 30.0) -> bool:
     stop = time.monotonic() + timeout
     while time.monotonic() < stop:
@@ -51,10 +59,7 @@ def test_the_next_command_starts_postgres_again_right_after_its_postmaster_was_k
     try:
         new_pid = int((tmp_path / "pg" / "postmaster.pid").read_text().split()[0])
         assert new_pid != int(killed.stdout) and _gone(int(killed.stdout))
-        socket_dir = server.get_postmaster_info().socket_dir
-        with psycopg2.connect(dbname=local_postgres.DATABASE, user="postgres", host=str(socket_dir)) as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            assert cur.fetchone() == (1,)
+        assert _answers(server)
     finally:
         stop_postgres(server)
     assert _gone(new_pid)  # and this command's own server is stopped when it lets go
@@ -136,10 +141,7 @@ def _starts(tmp_path) -> None:
     try:
         assert time.monotonic() - started < local_postgres.START_DEADLINE / 2  # not waited out
         assert (tmp_path / "pg" / "postmaster.pid.stale").exists()  # set aside, not deleted
-        with psycopg2.connect(dbname=local_postgres.DATABASE, user="postgres",
-                              host=str(server.get_postmaster_info().socket_dir)) as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            assert cur.fetchone() == (1,)
+        assert _answers(server)
     finally:
         stop_postgres(server)
 
@@ -201,10 +203,7 @@ def test_an_initdb_killed_halfway_on_the_first_start_is_made_again(tmp_path, mon
     server, _ = start_postgres(tmp_path)
     try:
         assert killed == [-signal.SIGKILL] and (tmp_path / "pg" / "global" / "pg_control").exists()
-        with psycopg2.connect(dbname=local_postgres.DATABASE, user="postgres",
-                              host=str(server.get_postmaster_info().socket_dir)) as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            assert cur.fetchone() == (1,)
+        assert _answers(server)
     finally:
         stop_postgres(server)
 
