@@ -5,9 +5,12 @@ Celery tasks are thin wrappers around these; every function is safe to run twice
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import uuid
 from collections.abc import Sequence
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -65,23 +68,32 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
     try:
         # Embedding calls of the start; stored apart: they were paid for even if the start fails.
         with costs.metered(session, deps.ledger, run_id=run.id, apart=True) as meter:
-            skipped = sync_sops(session, deps, run)
-            outcome_callouts.prepare(session, deps)  # execution reports: vectors current, unmapped ones as entries
-        # Every entry without a final outcome, whatever its created_at says: the window
-        # (start, now] is bookkeeping of when we ran, not a filter on the client's dates.
-        ids = planned.entry_ids if planned is not None else store.owed_entry_ids(session)
-        with costs.metered(session, deps.ledger, run_id=run.id, apart=True) as entries_meter:
-            embed_entries(session, deps.embedder, ids)
+            # Every entry without a final outcome, whatever its created_at says: the window
+            # (start, now] is bookkeeping of when we ran, not a filter on the client's dates.
+            owed = (lambda: planned.entry_ids) if planned is not None else (lambda: store.owed_entry_ids(session))
+            # The week's entries are embedded while the SOPs sync: independent requests, one round trip's wait.
+            week = EntryEmbedding(session, deps.embedder, owed())
+            try:
+                skipped = sync_sops(session, deps, run)
+                outcome_callouts.prepare(session, deps)  # execution reports: vectors current, unmapped ones as entries
+            except BaseException:
+                week.wait()  # its call is paid for: on this meter before it is stored apart
+                raise
+            week.store()
+            ids = owed()
+            embed_entries(session, deps.embedder, ids)  # the outcome entries prepare just made, if any
         session.flush()
         retrieval.refresh_entry_lexicon(session)
-        k = deps.settings.top_k
-        lexical, standing = retrieval.chance_nulls(session, entry_ids=ids, k=k)
-        run.calibration = calibration.calibrate(*calibration.null_scores(session, entry_ids=ids, k=k), model=deps.embedder.model,
-                                                settings=deps.settings, lexical=lexical, standing=standing)
+        # The vectors and statistics the nulls read are committed first (caches: a start that fails later keeps them
+        # for the next), so the nulls can be measured on two connections at once (retrieval.nulls).
+        session.commit()
+        nulls = retrieval.nulls(session, entry_ids=ids, k=deps.settings.top_k)
+        run.calibration = calibration.calibrate(nulls.raw, nulls.excess, model=deps.embedder.model, settings=deps.settings,
+                                                lexical=nulls.lexical, standing=nulls.standing)
         store.add_items(session, run_id=run.id, entry_ids=ids)
         run.entries_processed = len(ids)
         # The run log: each SOP skipped, then the embedders' warnings (e.g. inputs truncated to the model's limit).
-        lifecycle.append_log(run, *(f"skipped {p}" for p in skipped), *meter.warnings, *entries_meter.warnings)
+        lifecycle.append_log(run, *(f"skipped {p}" for p in skipped), *meter.warnings)
         session.commit()
     except Exception as exc:
         session.rollback()
@@ -135,11 +147,37 @@ def _no_sops(deps: Deps, sha: str, unreadable: int) -> None:
 
 def embed_entries(session: Session, embedder: Embedder, ids: Sequence[uuid.UUID]) -> None:
     """Embed the entries that have no vector for the current model, in batches."""
-    rows = store.entries_without_embedding(session, ids=ids, model=embedder.model)
-    vectors = embed_all(embedder, [entry_text(r) for r in rows])
-    # One COPY and one UPDATE for all of them (bulk.py), not an UPDATE per entry at flush.
-    bulk.store_vectors(session, table=KnowledgeEntry.__tablename__, model=embedder.model,
-                       rows=list(zip([r.id for r in rows], vectors, strict=True)))
+    EntryEmbedding(session, embedder, ids, background=False).store()
+
+
+class EntryEmbedding:
+    """The entries without a vector for the embedder's model, embedded in batches on a thread of their own
+    (background) while the caller goes on; store() waits and writes the vectors in the caller's session."""
+
+    def __init__(self, session: Session, embedder: Embedder, ids: Sequence[uuid.UUID], *, background: bool = True) -> None:
+        rows = store.entries_without_embedding(session, ids=ids, model=embedder.model)  # read here: sessions stay on one thread
+        self._session, self._model, self._ids = session, embedder.model, [r.id for r in rows]
+        texts = [entry_text(r) for r in rows]
+        self._future: Future | None = None
+        if background and texts:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+            # In a copy of this context: the caller's cost meter (a ContextVar) records the call.
+            self._future = pool.submit(contextvars.copy_context().run, embed_all, embedder, texts)
+            pool.shutdown(wait=False)  # the thread ends with its call
+        else:
+            self._vectors = embed_all(embedder, texts)
+
+    def wait(self) -> None:
+        """Wait for the request to end, whatever its outcome (the caller is failing for another reason)."""
+        if self._future is not None:
+            futures.wait([self._future])
+
+    def store(self) -> None:
+        """Wait for the vectors (or the request's error), then write them: one COPY and one UPDATE for all
+        (bulk.py), not an UPDATE per entry."""
+        vectors = self._future.result() if self._future is not None else self._vectors
+        bulk.store_vectors(self._session, table=KnowledgeEntry.__tablename__, model=self._model,
+                           rows=list(zip(self._ids, vectors, strict=True)))
 
 
 # -- per entry -------------------------------------------------------------------

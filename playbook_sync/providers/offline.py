@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -126,6 +127,7 @@ class OfflineEmbedder:
         self.max_batch = max_batch
         self.calls = 0  # embed() requests, so tests can assert batching and caching
         self.inputs = 0  # texts embedded over all requests
+        self._counting = threading.Lock()  # a run's start embeds SOPs and entries on two threads at once
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed up to max_batch texts in one request; every vector has unit L2 norm."""
@@ -133,8 +135,9 @@ class OfflineEmbedder:
             raise ProviderError("embed() takes a sequence of str, not one string")
         if len(texts) > self.max_batch:
             raise ProviderError(f"batch of {len(texts)} exceeds max_batch={self.max_batch}")
-        self.calls += 1
-        self.inputs += len(texts)
+        with self._counting:
+            self.calls += 1
+            self.inputs += len(texts)
         matrix = np.zeros((len(texts), self.dimensions), dtype=np.float64)
         for row, text in enumerate(texts):
             self._fill(matrix[row], text)

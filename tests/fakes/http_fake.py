@@ -56,6 +56,7 @@ class FakeHTTPService(LoopbackServer):
         self.requests: list[Recorded] = []
         self._scripts: list[_Script] = []
         self.lock = threading.RLock()
+        self.in_flight = self.max_in_flight = 0  # requests being answered now / most at once so far
 
     # -- knobs -----------------------------------------------------------------------
 
@@ -105,7 +106,17 @@ class FakeHTTPService(LoopbackServer):
     # -- dispatch ----------------------------------------------------------------------
 
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
-        """Record, apply scripts and auth, then route."""
+        """Record, apply scripts and auth, then route; counted in flight until answered."""
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._handle(method, raw_path, headers, raw)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _handle(self, method: str, raw_path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
         url = urlsplit(raw_path)
         try:
             body = json.loads(raw) if raw else None

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from playbook_sync import db, matching, pipeline, retrieval, store
 from playbook_sync.models import DIMENSIONS, KnowledgeEntry, SopLexicon, SopSection, SyncRun
@@ -355,3 +356,26 @@ def test_the_calibration_null_searches_the_index_whatever_the_statistics_say(dep
         assert s.scalar(text("SHOW enable_seqscan")) == "on"  # only for that statement: the transaction goes on
     assert raw and excess
     assert after.seq_scan == before.seq_scan and after.idx_scan > before.idx_scan, (before, after)
+
+
+def test_the_two_nulls_measured_at_once_are_the_ones_measured_in_turn(deps):
+    # A run's start measures the vector null on a second connection while its own measures the hybrid one
+    # (retrieval.nulls); a dry run's session, joined to one connection, measures them in turn. Same numbers.
+    from datetime import UTC, datetime
+
+    from playbook_sync import calibration, demo
+
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
+    with deps.session() as s:
+        ids = pipeline.start_run(s, deps, trigger="test").entry_ids
+    with deps.session() as s:
+        together = retrieval.nulls(s, entry_ids=ids, k=3)
+        assert s.get_bind() is db.get_engine(deps.settings.database_url)  # the concurrent path, on the engine
+    with db.get_engine(deps.settings.database_url).connect() as connection, \
+            Session(bind=connection) as joined:
+        in_turn = retrieval.nulls(joined, entry_ids=ids, k=3)
+        assert in_turn == retrieval.Nulls(*calibration.null_scores(joined, entry_ids=ids, k=3),
+                                          *retrieval.chance_nulls(joined, entry_ids=ids, k=3))
+    assert together == in_turn
+    assert together.raw and together.excess and together.lexical and together.standing

@@ -1,0 +1,72 @@
+"""A run's start embeds the week's entries while it syncs the SOPs (issue 12: one round trip's wait, not two),
+through the real OpenAI SDK against the fake service; whatever fails, every answered call is on the run's bill."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from playbook_sync import demo, pipeline, store
+from playbook_sync.deps import Deps
+from playbook_sync.models import LlmCall, RunItem, SyncRun
+from playbook_sync.schemas import RunStatus
+from tests.fakes.openai_server import FakeOpenAI
+
+pytestmark = pytest.mark.integration
+EMBEDDINGS = "/v1/embeddings"
+
+
+def openai_deps(deps: Deps, fake: FakeOpenAI) -> Deps:
+    """The test's deps with the OpenAI embedder on the fake (the LLM stays offline)."""
+    settings = deps.settings.model_copy(update={
+        "embedder": "openai", "embedding_model": "text-embedding-3-small", "openai_api_key": SecretStr(fake.api_key),
+        "openai_base_url": fake.api_url, "llm_retry_base_seconds": 0.01})
+    return Deps.from_settings(settings)
+
+
+def embed_calls(deps: Deps, run_id) -> list[LlmCall]:
+    with deps.session() as s:
+        return list(s.scalars(select(LlmCall).where(LlmCall.run_id == run_id, LlmCall.step == "embed")))
+
+
+def test_the_entries_and_the_sops_are_embedded_at_once(deps):
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
+    with FakeOpenAI() as fake:
+        d = openai_deps(deps, fake)
+        # The first request is held long enough that a start embedding in turn could not send the second during it.
+        fake.delay_next(EMBEDDINGS, 5.0)
+        with d.session() as s:
+            started = pipeline.start_run(s, d, trigger="test")
+        sizes = sorted(r["inputs"] for r in fake.embedding_requests)
+        most = fake.max_in_flight
+    entries = len(demo.entries(datetime.now(UTC)))
+    assert len(started.entry_ids) == entries
+    assert len(sizes) == 2 and entries in sizes, sizes  # one request for the SOP texts, one for the week
+    assert most == 2, most
+    assert len(embed_calls(deps, started.run_id)) == 2  # both on the run's bill
+
+
+def test_a_start_whose_other_request_fails_bills_the_answered_one_and_loses_nothing(deps):
+    with deps.session() as s:
+        store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
+    with FakeOpenAI() as fake:
+        d = openai_deps(deps, fake)
+        # One of the two requests (whichever comes first) is refused for good: a 400 is not retried.
+        fake.fail_next(EMBEDDINGS, 400)
+        with d.session() as s, pytest.raises(Exception, match="400|invalid"):
+            pipeline.start_run(s, d, trigger="test")
+        with deps.session() as s:
+            failed = s.scalars(select(SyncRun)).one()
+        assert failed.status == RunStatus.failed and "start failed" in (failed.error_log or "")
+        assert len(embed_calls(deps, failed.id)) == 1  # the other was answered, and paid for
+        # Nothing was lost: the next start takes every entry, and every one gets an item.
+        with d.session() as s:
+            started = pipeline.start_run(s, d, trigger="test")
+    assert len(started.entry_ids) == len(demo.entries(datetime.now(UTC)))
+    with deps.session() as s:
+        items = s.scalars(select(RunItem.entry_id).where(RunItem.run_id == started.run_id)).all()
+    assert sorted(items) == sorted(started.entry_ids)
