@@ -33,10 +33,9 @@ def calibrate(dry_run: bool = typer.Option(False, "--dry-run", help="Compute the
                 raise typer.Exit(1)
             # With no more SOPs than TOP_K there is none after an entry's top k: no null, and the record says the
             # configured bands apply (calibration.calibrate), which is the answer, not a missing input.
-            raw, excess = calibration.null_scores(session, entry_ids=ids, k=settings.top_k)
-            lexical, standing = retrieval.chance_nulls(session, entry_ids=ids, k=settings.top_k)
-            record, title, histogram = (calibration.calibrate(raw, excess, model=settings.embedding_model, settings=settings,
-                                                              lexical=lexical, standing=standing),
+            nulls = retrieval.nulls(session, entry_ids=ids, k=settings.top_k)
+            record, title, histogram = (calibration.calibrate(nulls.raw, nulls.excess, model=settings.embedding_model,
+                                                              settings=settings, lexical=nulls.lexical, standing=nulls.standing),
                                         f"dry run over {len(ids)} stored entries", None)
         else:
             run = store.last_calibrated_run(session)
