@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 
 import yaml
 
+from playbook_sync.callouts import without_blocks
 from playbook_sync.mdx import STRUCTURAL, coded_hazards, frontmatter_length
 from playbook_sync.providers.base import ProviderError
 from playbook_sync.providers.localgit import safe_repo_path
@@ -297,9 +298,10 @@ def check_docs(files: Mapping[str, bytes], docs_root: str = "docs", *, max_bytes
 
 
 def section_embedding_text(doc: SopDoc, section: Section) -> str:
-    """What we embed for a section: the SOP title first, so short sections keep their topic."""
+    """What we embed for a section: the SOP title first, so short sections keep their topic; its text without
+    our callouts (callouts.without_blocks)."""
     heading = f"{section.heading}\n" if section.heading else ""
-    return f"{doc.title}\n{heading}{section.text}"
+    return f"{doc.title}\n{heading}{without_blocks(section.text)}"
 
 
 def whole_embedding_text(doc: SopDoc, max_chars: int = 24_000) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from playbook_sync import demo, pipeline, store
@@ -14,17 +13,10 @@ from playbook_sync.deps import Deps
 from playbook_sync.models import LlmCall, RunItem, SyncRun
 from playbook_sync.schemas import RunStatus
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.wiring import real_deps
 
 pytestmark = pytest.mark.integration
 EMBEDDINGS = "/v1/embeddings"
-
-
-def openai_deps(deps: Deps, fake: FakeOpenAI) -> Deps:
-    """The test's deps with the OpenAI embedder on the fake (the LLM stays offline)."""
-    settings = deps.settings.model_copy(update={
-        "embedder": "openai", "embedding_model": "text-embedding-3-small", "openai_api_key": SecretStr(fake.api_key),
-        "openai_base_url": fake.api_url, "llm_retry_base_seconds": 0.01})
-    return Deps.from_settings(settings)
 
 
 def embed_calls(deps: Deps, run_id) -> list[LlmCall]:
@@ -36,7 +28,7 @@ def test_the_entries_and_the_sops_are_embedded_at_once(deps):
     with deps.session() as s:
         store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
     with FakeOpenAI() as fake:
-        d = openai_deps(deps, fake)
+        d = real_deps(deps, None, fake)
         # The first request is held long enough that a start embedding in turn could not send the second during it.
         fake.delay_next(EMBEDDINGS, 5.0)
         with d.session() as s:
@@ -54,7 +46,7 @@ def test_a_start_whose_other_request_fails_bills_the_answered_one_and_loses_noth
     with deps.session() as s:
         store.upsert_entries(s, entries=demo.entries(datetime.now(UTC)))
     with FakeOpenAI() as fake:
-        d = openai_deps(deps, fake)
+        d = real_deps(deps, None, fake)
         # One of the two requests (whichever comes first) is refused for good: a 400 is not retried.
         fake.fail_next(EMBEDDINGS, 400)
         with d.session() as s, pytest.raises(Exception, match="400|invalid"):

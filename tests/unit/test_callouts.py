@@ -20,6 +20,7 @@ from playbook_sync.callouts import (
     removed_view,
     render_block,
     verify_additive,
+    without_blocks,
 )
 from playbook_sync.mdx import find_hazards
 from playbook_sync.schemas import CalloutKind, Category, TranscriptType
@@ -386,3 +387,32 @@ def test_whitespace_only_edits_without_blocks_are_rejected(data: st.DataObject) 
     mutated = _mutate(old, data)
     assume(mutated != old)
     assert check_additive(old, mutated) is not None
+
+
+def _said(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@given(st.data())
+@PROPERTY
+def test_without_blocks_gives_back_what_the_sop_said_before_any_callout(data: st.DataObject) -> None:
+    # What retrieval indexes (sops.section_embedding_text) is the same before and after we write callouts.
+    old = data.draw(documents())
+    placed = data.draw(insertions(old))
+    lines = old.splitlines()
+    # (The pipeline never places a block inside another: insertion_line skips open constructs.)
+    inside = {i for start, line in enumerate(lines) if line in OPENERS
+              for i in range(start + 1, next((j for j in range(start + 1, len(lines)) if lines[j] == ":::"), start) + 1)}
+    assume(not any(at in inside for at, _ in placed))
+    new = insert_blocks(old, placed)
+    assert _said(without_blocks(new)) == _said(without_blocks(old))
+    assert not any(line in OPENERS for line in without_blocks(new).splitlines())
+
+
+def test_without_blocks_keeps_a_persons_admonitions_and_text() -> None:
+    ours = [render_block(kind, "Open with their last post. Then ask.", {TranscriptType.sales}, credit)
+            for kind in CalloutKind for credit in ("", "Dana Whitfield, coaching call, 2026-11-26")]
+    text = "\n".join(["## 1a. Step", "", "Do the step.", "", *ours, ":::note Our own note", "Kept.", ":::", "",
+                       ":::tip From the Field", "An unclosed tip a person started"])
+    assert _said(without_blocks(text)) == ["## 1a. Step", "Do the step.", ":::note Our own note", "Kept.", ":::",
+                                           ":::tip From the Field", "An unclosed tip a person started"]
