@@ -6,7 +6,7 @@ exposes ..."), so true matches the classifier passed over formed clusters of the
 were promoted into SOPs nobody wanted, while a real new topic told in four different ways
 scattered over several clusters. What marks a topic the playbook lacks is its vocabulary:
 a word (PostgreSQL's English stemming, as retrieval uses) that
-- no SOP section contains (the playbook's own lexicon, cp_sop_lexicon),
+- no SOP section contains (the playbook's own lexicon, cp_sop_lexicon) and no callout we wrote into one,
 - no entry that found a home uses (every entry with it was orphaned: phrasing shared with
   matched entries, names of people and companies, weekdays all fall out here),
 - no orphan already made into an SOP uses (that topic has its SOP; its growth goes there),
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from itertools import combinations
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -39,11 +40,19 @@ homed AS (
     SELECT DISTINCT w AS word
     FROM cp_knowledge_entries e
     JOIN cp_sync_run_items i ON i.entry_id = e.id AND i.status IN ('matched', 'enriched', 'redundant')
-    CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', e.content || ' ' || coalesce(e.context, '')))) AS w)
+    CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', e.content || ' ' || coalesce(e.context, '')))) AS w),
+-- The callouts we wrote are in the playbook too, though its lexicon leaves them out (retrieval reads what the SOPs
+-- themselves say: callouts.without_blocks): what they say is covered, and a topic made of it would repeat them.
+written AS (
+    SELECT DISTINCT w AS word
+    FROM cp_inserted_callouts c
+    CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector('english', c.block))) AS w
+    WHERE c.commit_sha IS NOT NULL)
 SELECT word, array_agg(DISTINCT id) AS ids
 FROM words
 WHERE status = 'open'
   AND word NOT IN (SELECT word FROM cp_sop_lexicon)
+  AND word NOT IN (SELECT word FROM written)
   AND word NOT IN (SELECT word FROM homed)
   AND word NOT IN (SELECT word FROM words WHERE status <> 'open')
   AND length(word) > 2
@@ -57,11 +66,19 @@ def topic_groups(session: Session, *, min_entries: int, min_sources: int) -> lis
     """Groups of open orphans that share topic words (see the module doc), largest first."""
     rows = session.execute(text(_TOPIC_WORDS_SQL), {"min_entries": min_entries, "min_sources": min_sources}).all()
     groups = _merge(set(ids) for _word, ids in rows)
-    # A subject comes with words of its own ("booth" and "badge", "marketplace" and "private offer"); one odd
-    # word shared by a few orphans is as often a way of saying a concept the playbook has ("advocate" for
-    # "champion"), and an SOP built on it draws next week's entries away from their home. Such a group stays
-    # an open cluster until a second word of the subject corroborates it.
-    return [g for g in groups if sum(1 for _word, ids in rows if set(ids) & set(g)) >= 2]
+    # A subject comes with words of its own, used together ("booth" and "badge" in the same notes, "marketplace"
+    # and "private offer"); one odd word shared by a few orphans is as often a way of saying a concept the
+    # playbook has ("advocate" for "champion"), and an SOP built on it draws next week's entries away from their
+    # home. Two such words chained by one note that uses both ("money person" in three notes, "advocate" in three
+    # others) are two of them, not a subject. A group stays an open cluster until as many of its orphans as a
+    # topic needs use two of its words together.
+    return [g for g in groups if _corroborated(set(g), [set(ids) for _word, ids in rows], min_entries)]
+
+
+def _corroborated(group: set[uuid.UUID], words: list[set[uuid.UUID]], min_entries: int) -> bool:
+    """At least min_entries orphans of the group share two of its topic words (each word: the orphans using it)."""
+    within = [ids & group for ids in words if len(ids & group) >= min_entries]
+    return any(len(a & b) >= min_entries for a, b in combinations(within, 2))
 
 
 def _merge(sets: Iterable[set[uuid.UUID]]) -> list[list[uuid.UUID]]:

@@ -80,6 +80,23 @@ def test_orphans_whose_shared_words_a_homed_entry_also_uses_make_no_sop(deps):
     assert run["orphaned"] == 3 and run["sops_created"] == []
 
 
+def test_two_odd_words_chained_by_one_orphan_make_no_sop(deps):
+    # "zorbit" in three orphans, "quandle" in three others, one orphan using both: two ways of naming things
+    # the playbook may have, chained into one group, not a subject told with words of its own (orphan_topics).
+    chained = [("Our zorbit and the quandle both went missing before the audit this spring.", "call-a"),
+               ("Procurement wanted the zorbit before signing the yearly renewal of their legal paperwork.", "call-b"),
+               ("Nobody could find the zorbit in the shared drive when the auditors visited.", "call-c"),
+               ("The quandle keeps the tax forms tidy for the finance team every quarter.", "call-d"),
+               ("Legal asked for the quandle twice during the security questionnaire.", "call-e")]
+    _, run = run_with(deps, chained, day=0)
+    assert run["orphaned"] == 5 and run["sops_created"] == []
+    # Once three orphans use the two words together, they are a subject: one SOP.
+    together = [("The zorbit quandle review is where finance signs off each quarter.", "call-f"),
+                ("Ask who owns the zorbit quandle before the renewal meeting.", "call-g")]
+    _, run = run_with(deps, together, day=2)
+    assert len(run["sops_created"]) == 1, run
+
+
 def test_three_orphans_sharing_one_odd_word_stay_an_open_cluster(deps):
     # "zorbit" is the only word the three share that the playbook and homed entries lack: one word is as
     # often another way of naming something the playbook has, so no SOP is built on it (orphan_topics).
