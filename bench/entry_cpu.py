@@ -1,6 +1,7 @@
 """CPU per entry of the per-entry task's body, in this process: pipeline.process_entry in a loop.
 
     .venv/bin/python -m bench.entry_cpu [--entries 300] [--repeats 3] [--profile out.prof]
+    .venv/bin/python -m bench.entry_cpu --start --entries 980 --repeats 5   # a run's start instead, wall time
     valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=/tmp/cg.%p \
         .venv/bin/python -m bench.entry_cpu --entries 100 --repeats 1 --callgrind   # instructions, not time
 
@@ -97,6 +98,22 @@ def measure(ws: scenario.Workspace, p: scenario.Prepared, profile: cProfile.Prof
         scenario._cleanup(ws, name, repo)
 
 
+def start_wall(ws: scenario.Workspace, p: scenario.Prepared) -> float:
+    """Wall seconds of one run's start (pipeline.start_run) on a fresh copy, the fakes at the bench's latencies."""
+    name, repo = scenario._clone(ws, p, "start")
+    url = ws.pg.url(name)
+    try:
+        deps = Deps.from_settings(scenario.settings_for(scenario.env_for(ws, url, repo)))
+        ws.fakes.reset(message_latency=0.3, embedding_latency=0.15)
+        started = time.perf_counter()
+        with deps.session() as session:
+            pipeline.start_run(session, deps, trigger="bench-start")
+        return time.perf_counter() - started
+    finally:
+        get_engine(url).dispose()
+        scenario._cleanup(ws, name, repo)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=300)
@@ -105,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measured entries (all repeats) here")
     parser.add_argument("--callgrind", action="store_true", help="running under valgrind --tool=callgrind "
                         "--instr-atstart=no: instrument the measured entries only")
+    parser.add_argument("--start", action="store_true", help="time the run's start instead (start_run, in-process, "
+                        "embedding requests at 150 ms; --entries entries, --repeats starts)")
     parser.add_argument("--stop", action="store_true", help="stop the PostgreSQL server at the end (kept running by default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -115,11 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ws = scenario.Workspace(pg, fakes, "redis://127.0.0.1:1/0", WORK)  # no broker: nothing is enqueued
         p = _prepared(ws, args.entries + WARMUP, args.sops)
-        runs = [measure(ws, p, profile, args.callgrind) for _ in range(args.repeats)]
+        if args.start:
+            walls = [start_wall(ws, p) for _ in range(args.repeats)]
+        else:
+            runs = [measure(ws, p, profile, args.callgrind) for _ in range(args.repeats)]
     finally:
         fakes.stop()
         if args.stop:
             pg.stop()  # else it stays up for the next invocation (bench/out/entry_cpu/pg)
+    if args.start:
+        print(f"start_run over {args.entries + WARMUP} entries x {args.sops} SOPs: {' '.join(f'{w:.2f}' for w in walls)} s; "
+              f"median {statistics.median(walls):.2f} s")
+        return 0
     for r in runs:
         print(f"worker {r['worker_ms']:6.2f} ms  postgres {r['postgres_ms']:6.2f} ms  wall {r['wall_ms']:6.2f} ms"
               f"  per entry over {r['entries']} entries {r['statuses']}")

@@ -122,20 +122,14 @@ def _is_block(lines: list[str]) -> bool:
 
 
 def without_blocks(text: str) -> str:
-    """The text with the callout blocks we wrote taken out (a person's own admonitions stay): what the SOP says.
-
-    Retrieval reads SOPs this way (sops.section_embedding_text). A callout is told the way calls are told
-    (who, which account, "heads up from coaching", "the mobile app hides the field"), and that chatter is
-    the same in every SOP's callouts: indexed, it drew the next week's entries to whichever SOP had
-    collected the most callouts of their kind, not to the step they are about."""
+    """The text without the callout blocks we wrote (a person's own admonitions stay), as retrieval reads SOPs
+    (sops.section_embedding_text): a callout is told the way calls are ("heads up from coaching", "the mobile app
+    hides the field"), and indexed, that chatter drew next week's entries to the SOP with most such callouts."""
     lines, kept, i = text.splitlines(), [], 0
     while i < len(lines):
         size = next((n for n in (4, 3) if lines[i] in OPENERS and _is_block(lines[i:i + n])), 0)
-        if size:
-            i += size
-        else:
-            kept.append(lines[i])
-            i += 1
+        kept += [] if size else [lines[i]]
+        i += size or 1
     return "\n".join(kept)
 
 
