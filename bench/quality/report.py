@@ -10,7 +10,7 @@ TARGETS = {"recall@1": 0.85, "recall@3": 0.95, "sop_precision": 0.90, "section_p
 def _r(ratio: dict) -> str:
     if ratio["value"] is None:
         return f"n/a (0 of {ratio['den']})"
-    return f"{ratio['value']:.2f} ({ratio['num']} of {ratio['den']})"
+    return f"{ratio['value']:.3f} ({ratio['num']} of {ratio['den']})"
 
 
 def render(results: dict, history: list[dict]) -> str:
