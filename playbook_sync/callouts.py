@@ -122,7 +122,7 @@ def _is_block(lines: list[str]) -> bool:
 
 
 def without_blocks(text: str) -> str:
-    """The text without the callout blocks we wrote (a person's own admonitions stay), as retrieval reads SOPs
+    """The text without callout blocks in our format (other admonitions stay), as retrieval reads SOPs
     (sops.section_embedding_text): a callout is told the way calls are ("heads up from coaching", "the mobile app
     hides the field"), and indexed, that chatter drew next week's entries to the SOP with most such callouts."""
     lines, kept, i = text.splitlines(), [], 0

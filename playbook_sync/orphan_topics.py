@@ -69,16 +69,16 @@ def topic_groups(session: Session, *, min_entries: int, min_sources: int) -> lis
     # A subject comes with words of its own, used together ("booth" and "badge" in the same notes, "marketplace"
     # and "private offer"); one odd word shared by a few orphans is as often a way of saying a concept the
     # playbook has ("advocate" for "champion"), and an SOP built on it draws next week's entries away from their
-    # home. Two such words chained by one note that uses both ("money person" in three notes, "advocate" in three
-    # others) are two of them, not a subject. A group stays an open cluster until as many of its orphans as a
-    # topic needs use two of its words together.
-    return [g for g in groups if _corroborated(set(g), [set(ids) for _word, ids in rows], min_entries)]
+    # home. Nor are two such words a subject when a single note is all that joins them ("money person" in three
+    # notes, "advocate" in three others, one note saying both): that one note may simply mention two things. A
+    # group stays an open cluster until two of its words are used together in more than one of its notes.
+    return [g for g in groups if _corroborated(set(g), [set(ids) for _word, ids in rows])]
 
 
-def _corroborated(group: set[uuid.UUID], words: list[set[uuid.UUID]], min_entries: int) -> bool:
-    """At least min_entries orphans of the group share two of its topic words (each word: the orphans using it)."""
-    within = [ids & group for ids in words if len(ids & group) >= min_entries]
-    return any(len(a & b) >= min_entries for a, b in combinations(within, 2))
+def _corroborated(group: set[uuid.UUID], words: list[set[uuid.UUID]]) -> bool:
+    """Two of the group's topic words (each: the orphans using it) are used together by more than one orphan."""
+    within = [ids & group for ids in words if len(ids & group) > 1]
+    return any(len(a & b) > 1 for a, b in combinations(within, 2))
 
 
 def _merge(sets: Iterable[set[uuid.UUID]]) -> list[list[uuid.UUID]]:

@@ -9,7 +9,6 @@ import contextvars
 import logging
 import uuid
 from collections.abc import Sequence
-from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,8 +23,8 @@ from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401 
 from playbook_sync.models import KnowledgeEntry, SyncRun
 from playbook_sync.providers import chunking
 from playbook_sync.providers.base import Embedder
-from playbook_sync.schemas import ClassifyRequest, Decision, ItemStatus
-from playbook_sync.sops import Problem, check_docs, section_embedding_text, whole_embedding_text
+from playbook_sync.schemas import ClassifyRequest, Decision, ItemStatus, SopDoc
+from playbook_sync.sops import Problem, check_docs, index_key, section_embedding_text, whole_embedding_text
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +70,11 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
             # Every entry without a final outcome, whatever its created_at says: the window
             # (start, now] is bookkeeping of when we ran, not a filter on the client's dates.
             owed = (lambda: planned.entry_ids) if planned is not None else (lambda: store.owed_entry_ids(session))
+            scan = read_playbook(session, deps, run)  # a wrong docs root is refused before anything is embedded
             # The week's entries are embedded while the SOPs sync: independent requests, one round trip's wait.
             week = EntryEmbedding(session, deps.embedder, owed())
             try:
-                skipped = sync_sops(session, deps, run)
+                skipped = sync_sops(session, deps, run, scan)
                 outcome_callouts.prepare(session, deps)  # execution reports: vectors current, unmapped ones as entries
             except BaseException:
                 week.wait()  # its call is paid for: on this meter before it is stored apart
@@ -108,21 +108,36 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
     return RunStart(run.id, ids)
 
 
-def sync_sops(session: Session, deps: Deps, run: SyncRun) -> list[Problem]:
-    """Re-embed only changed SOPs (path + hash + model), drop removed and unreadable ones; return why each
-    unreadable one was skipped (its first problem)."""
-    settings, model = deps.settings, deps.embedder.model
+@dataclass
+class PlaybookScan:
+    """The SOPs of the run's base commit, read and checked (read_playbook), before any is embedded."""
+
+    docs: dict[str, SopDoc]
+    unreadable: dict[str, list[Problem]]
+
+
+def read_playbook(session: Session, deps: Deps, run: SyncRun) -> PlaybookScan:
+    """The playbook at the branch head (noted on the run as its base); ConfigError when it has no SOPs."""
+    settings = deps.settings
     run.base_sha = deps.repo.head()
     tree = deps.repo.read_tree(settings.docs_root, run.base_sha)
-    cache = store.sop_cache(session)
     # MDX hazards and duplicate ids do not matter here: such SOPs are still matched against (not edited).
     checkup = check_docs(tree, settings.docs_root, max_bytes=settings.max_sop_bytes, hazards=False)
-    unreadable = checkup.unreadable()
     # The site's landing page (`slug: /`) welcomes readers; a tip from a call belongs in a procedure.
     docs = {path: doc for path, doc in checkup.docs.items() if not doc.home_page}
     if not docs:  # nothing readable: a wrong setting, not a playbook to empty
         _no_sops(deps, run.base_sha, len(checkup.paths))
-    changed = [doc for path, doc in docs.items() if cache.get(path) != (doc.content_hash, model)]
+    return PlaybookScan(docs, checkup.unreadable())
+
+
+def sync_sops(session: Session, deps: Deps, run: SyncRun, scan: PlaybookScan | None = None) -> list[Problem]:
+    """Re-embed only changed SOPs (path + hash + model), drop removed and unreadable ones; return why each
+    unreadable one was skipped (its first problem)."""
+    model = deps.embedder.model
+    scan = scan or read_playbook(session, deps, run)
+    docs, unreadable = scan.docs, scan.unreadable
+    cache = store.sop_cache(session)
+    changed = [doc for path, doc in docs.items() if cache.get(path) != (index_key(doc), model)]
     removed = [p for p in cache if p not in docs]
     store.delete_sops(session, paths=removed)
     texts = [t for doc in changed for t in [whole_embedding_text(doc), *(section_embedding_text(doc, s) for s in doc.sections)]]
@@ -168,9 +183,10 @@ class EntryEmbedding:
             self._vectors = embed_all(embedder, texts)
 
     def wait(self) -> None:
-        """Wait for the request to end, whatever its outcome (the caller is failing for another reason)."""
-        if self._future is not None:
-            futures.wait([self._future])
+        """Wait for the request to end, whatever its outcome (the caller is failing for another reason: an error of
+        this request too is logged, not raised over that one)."""
+        if self._future is not None and (error := self._future.exception()) is not None:
+            log.warning("embedding the week's entries failed as well: %s", error)
 
     def store(self) -> None:
         """Wait for the vectors (or the request's error), then write them: one COPY and one UPDATE for all

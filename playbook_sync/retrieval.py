@@ -22,6 +22,7 @@ for each ranker and the top-k SOPs by their sum — so one SOP with many similar
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,8 @@ from playbook_sync.calibration import MIN_NULL, NO_SPREAD, Gate, lexical_excess
 from playbook_sync.headings import is_generic
 from playbook_sync.models import SopEmbedding, SopSearchStats
 from playbook_sync.schemas import Candidate
+
+log = logging.getLogger(__name__)
 
 # The constant of reciprocal rank fusion (Cormack et al., 2009): 60 damps the head of each
 # list so neither ranking alone decides; it is the published default, not fitted here.
@@ -266,7 +269,12 @@ def nulls(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int) -> Nulls:
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="null") as pool:
         vector = pool.submit(vector_null)
-        lexical, standing = chance_nulls(session, entry_ids=entry_ids, k=k)
+        try:
+            lexical, standing = chance_nulls(session, entry_ids=entry_ids, k=k)
+        except BaseException:
+            if (error := vector.exception()) is not None:  # (waits) logged, not raised over the caller's error
+                log.warning("the vector null failed as well: %s", error)
+            raise
         raw, excess = vector.result()
     return Nulls(raw, excess, lexical, standing)
 

@@ -297,6 +297,16 @@ def check_docs(files: Mapping[str, bytes], docs_root: str = "docs", *, max_bytes
     return out
 
 
+# How section_embedding_text makes a section's indexed text, in the SOP cache's key (index_key): a cache made another
+# way (version 1: sections with our callouts) is embedded again once, whichever worker wrote it, with no migration.
+INDEX_VERSION = 2
+
+
+def index_key(doc: SopDoc) -> str:
+    """The SOP cache's key for this file (with the embedding model): its content hash and INDEX_VERSION."""
+    return content_hash(f"index {INDEX_VERSION}\n{doc.content_hash}")
+
+
 def section_embedding_text(doc: SopDoc, section: Section) -> str:
     """What we embed for a section: the SOP title first, so short sections keep their topic; its text without
     our callouts (callouts.without_blocks)."""

@@ -293,18 +293,18 @@ def matches(session: Session, *, run_id: uuid.UUID, action: str) -> list[Knowled
 
 
 def sop_cache(session: Session) -> dict[str, tuple[str, str]]:
-    """file_path → (content_hash, embedding_model) of every cached SOP."""
+    """file_path → (its key, sops.index_key, and embedding_model) of every cached SOP."""
     rows = session.execute(select(SopEmbedding.file_path, SopEmbedding.content_hash, SopEmbedding.embedding_model))
     return {path: (digest, model) for path, digest, model in rows}
 
 
 def replace_sop(session: Session, *, doc: SopDoc, model: str, whole: list[float], sections: list[list[float]]) -> None:
     """Store an SOP and its section vectors, replacing any older version."""
-    from playbook_sync.sops import section_embedding_text
+    from playbook_sync.sops import index_key, section_embedding_text
 
     session.execute(delete(SopEmbedding).where(SopEmbedding.file_path == doc.path))
     row = SopEmbedding(
-        file_path=doc.path, content_hash=doc.content_hash, embedding=whole, embedding_model=model,
+        file_path=doc.path, content_hash=index_key(doc), embedding=whole, embedding_model=model,
         title=doc.title, content=doc.content, sop_id=doc.sop_id, module=doc.module,
     )
     session.add(row)

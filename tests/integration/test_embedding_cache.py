@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from playbook_sync import callouts, db, demo, lifecycle, pipeline, store
+from playbook_sync import callouts, demo, lifecycle, pipeline, store
 from playbook_sync.models import KnowledgeEntry, SopEmbedding, SopSection
-from playbook_sync.sops import parse_sop
+from playbook_sync.sops import content_hash, index_key, parse_sop
 from tests.blocks import blocks_in
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.wiring import real_deps
@@ -76,15 +76,16 @@ def test_sections_are_indexed_without_the_callouts_a_run_wrote(deps):
             assert own and all(line in bodies for line in own), path  # the SOP's own words are all still there
 
 
-def test_after_the_0011_migration_every_cached_sop_is_embedded_again_once(deps):
+def test_a_cache_indexed_the_old_way_is_embedded_again_once(deps):
+    # Sections cached by a worker of the old index (with our callouts) carry the file's plain content hash:
+    # the cache key (sops.index_key) tells them apart, so every one is embedded again once, then cached.
     _restart(deps)
     with deps.session() as s:
         texts = s.scalar(select(func.count()).select_from(SopSection)) + s.scalar(select(func.count()).select_from(SopEmbedding))
+        for row in s.scalars(select(SopEmbedding)):
+            assert row.content_hash == index_key(parse_sop(row.file_path, row.content.encode()))
+            row.content_hash = content_hash(row.content)  # as the old code keyed it
     before = deps.embedder.inputs
-    _restart(deps)
-    assert deps.embedder.inputs == before  # cached: nothing to embed
-    db.downgrade(deps.settings.database_url, "0010")
-    db.upgrade(deps.settings.database_url)
     _restart(deps)
     assert deps.embedder.inputs - before == texts  # every SOP and section once, in the sync's batch
     _restart(deps)

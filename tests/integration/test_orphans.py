@@ -90,10 +90,32 @@ def test_two_odd_words_chained_by_one_orphan_make_no_sop(deps):
                ("Legal asked for the quandle twice during the security questionnaire.", "call-e")]
     _, run = run_with(deps, chained, day=0)
     assert run["orphaned"] == 5 and run["sops_created"] == []
-    # Once three orphans use the two words together, they are a subject: one SOP.
+    # Once more notes use the two words together, they are a subject: one SOP.
     together = [("The zorbit quandle review is where finance signs off each quarter.", "call-f"),
                 ("Ask who owns the zorbit quandle before the renewal meeting.", "call-g")]
     _, run = run_with(deps, together, day=2)
+    assert len(run["sops_created"]) == 1, run
+
+
+SPREAD = [  # "zorbit" in notes 1-3, "quandle" in 2-4: a subject told across four notes from two sources
+    ("The zorbit launch needs a named owner before anyone books the venue.", "call-a"),
+    ("Our zorbit and quandle checklist saved the second launch from chaos.", "call-b"),
+    ("Run the quandle dry-run a week before the zorbit goes live.", "call-a"),
+    ("Without the quandle rehearsal the speakers missed their cues.", "call-b"),
+]
+PODCASTS = [  # "podcast" in four notes, "episode" in three, two notes with both
+    ("Pitching ourselves as a podcast guest brought three inbound leads last quarter.", "call-a"),
+    ("Before a podcast interview, send the host a one-page bio and three talking points.", "call-b"),
+    ("Clip the podcast episode into short videos for LinkedIn the same week.", "call-c"),
+    ("Ask the host for the episode's download numbers before agreeing to a second appearance.", "call-a"),
+    ("One podcast episode with a niche audience beat ten generic interviews.", "call-b"),
+]
+
+
+@pytest.mark.parametrize("texts", [SPREAD, PODCASTS], ids=["spread", "podcasts"])
+def test_a_subject_told_in_varied_words_makes_one_sop(deps, texts):
+    # Its words are used together by more than one note, though no three notes share the same two.
+    _, run = run_with(deps, texts, day=0)
     assert len(run["sops_created"]) == 1, run
 
 

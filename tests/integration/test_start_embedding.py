@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from playbook_sync import demo, pipeline, store
 from playbook_sync.deps import Deps
+from playbook_sync.errors import ConfigError
 from playbook_sync.models import LlmCall, RunItem, SyncRun
 from playbook_sync.schemas import RunStatus
 from tests.fakes.openai_server import FakeOpenAI
@@ -64,3 +65,12 @@ def test_a_start_whose_other_request_fails_bills_the_answered_one_and_loses_noth
     with deps.session() as s:
         items = s.scalars(select(RunItem.entry_id).where(RunItem.run_id == started.run_id)).all()
     assert sorted(items) == sorted(started.entry_ids)
+
+
+def test_a_playbook_without_sops_is_refused_before_the_week_is_embedded(deps, week):
+    # A wrong docs root is a setting to fix: no request is made (and paid for) that the refusal throws away.
+    fake, _ = week
+    wrong = real_deps(deps, None, fake, docs_root="documentation")
+    with wrong.session() as s, pytest.raises(ConfigError, match="has no SOPs"):
+        pipeline.start_run(s, wrong, trigger="test")
+    assert fake.count("POST", EMBEDDINGS) == 0
