@@ -26,6 +26,8 @@ import os
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -64,11 +66,7 @@ def _prepared(ws: scenario.Workspace, n: int, sops: int = SOPS) -> scenario.Prep
 
 def measure(ws: scenario.Workspace, p: scenario.Prepared, profile: cProfile.Profile | None, callgrind: bool = False) -> dict:
     """One run started on a fresh copy; its entries processed one by one; CPU of the measured ones."""
-    name, repo = scenario._clone(ws, p, "cpu")
-    url = ws.pg.url(name)
-    try:
-        deps = Deps.from_settings(scenario.settings_for(scenario.env_for(ws, url, repo)))
-        ws.fakes.reset(message_latency=0, embedding_latency=0)
+    with _copy(ws, p, "cpu", latency=0, embedding_latency=0) as deps:
         with deps.session() as session:
             started = pipeline.start_run(session, deps, trigger="bench-entry-cpu")
         ids = started.entry_ids
@@ -93,22 +91,25 @@ def measure(ws: scenario.Workspace, p: scenario.Prepared, profile: cProfile.Prof
         n = len(measured)
         return {"entries": n, "worker_ms": 1000 * worker / n, "postgres_ms": 1000 * postgres / n,
                 "wall_ms": 1000 * wall / n, "statuses": statuses}
-    finally:
-        get_engine(url).dispose()
-        scenario._cleanup(ws, name, repo)
 
 
 def start_wall(ws: scenario.Workspace, p: scenario.Prepared) -> float:
     """Wall seconds of one run's start (pipeline.start_run) on a fresh copy, the fakes at the bench's latencies."""
-    name, repo = scenario._clone(ws, p, "start")
-    url = ws.pg.url(name)
-    try:
-        deps = Deps.from_settings(scenario.settings_for(scenario.env_for(ws, url, repo)))
-        ws.fakes.reset(message_latency=0.3, embedding_latency=0.15)
+    with _copy(ws, p, "start", latency=0.3, embedding_latency=0.15) as deps:
         started = time.perf_counter()
         with deps.session() as session:
             pipeline.start_run(session, deps, trigger="bench-start")
         return time.perf_counter() - started
+
+
+@contextmanager
+def _copy(ws: scenario.Workspace, p: scenario.Prepared, tag: str, *, latency: float, embedding_latency: float) -> Iterator[Deps]:
+    """Deps over a fresh copy of the prepared database and repository (dropped after), the fakes at these latencies."""
+    name, repo = scenario._clone(ws, p, tag)
+    url = ws.pg.url(name)
+    try:
+        ws.fakes.reset(message_latency=latency, embedding_latency=embedding_latency)
+        yield Deps.from_settings(scenario.settings_for(scenario.env_for(ws, url, repo)))
     finally:
         get_engine(url).dispose()
         scenario._cleanup(ws, name, repo)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import TypeVar
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, defer
 
 from playbook_sync import (
+    background,
     batch,
     callouts,
     costs,
@@ -51,7 +48,6 @@ from playbook_sync.sops import Problem, parse_sop
 
 log = logging.getLogger(__name__)
 COMMIT_ATTEMPTS = 3  # a concurrent push is rebased this many times before giving up
-T = TypeVar("T")
 
 
 def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
@@ -83,8 +79,8 @@ def finalize(session: Session, deps: Deps, *, run_id: uuid.UUID) -> dict:
     with costs.metered(session, deps.ledger, run_id=run_id, apart=True):
         # New-SOP drafts (a name, then a draft: two calls in a row) start first and run while the edits are written.
         clusters = _new_sop_clusters(session, deps, docs)
-        drafts = _start([partial(draft_new_sop, deps.llm, entries=entries, module=module) for _, module, entries in clusters],
-                        deps.settings.llm_concurrency)
+        drafts = background.start([partial(draft_new_sop, deps.llm, entries=entries, module=module) for _, module, entries in clusters],
+                                  deps.settings.llm_concurrency, "finalize-llm")
         try:
             blocks, deferred = _plan_enrichments(session, deps, run_id, docs, not_editable)
             blocks += outcome_callouts.plan(session, deps, run, docs)  # one aggregate per SOP from execution reports
@@ -131,9 +127,8 @@ def _plan_enrichments(session: Session, deps: Deps, run_id: uuid.UUID, docs,
     # The edit calls are independent: made concurrently, or a big week's callback waits for
     # them one after another (bench/: this was most of a 1,000-entry run's wall time).
     taught = lessons.top_many(session, [doc.path for _, doc, _ in jobs])  # one query, not one per SOP
-    outcomes = _concurrently([partial(sop_edits.plan_sop, deps.llm, doc, groups, lessons=taught[doc.path])
-                              for _, doc, groups in jobs],
-                             deps.settings.llm_concurrency)
+    outcomes = background.concurrently([partial(sop_edits.plan_sop, deps.llm, doc, groups, lessons=taught[doc.path])
+                                        for _, doc, groups in jobs], deps.settings.llm_concurrency, "finalize-llm")
     for (path, _, groups), outcome in zip(jobs, outcomes, strict=True):
         per_block = outcome if isinstance(outcome, list) else [outcome] * len(groups)
         for group, planned in zip(groups.values(), per_block, strict=True):
@@ -181,39 +176,6 @@ def _place_new_sops(clusters: list[tuple], drafts: list, docs, errors: list[str]
         except Exception as exc:  # the cluster stays open and is tried again next run
             errors.append(f"new SOP for cluster {cluster.id} not created: {exc}")
     return planned
-
-
-def _guarded(call: Callable[[], T]) -> T | Exception:
-    try:
-        return call()
-    except Exception as exc:
-        return exc
-
-
-def _start(calls: list[Callable[[], T]], workers: int) -> Callable[[], list[T | Exception]]:
-    """Start calls on up to `workers` threads; the returned function waits for their results, in order.
-
-    An exception comes back in place of its call's result. With workers <= 1 nothing runs
-    until the results are asked for, then the calls run one after another.
-    """
-    if workers <= 1 or not calls:
-        return lambda: [_guarded(c) for c in calls]
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="finalize-llm")
-    # Each call runs in a copy of this context, so the step's cost meter (a ContextVar) sees it.
-    futures = [pool.submit(contextvars.copy_context().run, _guarded, c) for c in calls]
-
-    def results() -> list[T | Exception]:
-        try:
-            return [f.result() for f in futures]
-        finally:
-            pool.shutdown()
-
-    return results
-
-
-def _concurrently(calls: list[Callable[[], T]], workers: int) -> list[T | Exception]:
-    """Run calls on up to `workers` threads; results in order, an exception in place of its result."""
-    return _start(calls, workers)()
 
 
 def _commit(session: Session, deps: Deps, run: SyncRun, blocks: list[PlannedBlock], new_sops: list[PlannedSop]) -> Applied:

@@ -65,14 +65,15 @@ ORDER BY word
 def topic_groups(session: Session, *, min_entries: int, min_sources: int) -> list[list[uuid.UUID]]:
     """Groups of open orphans that share topic words (see the module doc), largest first."""
     rows = session.execute(text(_TOPIC_WORDS_SQL), {"min_entries": min_entries, "min_sources": min_sources}).all()
-    groups = _merge(set(ids) for _word, ids in rows)
+    words = [set(ids) for _word, ids in rows]  # per topic word, the orphans using it
+    groups = _merge(words)
     # A subject comes with words of its own, used together ("booth" and "badge" in the same notes, "marketplace"
     # and "private offer"); one odd word shared by a few orphans is as often a way of saying a concept the
     # playbook has ("advocate" for "champion"), and an SOP built on it draws next week's entries away from their
     # home. Nor are two such words a subject when a single note is all that joins them ("money person" in three
     # notes, "advocate" in three others, one note saying both): that one note may simply mention two things. A
     # group stays an open cluster until two of its words are used together in more than one of its notes.
-    return [g for g in groups if _corroborated(set(g), [set(ids) for _word, ids in rows])]
+    return [g for g in groups if _corroborated(set(g), words)]
 
 
 def _corroborated(group: set[uuid.UUID], words: list[set[uuid.UUID]]) -> bool:

@@ -5,18 +5,17 @@ Celery tasks are thin wrappers around these; every function is safe to run twice
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, bulk, calibration, costs, hot_path, lifecycle, outcome_callouts, retrieval, store
+from playbook_sync import adhoc, background, bulk, costs, hot_path, lifecycle, outcome_callouts, retrieval, store
 from playbook_sync.deps import Deps
 from playbook_sync.errors import ConfigError
 from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401  (finalize_run: the chord callback's name here)
@@ -69,7 +68,9 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         with costs.metered(session, deps.ledger, run_id=run.id, apart=True) as meter:
             # Every entry without a final outcome, whatever its created_at says: the window
             # (start, now] is bookkeeping of when we ran, not a filter on the client's dates.
-            owed = (lambda: planned.entry_ids) if planned is not None else (lambda: store.owed_entry_ids(session))
+            def owed() -> list[uuid.UUID]:  # asked twice: outcome_callouts.prepare may add outcome entries
+                return planned.entry_ids if planned is not None else store.owed_entry_ids(session)
+
             scan = read_playbook(session, deps, run)  # a wrong docs root is refused before anything is embedded
             # The week's entries are embedded while the SOPs sync: independent requests, one round trip's wait.
             week = EntryEmbedding(session, deps.embedder, owed())
@@ -87,9 +88,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         # The vectors and statistics the nulls read are committed first (caches: a start that fails later keeps them
         # for the next), so the nulls can be measured on two connections at once (retrieval.nulls).
         session.commit()
-        nulls = retrieval.nulls(session, entry_ids=ids, k=deps.settings.top_k)
-        run.calibration = calibration.calibrate(nulls.raw, nulls.excess, model=deps.embedder.model, settings=deps.settings,
-                                                lexical=nulls.lexical, standing=nulls.standing)
+        run.calibration = retrieval.calibrated(session, entry_ids=ids, model=deps.embedder.model, settings=deps.settings)
         store.add_items(session, run_id=run.id, entry_ids=ids)
         run.entries_processed = len(ids)
         # The run log: each SOP skipped, then the embedders' warnings (e.g. inputs truncated to the model's limit).
@@ -162,36 +161,32 @@ def _no_sops(deps: Deps, sha: str, unreadable: int) -> None:
 
 def embed_entries(session: Session, embedder: Embedder, ids: Sequence[uuid.UUID]) -> None:
     """Embed the entries that have no vector for the current model, in batches."""
-    EntryEmbedding(session, embedder, ids, background=False).store()
+    EntryEmbedding(session, embedder, ids, meanwhile=False).store()
 
 
 class EntryEmbedding:
     """The entries without a vector for the embedder's model, embedded in batches on a thread of their own
-    (background) while the caller goes on; store() waits and writes the vectors in the caller's session."""
+    (meanwhile) while the caller goes on; store() waits and writes the vectors in the caller's session."""
 
-    def __init__(self, session: Session, embedder: Embedder, ids: Sequence[uuid.UUID], *, background: bool = True) -> None:
+    def __init__(self, session: Session, embedder: Embedder, ids: Sequence[uuid.UUID], *, meanwhile: bool = True) -> None:
         rows = store.entries_without_embedding(session, ids=ids, model=embedder.model)  # read here: sessions stay on one thread
         self._session, self._model, self._ids = session, embedder.model, [r.id for r in rows]
-        texts = [entry_text(r) for r in rows]
-        self._future: Future | None = None
-        if background and texts:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
-            # In a copy of this context: the caller's cost meter (a ContextVar) records the call.
-            self._future = pool.submit(contextvars.copy_context().run, embed_all, embedder, texts)
-            pool.shutdown(wait=False)  # the thread ends with its call
-        else:
-            self._vectors = embed_all(embedder, texts)
+        # Not meanwhile (one worker): the request is made when the vectors are asked for.
+        self._vectors = background.start([partial(embed_all, embedder, [entry_text(r) for r in rows])],
+                                         2 if meanwhile and rows else 1, "embed")
 
     def wait(self) -> None:
         """Wait for the request to end, whatever its outcome (the caller is failing for another reason: an error of
         this request too is logged, not raised over that one)."""
-        if self._future is not None and (error := self._future.exception()) is not None:
+        if isinstance(error := self._vectors()[0], Exception):
             log.warning("embedding the week's entries failed as well: %s", error)
 
     def store(self) -> None:
         """Wait for the vectors (or the request's error), then write them: one COPY and one UPDATE for all
         (bulk.py), not an UPDATE per entry."""
-        vectors = self._future.result() if self._future is not None else self._vectors
+        vectors = self._vectors()[0]
+        if isinstance(vectors, Exception):
+            raise vectors
         bulk.store_vectors(self._session, table=KnowledgeEntry.__tablename__, model=self._model,
                            rows=list(zip(self._ids, vectors, strict=True)))
 

@@ -25,15 +25,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from playbook_sync import calibration, db, prepared
+from playbook_sync import background, calibration, db, prepared
 from playbook_sync.calibration import MIN_NULL, NO_SPREAD, Gate, lexical_excess
+from playbook_sync.config import Settings
 from playbook_sync.headings import is_generic
 from playbook_sync.models import SopEmbedding, SopSearchStats
 from playbook_sync.schemas import Candidate
@@ -267,16 +267,23 @@ def nulls(session: Session, *, entry_ids: Sequence[uuid.UUID], k: int) -> Nulls:
         with Session(bind=bind) as other:  # read only; its transaction ends with it
             return calibration.null_scores(other, entry_ids=entry_ids, k=k)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="null") as pool:
-        vector = pool.submit(vector_null)
-        try:
-            lexical, standing = chance_nulls(session, entry_ids=entry_ids, k=k)
-        except BaseException:
-            if (error := vector.exception()) is not None:  # (waits) logged, not raised over the caller's error
-                log.warning("the vector null failed as well: %s", error)
-            raise
-        raw, excess = vector.result()
-    return Nulls(raw, excess, lexical, standing)
+    vector = background.start([vector_null], 2, "null")
+    try:
+        lexical, standing = chance_nulls(session, entry_ids=entry_ids, k=k)
+    except BaseException:
+        if isinstance(error := vector()[0], Exception):  # (waits) logged, not raised over the caller's error
+            log.warning("the vector null failed as well: %s", error)
+        raise
+    if isinstance(found := vector()[0], Exception):
+        raise found
+    return Nulls(*found, lexical, standing)
+
+
+def calibrated(session: Session, *, entry_ids: Sequence[uuid.UUID], model: str, settings: Settings) -> dict:
+    """A run's calibration record (calibration.calibrate) from both nulls over a sample of its entries."""
+    found = nulls(session, entry_ids=entry_ids, k=settings.top_k)
+    return calibration.calibrate(found.raw, found.excess, model=model, settings=settings, lexical=found.lexical,
+                                 standing=found.standing)
 
 
 def refresh_lexicon(session: Session) -> None:

@@ -293,7 +293,8 @@ def matches(session: Session, *, run_id: uuid.UUID, action: str) -> list[Knowled
 
 
 def sop_cache(session: Session) -> dict[str, tuple[str, str]]:
-    """file_path → (its key, sops.index_key, and embedding_model) of every cached SOP."""
+    """file_path → (cache key, embedding_model) of every cached SOP; the key (sops.index_key) is kept in the
+    content_hash column."""
     rows = session.execute(select(SopEmbedding.file_path, SopEmbedding.content_hash, SopEmbedding.embedding_model))
     return {path: (digest, model) for path, digest, model in rows}
 

@@ -33,9 +33,8 @@ def calibrate(dry_run: bool = typer.Option(False, "--dry-run", help="Compute the
                 raise typer.Exit(1)
             # With no more SOPs than TOP_K there is none after an entry's top k: no null, and the record says the
             # configured bands apply (calibration.calibrate), which is the answer, not a missing input.
-            nulls = retrieval.nulls(session, entry_ids=ids, k=settings.top_k)
-            record, title, histogram = (calibration.calibrate(nulls.raw, nulls.excess, model=settings.embedding_model,
-                                                              settings=settings, lexical=nulls.lexical, standing=nulls.standing),
+            record, title, histogram = (retrieval.calibrated(session, entry_ids=ids, model=settings.embedding_model,
+                                                             settings=settings),
                                         f"dry run over {len(ids)} stored entries", None)
         else:
             run = store.last_calibrated_run(session)
