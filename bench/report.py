@@ -114,6 +114,19 @@ def _find(results: dict, entries: int, sops: int) -> dict | None:
     return next((s for s in results["scenarios"] if s["entries"] == entries and s["sops"] == sops), None)
 
 
+def _floor_line(f: dict) -> str:
+    """What one entry costs before our code does anything (bench/floor.py), against the CPU target."""
+    p, chords = f["per_entry_ms"], f["chords"]
+    each = ", ".join(f"{w} worker(s) {sum(c['cpu_ms_per_entry'].get(g, 0) for g in ('workers', 'redis')):.1f} ms"
+                     for w, c in chords.items())
+    return (f"- **The floor under DESIGN's one `process_entry` per entry** (`bench/floor.py`, same invocation): "
+            f"Celery, kombu and Redis with empty tasks in the same chord, {each}; one Messages API call through the "
+            f"SDK {p['sdk_call']:.2f} ms; the hybrid statement's execution {p['hybrid']:.1f} ms (its generic plan, "
+            f"median of the scenario's entries): {p['total']:.1f} ms per entry before any other statement or line of "
+            f"ours, against < {CPU_TARGET_MS:.0f} ms — the target is "
+            f"{'within reach' if p['total'] < CPU_TARGET_MS else 'below the floor of this design'}.")
+
+
 def _bound_by(m: dict, workers: str) -> str:
     """Why a chord run is not faster: the cores, one process's GIL, or waiting on the calls."""
     cpu = m.get("cpu_ms_per_entry", {})
@@ -186,6 +199,8 @@ def targets(results: dict) -> list[str]:
                          "the commit), one classify call through the SDK, and handles a Celery message, its ack and the "
                          "chord's counter; the hybrid BM25+vector query is most of PostgreSQL's share.")
             out.append(line)
+        if f := z.get("floor"):
+            out.append(_floor_line(f))
     if costs := _costs(results):
         week = costs[0]  # the issue's realistic week comes first
         direct = week["results"]["direct"]["total"]
@@ -285,7 +300,8 @@ def render(results: dict) -> str:
         "make bench BENCH_ARGS='--curve --sops 1000'    # 1,000 x 1,000 alone, one worker, no baseline",
         "python -m bench.entry_cpu --sops 1000          # the per-entry task's CPU alone, one entry at a time",
         "python -m bench.cost            # the cost of a realistic week alone",
-        "python -m bench.hybrid_query --sops 1000   # the hybrid retrieval query alone", "```", "",
+        "python -m bench.hybrid_query --sops 1000   # the hybrid retrieval query alone",
+        "python -m bench.floor           # a 1,000-entry chord of empty tasks alone: Celery's share of the floor", "```", "",
         "## The weekly run against the sequential baseline", "",
         f"Fakes at {lat:.0f} ms per model call and {elat:.0f} ms per embedding request, with token usage and prompt "
         "caching as the services report them; prices from `config.DEFAULT_PRICES` (Opus to classify, edit and draft; "

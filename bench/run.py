@@ -203,8 +203,8 @@ def call_bound_violations(results: dict) -> list[str]:
 
 
 def run_zero_latency(ws, profile: Profile, results: dict, save) -> None:
-    """Orchestration overhead: the same runs with the fakes answering at once."""
-    from bench import scenario
+    """Orchestration overhead: the same runs with the fakes answering at once, and the floor under them."""
+    from bench import floor, scenario
 
     for n, m in profile.zero_latency:
         base = scenario.prepare_base(ws, m)
@@ -216,6 +216,9 @@ def run_zero_latency(ws, profile: Profile, results: dict, save) -> None:
             log.info("zero latency, %d entries x %d SOPs, %d worker(s): %.1fs", n, m, w, row["fanout"][str(w)]["wall"])
             save()
         row["baseline"] = scenario.run_baseline(ws, prepared, message_latency=0, embedding_latency=0) | {"method": "measured"}
+        save()
+        row["floor"] = floor.measure(ws, prepared, workers=profile.workers)
+        log.info("floor, %d entries x %d SOPs: %s", n, m, row["floor"]["per_entry_ms"])
         save()
         for name in (prepared.template, base.template):
             ws.pg.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -261,7 +261,8 @@ def derive(m: dict, *, n: int, changed_sops: int, message_latency: float, embedd
     }
 
 
-def _start_workers(stack: ExitStack, ws: Workspace, env: dict[str, str], workers: int, logs: Path) -> list[int]:
+def _start_workers(stack: ExitStack, ws: Workspace, env: dict[str, str], workers: int, logs: Path,
+                   include: tuple[str, ...] = ()) -> list[int]:
     """Start worker processes one by one; each builds its providers on a warm-up task, alone."""
     from playbook_sync.worker.app import app
     from playbook_sync.worker.local import task_result, worker_process
@@ -270,7 +271,7 @@ def _start_workers(stack: ExitStack, ws: Workspace, env: dict[str, str], workers
     queue, hosts, pids = settings_for(env).queue, [], []
     for i in range(workers):
         proc = stack.enter_context(worker_process(app, concurrency=THREADS, name=f"bench{i}", env=env,
-                                                  log_file=logs / f"worker{i}.log"))
+                                                  log_file=logs / f"worker{i}.log", include=include))
         pids.append(proc.pid)
         new = _new_host(app, hosts)
         for host in hosts:  # only the new worker may take the warm-up task

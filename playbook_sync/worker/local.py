@@ -26,10 +26,14 @@ DB_GRACE = 30.0  # seconds the database may be unreachable (a restart) before fo
 
 @contextmanager
 def worker_process(app: Celery, *, concurrency: int = 4, name: str = "local", env: dict[str, str] | None = None,
-                   log_file: Path | None = None, ready_timeout: float = 60) -> Iterator[subprocess.Popen]:
-    """Start `celery worker` (threads pool) with the current environment; stop it on exit."""
+                   log_file: Path | None = None, ready_timeout: float = 60,
+                   include: tuple[str, ...] = ()) -> Iterator[subprocess.Popen]:
+    """Start `celery worker` (threads pool) with the current environment; stop it on exit.
+
+    include: more task modules to import (bench/floor_tasks.py)."""
     cmd = [sys.executable, "-m", "celery", "-A", "playbook_sync.worker.app", "worker", "-P", "threads", "-c", str(concurrency),
-           "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+           "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+           *(["--include", ",".join(include)] if include else [])]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
                             preexec_fn=_die_with_parent)

@@ -129,3 +129,17 @@ def test_sops_goes_with_the_curve_only(argv, capsys):
     with pytest.raises(SystemExit) as stop:  # refused before anything starts
         main(argv)
     assert stop.value.code == 2 and "--sops takes a number of SOPs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("hybrid", "total", "verdict"), [(3.2, "6.4", "below the floor of this design"),
+                                                          (0.5, "3.7", "within reach")])
+def test_report_states_the_floor_under_the_cpu_target(hybrid, total, verdict):
+    from bench.report import _floor_line
+
+    chords = {"1": {"cpu_ms_per_entry": {"workers": 2.2, "redis": 0.2, "postgres": 0.0}},
+              "2": {"cpu_ms_per_entry": {"workers": 2.0, "redis": 0.2, "postgres": 0.0}}}
+    floor = {"chords": chords, "per_entry_ms": {"celery": 2.2, "sdk_call": 0.95, "hybrid": hybrid,
+                                                "total": 2.2 + 0.95 + hybrid + 0.01}}
+    line = _floor_line(floor)
+    assert "1 worker(s) 2.4 ms, 2 worker(s) 2.2 ms" in line and "SDK 0.95 ms" in line
+    assert f"{total} ms per entry" in line and line.endswith(f"the target is {verdict}.")
