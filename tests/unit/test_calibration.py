@@ -84,13 +84,15 @@ def test_an_entry_enriches_at_most_two_sops_the_best_ranked(actions):
 
 
 @pytest.mark.parametrize("heading", ["References", "Appendix A: Field Definitions", "4a. Maintenance Schedule",
-                                     "Glossary", "Revision History", "Table of Contents", "Resources", "Changelog"])
+                                     "Glossary", "Revision History", "Table of Contents", "Resources", "Changelog",
+                                     "Metrics & KPIs", "Success Metrics", "KPIs", "5. Metrics and Targets"])
 def test_generic_headings(heading):
     assert is_generic(heading)
 
 
 @pytest.mark.parametrize("heading", ["1c. Alignment Loop & Strategic Meeting Cadence", "Key Principles",
-                                     "Common Mistakes", "Step 2: Qualify the lead", "Why This Matters"])
+                                     "Common Mistakes", "Step 2: Qualify the lead", "Why This Matters",
+                                     "1b. Funnel Conversion Metrics", "Ramp Metrics", "Metrics for the kickoff call"])
 def test_procedure_headings_are_not_generic(heading):
     assert not is_generic(heading)
 
