@@ -132,6 +132,9 @@ class Label:
     topic_folder: str | None = None  # module folder a new SOP on the topic belongs in
     restates: str | None = None  # id of the week-1 entry restated
     backdated: bool = False
+    # How the entry names its step: "playbook" (at least one concept in the SOP's own words), "field+subject"
+    # (only field wording, but the context names the SOP's subject), "field" (neither: no word of the playbook's).
+    wording: str | None = None
 
 
 @dataclass
@@ -162,6 +165,13 @@ def _words(rng: random.Random, step: Step) -> tuple[str, str]:
     """Two of the step's concepts; each in field wording half of the time, else the playbook's."""
     first, second = rng.sample(step.terms, 2)
     return tuple(t.field if rng.random() < 0.5 else t.sop for t in (first, second))  # type: ignore[return-value]
+
+
+def wording(sop: Sop, step: Step, x: str, y: str, context: str | None) -> str:
+    """Label.wording for an entry about `step` that named its concepts as x and y."""
+    if {x, y} & {t.sop for t in step.terms}:
+        return "playbook"
+    return "field+subject" if sop.subject in (context or "") else "field"
 
 
 def _noun(phrase: str) -> str:
@@ -223,7 +233,8 @@ def build(now: datetime, *, week2_at: datetime | None = None, per_category: int 
         entry = _entry(f"w1-{n}", rng, category, transcript, content, now - timedelta(days=6, hours=-(n % 140)),
                        f"{transcript}-call-{n // 3:03d}", sop.subject)
         week1.append(entry)
-        labels[str(entry.id)] = Label("labelled", 1, sop_path(sop), home_sections(sop, step, category))
+        labels[str(entry.id)] = Label("labelled", 1, sop_path(sop), home_sections(sop, step, category),
+                                      wording=wording(sop, sop.steps[step], x, y, entry.context))
         remembered.append((entry, x, y, sop, step))
     for topic in PLANTED:
         folder = MODULES[topic.module][0]
@@ -256,7 +267,7 @@ def _week2(rng: random.Random, now: datetime, later: datetime, remembered: list,
                        subject=sop.subject)
         out.append(entry)
         labels[str(entry.id)] = Label("restatement", 2, sop_path(sop), home_sections(sop, step, "insight"),
-                                      restates=str(original.id))
+                                      restates=str(original.id), wording=wording(sop, sop.steps[step], x, y, entry.context))
     topic = PLANTED[0]
     for k, (category, transcript, template) in enumerate(PLANTED_TEMPLATES[topic.key][4:]):
         entry = _entry(f"w2-growth-{k}", rng, category, transcript, _planted(rng, template),
@@ -272,5 +283,6 @@ def _week2(rng: random.Random, now: datetime, later: datetime, remembered: list,
         entry = _entry(f"w2-{k}", rng, category, transcript, _fill(rng, rng.choice(TEMPLATES[(category, transcript)]), x, y), when,
                        subject=sop.subject)
         out.append(entry)
-        labels[str(entry.id)] = Label("labelled", 2, sop_path(sop), home_sections(sop, step, category), backdated=backdated)
+        labels[str(entry.id)] = Label("labelled", 2, sop_path(sop), home_sections(sop, step, category), backdated=backdated,
+                                      wording=wording(sop, sop.steps[step], x, y, entry.context))
     return out

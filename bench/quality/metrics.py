@@ -44,11 +44,15 @@ def retrieval(session: Session, labels: dict[str, Label], run_ids: list[uuid.UUI
         if item is not None and item.run_id == m.sync_run_id:
             candidates[str(m.knowledge_entry_id)].append((m.similarity_score or 0.0, m.sop_file_path))
     homed = [k for k, lab in labels.items() if lab.home_sop and k in first]
-    at1 = sum(1 for k in homed if first[k].best_sop == labels[k].home_sop)
-    at3 = sum(1 for k in homed if labels[k].home_sop in [p for _, p in sorted(candidates[k], reverse=True)[:3]])
     none = sum(1 for k in homed if not candidates[k])
-    return {"recall_at_1": _ratio(at1, len(homed)), "recall_at_3": _ratio(at3, len(homed)),
-            "no_candidate": _ratio(none, len(homed)), "not_processed": sum(1 for k, lab in labels.items() if k not in first)}
+    found1 = {k for k in homed if first[k].best_sop == labels[k].home_sop}
+    found3 = {k for k in homed if labels[k].home_sop in [p for _, p in sorted(candidates[k], reverse=True)[:3]]}
+    by_wording = {w: {"recall_at_1": _ratio(len(found1 & group), len(group)), "recall_at_3": _ratio(len(found3 & group), len(group))}
+                  for w in ("playbook", "field+subject", "field")
+                  if (group := {k for k in homed if labels[k].wording == w})}
+    return {"recall_at_1": _ratio(len(found1), len(homed)), "recall_at_3": _ratio(len(found3), len(homed)),
+            "no_candidate": _ratio(none, len(homed)), "by_wording": by_wording,
+            "not_processed": sum(1 for k, lab in labels.items() if k not in first)}
 
 
 def embedder_alone(embedder, files: dict[str, bytes], entries: list, labels: dict[str, Label]) -> dict:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+WORDING = {"playbook": "with at least one of its concepts in the playbook's own words",
+           "field+subject": "in field wording only, with the SOP's subject in the context",
+           "field": "in field wording only, with no word of the playbook's for it (only a semantic model relates them)"}
 TARGETS = {"recall@1": 0.85, "recall@3": 0.95, "sop_precision": 0.90, "section_precision": 0.80}
 
 
@@ -58,6 +61,8 @@ def render(results: dict, history: list[dict]) -> str:
         f"| recall@1: best candidate is the home SOP | {_r(r['recall_at_1'])} | ≥ 0.85 |",
         f"| recall@3: home SOP among the run's candidates | {_r(r['recall_at_3'])} | ≥ 0.95 |",
         f"| entries with no candidate at all | {_r(r['no_candidate'])} | |",
+        *(f"| diagnostic: recall@1 / @3 of entries that name their step {WORDING[w]} | {_r(g['recall_at_1'])} / "
+          f"{_r(g['recall_at_3'])} | |" for w, g in r.get("by_wording", {}).items()),
         f"| diagnostic: the embedder alone ranks the home SOP 1st / in its top 3 (original playbook, best section "
         f"per SOP, no bands) | {_r(e['at_1'])} / {_r(e['at_3'])} | |",
         f"| diagnostic: embedder similarity, median of the home SOP / of other SOPs (95th percentile) | "

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bench.quality.entries import build
-from bench.quality.playbook import playbook_files, step_headings
+from bench.quality.playbook import playbook_files, sop_path, step_headings
 from bench.quality.topics import SOPS
 from playbook_sync.sops import parse_sop
 
@@ -81,3 +81,22 @@ def test_corpus_is_deterministic(corpus):
     again = build(NOW, week2_at=NOW + timedelta(days=7))
     assert [e.model_dump() for e in again.week1 + again.week2] == [e.model_dump() for e in corpus.week1 + corpus.week2]
     assert len(step_headings(SOPS[0])) == len(SOPS[0].steps)
+
+
+def test_every_homed_entry_says_how_it_names_its_step(corpus):
+    # The diagnostic that splits recall by wording: a "field" entry shares no concept or subject with its home
+    # SOP's own words (only a semantic model relates them); a "playbook" entry names one of them as the SOP does.
+    by_path = {sop_path(sop): sop for sop in SOPS}
+    groups = Counter()
+    for entry in corpus.week1 + corpus.week2:
+        label = corpus.labels[str(entry.id)]
+        if not label.home_sop:
+            assert label.wording is None
+            continue
+        sop = by_path[label.home_sop]
+        own = any(t.sop in entry.content for step in sop.steps for t in step.terms)
+        groups[label.wording] += 1
+        assert own == (label.wording == "playbook"), entry.content
+        if label.wording == "field":
+            assert sop.subject not in (entry.context or "")
+    assert set(groups) == {"playbook", "field+subject", "field"}
