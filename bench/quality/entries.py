@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from bench.quality.playbook import sop_path, step_headings
 from bench.quality.topics import MODULES, NOISE, PLANTED, SOPS, Sop, Step
+from playbook_sync.providers.offline import terms
 from playbook_sync.schemas import EntryIn
 
 NAMESPACE = uuid.UUID("6f1c2d0e-8a55-4c1b-9e7a-2b4f0c9d7a11")
@@ -132,8 +133,9 @@ class Label:
     topic_folder: str | None = None  # module folder a new SOP on the topic belongs in
     restates: str | None = None  # id of the week-1 entry restated
     backdated: bool = False
-    # How the entry names its step: "playbook" (at least one concept in the SOP's own words), "field+subject"
-    # (only field wording, but the context names the SOP's subject), "field" (neither: no word of the playbook's).
+    # How the entry names its step: "playbook" (at least one of its concepts as the SOP words it), "field, shared
+    # word" (field wording only, but some word of the entry is one of the SOP's concept words: its title, subject,
+    # step headings and concepts, stemmed), "field, no shared word" (not one: only a model of synonyms relates them).
     wording: str | None = None
 
 
@@ -167,11 +169,17 @@ def _words(rng: random.Random, step: Step) -> tuple[str, str]:
     return tuple(t.field if rng.random() < 0.5 else t.sop for t in (first, second))  # type: ignore[return-value]
 
 
-def wording(sop: Sop, step: Step, x: str, y: str, context: str | None) -> str:
-    """Label.wording for an entry about `step` that named its concepts as x and y."""
+def wording(sop: Sop, step: Step, x: str, y: str, text: str) -> str:
+    """Label.wording for an entry about `step` that named its concepts as x and y (text: content and context)."""
     if {x, y} & {t.sop for t in step.terms}:
         return "playbook"
-    return "field+subject" if sop.subject in (context or "") else "field"
+    own = set(terms(" ".join([sop.title, sop.subject, *(s.heading for s in sop.steps),
+                              *(t.sop for s in sop.steps for t in s.terms)])))
+    return "field, shared word" if own & set(terms(text)) else "field, no shared word"
+
+
+def _text(entry: EntryIn) -> str:
+    return f"{entry.content}\n{entry.context or ''}"
 
 
 def _noun(phrase: str) -> str:
@@ -234,7 +242,7 @@ def build(now: datetime, *, week2_at: datetime | None = None, per_category: int 
                        f"{transcript}-call-{n // 3:03d}", sop.subject)
         week1.append(entry)
         labels[str(entry.id)] = Label("labelled", 1, sop_path(sop), home_sections(sop, step, category),
-                                      wording=wording(sop, sop.steps[step], x, y, entry.context))
+                                      wording=wording(sop, sop.steps[step], x, y, _text(entry)))
         remembered.append((entry, x, y, sop, step))
     for topic in PLANTED:
         folder = MODULES[topic.module][0]
@@ -267,7 +275,7 @@ def _week2(rng: random.Random, now: datetime, later: datetime, remembered: list,
                        subject=sop.subject)
         out.append(entry)
         labels[str(entry.id)] = Label("restatement", 2, sop_path(sop), home_sections(sop, step, "insight"),
-                                      restates=str(original.id), wording=wording(sop, sop.steps[step], x, y, entry.context))
+                                      restates=str(original.id), wording=wording(sop, sop.steps[step], x, y, _text(entry)))
     topic = PLANTED[0]
     for k, (category, transcript, template) in enumerate(PLANTED_TEMPLATES[topic.key][4:]):
         entry = _entry(f"w2-growth-{k}", rng, category, transcript, _planted(rng, template),
@@ -284,5 +292,5 @@ def _week2(rng: random.Random, now: datetime, later: datetime, remembered: list,
                        subject=sop.subject)
         out.append(entry)
         labels[str(entry.id)] = Label("labelled", 2, sop_path(sop), home_sections(sop, step, category), backdated=backdated,
-                                      wording=wording(sop, sop.steps[step], x, y, entry.context))
+                                      wording=wording(sop, sop.steps[step], x, y, _text(entry)))
     return out

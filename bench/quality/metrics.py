@@ -48,7 +48,7 @@ def retrieval(session: Session, labels: dict[str, Label], run_ids: list[uuid.UUI
     found1 = {k for k in homed if first[k].best_sop == labels[k].home_sop}
     found3 = {k for k in homed if labels[k].home_sop in [p for _, p in sorted(candidates[k], reverse=True)[:3]]}
     by_wording = {w: {"recall_at_1": _ratio(len(found1 & group), len(group)), "recall_at_3": _ratio(len(found3 & group), len(group))}
-                  for w in ("playbook", "field+subject", "field")
+                  for w in ("playbook", "field, shared word", "field, no shared word")
                   if (group := {k for k in homed if labels[k].wording == w})}
     return {"recall_at_1": _ratio(len(found1), len(homed)), "recall_at_3": _ratio(len(found3), len(homed)),
             "no_candidate": _ratio(none, len(homed)), "by_wording": by_wording,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 WORDING = {"playbook": "with at least one of its concepts in the playbook's own words",
-           "field+subject": "in field wording only, with the SOP's subject in the context",
-           "field": "in field wording only, with no word of the playbook's for it (only a semantic model relates them)"}
+           "field, shared word": "in field wording only, sharing a word (stemmed) with the SOP's title, subject, step headings or concepts",
+           "field, no shared word": "in field wording only, sharing no word with the SOP's title, subject, step headings or concepts"}
 TARGETS = {"recall@1": 0.85, "recall@3": 0.95, "sop_precision": 0.90, "section_precision": 0.80}
 
 
