@@ -143,9 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 def sdk_call_ms(fakes, calls: int = 300) -> float:
     """This thread's CPU per Messages API call through the real SDK at zero latency, as the provider
@@ -172,3 +169,7 @@ def sdk_call_ms(fakes, calls: int = 300) -> float:
         call()
     client.close()
     return (time.thread_time() - started) / calls * 1000
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
