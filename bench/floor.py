@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import statistics
 import time
@@ -59,9 +58,8 @@ def measure(ws: scenario.Workspace, p: scenario.Prepared, *, workers: list[int])
         ws.pg.drop(name)
     sdk = sdk_call_ms(ws.fakes)
     celery = min(sum(c["cpu_ms_per_entry"].get(g, 0) for g in ("workers", "redis")) for c in chords.values())
-    return {"chords": chords, "sdk_call_ms": round(sdk, 2), "hybrid_ms": round(hybrid, 2),
-            "per_entry_ms": {"celery": round(celery, 2), "sdk_call": round(sdk, 2), "hybrid": round(hybrid, 2),
-                             "total": round(celery + sdk + hybrid, 2)}}
+    parts = {"celery": celery, "sdk_call": sdk, "hybrid": hybrid}
+    return {"chords": chords, "per_entry_ms": {k: round(v, 2) for k, v in (parts | {"total": sum(parts.values())}).items()}}
 
 
 def hybrid_ms(ws: scenario.Workspace, url: str, repo: Path, entries: int = 50) -> float:
@@ -69,22 +67,20 @@ def hybrid_ms(ws: scenario.Workspace, url: str, repo: Path, entries: int = 50) -
     under the same SET LOCALs), for `entries` of the scenario's entries embedded as a run's start does."""
     from sqlalchemy import text
 
-    from playbook_sync import pipeline, prepared, retrieval
+    from bench.hybrid_query import explain
+    from playbook_sync import pipeline, retrieval
     from playbook_sync.db import get_engine, session_scope
     from playbook_sync.deps import Deps
 
     embedder = Deps.from_settings(scenario.settings_for(scenario.env_for(ws, url, repo))).embedder
     ws.fakes.reset(message_latency=0, embedding_latency=0)
-    params = {"pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS, "k": 3, "by_rrf": False}
     try:
         with session_scope(url) as s:
             ids = s.scalars(text("SELECT id FROM cp_knowledge_entries ORDER BY id LIMIT :n"), {"n": entries}).all()
             pipeline.embed_entries(s, embedder, ids)
             retrieval.refresh_entry_lexicon(s)
         with session_scope(url) as s:
-            times = [prepared.explain(s, retrieval.HYBRID_SQL, params | {"entry_id": i},
-                                      settings=retrieval.PLANNER_SETTINGS.format(pool=retrieval.POOL))[0]["Execution Time"]
-                     for i in ids]
+            times = [explain(s, i)["Execution Time"] for i in ids]
     finally:
         get_engine(url).dispose()
     if not times:
@@ -115,33 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from bench.fakes import Fakes
     from bench.pg import bench_postgres
-    from playbook_sync.local_services import start_redis
+    from bench.run import workspace
 
     out = ROOT / "bench" / "out" / "floor"
     out.mkdir(parents=True, exist_ok=True)
-    with bench_postgres(out) as pg:
-        redis, broker = start_redis(out)
-        os.environ["PLAYBOOK_SYNC_BROKER_URL"] = broker
-        from bench.run import redis_pid, release_results
-        from playbook_sync.worker.app import app
-
-        app.conf.update(broker_url=broker, result_backend=broker)
-        fakes = Fakes()
-        try:
-            ws = scenario.Workspace(pg, fakes, broker, out, redis_pid=redis_pid(broker))
-            name = pg.create()  # the workers' settings need a database; the empty tasks never use it
-            runs = [run_floor(ws, pg.url(name), entries=args.entries, workers=args.workers) for _ in range(args.repeats)]
-            pg.drop(name)
-        finally:
-            fakes.stop()
-            release_results(app)
-            redis.stop()
+    with bench_postgres(out) as pg, workspace(pg, out) as ws:
+        name = pg.create()  # the workers' settings need a database; the empty tasks never use it
+        runs = [run_floor(ws, pg.url(name), entries=args.entries, workers=args.workers) for _ in range(args.repeats)]
+        pg.drop(name)
     for r in runs:
         print(json.dumps(r))
     return 0
-
 
 
 def sdk_call_ms(fakes, calls: int = 300) -> float:

@@ -46,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 null, standing = retrieval.chance_nulls(s, entry_ids=ids, k=3)  # what a run's start pays once, for the gate
                 null_ms = (time.perf_counter() - started) * 1000
-                plan = prepared.explain(s, retrieval.HYBRID_SQL, {
-                    "entry_id": ids[0], "pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS, "k": 3, "by_rrf": False},
-                    settings=retrieval.PLANNER_SETTINGS.format(pool=retrieval.POOL))[0]
+                plan = explain(s, ids[0])
                 sections = s.scalar(text("SELECT count(*) FROM cp_sop_sections"))
             db.get_engine(url).dispose()
         finally:
@@ -60,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     for ms, node in slowest(plan["Plan"]):
         print(f"  {ms:7.2f} ms  {node}")
     return 0
+
+
+def explain(session, entry_id, k: int = 3) -> dict:
+    """EXPLAIN ANALYZE of the hybrid statement for one entry as a worker runs it: the generic plan, same SET LOCALs."""
+    params = {"entry_id": entry_id, "pool": retrieval.POOL, "max_terms": retrieval.MAX_TERMS, "k": k, "by_rrf": False}
+    return prepared.explain(session, retrieval.HYBRID_SQL, params, settings=retrieval.PLANNER_SETTINGS.format(pool=retrieval.POOL))[0]
 
 
 def slowest(plan: dict, top: int = 8) -> list[tuple[float, str]]:

@@ -20,6 +20,8 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,6 +115,27 @@ def git_commit() -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+@contextmanager
+def workspace(pg, work: Path) -> Iterator:
+    """A bench Workspace on `pg`: an embedded Redis under `work` as broker and backend (here and in the
+    workers' environment) and the fake OpenAI/Anthropic servers; all stopped on exit."""
+    from bench.fakes import Fakes
+    from bench.scenario import Workspace
+    from playbook_sync.local_services import start_redis
+    from playbook_sync.worker.app import app
+
+    redis, broker = start_redis(work)
+    os.environ["PLAYBOOK_SYNC_BROKER_URL"] = broker
+    app.conf.update(broker_url=broker, result_backend=broker)
+    fakes = Fakes()
+    try:
+        yield Workspace(pg, fakes, broker, work, redis_pid=redis_pid(broker))
+    finally:
+        fakes.stop()
+        release_results(app)
+        redis.stop()
 
 
 def redis_pid(broker_url: str) -> int | None:
@@ -304,9 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(results, indent=1, default=str))
 
     started = time.perf_counter()
-    from bench.fakes import Fakes
     from bench.pg import bench_postgres
-    from playbook_sync.local_services import start_redis
 
     with bench_postgres(OUT) as pg:
         results["meta"]["postgres"] = pg.admin("SHOW server_version")[0][0]
@@ -320,16 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "scenarios", "cost"):
             work = OUT / "work"
             work.mkdir(exist_ok=True)
-            redis, broker = start_redis(work)
-            os.environ["PLAYBOOK_SYNC_BROKER_URL"] = broker
-            from playbook_sync.worker.app import app
-
-            app.conf.update(broker_url=broker, result_backend=broker)
-            fakes = Fakes()
-            try:
-                from bench.scenario import Workspace
-
-                ws = Workspace(pg, fakes, broker, work, redis_pid=redis_pid(broker))
+            with workspace(pg, work) as ws:
                 from bench import cost
 
                 # The matrix last: its largest scenario is the longest part, and a bench stopped early
@@ -339,14 +351,10 @@ def main(argv: list[str] | None = None) -> int:
                     run_curve(ws, profile, results, save)
                 for entries, sops, words in profile.costs:
                     results["costs"].append({"entries": entries, "sops": sops, "words": words, "results": cost.run(
-                        entries, sops, words, OUT / f"cost-{entries}x{sops}", pg=pg, fakes=fakes)})
+                        entries, sops, words, OUT / f"cost-{entries}x{sops}", pg=pg, fakes=ws.fakes)})
                     save()
                 if args.only != "cost":
                     run_scenarios(ws, profile, results, save)
-            finally:
-                fakes.stop()
-                release_results(app)
-                redis.stop()
     results["meta"] |= {"finished": datetime.now(UTC).isoformat(timespec="seconds"),
                         "duration_s": round(time.perf_counter() - started), "load_average_end": os.getloadavg(),
                         "probe_ms_end": scenario.python_speed()}
