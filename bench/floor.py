@@ -68,7 +68,7 @@ def hybrid_ms(ws: scenario.Workspace, url: str, repo: Path, entries: int = 50) -
     from sqlalchemy import text
 
     from bench.hybrid_query import explain
-    from playbook_sync import pipeline, retrieval
+    from playbook_sync import lexicon, pipeline
     from playbook_sync.db import get_engine, session_scope
     from playbook_sync.deps import Deps
 
@@ -78,7 +78,7 @@ def hybrid_ms(ws: scenario.Workspace, url: str, repo: Path, entries: int = 50) -
         with session_scope(url) as s:
             ids = s.scalars(text("SELECT id FROM cp_knowledge_entries ORDER BY id LIMIT :n"), {"n": entries}).all()
             pipeline.embed_entries(s, embedder, ids)
-            retrieval.refresh_entry_lexicon(s)
+            lexicon.refresh_entry_lexicon(s)
         with session_scope(url) as s:
             times = [explain(s, i)["Execution Time"] for i in ids]
     finally:

@@ -6,7 +6,8 @@ Prints the sections, the mean wall time of retrieval.hybrid_sops per entry (SQL 
 client's CPU of it), the execution time of the plan a worker runs for one entry (prepared.explain: the
 prepared generic plan under the same SET LOCALs, not the custom plan a plain EXPLAIN of the SQL would show)
 with the plan nodes that took most of it, and the time of the run start's lexical and standing nulls
-(retrieval.chance_nulls: one pass over a sample).
+(retrieval.chance_nulls: one pass over a sample), and the time to index every section for BM25
+(lexicon.refresh_lexicon, what a run's start pays after SOPs change).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench import generate
-from playbook_sync import db, pipeline, prepared, retrieval, store
+from playbook_sync import db, lexicon, pipeline, prepared, retrieval, store
 from playbook_sync.local_services import start_postgres
 from playbook_sync.providers.offline import OfflineEmbedder
 from playbook_sync.sops import parse_sop, section_embedding_text, whole_embedding_text
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server, url = start_postgres(Path(tmp))
         try:
-            ids = _load(url, args.sops, args.entries)
+            ids, indexed = _load(url, args.sops, args.entries)
             with db.session_scope(url) as s:
                 for i in ids[:5]:  # warm the caches and the plan
                     retrieval.hybrid_sops(s, entry_id=i, k=3)
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.sops} SOPs, {sections} sections, {args.entries} entries: hybrid_sops {per_entry:.1f} ms per entry "
           f"({client_cpu:.2f} ms of it client CPU); "
           f"generic plan {plan['Execution Time']:.1f} ms (one entry); "
-          f"lexical and standing nulls over {len(null)} / {len(standing)} entries {null_ms:.0f} ms")
+          f"lexical and standing nulls over {len(null)} / {len(standing)} entries {null_ms:.0f} ms; "
+          f"BM25 index (postings and lexicon of every section) built in {indexed:.1f} s")
     for ms, node in slowest(plan["Plan"]):
         print(f"  {ms:7.2f} ms  {node}")
     return 0
@@ -94,15 +96,17 @@ def _load(url: str, sops: int, entries: int) -> list:
                 vectors = embedder.embed([whole_embedding_text(doc)] + [section_embedding_text(doc, x) for x in doc.sections])
                 store.replace_sop(s, doc=doc, model=embedder.model, whole=vectors[0], sections=vectors[1:])
         s.flush()
-        retrieval.refresh_lexicon(s)
+        started = time.perf_counter()
+        lexicon.refresh_lexicon(s)
+        indexed = time.perf_counter() - started
         batch = generate.entries(entries, sops, datetime.now(UTC))
         store.upsert_entries(s, entries=batch)
         s.flush()
         pipeline.embed_entries(s, embedder, [e.id for e in batch])
         s.flush()
-        retrieval.refresh_entry_lexicon(s)
-    retrieval.vacuum_postings(s)  # after the commit, as a run's start does
-    return [e.id for e in batch]
+        lexicon.refresh_entry_lexicon(s)
+    lexicon.vacuum_postings(s)  # after the commit, as a run's start does
+    return [e.id for e in batch], indexed
 
 
 if __name__ == "__main__":

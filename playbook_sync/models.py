@@ -126,12 +126,12 @@ class SopPosting(Base):
 
     BM25 over these reads only the rows of an entry's query terms; unnesting every matching
     section's tsvector instead cost ~4 ms of PostgreSQL CPU per entry (issue 12, bench/).
-    Written for new sections by retrieval.refresh_lexicon; removed with their section.
+    Written for new sections by lexicon.refresh_lexicon; removed with their section.
     """
 
     __tablename__ = "cp_sop_postings"
     # BM25 reads (section, tf, length) of its query words' rows: in the key's index they are an index-only scan
-    # (once vacuumed: retrieval.vacuum_postings), not one heap page per row (~10,000 at 1,000 SOPs; migration 0010).
+    # (once vacuumed: lexicon.vacuum_postings), not one heap page per row (~10,000 at 1,000 SOPs; migration 0010).
     __table_args__ = (PrimaryKeyConstraint("word", "section_id", postgresql_include=["tf", "length"]),)
 
     word: Mapped[str] = mapped_column(Text)

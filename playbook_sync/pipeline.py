@@ -15,7 +15,7 @@ from functools import partial
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from playbook_sync import adhoc, background, bulk, costs, hot_path, lifecycle, outcome_callouts, retrieval, store
+from playbook_sync import adhoc, background, bulk, costs, hot_path, lexicon, lifecycle, outcome_callouts, retrieval, store
 from playbook_sync.deps import Deps
 from playbook_sync.errors import ConfigError
 from playbook_sync.finalize import finalize_or_fail, finalize_run  # noqa: F401  (finalize_run: the chord callback's name here)
@@ -84,7 +84,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
             ids = owed()
             embed_entries(session, deps.embedder, ids)  # the outcome entries prepare just made, if any
         session.flush()
-        retrieval.refresh_entry_lexicon(session)
+        lexicon.refresh_entry_lexicon(session)
         # The vectors and statistics the nulls read are committed first (caches: a start that fails later keeps them
         # for the next), so the nulls can be measured on two connections at once (retrieval.nulls).
         session.commit()
@@ -100,7 +100,7 @@ def start_run(session: Session, deps: Deps, *, trigger: str = "manual", now: dat
         session.commit()
         raise
     try:
-        retrieval.vacuum_postings(session)
+        lexicon.vacuum_postings(session)
     except SQLAlchemyError as exc:  # the run is open and its entries owed: a slower BM25 is no reason to stop it
         log.warning("run %s: vacuuming the SOP postings failed: %s", run.id, exc, extra={"run_id": str(run.id)})
     log.info("run %s started: %d entries", run.id, len(ids), extra={"run_id": str(run.id)})
@@ -145,8 +145,8 @@ def sync_sops(session: Session, deps: Deps, run: SyncRun, scan: PlaybookScan | N
         whole = next(vectors)
         store.replace_sop(session, doc=doc, model=model, whole=whole, sections=[next(vectors) for _ in doc.sections])
     session.flush()
-    if changed or removed or retrieval.lexicon_missing(session):
-        retrieval.refresh_lexicon(session)  # BM25's IDF follows the playbook
+    if changed or removed or lexicon.lexicon_missing(session):
+        lexicon.refresh_lexicon(session)  # BM25's IDF follows the playbook
     return [problems[0] for problems in unreadable.values()]
 
 

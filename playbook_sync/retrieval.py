@@ -13,7 +13,7 @@ which rank alone throws away (a clear lexical winner and a near tie count alike 
 Within an SOP, sections are still ordered by RRF at section level (the placement hint).
 
 Everything runs in one SQL statement per entry: the entry's lexemes (English stemming, as
-the sections' generated `search` tsvector), their IDF from the playbook's own sections
+the sections' generated `search` tsvector) and word pairs (lexicon.py), their IDF from the playbook's own sections
 (cp_sop_lexicon, refreshed when SOPs change) times their IDF over the knowledge entries
 (cp_entry_lexicon, refreshed by each run), BM25 per section over their postings, the
 nearest sections by HNSW, RRF at section level, then the best section per SOP, its standing
@@ -35,7 +35,8 @@ from playbook_sync import background, calibration, db, prepared
 from playbook_sync.calibration import MIN_NULL, NO_SPREAD, Gate, lexical_excess
 from playbook_sync.config import Settings
 from playbook_sync.headings import is_generic
-from playbook_sync.models import SopEmbedding, SopSearchStats
+from playbook_sync.lexicon import ENTRY_TEXT, pairs
+from playbook_sync.models import SopEmbedding
 from playbook_sync.schemas import Candidate
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ RRF_K = 60
 BM25_K1, BM25_B = 1.2, 0.75
 # Sections taken from each ranking before fusing; the vector side reads them off the HNSW index.
 POOL = 200
-# The entry's most informative lexemes (by IDF) that query the GIN index; a long entry would
+# The entry's most informative terms (lexemes and word pairs, by IDF) that query the postings; a long entry would
 # otherwise match nearly every section through its common words.
 MAX_TERMS = 32
 TOP_SECTIONS = 3  # sections per SOP kept for the classifier's excerpt
@@ -87,14 +88,18 @@ _BM25 = (f"t.idf * (p.tf * {BM25_K1 + 1}::float8) / "
 
 
 HYBRID_SQL = f"""
-WITH terms AS MATERIALIZED (  -- the entry's most informative lexemes and their weights
+WITH words AS MATERIALIZED (  -- the entry's lexemes and word pairs
+        SELECT DISTINCT w.word FROM cp_knowledge_entries e
+        CROSS JOIN LATERAL (SELECT unnest(tsvector_to_array(e.search)) UNION ALL {pairs(ENTRY_TEXT)}) AS w(word)
+        WHERE e.id = :entry_id),
+    terms AS MATERIALIZED (  -- the most informative of them that the playbook has, and their weights
         SELECT l.word, {_IDF} AS idf
-        FROM cp_knowledge_entries e
+        FROM words w
         CROSS JOIN cp_sop_search_stats st
-        CROSS JOIN LATERAL unnest(tsvector_to_array(e.search)) AS w
-        JOIN cp_sop_lexicon l ON l.word = w
-        LEFT JOIN cp_entry_lexicon el ON el.word = w
-        WHERE e.id = :entry_id
+        -- one index lookup per word (OFFSET 0): unable to guess how many words an entry has, the planner
+        -- hashed both whole lexicons instead, which doubled the statement's time
+        CROSS JOIN LATERAL (SELECT * FROM cp_sop_lexicon l WHERE l.word = w.word OFFSET 0) l
+        LEFT JOIN LATERAL (SELECT el.ndoc FROM cp_entry_lexicon el WHERE el.word = w.word OFFSET 0) el ON true
         ORDER BY idf DESC, l.word LIMIT :max_terms),
     lexical AS (
         SELECT s.id, s.file_path, s.heading, best.score
@@ -284,50 +289,6 @@ def calibrated(session: Session, *, entry_ids: Sequence[uuid.UUID], model: str, 
     found = nulls(session, entry_ids=entry_ids, k=settings.top_k)
     return calibration.calibrate(found.raw, found.excess, model=model, settings=settings, lexical=found.lexical,
                                  standing=found.standing)
-
-
-def refresh_lexicon(session: Session) -> None:
-    """Document frequency of every lexeme over the playbook's sections, for BM25's IDF, and the postings of
-    sections that have none yet (after SOP changes; a removed section's postings go with it)."""
-    added = session.execute(text("INSERT INTO cp_sop_postings (word, section_id, tf, length) "
-                                 "SELECT u.lexeme, s.id, array_length(u.positions, 1), length(s.search) "
-                                 "FROM cp_sop_sections s CROSS JOIN LATERAL unnest(s.search) AS u "
-                                 "WHERE NOT EXISTS (SELECT 1 FROM cp_sop_postings p WHERE p.section_id = s.id)")).rowcount
-    session.info[_POSTINGS_ADDED] = session.info.get(_POSTINGS_ADDED, 0) + added  # vacuum_postings, after the commit
-    session.execute(text("DELETE FROM cp_sop_lexicon"))
-    session.execute(text("INSERT INTO cp_sop_lexicon (word, ndoc) SELECT word, ndoc FROM ts_stat('SELECT search FROM cp_sop_sections')"))
-    session.execute(text("INSERT INTO cp_sop_search_stats (id, sections, avg_length) "
-                         "SELECT 1, count(*), coalesce(avg(length(search)), 1) FROM cp_sop_sections "
-                         "ON CONFLICT (id) DO UPDATE SET sections = excluded.sections, avg_length = excluded.avg_length"))
-
-
-_POSTINGS_ADDED = "playbook_sync.postings_added"
-
-
-def vacuum_postings(session: Session) -> None:
-    """After a commit that added postings: VACUUM (ANALYZE) them, outside any transaction, so BM25 reads them by
-    an index-only scan (the visibility map) on current statistics from the first entry on, not only once
-    autovacuum gets there. 46 → 25 ms per hybrid statement at 1,000 SOPs (bench.hybrid_query)."""
-    bind = session.get_bind()
-    # A session on a caller's connection (a dry run, rolled back at its end) keeps no postings to vacuum.
-    if session.info.pop(_POSTINGS_ADDED, 0) and isinstance(bind, Engine):
-        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            # SKIP_LOCKED: a vacuum or index build already holding the table must not hold up the run's fan-out.
-            conn.execute(text("VACUUM (ANALYZE, SKIP_LOCKED) cp_sop_postings"))
-
-
-def refresh_entry_lexicon(session: Session) -> None:
-    """Document frequency of every lexeme over the knowledge entries (the entry side's IDF), once per run
-    after the SOP statistics exist: a week's new entries change which words are common."""
-    session.execute(text("DELETE FROM cp_entry_lexicon"))
-    session.execute(text("INSERT INTO cp_entry_lexicon (word, ndoc) "
-                         "SELECT word, ndoc FROM ts_stat('SELECT search FROM cp_knowledge_entries')"))
-    session.execute(text("UPDATE cp_sop_search_stats SET entries = (SELECT count(*) FROM cp_knowledge_entries)"))
-
-
-def lexicon_missing(session: Session) -> bool:
-    """No BM25 statistics yet (a fresh database, or sections stored by other means)."""
-    return session.get(SopSearchStats, 1) is None
 
 
 def sop_texts(session: Session, paths: list[str]) -> dict[str, tuple[str, str]]:

@@ -195,7 +195,8 @@ def _fill(rng: random.Random, template: str, x: str, y: str) -> str:
                            rival=rng.choice(COMPETITORS), n=rng.randint(3, 40))
 
 
-# Neutral about the playbook's topics (no step's words), so the context never decides the match.
+# Call descriptions as capture systems write them. Not neutral, as real ones are not: "Discovery call" names SOP 3.1's
+# subject, "Coaching notes" and "shadowing" use words of the enablement SOPs, and such words can outrank the step.
 COACHING_CONTEXTS = ("Coaching session with {rep} ({team} team)", "Notes after shadowing {rep} on Tuesday",
                      "Team huddle, {team} reps", "Feedback session with {rep}", "Coaching notes, {team} team, Thursday",
                      "Debrief with {rep} and their manager")

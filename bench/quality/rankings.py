@@ -1,9 +1,9 @@
 """Ranking ceilings on the quality corpus, outside the pipeline: `python -m bench.quality.rankings`.
 
 For every labelled entry, whether its home SOP is first / in the top 3 (best section per SOP,
-no gate, no classifier) by: BM25 with the entry's words weighed by their IDF over the sections
-and over the knowledge entries (retrieval.py's lexical side, with the offline stemmer instead
-of PostgreSQL's), the offline embedder alone, and reciprocal rank fusion at section level
+no gate, no classifier) by: BM25 with the entry's words and word pairs weighed by their IDF over
+the sections and over the knowledge entries (retrieval.py's lexical side, with the offline
+tokenizer and stemmer instead of PostgreSQL's), the offline embedder alone, and reciprocal rank fusion at section level
 (pools of 200, as retrieval.py) and at SOP level.
 """
 
@@ -17,12 +17,17 @@ import numpy as np
 
 from bench.quality.entries import build
 from bench.quality.playbook import playbook_files
-from playbook_sync.providers.offline import OfflineEmbedder, terms
+from playbook_sync.providers.offline import OfflineEmbedder, segments
 from playbook_sync.sops import parse_sop, section_embedding_text
 
 
 def _text(entry) -> str:
     return entry.content + ("\n" + entry.context if entry.context else "")
+
+
+def terms(text: str) -> list[str]:
+    """Its words and word pairs (lexicon.pairs: next to each other in a clause, stopwords skipped)."""
+    return [t for seg in segments(text) for t in [*seg, *(f"{a} {b}" for a, b in zip(seg, seg[1:], strict=False))]]
 
 
 def _by_sop(docs: list, scores: dict[int, float]) -> list[str]:

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from playbook_sync import db, matching, pipeline, retrieval, store
-from playbook_sync.models import DIMENSIONS, KnowledgeEntry, SopLexicon, SopSection, SyncRun
+from playbook_sync import db, lexicon, matching, pipeline, retrieval, store
+from playbook_sync.models import DIMENSIONS, KnowledgeEntry, SopLexicon, SopSearchStats, SopSection, SyncRun
 from playbook_sync.schemas import EntryIn
 from playbook_sync.sops import parse_sop
 
@@ -51,7 +51,7 @@ def load(url: str, docs: dict[str, tuple[bytes, list[list[float]]]], entry: str,
             doc = parse_sop(path, content)
             store.replace_sop(session, doc=doc, model="m", whole=vectors[0], sections=vectors)
         session.flush()
-        retrieval.refresh_lexicon(session)
+        lexicon.refresh_lexicon(session)
         store.upsert_entries(session, entries=[EntryIn(id=entry_id, category="insight", content=entry, transcript_type="sales")])
         session.flush()
         row = session.get(KnowledgeEntry, entry_id)
@@ -205,9 +205,9 @@ def test_words_most_calls_use_weigh_less_than_the_one_this_entry_is_about(databa
         store.upsert_entries(session, entries=[EntryIn(id=uuid.uuid4(), category="insight", transcript_type="sales",
                                                        content=f"Call {i}: the dashboard was slow again.") for i in range(12)])
         session.flush()
-        retrieval.refresh_entry_lexicon(session)
+        lexicon.refresh_entry_lexicon(session)
         after = [h.sop_path for h in retrieval.hybrid_sops(session, entry_id=entry_id, k=2)[0]]
-        counted = session.scalar(select(retrieval.SopSearchStats.entries))
+        counted = session.scalar(select(SopSearchStats.entries))
     assert before[0] == "docs/sops/module-3-c/sop-3-1-dash.md"  # BM25 alone: two mentions beat one
     assert after[0] == "docs/sops/module-3-c/sop-3-2-esc.md"
     assert counted == 13
@@ -251,7 +251,7 @@ def test_calibrate_dry_run_on_a_playbook_of_top_k_sops_says_the_configured_bands
 
 
 def test_after_a_run_start_bm25_reads_the_postings_by_an_index_only_scan(deps):
-    # The run start vacuums the postings it added (retrieval.vacuum_postings): the first entry's BM25 reads tf and
+    # The run start vacuums the postings it added (lexicon.vacuum_postings): the first entry's BM25 reads tf and
     # length from the key's index, not a heap page per posting (the scale cost at 1,000 SOPs).
     import re
     from datetime import UTC, datetime

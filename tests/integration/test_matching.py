@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from playbook_sync import matching, retrieval, store
+from playbook_sync import lexicon, matching, retrieval, store
 from playbook_sync.calibration import Gate
 from playbook_sync.config import Bands
 from playbook_sync.models import DIMENSIONS, KnowledgeEntry, SopEmbedding, SopSection
@@ -95,7 +95,7 @@ def test_an_sop_with_many_similar_sections_does_not_crowd_out_the_others(deps):
         row = s.get(KnowledgeEntry, entry_id)
         row.embedding, row.embedding_model = vec(1, 0), "m"
     with deps.session() as s:
-        retrieval.refresh_lexicon(s)
+        lexicon.refresh_lexicon(s)
         hits = retrieval.hybrid_sops(s, entry_id=entry_id, k=3).hits
         best_h, cands_h = retrieval.candidates(s, entry_id=entry_id, k=3, gate=Gate(mode="absolute", strong=0.9, weak=0.5))
     assert [(h.sop_path, h.section) for h in hits] == [("docs/flood.md", "f0"), ("docs/a.md", "near"), ("docs/b.md", "near")]

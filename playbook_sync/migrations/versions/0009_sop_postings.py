@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("word", "section_id"),
     )
     op.create_index("ix_cp_sop_postings_section_id", "cp_sop_postings", ["section_id"])
-    # The sections already stored (retrieval.refresh_lexicon does the same for new ones).
+    # The sections already stored (lexicon.refresh_lexicon does the same for new ones).
     op.execute("INSERT INTO cp_sop_postings (word, section_id, tf, length) "
                "SELECT u.lexeme, s.id, array_length(u.positions, 1), length(s.search) "
                "FROM cp_sop_sections s CROSS JOIN LATERAL unnest(s.search) AS u")
