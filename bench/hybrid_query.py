@@ -7,7 +7,8 @@ client's CPU of it), the execution time of the plan a worker runs for one entry 
 prepared generic plan under the same SET LOCALs, not the custom plan a plain EXPLAIN of the SQL would show)
 with the plan nodes that took most of it, and the time of the run start's lexical and standing nulls
 (retrieval.chance_nulls: one pass over a sample), and the time to index every section for BM25
-(lexicon.refresh_lexicon, what a run's start pays after SOPs change).
+(lexicon.refresh_lexicon over a playbook with no index yet: what a fresh install pays once; after SOP
+changes a run's start indexes only their sections, and counts the lexicon again).
 """
 
 from __future__ import annotations

@@ -13,26 +13,31 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from playbook_sync.models import SopSearchStats
+from playbook_sync.providers.offline import CLAUSE_MARKS
 
 # An entry's text as its generated `search` reads it (SQL over cp_knowledge_entries e), content and context a clause apart.
 ENTRY_TEXT = "e.content || chr(10) || coalesce(e.context, '')"
-# Where a phrase ends: the offline tokenizer's clause marks (providers/offline.py), so a pair never spans two clauses.
-_CLAUSE = r"""[.!?;:,()\[\]"\n]+|\s[-–—]+\s"""
+# A hyphenated word's lexeme ("go-liv", "b2b-saa", "covid-19-rel"), which PostgreSQL follows with its parts; not a
+# date's "-12", a path's "/next-step" or a number's "1e-5", hyphenated too but with no parts after them.
+_COMPOUND, _NUMBER = r"^\w+(-\w+)+$", r"^[0-9.]+e-[0-9]+$"
+# PostgreSQL gives every word of a clause after its 16,383rd that last position: they are left unpaired.
+_LAST_POSITION = 16383
 
 
 def pairs(body: str) -> str:
     """SQL: the word pairs of a text, "a b", once per place: each lexeme with the next one in its clause (stopwords
     between them skipped), so a step named in the playbook's words ("go-live date", "success plan") outranks a
     section that has the same words apart. A hyphenated word is one word: PostgreSQL gives its whole lexeme
-    ("mid-market") and then its parts ("mid", "market") at the next positions; the parts are left out, or a
-    compound would pair with itself and count four times."""
-    compound = "length(u.lexeme) - length(replace(u.lexeme, '-', '')) + 1"  # how many positions its parts take
+    ("mid-market") and then its parts ("mid", "market") at the next positions, one per part, stopwords included;
+    the parts are left out, or a compound would pair with itself and count four times."""
+    parts = "length(u.lexeme) - length(replace(u.lexeme, '-', '')) + 1"
     return ("SELECT y.lexeme || ' ' || y.next AS lexeme FROM ("
             "SELECT x.lexeme, lead(x.lexeme) OVER (PARTITION BY x.n ORDER BY x.p) AS next FROM ("
-            f"SELECT c.n, u.lexeme, p, max(CASE WHEN strpos(u.lexeme, '-') > 0 THEN p + {compound} END) "
+            f"SELECT c.n, u.lexeme, p, max(CASE WHEN u.lexeme ~ '{_COMPOUND}' AND u.lexeme !~ '{_NUMBER}' THEN p + {parts} END) "
             "OVER (PARTITION BY c.n ORDER BY p ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS parts_end "
-            f"FROM regexp_split_to_table({body}, '{_CLAUSE}') WITH ORDINALITY AS c(clause, n) "
-            "CROSS JOIN LATERAL unnest(to_tsvector('english', c.clause)) u CROSS JOIN LATERAL unnest(u.positions) p) x "
+            f"FROM regexp_split_to_table({body}, '{CLAUSE_MARKS}') WITH ORDINALITY AS c(clause, n) "
+            "CROSS JOIN LATERAL unnest(to_tsvector('english', c.clause)) u CROSS JOIN LATERAL unnest(u.positions) p "
+            f"WHERE p < {_LAST_POSITION}) x "
             "WHERE x.p > coalesce(x.parts_end, 0)) y WHERE y.next IS NOT NULL")
 
 

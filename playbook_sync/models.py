@@ -113,7 +113,8 @@ class SopSection(Base):
 
 
 class SopLexicon(Base):
-    """Document frequency of each lexeme over the SOP sections: BM25's IDF, from the playbook itself."""
+    """Document frequency of each term over the SOP sections: BM25's IDF, from the playbook itself. A term is a
+    lexeme or a word pair, "a b" (lexicon.pairs, migration 0011)."""
 
     __tablename__ = "cp_sop_lexicon"
 
@@ -122,7 +123,8 @@ class SopLexicon(Base):
 
 
 class SopPosting(Base):
-    """One row per (lexeme, section): its term frequency and the section's length, i.e. an inverted index.
+    """One row per (term, section): its frequency and the section's length, i.e. an inverted index. A term is a
+    lexeme or a word pair (lexicon.pairs).
 
     BM25 over these reads only the rows of an entry's query terms; unnesting every matching
     section's tsvector instead cost ~4 ms of PostgreSQL CPU per entry (issue 12, bench/).
@@ -136,12 +138,12 @@ class SopPosting(Base):
 
     word: Mapped[str] = mapped_column(Text)
     section_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cp_sop_sections.id", ondelete="CASCADE"), index=True)
-    tf: Mapped[int] = mapped_column(Integer)  # positions of the lexeme in the section (array_length of its positions)
+    tf: Mapped[int] = mapped_column(Integer)  # places of the term in the section (a lexeme's positions, a pair's count)
     length: Mapped[int] = mapped_column(Integer)  # lexemes in the section (length(search)), BM25's normalisation
 
 
 class EntryLexicon(Base):
-    """Document frequency of each lexeme over the knowledge entries: how common a word is in the way
+    """Document frequency of each term (lexeme or word pair) over the knowledge entries: how common a word is in the way
     calls are told, which weighs the entry's side of the lexical ranking (retrieval.py, migration 0008)."""
 
     __tablename__ = "cp_entry_lexicon"

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-_PARAM = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
+# :name, not a ::cast nor a regex's [[:alpha:]] class (what SQLAlchemy's text() leaves alone too)
+_PARAM = re.compile(r"(?<![:\w]):(\w+)(?![:\w])")
 INVALID_SQL_STATEMENT_NAME = "26000"  # "prepared statement ... does not exist"
 
 
@@ -49,7 +50,8 @@ def execute(session: Session, sql: str, params: dict, *, settings: str = "") -> 
     # The pool's per-DBAPI-connection dict: kept across check-outs, cleared when the connection is replaced.
     known = connection.connection.info.setdefault("prepared_statements", set())
     if name not in known:
-        connection.exec_driver_sql(f"PREPARE {name} AS {body}")  # not undone by a rollback: prepared once
+        # not undone by a rollback: prepared once. The driver formats the text with %-placeholders: a literal % is %%.
+        connection.exec_driver_sql(f"PREPARE {name} AS {body}".replace("%", "%%"))
         known.add(name)
     try:
         return session.execute(_execute_clause(sql, settings), params)

@@ -48,7 +48,7 @@ RRF_K = 60
 BM25_K1, BM25_B = 1.2, 0.75
 # Sections taken from each ranking before fusing; the vector side reads them off the HNSW index.
 POOL = 200
-# The entry's most informative terms (lexemes and word pairs, by IDF) that query the postings; a long entry would
+# The entry's most informative words, and as many word pairs (by IDF), that query the postings; a long entry would
 # otherwise match nearly every section through its common words.
 MAX_TERMS = 32
 TOP_SECTIONS = 3  # sections per SOP kept for the classifier's excerpt
@@ -92,15 +92,19 @@ WITH words AS MATERIALIZED (  -- the entry's lexemes and word pairs
         SELECT DISTINCT w.word FROM cp_knowledge_entries e
         CROSS JOIN LATERAL (SELECT unnest(tsvector_to_array(e.search)) UNION ALL {pairs(ENTRY_TEXT)}) AS w(word)
         WHERE e.id = :entry_id),
-    terms AS MATERIALIZED (  -- the most informative of them that the playbook has, and their weights
-        SELECT l.word, {_IDF} AS idf
-        FROM words w
-        CROSS JOIN cp_sop_search_stats st
-        -- one index lookup per word (OFFSET 0): unable to guess how many words an entry has, the planner
-        -- hashed both whole lexicons instead, which doubled the statement's time
-        CROSS JOIN LATERAL (SELECT * FROM cp_sop_lexicon l WHERE l.word = w.word OFFSET 0) l
-        LEFT JOIN LATERAL (SELECT el.ndoc FROM cp_entry_lexicon el WHERE el.word = w.word OFFSET 0) el ON true
-        ORDER BY idf DESC, l.word LIMIT :max_terms),
+    -- The most informative of them that the playbook has, and their weights: up to :max_terms words and as many
+    -- pairs. A pair is rarer than its words, so one list would fill with a long entry's pairs and drop its words.
+    terms AS MATERIALIZED (
+        SELECT word, idf FROM (
+            SELECT l.word, {_IDF} AS idf,
+                   row_number() OVER (PARTITION BY strpos(l.word, ' ') > 0 ORDER BY {_IDF} DESC, l.word) AS n
+            FROM words w
+            CROSS JOIN cp_sop_search_stats st
+            -- one index lookup per word (OFFSET 0): unable to guess how many words an entry has, the planner
+            -- hashed both whole lexicons instead, which doubled the statement's time
+            CROSS JOIN LATERAL (SELECT * FROM cp_sop_lexicon l WHERE l.word = w.word OFFSET 0) l
+            LEFT JOIN LATERAL (SELECT el.ndoc FROM cp_entry_lexicon el WHERE el.word = w.word OFFSET 0) el ON true) t
+        WHERE n <= :max_terms),
     lexical AS (
         SELECT s.id, s.file_path, s.heading, best.score
         FROM (SELECT p.section_id,

@@ -22,7 +22,9 @@ from playbook_sync.schemas import Action, CalloutDraft, CalloutRequest, Candidat
 
 # Letters of any script, so accented words stay whole; straight or curly apostrophes.
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
-_CLAUSE = re.compile(r"[.!?;:,()\[\]\"\n]+|\s[-–—]+\s")
+# Where a clause ends. Also PostgreSQL's (lexicon.pairs), so both sides cut phrases at the same marks.
+CLAUSE_MARKS = r"""[.!?;:,()\[\]"\n]+|\s[-–—]+\s"""
+_CLAUSE = re.compile(CLAUSE_MARKS)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 # Function words carry no topic. "sop" is here too: it heads every SOP title, so
