@@ -19,8 +19,8 @@ from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-# :name, not a ::cast nor a regex's [[:alpha:]] class (what SQLAlchemy's text() leaves alone too)
-_PARAM = re.compile(r"(?<![:\w]):(\w+)(?![:\w])")
+# :name (also cast as :name::int), not a ::cast nor a regex's [[:alpha:]] class
+_PARAM = re.compile(r"(?<![:\w]):(\w+)(?=::|[^:\w]|$)")
 INVALID_SQL_STATEMENT_NAME = "26000"  # "prepared statement ... does not exist"
 
 
