@@ -89,8 +89,8 @@ _BM25 = (f"t.idf * (p.tf * {BM25_K1 + 1}::float8) / "
 
 HYBRID_SQL = f"""
 WITH words AS MATERIALIZED (  -- the entry's lexemes and word pairs
-        SELECT DISTINCT w.word FROM cp_knowledge_entries e
-        CROSS JOIN LATERAL (SELECT unnest(tsvector_to_array(e.search)) UNION ALL {pairs(ENTRY_TEXT)}) AS w(word)
+        SELECT w.word FROM cp_knowledge_entries e
+        CROSS JOIN LATERAL (SELECT unnest(tsvector_to_array(e.search)) UNION {pairs(ENTRY_TEXT)}) AS w(word)
         WHERE e.id = :entry_id),
     -- The most informative of them that the playbook has, and their weights: up to :max_terms words and as many
     -- pairs. A pair is rarer than its words, so one list would fill with a long entry's pairs and drop its words.

@@ -17,7 +17,8 @@ import numpy as np
 
 from bench.quality.entries import build
 from bench.quality.playbook import playbook_files
-from playbook_sync.providers.offline import OfflineEmbedder, segments
+from playbook_sync.providers.offline import OfflineEmbedder, phrase_pairs
+from playbook_sync.providers.offline import terms as words
 from playbook_sync.sops import parse_sop, section_embedding_text
 
 
@@ -27,7 +28,7 @@ def _text(entry) -> str:
 
 def terms(text: str) -> list[str]:
     """Its words and word pairs (lexicon.pairs: next to each other in a clause, stopwords skipped)."""
-    return [t for seg in segments(text) for t in [*seg, *(f"{a} {b}" for a, b in zip(seg, seg[1:], strict=False))]]
+    return words(text) + phrase_pairs(text)
 
 
 def _by_sop(docs: list, scores: dict[int, float]) -> list[str]:
