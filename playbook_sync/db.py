@@ -88,6 +88,14 @@ def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def current_revision(url: str) -> str | None:
+    """The revision the database is at (None before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with get_engine(url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
 def check(url: str) -> None:
     """Connect once to a configured database (bounded by CONNECT_TIMEOUT); a ConfigError names the setting."""
     from sqlalchemy import text
@@ -101,6 +109,9 @@ def check(url: str) -> None:
     except ArgumentError:
         raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", "not a database URL "
                           "(expected postgresql+psycopg2://user:password@host:port/name)") from None
+    if make_url(url).get_backend_name() != "postgresql":  # another dialect fails later, deep in the driver's options
+        raise ConfigError("PLAYBOOK_SYNC_DATABASE_URL", f"{shown} is not PostgreSQL (with pgvector); "
+                          "use postgresql+psycopg2://user:password@host:port/name")
     try:
         with get_engine(url).connect() as conn:
             conn.execute(text("SELECT 1"))

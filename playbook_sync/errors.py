@@ -86,7 +86,12 @@ def _allowed(error: dict) -> list[str]:
 
 
 def _database_error(exc: BaseException) -> str | None:
+    from alembic.util import CommandError
     from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+    if isinstance(exc, CommandError):  # e.g. a revision this version does not have, typed or left by a newer version
+        return (f"database migrations: {one_line(str(exc))} (`db downgrade` takes -1, base or one of this version's "
+                "revisions; a database a newer version upgraded is downgraded with that version)")
 
     if isinstance(exc, OperationalError):
         return f"cannot use the database: {one_line(str(exc.orig))} (check {PREFIX}DATABASE_URL)"

@@ -17,11 +17,13 @@ from playbook_sync.providers.offline import CLAUSE_MARKS
 
 # An entry's text as its generated `search` reads it (SQL over cp_knowledge_entries e), content and context a clause apart.
 ENTRY_TEXT = "e.content || chr(10) || coalesce(e.context, '')"
-# A hyphenated word's lexeme ("go-liv", "b2b-saa", "covid-19-rel"), which PostgreSQL follows with its parts; not a
-# date's "-12", a path's "/next-step" or a number's "1e-5", hyphenated too but with no parts after them.
-_COMPOUND, _NUMBER = r"^\w+(-\w+)+$", r"^[0-9.]+e-[0-9]+$"
-# PostgreSQL gives every word of a clause after its 16,383rd that last position: they are left unpaired.
-_LAST_POSITION = 16383
+# A hyphenated word's lexeme ("go-liv", "b2b-saa", "café-über"), which PostgreSQL follows with its parts; not a
+# date's "-12", a path's "/next-step", a host's "my-site.com" or a number's "1e-5", hyphenated too but with no parts
+# after them. No \w: on a database whose LC_CTYPE is C it stops at "é", and "café-über" would pair with its parts.
+_COMPOUND, _NUMBER = r"^[^-/.@\s]+(-[^-/.@\s]+)+$", r"^[0-9.]+e-[0-9]+$"
+# PostgreSQL gives every word of a clause after its 16,383rd that last position, and keeps 255 positions of a lexeme at
+# most: after either, which words are next to each other is unknown, so they are left unpaired.
+_LAST_POSITION, _MAX_POSITIONS = 16383, 255
 
 
 def pairs(body: str) -> str:
@@ -31,14 +33,16 @@ def pairs(body: str) -> str:
     ("mid-market") and then its parts ("mid", "market") at the next positions, one per part, stopwords included;
     the parts are left out, or a compound would pair with itself and count four times."""
     parts = "length(u.lexeme) - length(replace(u.lexeme, '-', '')) + 1"
+    known = f"CASE WHEN cardinality(u.positions) >= {_MAX_POSITIONS} THEN u.positions[cardinality(u.positions)] END"
     return ("SELECT y.lexeme || ' ' || y.next AS lexeme FROM ("
             "SELECT x.lexeme, lead(x.lexeme) OVER (PARTITION BY x.n ORDER BY x.p) AS next FROM ("
             f"SELECT c.n, u.lexeme, p, max(CASE WHEN u.lexeme ~ '{_COMPOUND}' AND u.lexeme !~ '{_NUMBER}' THEN p + {parts} END) "
-            "OVER (PARTITION BY c.n ORDER BY p ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS parts_end "
+            "OVER (PARTITION BY c.n ORDER BY p ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS parts_end, "
+            f"min({known}) OVER (PARTITION BY c.n) AS known_until "
             f"FROM regexp_split_to_table({body}, '{CLAUSE_MARKS}') WITH ORDINALITY AS c(clause, n) "
             "CROSS JOIN LATERAL unnest(to_tsvector('english', c.clause)) u CROSS JOIN LATERAL unnest(u.positions) p "
             f"WHERE p < {_LAST_POSITION}) x "
-            "WHERE x.p > coalesce(x.parts_end, 0)) y WHERE y.next IS NOT NULL")
+            "WHERE x.p > coalesce(x.parts_end, 0) AND x.p <= coalesce(x.known_until, x.p)) y WHERE y.next IS NOT NULL")
 
 
 def refresh_lexicon(session: Session) -> None:

@@ -18,10 +18,10 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
-    """Apply migrations (creates the pgvector extension first)."""
-    with services(broker=False):
-        console.print(f"database upgraded to {revision}")
+def db_upgrade() -> None:
+    """Apply every migration (creates the pgvector extension first): this version's code needs the latest."""
+    with services(broker=False) as settings:  # (which upgrades)
+        console.print(f"database upgraded to head ({db.current_revision(settings.database_url)})")
 
 
 @db_app.command("downgrade")
@@ -30,7 +30,7 @@ def db_downgrade(revision: str = typer.Argument(None, help="target revision, e.g
     """Revert migrations: drops the tables (and their data) of every later revision."""
     # Downgrading destroys data; it needs a revision typed out and a confirmation.
     if not revision:
-        console.print("refused: name the revision to go down to (e.g. `db downgrade -1 --yes`; `base` drops every table)",
+        console.print("refused: name the revision to go down to (e.g. `db downgrade --yes -- -1`; `base` drops every table)",
                       highlight=False, markup=False)
         raise typer.Exit(1)
     if not yes:
@@ -42,7 +42,7 @@ def db_downgrade(revision: str = typer.Argument(None, help="target revision, e.g
             raise typer.Exit(1)
     with services(broker=False) as settings:
         db.downgrade(settings.database_url, revision)
-        console.print(f"database downgraded to {revision}")
+        console.print(f"database downgraded to {db.current_revision(settings.database_url) or 'base'}")
 
 
 def ingest(file: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,7 @@ CASES = [
     ("database-junk", {"PLAYBOOK_SYNC_DATABASE_URL": "junk"}, "PLAYBOOK_SYNC_DATABASE_URL", "not a URL"),
     ("database-no-driver", {"PLAYBOOK_SYNC_DATABASE_URL": "mysql://root:hunter2@127.0.0.1:1/x"},
      "PLAYBOOK_SYNC_DATABASE_URL", "postgresql+psycopg2://"),
+    ("database-sqlite", {"PLAYBOOK_SYNC_DATABASE_URL": "sqlite:///playbook.db"}, "PLAYBOOK_SYNC_DATABASE_URL", "not PostgreSQL"),
     ("broker-closed", {"PLAYBOOK_SYNC_BROKER_URL": "redis://127.0.0.1:1/0"}, "PLAYBOOK_SYNC_BROKER_URL", "127.0.0.1:1"),
     ("broker-junk", {"PLAYBOOK_SYNC_BROKER_URL": "junk"}, "PLAYBOOK_SYNC_BROKER_URL", "not a URL"),
     ("broker-unknown-transport", {"PLAYBOOK_SYNC_BROKER_URL": "nosuch://x"}, "PLAYBOOK_SYNC_BROKER_URL", "nosuch"),
@@ -173,6 +175,17 @@ def test_db_downgrade_needs_a_revision_and_a_confirmation(tmp_path, database_url
     confirmed = cli(tmp_path, "db", "downgrade", "base", "--yes", env=env)
     assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
     assert "cp_playbook_sync_runs" not in tables(database_url)
+
+
+def test_db_revisions_a_version_does_not_have_are_one_line_and_the_suggested_command_works(tmp_path, database_url):
+    env = {"PLAYBOOK_SYNC_DATABASE_URL": database_url, "PLAYBOOK_SYNC_BROKER_URL": "redis://127.0.0.1:1/0"}
+    head = cli(tmp_path, "db", "upgrade", env=env)
+    assert head.returncode == 0 and re.search(r"database upgraded to head \(\d{4}\)", head.stdout), head.stdout
+    unknown = cli(tmp_path, "db", "downgrade", "9999", "--yes", env=env)
+    assert "9999" in assert_one_clear_line(unknown, "database migrations")
+    suggested = re.search(r"`db downgrade ([^`]+)`", cli(tmp_path, "db", "downgrade", env=env).stdout).group(1).split()
+    down = cli(tmp_path, "db", "downgrade", *suggested, env=env)  # what the refusal suggests, as typed
+    assert down.returncode == 0 and "database downgraded to 00" in down.stdout, down.stdout + down.stderr
 
 
 def test_run_over_a_docs_root_without_sops_fails_and_says_so(tmp_path):

@@ -119,3 +119,26 @@ def test_a_long_entry_keeps_its_most_informative_words_beside_its_pairs(database
     # Pairs are rarer than their words and would fill one list of MAX_TERMS: each kind has a list of its own.
     assert len([w for w in chosen if " " not in w]) == retrieval.MAX_TERMS < len(words)
     assert len([w for w in chosen if " " in w]) == retrieval.MAX_TERMS
+
+
+def test_past_what_postgresql_keeps_of_a_clause_nothing_is_paired(database_url):
+    # A lexeme keeps 255 positions at most: after its last one, which words are next to each other is unknown.
+    body = " ".join(f"plan {chr(97 + i // 26)}{chr(97 + i % 26)}x" for i in range(300))
+    found, truth = pairs_of(database_url, body), oracle(database_url, body)
+    assert found and not set(found) - set(truth)  # every pair it gives is two words next to each other
+    assert len(found) < len(truth)  # and it stops where "plan" has no positions left
+
+
+def test_a_database_whose_ctype_is_c_takes_a_non_ascii_hyphenated_word_whole(pg_socket):
+    from tests.conftest import _admin_sql, postgres_url
+
+    name = "t_c_ctype"
+    _admin_sql(pg_socket, f'DROP DATABASE IF EXISTS "{name}"')
+    _admin_sql(pg_socket, f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_CTYPE 'C' LC_COLLATE 'C' ENCODING 'UTF8'")
+    url = postgres_url(pg_socket, name)
+    try:
+        assert pairs_of(url, "review café-über plan") == ["review café-über", "café-über plan"]
+        assert [p.lower() for p in pairs_of(url, "Москва-река plan")] == ["москва-река plan"]  # (C does not lowercase it)
+    finally:
+        db.get_engine(url).dispose()
+        _admin_sql(pg_socket, f'DROP DATABASE IF EXISTS "{name}"')

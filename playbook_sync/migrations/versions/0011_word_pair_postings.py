@@ -12,19 +12,23 @@ branch_labels = None
 depends_on = None
 
 # lexicon.pairs as of this revision, frozen here as a migration must be: the word pairs of a text, each lexeme with
-# the next one in its clause, the parts of a hyphenated word left out.
+# the next one in its clause, the parts of a hyphenated word left out, nothing paired where positions are unknown.
 _CLAUSE = r"""[.!?;:,()\[\]"\n]+|\s[-–—]+\s"""
 
 
 def _pairs(body: str) -> str:
     parts = "length(u.lexeme) - length(replace(u.lexeme, '-', '')) + 1"
+    known = "CASE WHEN cardinality(u.positions) >= 255 THEN u.positions[cardinality(u.positions)] END"
     return ("SELECT y.lexeme || ' ' || y.next AS lexeme FROM ("
             "SELECT x.lexeme, lead(x.lexeme) OVER (PARTITION BY x.n ORDER BY x.p) AS next FROM ("
-            rf"SELECT c.n, u.lexeme, p, max(CASE WHEN u.lexeme ~ '^\w+(-\w+)+$' AND u.lexeme !~ '^[0-9.]+e-[0-9]+$' "
-            f"THEN p + {parts} END) OVER (PARTITION BY c.n ORDER BY p ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) "
-            f"AS parts_end FROM regexp_split_to_table({body}, '{_CLAUSE}') WITH ORDINALITY AS c(clause, n) "
+            rf"SELECT c.n, u.lexeme, p, max(CASE WHEN u.lexeme ~ '^[^-/.@\s]+(-[^-/.@\s]+)+$' AND u.lexeme !~ '^[0-9.]+e-[0-9]+$' "
+            f"THEN p + {parts} END) "
+            "OVER (PARTITION BY c.n ORDER BY p ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS parts_end, "
+            f"min({known}) OVER (PARTITION BY c.n) AS known_until "
+            f"FROM regexp_split_to_table({body}, '{_CLAUSE}') WITH ORDINALITY AS c(clause, n) "
             "CROSS JOIN LATERAL unnest(to_tsvector('english', c.clause)) u CROSS JOIN LATERAL unnest(u.positions) p "
-            "WHERE p < 16383) x WHERE x.p > coalesce(x.parts_end, 0)) y WHERE y.next IS NOT NULL")
+            "WHERE p < 16383) x "
+            "WHERE x.p > coalesce(x.parts_end, 0) AND x.p <= coalesce(x.known_until, x.p)) y WHERE y.next IS NOT NULL")
 
 
 def upgrade() -> None:
